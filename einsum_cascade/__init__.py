@@ -1,0 +1,20 @@
+"""Cascades of extended Einsums: parse, evaluate, count passes and operations."""
+from __future__ import annotations
+
+from einsum_cascade.errors import CascadeError
+from einsum_cascade.ir import Cascade, Einsum, Rank, TensorDecl
+from einsum_cascade.library import library_names, library_path, load_library
+from einsum_cascade.parser import load, parse
+
+__all__ = [
+    "Cascade",
+    "CascadeError",
+    "Einsum",
+    "Rank",
+    "TensorDecl",
+    "library_names",
+    "library_path",
+    "load",
+    "load_library",
+    "parse",
+]

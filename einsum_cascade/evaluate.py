@@ -1,0 +1,436 @@
+"""Reference evaluation of a cascade with numpy (float64).
+
+Every value is a `Labeled` array: numpy data whose axes are named by rank variables, with an
+optional presence mask (False = absent, per the `where` semantics). Elementwise operators
+broadcast by name; a sum of products is contracted with batched matrix products; Python loops
+run only over the steps of recurrences (iterative ranks).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+import sympy
+
+from einsum_cascade.ast import (
+    Access,
+    Binary,
+    Call,
+    Comparison,
+    Node,
+    Number,
+    Reduce,
+    Size,
+    Unary,
+    Var,
+    size_symbol,
+    var_symbol,
+)
+from einsum_cascade.errors import CascadeError
+from einsum_cascade.ir import Cascade, Einsum
+
+
+@dataclass
+class Labeled:
+    """Data with one named axis per rank variable; `mask` broadcasts against `data`."""
+
+    data: np.ndarray
+    vars: tuple[str, ...]
+    mask: np.ndarray | None = None
+
+
+def _union(*var_lists: tuple[str, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    for vs in var_lists:
+        out.extend(v for v in vs if v not in out)
+    return tuple(out)
+
+
+def _expand(array: np.ndarray, have: tuple[str, ...], want: tuple[str, ...]) -> np.ndarray:
+    """Transpose `array` (axes `have`) to the order of `want`, with length-1 axes for the rest."""
+    if have == want:
+        return array
+    order = sorted(range(len(have)), key=lambda i: want.index(have[i]))
+    array = np.transpose(array, order)
+    shape = [1] * len(want)
+    for axis, var in zip(range(len(have)), (have[i] for i in order)):
+        shape[want.index(var)] = array.shape[axis]
+    return array.reshape(shape)
+
+
+def _broadcast(value: Labeled, want: tuple[str, ...], extents: dict[str, int]) -> Labeled:
+    """`value` laid out over exactly `want`, every axis at full extent."""
+    full = tuple(extents[v] for v in want)
+    data = np.broadcast_to(_expand(value.data, value.vars, want), full)
+    mask = None
+    if value.mask is not None:
+        mask = np.broadcast_to(_expand(value.mask, value.vars, want), full)
+    return Labeled(data, want, mask)
+
+
+def _and_masks(a: Labeled, b: Labeled, want: tuple[str, ...]) -> np.ndarray | None:
+    masks = [_expand(x.mask, x.vars, want) for x in (a, b) if x.mask is not None]
+    if not masks:
+        return None
+    return masks[0] if len(masks) == 1 else masks[0] & masks[1]
+
+
+_IDENTITY = {"sum": 0.0, "max": -math.inf, "min": math.inf, "prod": 1.0}
+_REDUCER = {"sum": np.add, "max": np.maximum, "min": np.minimum, "prod": np.multiply}
+_erf = np.vectorize(math.erf, otypes=[float])
+_FUNCTIONS = {
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "rsqrt": lambda x: 1.0 / np.sqrt(x),
+    "recip": lambda x: 1.0 / x,
+    "abs": np.abs,
+    "square": np.square,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
+    "sigmoid": lambda x: 0.5 * (1.0 + np.tanh(0.5 * x)),
+    "softplus": lambda x: np.logaddexp(0.0, x),
+    "tanh": np.tanh,
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+    "erf": _erf,
+    "max": np.maximum,
+    "min": np.minimum,
+}
+_BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+            "==": np.equal, "!=": np.not_equal}
+
+
+class _Evaluator:
+    """Holds the tensors computed so far and evaluates Einsums one at a time."""
+
+    def __init__(self, cascade: Cascade, sizes: dict[str, float]):
+        self.cascade = cascade
+        self.sizes = sizes
+        self.extents = {v: int(sizes[r]) for v, r in cascade.var_rank.items()}
+        self.size_subs = {size_symbol(n): v for n, v in sizes.items()}
+        self.tensors: dict[str, Labeled] = {}  # stored with vars = ("#0", "#1", ...)
+        self.fixed: dict[str, int] = {}
+        self._affine_cache: dict[sympy.Expr, tuple[dict[str, float], float]] = {}
+
+    # -- affine index expressions ------------------------------------------------------------
+    def affine(self, expr: sympy.Expr) -> tuple[dict[str, float], float]:
+        """Coefficient of each rank variable and the constant term, sizes substituted."""
+        cached = self._affine_cache.get(expr)
+        if cached is None:
+            expanded = sympy.expand(expr.subs(self.size_subs))
+            coeffs = {}
+            constant = expanded
+            for var in self.cascade.variables:
+                sym = var_symbol(var)
+                if sym in expanded.free_symbols:
+                    coeffs[var] = float(expanded.coeff(sym))
+                    constant = constant.subs(sym, 0)
+            cached = (coeffs, float(constant))
+            self._affine_cache[expr] = cached
+        return cached
+
+    def affine_value(self, expr: sympy.Expr) -> Labeled:
+        """An affine expression evaluated over its free (not fixed) variables."""
+        coeffs, constant = self.affine(expr)
+        free = tuple(v for v in coeffs if v not in self.fixed)
+        total = constant + sum(c * self.fixed[v] for v, c in coeffs.items() if v in self.fixed)
+        data: np.ndarray = np.asarray(total, dtype=float)
+        for var in free:
+            axis = _expand(np.arange(self.extents[var], dtype=float), (var,), free)
+            data = data + coeffs[var] * axis
+        return Labeled(np.broadcast_to(data, tuple(self.extents[v] for v in free)), free)
+
+    # -- value expressions -------------------------------------------------------------------
+    def value(self, node: Node) -> Labeled:
+        if isinstance(node, Number):
+            return Labeled(np.asarray(node.value, dtype=float), ())
+        if isinstance(node, Size):
+            return Labeled(np.asarray(float(self.sizes[node.name])), ())
+        if isinstance(node, Var):
+            if node.name in self.fixed:
+                return Labeled(np.asarray(float(self.fixed[node.name])), ())
+            return Labeled(np.arange(self.extents[node.name], dtype=float), (node.name,))
+        if isinstance(node, Access):
+            return self.access(node)
+        if isinstance(node, Unary):
+            operand = self.value(node.operand)
+            return Labeled(-operand.data, operand.vars, operand.mask)
+        if isinstance(node, Binary):
+            return self.elementwise(_BINARY[node.op], [self.value(node.left), self.value(node.right)])
+        if isinstance(node, Call):
+            return self.elementwise(_FUNCTIONS[node.func], [self.value(a) for a in node.args])
+        if isinstance(node, Reduce):
+            return self.reduce(node.op, node.vars, node.body, None)
+        raise TypeError(f"unknown node {node!r}")
+
+    def elementwise(self, func, operands: list[Labeled]) -> Labeled:
+        want = _union(*(o.vars for o in operands))
+        arrays = [_expand(o.data, o.vars, want) for o in operands]
+        with np.errstate(all="ignore"):
+            data = func(*arrays)
+        mask = None
+        for operand in operands:
+            if operand.mask is not None:
+                m = _expand(operand.mask, operand.vars, want)
+                mask = m if mask is None else mask & m
+        return Labeled(np.asarray(data, dtype=float), want, mask)
+
+    def access(self, node: Access) -> Labeled:
+        stored = self.tensors[node.tensor]
+        plain = []
+        for index in node.indices:
+            coeffs, constant = self.affine(index)
+            if constant == 0 and len(coeffs) == 1 and next(iter(coeffs.values())) == 1:
+                plain.append(next(iter(coeffs)))
+            else:
+                plain.append(None)
+        if None not in plain and len(set(plain)) == len(plain):
+            # Plain distinct variables: a view, fixed variables picked by integer indexing.
+            picks = tuple(self.fixed.get(v, slice(None)) for v in plain)
+            vars_ = tuple(v for v in plain if v not in self.fixed)
+            data = stored.data[picks]
+            mask = stored.mask[picks] if stored.mask is not None else None
+            if data.shape != tuple(self.extents[v] for v in vars_):
+                return self._gather(node, stored)
+            return Labeled(data, vars_, mask)
+        return self._gather(node, stored)
+
+    def _gather(self, node: Access, stored: Labeled) -> Labeled:
+        """Fancy-indexed read; positions outside the tensor are absent."""
+        indices = [self.affine_value(index) for index in node.indices]
+        want = _union(*(i.vars for i in indices))
+        full = tuple(self.extents[v] for v in want)
+        valid = np.ones(full, dtype=bool)
+        picks = []
+        for d, index in enumerate(indices):
+            raw = np.broadcast_to(_expand(index.data, index.vars, want), full)
+            as_int = np.rint(raw).astype(np.int64)
+            inside = (as_int >= 0) & (as_int < stored.data.shape[d]) & (as_int == raw)
+            valid &= inside
+            picks.append(np.where(inside, as_int, 0))
+        data = stored.data[tuple(picks)]
+        mask = valid
+        if stored.mask is not None:
+            mask = mask & np.broadcast_to(stored.mask, stored.data.shape)[tuple(picks)]
+        return Labeled(data, want, None if mask.all() else mask)
+
+    # -- reductions --------------------------------------------------------------------------
+    def reduce(self, op: str, rvars: tuple[str, ...], body: Node, where: Labeled | None) -> Labeled:
+        """Reduce `body` over `rvars`, skipping absent points (and points where `where` is false).
+        An all-absent reduction gives the operator's identity."""
+        if op == "sum":
+            factors = _product_factors(body)
+            if len(factors) > 1:
+                return self.contract([self.value(f) for f in factors], rvars, where)
+        value = self.value(body)
+        if where is not None:
+            want = _union(value.vars, where.vars)
+            mask = _expand(where.data, where.vars, want)
+            if value.mask is not None:
+                mask = mask & _expand(value.mask, value.vars, want)
+            full = tuple(self.extents[v] for v in want)
+            value = Labeled(np.broadcast_to(_expand(value.data, value.vars, want), full), want, mask)
+        return self._fold(op, value, rvars)
+
+    def _fold(self, op: str, value: Labeled, rvars: tuple[str, ...]) -> Labeled:
+        data = value.data
+        if value.mask is not None:
+            data = np.where(value.mask, data, _IDENTITY[op])
+        data = np.broadcast_to(data, tuple(self.extents[v] for v in value.vars))
+        axes = tuple(i for i, v in enumerate(value.vars) if v in rvars)
+        keep = tuple(v for v in value.vars if v not in rvars)
+        if axes:
+            data = _REDUCER[op].reduce(data, axis=axes)
+        absent_axes = [v for v in rvars if v not in value.vars and v not in self.fixed]
+        count = math.prod(self.extents[v] for v in absent_axes)
+        if count > 1 and op == "sum":
+            data = data * count
+        elif count > 1 and op == "prod":
+            data = data**count
+        return Labeled(np.asarray(data, dtype=float), keep)
+
+    def contract(self, factors: list[Labeled], rvars: tuple[str, ...], where: Labeled | None) -> Labeled:
+        """Sum over `rvars` of the product of `factors` by pairwise batched matrix products."""
+        arrays = []
+        for f in factors:
+            data = f.data if f.mask is None else np.where(f.mask, f.data, 0.0)
+            arrays.append(Labeled(data, f.vars))
+        if where is not None:
+            arrays.append(Labeled(where.data.astype(float), where.vars))
+        every = _union(*(a.vars for a in arrays))
+        keep = tuple(v for v in every if v not in rvars)
+        while len(arrays) > 1:
+            a, b = arrays[0], arrays[1]
+            needed = set(keep).union(*(x.vars for x in arrays[2:]))
+            arrays = [self._pair(a, b, needed)] + arrays[2:]
+        result = self._sum_out(arrays[0], [v for v in arrays[0].vars if v not in keep])
+        count = math.prod(self.extents[v] for v in rvars if v not in every and v not in self.fixed)
+        return Labeled(result.data * count if count > 1 else result.data, result.vars)
+
+    def _pair(self, a: Labeled, b: Labeled, needed: set[str]) -> Labeled:
+        """The product of a and b summed over the variables not `needed` afterwards."""
+        a = self._sum_out(a, [v for v in a.vars if v not in b.vars and v not in needed])
+        b = self._sum_out(b, [v for v in b.vars if v not in a.vars and v not in needed])
+        shared = [v for v in a.vars if v in b.vars]
+        batch = tuple(v for v in shared if v in needed)
+        inner = tuple(v for v in shared if v not in needed)
+        a_free = tuple(v for v in a.vars if v not in b.vars)
+        b_free = tuple(v for v in b.vars if v not in a.vars)
+        ext = {v: n for x in (a, b) for v, n in zip(x.vars, x.data.shape)}
+        size = lambda vs: math.prod(ext[v] for v in vs)  # noqa: E731
+        am = _expand(a.data, a.vars, batch + a_free + inner).reshape(size(batch), size(a_free), size(inner))
+        bm = _expand(b.data, b.vars, batch + inner + b_free).reshape(size(batch), size(inner), size(b_free))
+        out = np.matmul(am, bm).reshape(tuple(ext[v] for v in batch + a_free + b_free))
+        return Labeled(out, batch + a_free + b_free)
+
+    @staticmethod
+    def _sum_out(x: Labeled, vars_: list[str]) -> Labeled:
+        if not vars_:
+            return x
+        axes = tuple(x.vars.index(v) for v in vars_)
+        return Labeled(x.data.sum(axis=axes), tuple(v for v in x.vars if v not in vars_))
+
+    # -- conditions --------------------------------------------------------------------------
+    def condition(self, where: tuple[Comparison, ...]) -> Labeled | None:
+        result: Labeled | None = None
+        for cmp in where:
+            diff = self.affine_value(cmp.left - cmp.right)
+            part = Labeled(_COMPARE[cmp.op](diff.data, 0.0), diff.vars)
+            if result is None:
+                result = part
+            else:
+                want = _union(result.vars, part.vars)
+                result = Labeled(_expand(result.data, result.vars, want) & _expand(part.data, part.vars, want), want)
+        return result
+
+    # -- Einsums -----------------------------------------------------------------------------
+    def allocate(self, name: str) -> None:
+        shape = self.cascade.tensor_shape(name, self.sizes)
+        axes = tuple(f"#{d}" for d in range(len(shape)))
+        self.tensors[name] = Labeled(np.zeros(shape), axes, None)
+
+    def run(self, e: Einsum) -> None:
+        """Evaluate one Einsum (at the fixed step, inside a recurrence) and store its result."""
+        where = self.condition(e.where) if e.where else None
+        implicit = tuple(v for v in sorted(e.implicit_vars) if v not in self.fixed)
+        inner_where = where if where is not None and set(where.vars) & set(implicit) else None
+        outer_where = where if where is not None and inner_where is None else None
+        if implicit:
+            value = self.reduce("sum", implicit, e.expr, inner_where)
+        elif inner_where is not None:
+            value = self.reduce("sum", (), e.expr, inner_where)
+        else:
+            value = self.value(e.expr)
+        if outer_where is not None:
+            want = _union(value.vars, outer_where.vars)
+            mask = _expand(outer_where.data, outer_where.vars, want)
+            if value.mask is not None:
+                mask = mask & _expand(value.mask, value.vars, want)
+            value = Labeled(_expand(value.data, value.vars, want), want, mask)
+        self.store(e, value)
+
+    def store(self, e: Einsum, value: Labeled) -> None:
+        stored = self.tensors[e.name]
+        out_vars = tuple(v for v in _ordered_vars(e) if v not in self.fixed)
+        extra = set(value.vars) - set(out_vars)
+        if extra:
+            raise CascadeError(f"{e.name}: right-hand side depends on {sorted(extra)} "
+                               "which is neither on the left nor reduced", self.cascade.file, e.line, 1)
+        value = _broadcast(value, out_vars, self.extents)
+        indices = [self.affine_value(index) for index in e.lhs]
+        full = tuple(self.extents[v] for v in out_vars)
+        picks = tuple(np.rint(np.broadcast_to(_expand(i.data, i.vars, out_vars), full)).astype(np.int64)
+                      for i in indices)
+        stored.data[picks] = value.data
+        if value.mask is not None or stored.mask is not None:
+            if stored.mask is None:
+                stored.mask = np.ones(stored.data.shape, dtype=bool)
+            stored.mask[picks] = True if value.mask is None else value.mask
+
+    def run_recurrence(self, members: list[str]) -> None:
+        """Evaluate a strongly connected group of Einsums step by step over its iterative rank."""
+        cascade = self.cascade
+        steps = {cascade.einsum(n).iterative_var for n in members} - {None}
+        if len(steps) != 1:
+            e = cascade.einsum(members[0])
+            raise CascadeError(f"the recurrence through {', '.join(members)} must step exactly one "
+                               f"variable, found {sorted(steps) or 'none'}", cascade.file, e.line, 1)
+        var = steps.pop()
+        for name in members:
+            e = cascade.einsum(name)
+            if var not in e.output_vars:
+                raise CascadeError(f"{name} is part of the recurrence over {var} but is not indexed "
+                                   f"by {var}", cascade.file, e.line, 1)
+        inner = nx.DiGraph()
+        inner.add_nodes_from(members)
+        inner.add_edges_from((u, v) for u, v, d in cascade.graph.subgraph(members).edges(data="delayed")
+                             if not d)
+        order = list(nx.lexicographical_topological_sort(inner, key=lambda n: cascade.einsum(n).line))
+        for name in order:
+            self.allocate(name)
+            initial = cascade.initial(name)
+            if initial is not None:
+                self.run(initial)
+        for step in range(self.extents[var]):
+            self.fixed = {var: step}
+            for name in order:
+                self.run(cascade.einsum(name))
+        self.fixed = {}
+
+
+def _ordered_vars(e: Einsum) -> tuple[str, ...]:
+    out: list[str] = []
+    for index in e.lhs:
+        for sym in sorted(index.free_symbols, key=str):
+            if str(sym) in e.output_vars and str(sym) not in out:
+                out.append(str(sym))
+    return tuple(out)
+
+
+def _product_factors(node: Node) -> list[Node]:
+    if isinstance(node, Binary) and node.op == "*":
+        return _product_factors(node.left) + _product_factors(node.right)
+    return [node]
+
+
+def evaluation_order(cascade: Cascade) -> list[list[str]]:
+    """Groups of defined tensors in dependency order; a group of several (or one with a
+    self-loop) is a recurrence evaluated step by step."""
+    defined = cascade.defined
+    graph = cascade.graph.subgraph(defined)
+    condensed = nx.condensation(graph)
+    line = {n: cascade.einsum(n).line for n in defined}
+    key = lambda c: min(line[n] for n in condensed.nodes[c]["members"])  # noqa: E731
+    groups = []
+    for comp in nx.lexicographical_topological_sort(condensed, key=key):
+        groups.append(sorted(condensed.nodes[comp]["members"], key=line.get))
+    return groups
+
+
+def evaluate(cascade: Cascade, inputs: dict[str, np.ndarray], sizes: dict[str, float]) -> dict[str, np.ndarray]:
+    """Evaluate `cascade` on `inputs`; returns each output (absent points read as 0)."""
+    bound = cascade.bind_sizes(inputs, sizes)
+    ev = _Evaluator(cascade, bound)
+    for name in cascade.inputs:
+        data = np.asarray(inputs[name], dtype=float)
+        ev.tensors[name] = Labeled(data, tuple(f"#{d}" for d in range(data.ndim)))
+    for group in evaluation_order(cascade):
+        recurrent = len(group) > 1 or cascade.graph.has_edge(group[0], group[0])
+        if recurrent:
+            ev.run_recurrence(group)
+            continue
+        name = group[0]
+        ev.allocate(name)
+        initial = cascade.initial(name)
+        if initial is not None:
+            ev.run(initial)
+        ev.run(cascade.einsum(name))
+    results = {}
+    for name in cascade.outputs:
+        stored = ev.tensors[name]
+        data = stored.data if stored.mask is None else np.where(stored.mask, stored.data, 0.0)
+        results[name] = np.array(data, dtype=float)
+    return results

@@ -1,0 +1,169 @@
+"""The intermediate representation: ranks, tensors, Einsums and the cascade that links them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import networkx as nx
+import numpy as np
+import sympy
+
+from einsum_cascade.ast import Access, Comparison, Node, size_symbol, var_symbol
+
+@dataclass(frozen=True)
+class Rank:
+    """A rank (a dimension of the iteration space); its size is the symbol of its name.
+
+    A partitioned rank `M = M1 * M0` has parts ("M1", "M0"): variable m = m1*M0 + m0.
+    """
+
+    name: str
+    parts: tuple[str, ...] = ()
+
+    @property
+    def symbol(self) -> sympy.Symbol:
+        return size_symbol(self.name)
+
+    @property
+    def var(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class TensorDecl:
+    """An input tensor: its name and its index variables."""
+
+    name: str
+    indices: tuple[str, ...]
+    line: int = 0
+
+
+@dataclass
+class Einsum:
+    """One statement `NAME[lhs] = expr [where ...]` of a cascade."""
+
+    name: str
+    lhs: tuple  # tuple[sympy.Expr, ...]
+    expr: Node
+    where: tuple[Comparison, ...]
+    line: int
+    is_initial: bool = False
+    iterative_var: str | None = None
+    output_vars: frozenset[str] = frozenset()
+    implicit_vars: frozenset[str] = frozenset()
+    reduced_vars: frozenset[str] = frozenset()
+    reads: list[Access] = field(default_factory=list)
+
+    @property
+    def space_vars(self) -> frozenset[str]:
+        """Variables of the top-level iteration space: output plus implicitly reduced."""
+        return self.output_vars | self.implicit_vars
+
+
+@dataclass
+class Cascade:
+    """A parsed cascade: declarations, Einsums in statement order, and the dependency graph."""
+
+    name: str
+    ranks: dict[str, Rank]
+    params: list[str]
+    inputs: dict[str, TensorDecl]
+    outputs: list[str]
+    einsums: list[Einsum]
+    file: str = "<string>"
+    arity: dict[str, int] = field(default_factory=dict)
+    iterative_slot: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.var_rank: dict[str, str] = {}
+        for rank in self.ranks.values():
+            self.var_rank[rank.var] = rank.name
+            for part in rank.parts:
+                self.var_rank[part.lower()] = part
+        self.graph = self._build_graph()
+
+    # -- names -------------------------------------------------------------------------------
+    @property
+    def variables(self) -> frozenset[str]:
+        """Every rank variable of the cascade."""
+        return frozenset(self.var_rank)
+
+    @property
+    def size_names(self) -> list[str]:
+        """Every size symbol: ranks and their parts."""
+        return sorted({name for name in self.var_rank.values()} | set(self.ranks))
+
+    def rank_vars(self, rank: str) -> set[str]:
+        """The R-variables of rank `rank`: its own variable and those of its parts."""
+        r = self.ranks[rank]
+        return {r.var} | {p.lower() for p in r.parts}
+
+    def einsum(self, name: str) -> Einsum:
+        """The main (non-initial) Einsum that defines tensor `name`."""
+        for e in self.einsums:
+            if e.name == name and not e.is_initial:
+                return e
+        raise KeyError(name)
+
+    def initial(self, name: str) -> Einsum | None:
+        """The initial-value Einsum of an iterative tensor, or None."""
+        for e in self.einsums:
+            if e.name == name and e.is_initial:
+                return e
+        return None
+
+    @property
+    def defined(self) -> list[str]:
+        """Tensors defined by Einsums, in statement order of their main definition."""
+        return [e.name for e in self.einsums if not e.is_initial]
+
+    def is_delayed_read(self, access: Access) -> bool:
+        """True when `access` reads an iterative tensor at the previous step (`RM[m1, p]`)."""
+        slot = self.iterative_slot.get(access.tensor)
+        if slot is None:
+            return False
+        var = self.einsum(access.tensor).iterative_var
+        return access.indices[slot] == var_symbol(var)
+
+    def is_final_read(self, access: Access) -> bool:
+        """True when `access` reads an iterative tensor at its final index (`RNV[f, M1, p]`)."""
+        slot = self.iterative_slot.get(access.tensor)
+        if slot is None:
+            return False
+        var = self.einsum(access.tensor).iterative_var
+        return access.indices[slot] == size_symbol(self.var_rank[var])
+
+    def _build_graph(self) -> nx.DiGraph:
+        graph = nx.DiGraph()
+        graph.add_nodes_from(self.inputs, input=True)
+        for e in self.einsums:
+            graph.add_node(e.name, input=False)
+        for e in self.einsums:
+            for access in e.reads:
+                delayed = self.is_delayed_read(access)
+                if graph.has_edge(access.tensor, e.name):
+                    graph.edges[access.tensor, e.name]["delayed"] &= delayed
+                else:
+                    graph.add_edge(access.tensor, e.name, delayed=delayed)
+        return graph
+
+    # -- numbers -----------------------------------------------------------------------------
+    def bind_sizes(
+        self, inputs: dict[str, np.ndarray] | None = None, sizes: dict[str, float] | None = None
+    ) -> dict[str, float]:
+        """Every rank size and param as a number, inferred from input shapes where possible."""
+        from einsum_cascade.sizes import bind_sizes
+
+        return bind_sizes(self, inputs or {}, sizes or {})
+
+    def tensor_shape(self, name: str, sizes: dict[str, float]) -> tuple[int, ...]:
+        """The extent of each dimension of a tensor for bound sizes."""
+        from einsum_cascade.sizes import tensor_shape
+
+        return tensor_shape(self, name, sizes)
+
+    def evaluate(
+        self, inputs: dict[str, np.ndarray], sizes: dict[str, float] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Evaluate the cascade on numpy inputs; returns the outputs by name (absent points read 0)."""
+        from einsum_cascade.evaluate import evaluate
+
+        return evaluate(self, inputs, sizes or {})

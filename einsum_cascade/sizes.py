@@ -1,0 +1,120 @@
+"""Binding rank sizes and params to numbers, and the extents of tensors."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import sympy
+
+from einsum_cascade.ast import size_symbol, var_symbol
+from einsum_cascade.errors import CascadeError
+from einsum_cascade.ir import Cascade
+
+
+def bind_sizes(
+    cascade: Cascade, inputs: dict[str, np.ndarray], sizes: dict[str, float]
+) -> dict[str, float]:
+    """Every rank size, part size and param of `cascade` as a number.
+
+    Sizes come from `sizes`, from the shapes of `inputs` (an index variable's rank gets the
+    extent of that dimension), and from partitioned ranks (M = M1 * M0 gives any one of the
+    three from the other two). Raises CascadeError naming the size that is missing or
+    inconsistent.
+    """
+    known_names = set(cascade.size_names) | set(cascade.params)
+    bound: dict[str, float] = {}
+    for name, value in sizes.items():
+        if name not in known_names:
+            raise CascadeError(
+                f"unknown size or param {name!r} (known: {', '.join(sorted(known_names))})",
+                cascade.file,
+            )
+        bound[name] = value
+    for name, decl in cascade.inputs.items():
+        if name not in inputs:
+            raise CascadeError(f"missing input tensor {name!r}", cascade.file, decl.line, 1)
+        shape = np.shape(inputs[name])
+        if len(shape) != len(decl.indices):
+            raise CascadeError(
+                f"input {name!r} has {len(shape)} dimensions, the cascade declares "
+                f"{len(decl.indices)} ({', '.join(decl.indices)})",
+                cascade.file, decl.line, 1,
+            )
+        for var, extent in zip(decl.indices, shape):
+            size = cascade.var_rank[var]
+            if size in bound and bound[size] != extent:
+                raise CascadeError(
+                    f"input {name!r}: dimension {var} has extent {extent}, but {size} = {bound[size]}",
+                    cascade.file, decl.line, 1,
+                )
+            bound[size] = extent
+    for _ in range(len(cascade.ranks) + 1):
+        for rank in cascade.ranks.values():
+            if rank.parts:
+                _complete_partition(cascade, rank.name, rank.parts, bound)
+    for name in cascade.size_names + cascade.params:
+        if name not in bound:
+            raise CascadeError(
+                f"size {name!r} is not bound: pass it (sizes={{'{name}': ...}} or --size {name}=N)",
+                cascade.file,
+            )
+    for name in cascade.size_names:
+        value = bound[name]
+        if value != int(value) or value < 1:
+            raise CascadeError(f"size {name} = {value} must be a positive integer", cascade.file)
+        bound[name] = int(value)
+    return bound
+
+
+def _complete_partition(cascade: Cascade, whole: str, parts: tuple[str, ...], bound: dict) -> None:
+    names = (whole, *parts)
+    missing = [n for n in names if n not in bound]
+    if len(missing) > 1:
+        return
+    if not missing:
+        product = math.prod(bound[p] for p in parts)
+        if product != bound[whole]:
+            raise CascadeError(
+                f"{whole} = {bound[whole]} but {' * '.join(parts)} = {product}", cascade.file
+            )
+        return
+    name = missing[0]
+    if name == whole:
+        bound[whole] = math.prod(bound[p] for p in parts)
+        return
+    others = math.prod(bound[p] for p in parts if p != name)
+    if bound[whole] % others:
+        raise CascadeError(
+            f"{whole} = {bound[whole]} is not divisible by {others} (the other parts of {whole})",
+            cascade.file,
+        )
+    bound[name] = bound[whole] // others
+
+
+def affine_max(index: sympy.Expr, cascade: Cascade, sizes: dict[str, float]) -> int:
+    """The largest value an affine index takes over the ranges of its variables."""
+    subs = {size_symbol(n): v for n, v in sizes.items()}
+    expr = sympy.expand(index)
+    total = expr
+    for var in cascade.variables:
+        sym = var_symbol(var)
+        coeff = expr.coeff(sym)
+        if coeff == 0:
+            continue
+        upper = sizes[cascade.var_rank[var]] - 1
+        value = upper if float(coeff.subs(subs)) > 0 else 0
+        total = total.subs(sym, value)
+    return int(total.subs(subs))
+
+
+def tensor_shape(cascade: Cascade, name: str, sizes: dict[str, float]) -> tuple[int, ...]:
+    """Extents of a tensor's dimensions: declared for inputs, the largest index written plus one
+    for defined tensors."""
+    if name in cascade.inputs:
+        return tuple(int(sizes[cascade.var_rank[v]]) for v in cascade.inputs[name].indices)
+    extents = [0] * cascade.arity[name]
+    for e in cascade.einsums:
+        if e.name == name:
+            for d, index in enumerate(e.lhs):
+                extents[d] = max(extents[d], affine_max(index, cascade, sizes) + 1)
+    return tuple(extents)
