@@ -1,14 +1,22 @@
 """Cascades of extended Einsums: parse, evaluate, count passes and operations."""
 from __future__ import annotations
 
+from einsum_cascade.cost import CascadeCost, cost, domain_points
 from einsum_cascade.errors import CascadeError
 from einsum_cascade.ir import Cascade, Einsum, Rank, TensorDecl
 from einsum_cascade.library import library_names, library_path, load_library
 from einsum_cascade.parser import load, parse
+from einsum_cascade.passes import PassReport, all_passes, passes
 
 __all__ = [
     "Cascade",
+    "CascadeCost",
     "CascadeError",
+    "PassReport",
+    "all_passes",
+    "cost",
+    "domain_points",
+    "passes",
     "Einsum",
     "Rank",
     "TensorDecl",

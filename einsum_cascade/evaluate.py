@@ -412,6 +412,9 @@ def evaluation_order(cascade: Cascade) -> list[list[str]]:
 
 def evaluate(cascade: Cascade, inputs: dict[str, np.ndarray], sizes: dict[str, float]) -> dict[str, np.ndarray]:
     """Evaluate `cascade` on `inputs`; returns each output (absent points read as 0)."""
+    for name, decl in cascade.inputs.items():
+        if name not in inputs:
+            raise CascadeError(f"missing input tensor {name!r}", cascade.file, decl.line, 1)
     bound = cascade.bind_sizes(inputs, sizes)
     ev = _Evaluator(cascade, bound)
     for name in cascade.inputs:

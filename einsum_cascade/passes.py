@@ -1,0 +1,150 @@
+"""The lower bound on passes over a rank (the rules of `cascade-language.md`).
+
+Each tensor gets a kind (streamed: it keeps an R-variable; global: it does not) and the pass in
+which it streams or at whose end it is complete; each Einsum that iterates over R runs in
+p(E) = max(1, passes of streamed inputs, 1 + passes of global inputs).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from einsum_cascade.errors import CascadeError
+from einsum_cascade.ir import Cascade, Einsum
+
+
+@dataclass(frozen=True)
+class EinsumPass:
+    """The pass an Einsum runs in over the rank (None: it does not iterate over it)."""
+
+    name: str
+    pass_: int | None
+    kind: str  # "streamed" or "global"
+    complete: int  # pass at whose end (global) or in which (streamed) its output is available
+
+
+@dataclass
+class PassReport:
+    """Passes of a cascade over one rank, what forces each extra pass, and what stays live."""
+
+    cascade: str
+    rank: str
+    passes: int
+    einsums: list[EinsumPass]
+    live_across_passes: list[str]
+    chains: dict[int, list[str]] = field(default_factory=dict)
+    restreamed_inputs: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "cascade": self.cascade,
+            "rank": self.rank,
+            "passes": self.passes,
+            "einsums": [{"name": e.name, "pass": e.pass_, "kind": e.kind} for e in self.einsums],
+            "live_across_passes": list(self.live_across_passes),
+            "chains": {str(k): v for k, v in self.chains.items()},
+            "restreamed_inputs": list(self.restreamed_inputs),
+        }
+
+
+@dataclass(frozen=True)
+class _Read:
+    tensor: str
+    is_global: bool  # a global input, complete at the end of its pass
+
+
+def _reads(cascade: Cascade, e: Einsum, kind: dict[str, str], rvars: set[str]) -> list[_Read]:
+    """The inputs of `e` for the pass rule (its own previous step excluded).
+
+    A read at the final index of a recurrence over an R-variable is a global input; a final
+    read of a recurrence over another rank is an ordinary slice of that tensor.
+    """
+    out = []
+    for access in e.reads:
+        if access.tensor == e.name:
+            continue
+        final = cascade.is_final_read(access) and cascade.einsum(access.tensor).iterative_var in rvars
+        is_global = final or kind[access.tensor] == "global"
+        out.append(_Read(access.tensor, is_global))
+    return out
+
+
+def passes(cascade: Cascade, rank: str = "M") -> PassReport:
+    """Passes over `rank` needed by `cascade` (see the module docstring)."""
+    if rank not in cascade.ranks:
+        raise CascadeError(
+            f"unknown rank {rank!r} (ranks: {', '.join(cascade.ranks)})", cascade.file
+        )
+    rvars = cascade.rank_vars(rank)
+    kind: dict[str, str] = {}
+    complete: dict[str, int] = {}
+    for name, decl in cascade.inputs.items():
+        streamed = bool(set(decl.indices) & rvars)
+        kind[name] = "streamed" if streamed else "global"
+        complete[name] = 1 if streamed else 0
+    mains = [e for e in cascade.einsums if not e.is_initial]
+    iterates = {e.name: bool((e.output_vars | e.reduced_vars) & rvars) for e in mains}
+    for e in mains:
+        kind[e.name] = "streamed" if e.output_vars & rvars else "global"
+        complete[e.name] = 0
+    run_pass: dict[str, int | None] = {}
+    for _ in range(4 * len(mains) + 4):
+        changed = False
+        for e in mains:
+            reads = _reads(cascade, e, kind, rvars)
+            if iterates[e.name]:
+                value = max(
+                    [1] + [complete[r.tensor] + (1 if r.is_global else 0) for r in reads]
+                )
+                run_pass[e.name] = value
+            else:
+                value = max([0] + [complete[r.tensor] for r in reads])
+                run_pass[e.name] = None
+            if value != complete[e.name]:
+                complete[e.name] = value
+                changed = True
+        if not changed:
+            break
+    else:
+        raise CascadeError(
+            "passes do not converge: a recurrence reads a global result of itself", cascade.file
+        )
+    total = max([p for p in run_pass.values() if p is not None], default=0)
+    einsums = [EinsumPass(e.name, run_pass[e.name], kind[e.name], complete[e.name]) for e in mains]
+    live, restreamed = [], []
+    for e in mains:
+        if run_pass[e.name] is None:
+            continue
+        for r in _reads(cascade, e, kind, rvars):
+            if r.is_global or kind[r.tensor] != "streamed":
+                continue
+            if complete[r.tensor] < run_pass[e.name]:
+                target = restreamed if r.tensor in cascade.inputs else live
+                if r.tensor not in target:
+                    target.append(r.tensor)
+    order = {e.name: i for i, e in enumerate(mains)}
+    live.sort(key=order.get)
+    chains = {k: _chain(cascade, mains, k, run_pass, complete, kind, rvars) for k in range(2, total + 1)}
+    return PassReport(cascade.name, rank, total, einsums, live, chains, restreamed)
+
+
+def _chain(cascade, mains, k, run_pass, complete, kind, rvars) -> list[str]:
+    """Einsums that force pass k: a tensor streamed in pass k-1, the global result reduced
+    from it (complete only at the end of pass k-1), and the first Einsum of pass k reading it."""
+    for e in mains:
+        if run_pass[e.name] != k:
+            continue
+        for r in _reads(cascade, e, kind, rvars):
+            if r.is_global and complete[r.tensor] == k - 1:
+                chain = [r.tensor, e.name]
+                if r.tensor in cascade.inputs:
+                    return chain
+                producer = cascade.einsum(r.tensor)
+                sources = [s.tensor for s in _reads(cascade, producer, kind, rvars)
+                           if not s.is_global and complete[s.tensor] == k - 1]
+                return ([sources[0]] if sources else []) + chain
+    return []
+
+
+def all_passes(cascade: Cascade) -> list[PassReport]:
+    """Pass reports for every declared rank."""
+    return [passes(cascade, r) for r in cascade.ranks]

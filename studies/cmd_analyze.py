@@ -1,0 +1,108 @@
+"""`cascadesim analyze FILE`: passes over each rank, live tensors, symbolic operation counts."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import sympy
+
+import einsum_cascade as ec
+from einsum_cascade.passes import PassReport
+from studies.cli import UsageError
+from studies.sizes_arg import add_size_argument, parse_sizes
+
+
+def analysis_json(cascade: ec.Cascade, ranks: list[str], sizes: dict[str, float]) -> dict:
+    """Everything `analyze --json` prints, as a dict."""
+    reports = [ec.passes(cascade, r) for r in ranks]
+    cost = ec.cost(cascade)
+    cost_json = {
+        "per_einsum": {n: {op: str(v) for op, v in ops.items()} for n, ops in cost.per_einsum.items()},
+        "total": {op: str(v) for op, v in cost.total.items()},
+        "tensor_sizes": {n: str(v) for n, v in cost.tensor_sizes.items()},
+    }
+    if sizes:
+        at = cost.at(sizes)
+        cost_json["at_sizes"] = {
+            "sizes": sizes,
+            "per_einsum": at.per_einsum,
+            "total": at.total,
+            "tensor_sizes": at.tensor_sizes,
+        }
+    if len(ranks) == 1:
+        out = reports[0].to_json()
+    else:
+        out = {"cascade": cascade.name, "ranks": [r.to_json() for r in reports]}
+    out["cost"] = cost_json
+    return out
+
+
+def _format_ops(ops: dict) -> str:
+    return ", ".join(f"{op} {v}" for op, v in ops.items()) or "-"
+
+
+def format_passes(report: PassReport) -> list[str]:
+    lines = [f"passes over {report.rank}: {report.passes}"]
+    by_pass: dict = {}
+    for e in report.einsums:
+        by_pass.setdefault(e.pass_, []).append(f"{e.name} ({e.kind})")
+    for p in sorted(k for k in by_pass if k is not None):
+        lines.append(f"  pass {p}: {', '.join(by_pass[p])}")
+    if None in by_pass:
+        lines.append(f"  in no pass: {', '.join(by_pass[None])}")
+    lines.append(f"  live across passes: {', '.join(report.live_across_passes) or 'none'}")
+    if report.restreamed_inputs:
+        lines.append(f"  inputs streamed again in a later pass: {', '.join(report.restreamed_inputs)}")
+    for k, chain in report.chains.items():
+        if chain:
+            lines.append(f"  pass {k} is forced by {' -> '.join(chain)}: "
+                         f"{chain[-2]} is complete only at the end of pass {k - 1}")
+    return lines
+
+
+def format_analysis(cascade: ec.Cascade, ranks: list[str], sizes: dict[str, float]) -> str:
+    lines = [f"cascade {cascade.name} ({cascade.file})"]
+    for r in ranks:
+        lines += format_passes(ec.passes(cascade, r))
+    cost = ec.cost(cascade)
+    at = cost.at(sizes) if sizes else None
+    lines.append("operations (per Einsum; multiply+add per point of an implicit sum = one MAC):")
+    width = max(len(n) for n in cost.per_einsum)
+    for name, ops in cost.per_einsum.items():
+        text = _format_ops(ops)
+        if at is not None:
+            text += f"   = {_format_ops(at.per_einsum[name])}"
+        lines.append(f"  {name:<{width}}  {text}")
+    lines.append(f"  {'total':<{width}}  {_format_ops(cost.total)}")
+    if at is not None:
+        lines.append(f"  {'':<{width}}  = {_format_ops(at.total)}  at {sizes}")
+    lines.append("tensor sizes (elements):")
+    for name, size in cost.tensor_sizes.items():
+        extra = f" = {at.tensor_sizes[name]}" if at is not None else ""
+        lines.append(f"  {name:<{width}}  {sympy.sstr(size)}{extra}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    cascade = ec.load(args.file)
+    if args.rank is not None and args.rank not in cascade.ranks:
+        raise UsageError(f"--rank {args.rank}: not a rank of {args.file} "
+                         f"(ranks: {', '.join(cascade.ranks)})")
+    ranks = [args.rank] if args.rank else list(cascade.ranks)
+    sizes = parse_sizes(args.size)
+    if sizes:
+        cascade.bind_sizes({}, sizes)  # validates names and partitions (CascadeError)
+    if args.json:
+        print(json.dumps(analysis_json(cascade, ranks, sizes), indent=2))
+    else:
+        print(format_analysis(cascade, ranks, sizes))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("analyze", help="passes over a rank, live tensors, operation counts")
+    parser.add_argument("file", help="a .cascade file")
+    parser.add_argument("--rank", help="the rank to count passes over (default: every rank)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_size_argument(parser)
+    parser.set_defaults(func=run)
