@@ -1,0 +1,201 @@
+"""The library of attention cascades: stated pass counts and outputs against direct numpy formulas.
+
+Every expectation is computed independently of the cascades: pass counts are the ones derived by
+hand in each file's `# passes:` comment, outputs come from tests/references.py (fp64).
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import einsum_cascade as ec
+try:  # tests/ as a package, or tests/ itself on sys.path (pytest's default without __init__.py)
+    from tests import references as ref
+except ImportError:
+    import references as ref
+
+REQUIRED = {
+    "attention_3pass", "attention_2pass", "attention_1pass", "attention_flash1",
+    "attention_3pass_causal", "attention_2pass_causal", "attention_1pass_causal",
+    "attention_sliding_window", "sigmoid_attention", "softplus_attention",
+    "softplus_attention_deferred", "linear_attention", "linear_attention_causal",
+    "lightning_attention", "based_attention", "agent_attention", "attention_temperature",
+}
+FUSEMAX_EINSUMS = ["BK", "BV", "QK", "LM", "RM", "PRM", "SPD", "SPNV",
+                   "SLN", "SLD", "SLNV", "RD", "RNV", "AV"]
+E, F = 6, 5
+REL = 1e-9
+
+
+def qkv(m: int, p: int, seed: int) -> dict[str, np.ndarray]:
+    """Random fp64 Q[e,p], K[e,m], V[f,m]; scores spread over several units so the max matters."""
+    rng = np.random.default_rng(seed)
+    return {"Q": 1.5 * rng.standard_normal((E, p)),
+            "K": 1.5 * rng.standard_normal((E, m)),
+            "V": rng.standard_normal((F, m))}
+
+
+def evaluate(stem: str, inputs: dict[str, np.ndarray], sizes: dict | None = None) -> np.ndarray:
+    """The output AV[f,p] of a library cascade."""
+    return ec.load_library(stem).evaluate(inputs, sizes or {})["AV"]
+
+
+def tile_sizes(stem: str, m0: int) -> dict[str, int]:
+    """{"M0": m0} for a cascade that tiles M into M1 x M0, else {}."""
+    return {"M0": m0} if ec.load_library(stem).ranks["M"].parts else {}
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, rel: float = REL) -> None:
+    """max |actual - expected| <= rel * max |expected| (norm-wise relative error)."""
+    assert actual.shape == expected.shape
+    assert np.all(np.isfinite(actual))
+    error = np.max(np.abs(actual - expected))
+    assert error <= rel * np.max(np.abs(expected)), f"max abs error {error:.3e}"
+
+
+def stated_passes(stem: str) -> dict[str, int]:
+    """The `# passes: M=1 P=1` comment of a library file as {"M": 1, "P": 1}."""
+    text = ec.library_path(stem).read_text()
+    lines = [ln for ln in text.splitlines() if re.match(r"#\s*passes:", ln)]
+    assert len(lines) == 1, f"{stem}: needs exactly one '# passes:' comment line"
+    items = lines[0].split(":", 1)[1].split()
+    assert items, f"{stem}: empty '# passes:' comment"
+    counts = {}
+    for item in items:
+        match = re.fullmatch(r"([A-Z][A-Z0-9]*)=(\d+)", item)
+        assert match, f"{stem}: bad item {item!r} in '# passes:' (want RANK=N)"
+        counts[match[1]] = int(match[2])
+    assert "M" in counts, f"{stem}: '# passes:' must state M"
+    return counts
+
+
+# -- the library as a whole ---------------------------------------------------------------------
+
+def test_library_holds_every_required_cascade():
+    assert REQUIRED <= set(ec.library_names())
+
+
+@pytest.mark.parametrize("stem", ec.library_names())
+def test_file_states_source_and_name(stem):
+    text = ec.library_path(stem).read_text()
+    assert re.search(r"^#\s*source:\s*\S", text, re.MULTILINE), f"{stem}: no '# source:' line"
+    assert ec.load_library(stem).name == stem
+
+
+@pytest.mark.parametrize("stem", ec.library_names())
+def test_pass_count_matches_the_stated_derivation(stem):
+    cascade = ec.load_library(stem)
+    for rank, count in stated_passes(stem).items():
+        assert ec.passes(cascade, rank).passes == count, f"{stem}: passes over {rank}"
+
+
+def test_fusemax_cascade_uses_the_paper_einsum_names():
+    names = [e.name for e in ec.load_library("attention_1pass").einsums if not e.is_initial]
+    assert names == FUSEMAX_EINSUMS
+
+
+# -- softmax attention -------------------------------------------------------------------------
+
+NON_CAUSAL = ["attention_3pass", "attention_2pass", "attention_1pass", "attention_flash1"]
+CAUSAL = ["attention_3pass_causal", "attention_2pass_causal", "attention_1pass_causal"]
+
+
+@pytest.mark.parametrize("stem", NON_CAUSAL)
+@pytest.mark.parametrize("m, p, m0", [(24, 16, 4), (16, 24, 8)])
+def test_softmax_variants_equal_numpy_softmax(stem, m, p, m0):
+    inputs = qkv(m, p, seed=m + p + m0)
+    expected = ref.softmax_attention(**_lower(inputs))
+    assert_close(evaluate(stem, inputs, tile_sizes(stem, m0)), expected)
+
+
+@pytest.mark.parametrize("stem", CAUSAL)
+@pytest.mark.parametrize("n, m0", [(20, 4), (24, 8)])
+def test_causal_variants_equal_masked_numpy_softmax(stem, n, m0):
+    inputs = qkv(n, n, seed=n + m0)
+    expected = ref.softmax_attention(**_lower(inputs), mask=ref.causal_mask(n, n))
+    assert_close(evaluate(stem, inputs, tile_sizes(stem, m0)), expected)
+
+
+@pytest.mark.parametrize("group, n_keys, n_queries", [
+    (NON_CAUSAL[:3], 24, 16),
+    (CAUSAL, 20, 20),
+])
+def test_three_two_and_one_pass_agree(group, n_keys, n_queries):
+    inputs = qkv(n_keys, n_queries, seed=7)
+    outputs = [evaluate(stem, inputs, tile_sizes(stem, 4)) for stem in group]
+    for other in outputs[1:]:
+        np.testing.assert_allclose(other, outputs[0], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("window", [1, 3, 20])
+def test_sliding_window_equals_windowed_numpy_softmax(window):
+    n = 20
+    inputs = qkv(n, n, seed=window)
+    expected = ref.softmax_attention(**_lower(inputs), mask=ref.window_mask(n, n, window))
+    assert_close(evaluate("attention_sliding_window", inputs, {"W": window}), expected)
+
+
+def test_temperature_scales_scores_per_query():
+    inputs = qkv(24, 16, seed=3)
+    temperature = np.random.default_rng(4).uniform(0.2, 3.0, size=16)
+    expected = ref.softmax_attention(**_lower(inputs), temperature=temperature)
+    assert_close(evaluate("attention_temperature", {**inputs, "T": temperature}), expected)
+
+
+# -- other attention functions -----------------------------------------------------------------
+
+@pytest.mark.parametrize("bias", [0.0, -np.log(24.0)])
+def test_sigmoid_attention(bias):
+    inputs = qkv(24, 16, seed=11)
+    expected = ref.sigmoid_attention(**_lower(inputs), bias=bias)
+    assert_close(evaluate("sigmoid_attention", inputs, {"B": bias}), expected)
+
+
+@pytest.mark.parametrize("stem", ["softplus_attention", "softplus_attention_deferred"])
+def test_softplus_attention(stem):
+    inputs = qkv(24, 16, seed=12)
+    assert_close(evaluate(stem, inputs), ref.softplus_attention(**_lower(inputs)))
+
+
+def test_linear_attention():
+    inputs = qkv(24, 16, seed=13)
+    assert_close(evaluate("linear_attention", inputs), ref.linear_attention(**_lower(inputs)))
+
+
+def test_linear_attention_causal():
+    n = 20
+    inputs = qkv(n, n, seed=14)
+    expected = ref.linear_attention(**_lower(inputs), mask=ref.causal_mask(n, n))
+    assert_close(evaluate("linear_attention_causal", inputs), expected)
+
+
+@pytest.mark.parametrize("decay, n, block", [(1.0, 16, 4), (0.9, 16, 4), (0.8, 24, 8)])
+def test_lightning_attention(decay, n, block):
+    inputs = qkv(n, n, seed=15)
+    expected = ref.decayed_causal_linear_attention(**_lower(inputs), decay=decay)
+    sizes = {"M0": block, "P0": block, "G": decay}
+    assert_close(evaluate("lightning_attention", inputs, sizes), expected)
+
+
+@pytest.mark.parametrize("window", [1, 4])
+def test_based_attention_sums_linear_and_window_softmax(window):
+    n = 20
+    inputs = qkv(n, n, seed=16)
+    low = _lower(inputs)
+    expected = (ref.linear_attention(**low, mask=ref.causal_mask(n, n))
+                + ref.softmax_attention(**low, mask=ref.window_mask(n, n, window)))
+    assert_close(evaluate("based_attention", inputs, {"W": window}), expected)
+
+
+def test_agent_attention():
+    inputs = qkv(24, 16, seed=17)
+    agents = 1.5 * np.random.default_rng(18).standard_normal((E, 5))
+    expected = ref.agent_attention(**_lower(inputs), a=agents)
+    assert_close(evaluate("agent_attention", {**inputs, "A": agents}), expected)
+
+
+def _lower(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{"Q": q, "K": k, "V": v} -> keyword arguments q, k, v of the reference functions."""
+    return {"q": inputs["Q"], "k": inputs["K"], "v": inputs["V"]}
