@@ -10,16 +10,13 @@ import importlib
 import sys
 
 from einsum_cascade.errors import CascadeError
+from studies.errors import UsageError
 
 COMMAND_MODULES = [
     "studies.cmd_analyze",
     "studies.cmd_eval",
     "studies.cmd_report",
 ]
-
-
-class UsageError(Exception):
-    """A bad command-line value (names the option); printed without a traceback, exit 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
