@@ -68,8 +68,9 @@ def einsum_ops(e: Einsum, points: PointsFn) -> dict:
 
 # -- counting points ---------------------------------------------------------------------------
 def _constrained(vars_: frozenset, where: tuple[Comparison, ...], cascade: Cascade):
-    """Comparisons over `vars_`, and the variables they constrain."""
-    cmps = [c for c in where if {str(s) for s in (c.left - c.right).free_symbols} & vars_]
+    """Comparisons whose variables all lie in `vars_`, and the variables they constrain."""
+    cmps = [c for c in where
+            if ({str(s) for s in (c.left - c.right).free_symbols} & cascade.variables) <= vars_]
     constrained = set()
     for c in cmps:
         constrained |= {str(s) for s in (c.left - c.right).free_symbols} & cascade.variables

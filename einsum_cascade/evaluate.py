@@ -113,6 +113,7 @@ class _Evaluator:
         self.size_subs = {size_symbol(n): v for n, v in sizes.items()}
         self.tensors: dict[str, Labeled] = {}  # stored with vars = ("#0", "#1", ...)
         self.fixed: dict[str, int] = {}
+        self.explicit_where: tuple[Comparison, ...] = ()
         self._affine_cache: dict[sympy.Expr, tuple[dict[str, float], float]] = {}
 
     # -- affine index expressions ------------------------------------------------------------
@@ -221,6 +222,9 @@ class _Evaluator:
     def reduce(self, op: str, rvars: tuple[str, ...], body: Node, where: Labeled | None) -> Labeled:
         """Reduce `body` over `rvars`, skipping absent points (and points where `where` is false).
         An all-absent reduction gives the operator's identity."""
+        inside = self.reduction_where(rvars)
+        if inside is not None:
+            where = inside if where is None else self.combine(where, inside)
         if op == "sum":
             factors = _product_factors(body)
             if len(factors) > 1:
@@ -295,16 +299,24 @@ class _Evaluator:
 
     # -- conditions --------------------------------------------------------------------------
     def condition(self, where: tuple[Comparison, ...]) -> Labeled | None:
+        """The conjunction as a boolean Labeled array over its free variables."""
         result: Labeled | None = None
         for cmp in where:
             diff = self.affine_value(cmp.left - cmp.right)
             part = Labeled(_COMPARE[cmp.op](diff.data, 0.0), diff.vars)
-            if result is None:
-                result = part
-            else:
-                want = _union(result.vars, part.vars)
-                result = Labeled(_expand(result.data, result.vars, want) & _expand(part.data, part.vars, want), want)
+            result = part if result is None else self.combine(result, part)
         return result
+
+    @staticmethod
+    def combine(a: Labeled, b: Labeled) -> Labeled:
+        want = _union(a.vars, b.vars)
+        return Labeled(_expand(a.data, a.vars, want) & _expand(b.data, b.vars, want), want)
+
+    def reduction_where(self, rvars: tuple[str, ...]) -> Labeled | None:
+        """Comparisons of the current Einsum's `where` on variables of an explicit reduction."""
+        mine = tuple(c for c in self.explicit_where
+                     if set(map(str, (c.left - c.right).free_symbols)) & set(rvars))
+        return self.condition(mine) if mine else None
 
     # -- Einsums -----------------------------------------------------------------------------
     def allocate(self, name: str) -> None:
@@ -314,7 +326,12 @@ class _Evaluator:
 
     def run(self, e: Einsum) -> None:
         """Evaluate one Einsum (at the fixed step, inside a recurrence) and store its result."""
-        where = self.condition(e.where) if e.where else None
+        explicit = e.reduced_vars - e.implicit_vars
+        on_explicit = tuple(c for c in e.where
+                            if set(map(str, (c.left - c.right).free_symbols)) & explicit)
+        self.explicit_where = on_explicit
+        top_level = tuple(c for c in e.where if c not in on_explicit)
+        where = self.condition(top_level) if top_level else None
         implicit = tuple(v for v in sorted(e.implicit_vars) if v not in self.fixed)
         inner_where = where if where is not None and set(where.vars) & set(implicit) else None
         outer_where = where if where is not None and inner_where is None else None

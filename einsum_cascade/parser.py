@@ -466,7 +466,7 @@ class _CascadeBuilder:
         where_vars = set()
         for cmp in where:
             where_vars |= {str(s) for s in (cmp.left - cmp.right).free_symbols} & variables
-        stray = where_vars - output_vars - implicit
+        stray = where_vars - output_vars - implicit - explicit
         if stray:
             raise self.error(
                 f"where uses variable(s) {sorted(stray)} outside the iteration space", expr_start

@@ -11,7 +11,7 @@ import einsum_cascade as ec
 # Sizes of the numeric column: the FuseMax paper's head dims at 4K tokens (section 1 of the
 # reference), 256-wide tiles, and library-specific ranks at typical values.
 TAXONOMY_SIZES = {"E": 64, "F": 64, "M": 4096, "P": 4096, "M0": 256, "P0": 256, "N": 64, "W": 256,
-                  "B": 0.0}
+                  "B": 0.0, "G": 1.0}
 
 
 def _sizes_for(cascade: ec.Cascade) -> dict[str, float]:

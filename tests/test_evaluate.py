@@ -115,3 +115,17 @@ def test_size_errors_name_the_size():
         c.evaluate({"K": k, "Q": q}, {"M0": 4, "Z": 1})
     out = c.evaluate({"K": k, "Q": q}, {"M0": 4})["X"]
     np.testing.assert_allclose(out, np.einsum("em,ep->mp", k, q).reshape(2, 4, 3))
+
+
+def test_where_on_an_explicit_reduction_variable():
+    # A project addition: `where` may constrain the variables of an explicit reduction.
+    c = ec.parse("rank M, P\ninput S[m,p]\noutput G, T\nG[p] = max(m: S[m,p]) where m <= p\n"
+                 "T[p] = sum(m: S[m,p] * S[m,p]) where m < p\n")
+    s = RNG.normal(size=(5, 5))
+    tri = np.arange(5)[:, None] <= np.arange(5)[None, :]
+    out = c.evaluate({"S": s})
+    np.testing.assert_allclose(out["G"], np.where(tri, s, -np.inf).max(0))
+    strict = np.arange(5)[:, None] < np.arange(5)[None, :]
+    np.testing.assert_allclose(out["T"], np.where(strict, s * s, 0).sum(0))
+    cost = ec.cost(c).at({"M": 5, "P": 5})
+    assert cost.per_einsum["G"]["max"] == 15 and cost.per_einsum["T"]["multiply"] == 10
