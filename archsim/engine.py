@@ -1,0 +1,198 @@
+"""Discrete-event execution of a Schedule on an Architecture (simpy).
+
+Each unit executes its ops in program order, an op starting when its dependencies are done
+and its operands are loaded. A loader process reserves buffer bytes in program order (it
+waits while they do not fit) and starts each op's load, which holds the single DRAM channel
+for bytes / (bytes per cycle). Stores hold the channel after the op ends, then free the
+buffer. Stores and loads of stored results take the channel before prefetches. Overlap of the 2D array, the 1D array and memory emerges from this.
+
+Modes: `exact` simulates every tile. `steady` (default) simulates small copies of the
+schedule (a few blocks, a few iterations per segment) and extrapolates the cycle count
+multilinearly in the counts, which is exact once the pipeline is in a steady state (time
+affine in each count). Action counts, busy cycles and DRAM bytes are summed exactly.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import simpy
+
+from archsim.config import Architecture
+from archsim.errors import ScheduleError
+from archsim.schedule import Schedule
+
+BLOCK_SAMPLES = (2, 4)
+ITER_SAMPLES = (8, 16)
+
+
+@dataclass
+class _Inst:
+    op: object
+    deps: list[int]
+    release: int  # index of the instance whose end frees this one's buffer bytes
+
+
+def _flatten(s: Schedule) -> list[_Inst]:
+    """Program-order instances with dependencies resolved to indices."""
+    index: dict[tuple, int] = {}
+    insts: list[_Inst] = []
+    seg_of = {}
+    for si, seg in enumerate(s.segments):
+        for op in seg.ops:
+            if op.name in seg_of:
+                raise ScheduleError(f"{s.name}: op name {op.name!r} used twice")
+            seg_of[op.name] = si
+    max_lag = max((op.lag for seg in s.segments for op in seg.ops), default=0)
+
+    def resolve(block: int, si: int, it: int, ref: str, who: str) -> int | None:
+        prev = ref.startswith("prev:")
+        name = ref[5:] if prev else ref
+        if name not in seg_of:
+            raise ScheduleError(f"{s.name}: op {who!r} depends on unknown op {name!r}")
+        tsi = seg_of[name]
+        if prev:
+            if tsi != si:
+                raise ScheduleError(f"{s.name}: {who!r}: 'prev:{name}' must name an op of the same segment")
+            if it == 0:
+                return None
+            key = (block, tsi, it - 1, name)
+        elif tsi == si:
+            key = (block, tsi, it, name)
+        elif tsi < si:
+            key = (block, tsi, s.segments[tsi].iterations - 1, name)
+        else:
+            raise ScheduleError(f"{s.name}: op {who!r} depends on {name!r} of a later segment")
+        if key not in index:
+            raise ScheduleError(f"{s.name}: op {who!r} depends on {name!r}, which is issued after it (lag)")
+        return index[key]
+
+    pending_release: list[tuple[int, tuple]] = []
+    for b in range(s.blocks + max_lag):
+        for si, seg in enumerate(s.segments):
+            for it in range(seg.iterations):
+                for op in seg.ops:
+                    blk = b - op.lag
+                    if not 0 <= blk < s.blocks:
+                        continue
+                    deps = [d for d in (resolve(blk, si, it, r, op.name) for r in op.deps) if d is not None]
+                    i = len(insts)
+                    index[(blk, si, it, op.name)] = i
+                    insts.append(_Inst(op, deps, i))
+                    if op.hold_until and op.hold_until != op.name:
+                        if op.hold_until not in seg_of:
+                            raise ScheduleError(f"{s.name}: op {op.name!r} holds until unknown op {op.hold_until!r}")
+                        tsi = seg_of[op.hold_until]
+                        tit = it if tsi == si else s.segments[tsi].iterations - 1
+                        pending_release.append((i, (blk, tsi, tit, op.hold_until)))
+    for i, key in pending_release:
+        if key not in index:
+            raise ScheduleError(f"{s.name}: hold_until target {key[3]!r} never runs")
+        insts[i].release = index[key]
+    return insts
+
+
+def simulate_exact(s: Schedule, arch: Architecture) -> tuple[float, float]:
+    """Simulate every op. Returns (cycles, peak buffer bytes)."""
+    insts = _flatten(s)
+    capacity = arch.buffer.capacity_bytes - s.reserved_buffer_bytes
+    if capacity < 0:
+        raise ScheduleError(f"{s.name}: reserved buffer {s.reserved_buffer_bytes:.0f} B exceeds "
+                            f"{arch.buffer.capacity_bytes} B of {arch.name}")
+    for inst in insts:
+        if inst.op.buffer_bytes > capacity:
+            raise ScheduleError(f"{s.name}: op {inst.op.name!r} needs {inst.op.buffer_bytes:.0f} B of buffer, "
+                                f"only {capacity:.0f} B available in {arch.name}")
+        if inst.op.unit is not None and inst.op.unit not in arch.units:
+            raise ScheduleError(f"{s.name}: op {inst.op.name!r} runs on unknown unit {inst.op.unit!r}")
+    env = simpy.Environment()
+    bpc = arch.dram_bytes_per_cycle
+    done = [env.event() for _ in insts]
+    stored = [env.event() for _ in insts]
+    loaded = [env.event() for _ in insts]
+    buffer = simpy.Container(env, capacity=max(capacity, 1), init=max(capacity, 1))
+    dram = simpy.PriorityResource(env, capacity=1)  # stores and loads of stored results before prefetches
+    occupancy = {"now": 0.0, "peak": 0.0}
+    releases: dict[int, list[float]] = {}
+    for i, inst in enumerate(insts):
+        if inst.op.buffer_bytes > 0:
+            releases.setdefault(inst.release, []).append(inst.op.buffer_bytes)
+
+    def load(i):
+        inst = insts[i]
+        if inst.op.load_after_deps and inst.deps:
+            yield env.all_of([stored[d] for d in inst.deps])
+        with dram.request(priority=0 if inst.op.load_after_deps else 1) as req:
+            yield req
+            yield env.timeout(inst.op.load_bytes / bpc)
+        loaded[i].succeed()
+
+    def loader():
+        """Reserves buffer space in program order; loads that read stored results wait for them."""
+        for i, inst in enumerate(insts):
+            op = inst.op
+            if op.buffer_bytes > 0:
+                yield buffer.get(op.buffer_bytes)
+                occupancy["now"] += op.buffer_bytes
+                occupancy["peak"] = max(occupancy["peak"], occupancy["now"])
+            if op.load_bytes > 0:
+                env.process(load(i))
+            else:
+                loaded[i].succeed()
+
+    def finish(i):
+        op = insts[i].op
+        if op.store_bytes > 0:
+            with dram.request(priority=0) as req:
+                yield req
+                yield env.timeout(op.store_bytes / bpc)
+        stored[i].succeed()
+        for amount in releases.get(i, ()):
+            occupancy["now"] -= amount
+            yield buffer.put(amount)
+
+    def run_unit(ids):
+        for i in ids:
+            inst = insts[i]
+            waits = [done[d] for d in inst.deps] + [loaded[i]]
+            yield env.all_of(waits)
+            if inst.op.cycles > 0:
+                yield env.timeout(inst.op.cycles)
+            done[i].succeed()
+            env.process(finish(i))
+
+    per_unit: dict[str, list[int]] = {}
+    for i, inst in enumerate(insts):
+        per_unit.setdefault(inst.op.unit or f"dma:{i}", []).append(i)
+    env.process(loader())
+    for ids in per_unit.values():
+        env.process(run_unit(ids))
+    env.run()
+    if not all(e.triggered for e in stored):
+        raise ScheduleError(f"{s.name}: the schedule deadlocked (a dependency cycle or buffer exhaustion)")
+    return float(env.now), occupancy["peak"]
+
+
+def simulate(s: Schedule, arch: Architecture, mode: str = "steady") -> tuple[float, float]:
+    """Cycles and peak buffer bytes of a schedule (`mode` "steady" or "exact")."""
+    if mode == "exact":
+        return simulate_exact(s, arch)
+    if mode != "steady":
+        raise ValueError(f"unknown simulation mode {mode!r} (steady or exact)")
+    counts = [s.blocks] + [seg.iterations for seg in s.segments]
+    max_lag = max((op.lag for seg in s.segments for op in seg.ops), default=0)
+    lo = max(BLOCK_SAMPLES[0], 4 * max_lag)  # enough blocks to fill a software pipeline
+    samples = [(lo, lo * BLOCK_SAMPLES[1] // BLOCK_SAMPLES[0])] + [ITER_SAMPLES] * len(s.segments)
+    axes = []
+    for n, (lo, hi) in zip(counts, samples):
+        axes.append(((n, 1.0),) if n <= hi else ((lo, (hi - n) / (hi - lo)), (hi, (n - lo) / (hi - lo))))
+    total, peak = 0.0, 0.0
+    for corner in itertools.product(*axes):
+        weight = 1.0
+        for _, w in corner:
+            weight *= w
+        sub = s.with_counts(corner[0][0], tuple(c for c, _ in corner[1:]))
+        cycles, p = simulate_exact(sub, arch)
+        total += weight * cycles
+        peak = max(peak, p)
+    return total, peak

@@ -1,0 +1,26 @@
+"""Times the whole fusemax-vs-flat study and the ratio of simulation time at 1M to 1K (target < 2)."""
+import tempfile
+import time
+from pathlib import Path
+
+from studies.fusemax_vs_flat import CONFIGS, MODELS, run_study, simulate_point
+
+
+def main() -> None:
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        run_study(Path(d), progress=False)
+    total = time.perf_counter() - t
+    per = {}
+    for n in ("1K", "1M"):
+        t = time.perf_counter()
+        for m in MODELS:
+            for c in CONFIGS:
+                simulate_point(m, n, c)
+        per[n] = time.perf_counter() - t
+    print(f"whole study: {total:.1f} s (target <= 60 s on 2 cores)")
+    print(f"simulation time 1M / 1K: {per['1M'] / per['1K']:.2f} (target < 2)")
+
+
+if __name__ == "__main__":
+    main()

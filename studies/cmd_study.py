@@ -1,0 +1,44 @@
+"""`cascadesim study NAME ...`: the studies of the project.
+
+STUDIES maps a study name to ("module:function" adding its arguments to a parser,
+"module:function" running it with the parsed args and returning the exit status).
+Add an entry to register a new study.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+STUDIES = {
+    "fusemax-vs-flat": ("studies.fusemax_vs_flat:register_args", "studies.fusemax_vs_flat:main"),
+    "pareto": ("studies.pareto:register_args", "studies.pareto:main"),
+    "private-inference": ("studies.private_inference:register_args", "studies.private_inference:main"),
+    "gpu-crossval": ("studies.gpu_crossval:register_args", "studies.gpu_crossval:main"),
+}
+
+
+def _resolve(target: str):
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def _runner(target: str):
+    def run(args) -> int:
+        from archsim.errors import ArchError, ScheduleError
+        from mappings.work import MappingError
+        from mappings.workload import WorkloadError
+        from studies.cli import UsageError
+        try:
+            return int(_resolve(target)(args) or 0)
+        except (ArchError, ScheduleError, MappingError, WorkloadError) as err:
+            raise UsageError(str(err)) from None
+    return run
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("study", help="run a study and write its report")
+    studies = parser.add_subparsers(dest="study", required=True)
+    for name, (args_target, run_target) in STUDIES.items():
+        sub = studies.add_parser(name, help=f"the {name} study")
+        _resolve(args_target)(sub)
+        sub.set_defaults(func=_runner(run_target))

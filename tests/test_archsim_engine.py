@@ -1,0 +1,71 @@
+"""The simpy engine: dependencies, DRAM bandwidth, buffer capacity, steady vs exact, systolic timing."""
+import pytest
+
+from archsim.config import load_architecture
+from archsim.engine import simulate
+from archsim.result import run
+from archsim.schedule import Schedule, Segment, TileOp
+from archsim.systolic import scalesim_cycles
+from mappings import get_mapping
+from mappings.gemm import gemm_schedule
+from mappings.workload import Workload
+
+ARCH = load_architecture("fusemax-cloud")
+BPC = ARCH.dram_bytes_per_cycle
+
+
+def test_two_units_pipeline_hand_derived():
+    # per iteration: A (2D, 10 cycles) then B (1D, 30 cycles, needs A): 1D bound -> 10 + 5 * 30
+    ops = (TileOp("A", "array2d", 10.0), TileOp("B", "array1d", 30.0, deps=("A",)))
+    s = Schedule("t", 1, (Segment("s", 5, ops),))
+    assert simulate(s, ARCH, "exact")[0] == pytest.approx(160.0)
+
+
+def test_recurrence_serialises():
+    ops = (TileOp("A", "array2d", 10.0, deps=("prev:B",)), TileOp("B", "array1d", 30.0, deps=("A",)))
+    s = Schedule("t", 1, (Segment("s", 5, ops),))
+    assert simulate(s, ARCH, "exact")[0] == pytest.approx(5 * 40.0)
+
+
+def test_dram_bound_and_buffer_limit():
+    load = 1000 * BPC  # 1000 cycles of transfer per op, 1 cycle of compute
+    ops = (TileOp("A", "array2d", 1.0, load_bytes=load, buffer_bytes=1.0),)
+    s = Schedule("t", 1, (Segment("s", 8, ops),))
+    assert simulate(s, ARCH, "exact")[0] == pytest.approx(8000 + 1)
+    big = ARCH.buffer.capacity_bytes * 0.6  # only one fits: loads cannot run ahead
+    ops = (TileOp("A", "array2d", 500.0, load_bytes=load, buffer_bytes=big),)
+    s = Schedule("t", 1, (Segment("s", 4, ops),))
+    assert simulate(s, ARCH, "exact")[0] == pytest.approx(4 * 1500.0)
+
+
+def test_op_larger_than_buffer_is_an_error():
+    from archsim.errors import ScheduleError
+    s = Schedule("t", 1, (Segment("s", 1, (TileOp("A", "array2d", 1.0, buffer_bytes=1e12),)),))
+    with pytest.raises(ScheduleError, match="needs"):
+        simulate(s, ARCH)
+
+
+@pytest.mark.parametrize("config", ["fusemax", "flat", "arch", "unfused"])
+def test_steady_state_matches_exact(config):
+    w = Workload("mid", B=1, D=256, E=64, F=64, H=12, S=1024, seq_len=4096)
+    m = get_mapping(config)
+    arch = load_architecture(m.default_arch)
+    s = m.schedule(w, arch)
+    exact, steady = run(s, arch, "exact"), run(s, arch, "steady")
+    assert steady.cycles == pytest.approx(exact.cycles, rel=0.01)
+    assert steady.joules == pytest.approx(exact.joules) and steady.dram_bytes == exact.dram_bytes
+
+
+@pytest.mark.parametrize("M, N, K, df", [(100, 300, 70, "os"), (512, 64, 1000, "ws"), (33, 257, 31, "is")])
+def test_systolic_timing_matches_scalesim_formula(M, N, K, df):
+    rows = cols = 32
+    a = load_architecture("fusemax-template", {"d": 32})
+    # hand derivation of SCALE-Sim's count (reference-peers.md): folds * per-fold - 1
+    sr, sc, t = {"os": (M, N, K), "ws": (K, N, M), "is": (K, M, N)}[df]
+    folds = -(-sr // rows) * -(-sc // cols)
+    per = (rows + cols + t - 2) if df == "os" else (2 * rows + cols + t - 2)
+    assert scalesim_cycles(M, N, K, rows, cols, df) == folds * per - 1
+    s = gemm_schedule("g", M, N, K, a, timing="systolic", dataflow=df)
+    assert s.segments[0].iterations == folds
+    cycles = run(s, a, "exact").cycles
+    assert cycles == pytest.approx(folds * per, abs=1e-6 + 1e-9 * cycles) or cycles >= folds * per

@@ -1,0 +1,64 @@
+"""Mappings against the paper's BERT 1K anchors (reference-fusemax.md section 6) and their errors."""
+from pathlib import Path
+
+import pytest
+
+from archsim.config import load_architecture
+from archsim.result import run
+from mappings import get_mapping
+from mappings.onepass import FUSEMAX_BINDING, OnePassMapping
+from mappings.work import MappingError
+from mappings.workload import make_workload
+
+BERT1K = make_workload("BERT", 1024)
+
+
+def _run(config, w=BERT1K):
+    m = get_mapping(config)
+    a = load_architecture(m.default_arch)
+    return run(m.schedule(w, a), a)
+
+
+def test_fusemax_bert_1k_anchor():
+    r = _run("fusemax")
+    assert r.cycles == pytest.approx(1_892_352, rel=1e-3)  # paper: 1,892,352 cycles (2.01314 ms)
+    assert r.seconds == pytest.approx(2.01314e-3, rel=1e-3)
+    assert r.dram_bytes == pytest.approx(402_653_184, rel=1e-3)
+    # hand derivation: 2D 2192 of 2464 cycles per head busy (89%), 1D always busy
+    assert r.busy("array2d") == pytest.approx(2192 / 2464, rel=5e-3)
+    assert r.busy("array1d") == pytest.approx(1.0, abs=5e-3)
+
+
+def test_flat_bert_1k_anchor():
+    r = _run("flat")
+    assert r.cycles == pytest.approx(12_582_912, rel=1e-3)  # paper: 12,582,912 cycles (13.386 ms)
+    assert r.dram_bytes == pytest.approx(1_308_622_848, rel=1e-3)
+    assert r.busy("array2d") == pytest.approx(0.125, rel=5e-3)  # 2*E*M*P/65536 / (4*M*P/256)
+
+
+def test_energy_counts_every_register_file():
+    r = _run("fusemax")
+    a = load_architecture("fusemax-cloud")
+    # QK and SLNV are MACs on the 2D array: 2 * E * M * P per head, 3 reads + 1 write each
+    macs = 768 * 2 * 64 * 1024 * 1024
+    rf2d = r.energy_by_component["array2d.rf"]
+    assert rf2d > macs * (3 * a.units["array2d"].register_file.read_pj + a.units["array2d"].register_file.write_pj) * 1e-12
+    assert r.energy_by_component["dram"] == pytest.approx(402_653_184 * 31.2e-12, rel=1e-9)
+
+
+def test_unbindable_einsum_is_an_error():
+    bad = OnePassMapping("bad", "flat-cloud", FUSEMAX_BINDING)  # LM needs max, FLAT's 2D has only MACs
+    with pytest.raises(MappingError, match="LM.*max"):
+        bad.schedule(BERT1K, load_architecture("flat-cloud"))
+
+
+def test_new_mapping_example_from_docs():
+    src = Path(__file__).parents[1] / "mappings" / "example_exp_on_1d.py"
+    doc = (Path(__file__).parents[1] / "docs" / "archsim.md").read_text()
+    assert src.read_text().split('\n\nif __name__')[0] in doc  # the README example is this file
+    from mappings.example_exp_on_1d import exp_on_1d
+    a = load_architecture("fusemax-cloud")
+    r = run(exp_on_1d().schedule(BERT1K, a), a)
+    # hand derivation per head: 1D adds SLN's 7 cycles per score (138*4*1024/256 + 7*1024*1024/256 + 256),
+    # and each of the 4 tiles now waits on the 2D: SLD (4), then SLNV (256 - RD's 4), then next LM (4)
+    assert r.cycles / 768 == pytest.approx(2208 + 7 * 4096 + 256 + 4 * (4 + 252 + 4), rel=1e-3)
