@@ -1,71 +1,23 @@
-"""Work of each Einsum: operator counts at bound sizes, and their cost on a PE array.
-
-Counts use `einsum_cascade.cost` when the package provides it; otherwise the same counting
-convention (the FuseMax paper's, see docs/einsum_cascade-api.md) is applied here on the
-Einsum's expression tree: every operator once per point of the iteration space where it is
-evaluated, a reduction once per point of its body, an implicit sum one add per point.
-"""
+"""Work of each Einsum: operator counts at bound sizes, and their cost on a PE array."""
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Mapping
 
 import einsum_cascade as ec
-from einsum_cascade import ast
 
 from archsim.config import PEArray
-
-BINARY_OPS = {"+": "add", "-": "add", "*": "multiply", "/": "divide"}
-REDUCE_OPS = {"sum": "add", "max": "max", "min": "min", "prod": "multiply"}
 
 
 class MappingError(ValueError):
     """An infeasible mapping: names the mapping, the Einsum and what does not fit."""
 
 
-def _points(cascade, variables, sizes: Mapping[str, float]) -> float:
-    return math.prod(float(sizes[cascade.var_rank[v]]) for v in variables)
-
-
-def _count(cascade, node, variables: frozenset, sizes, out: Counter) -> None:
-    if isinstance(node, (ast.Number, ast.Size, ast.Var, ast.Access)):
-        return
-    if isinstance(node, ast.Unary):
-        _count(cascade, node.operand, variables, sizes, out)
-    elif isinstance(node, ast.Binary):
-        _count(cascade, node.left, variables, sizes, out)
-        _count(cascade, node.right, variables, sizes, out)
-        out[BINARY_OPS[node.op]] += _points(cascade, variables, sizes)
-    elif isinstance(node, ast.Call):
-        for arg in node.args:
-            _count(cascade, arg, variables, sizes, out)
-        out[node.func] += _points(cascade, variables, sizes)
-    elif isinstance(node, ast.Reduce):
-        inner = variables | frozenset(node.vars)
-        _count(cascade, node.body, inner, sizes, out)
-        out[REDUCE_OPS[node.op]] += _points(cascade, inner, sizes)
-    else:
-        raise MappingError(f"cannot count operators of {type(node).__name__}")
-
-
 def einsum_ops(cascade, sizes: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """Operator counts of each main Einsum of `cascade` at `sizes` (all ranks and params bound)."""
-    if hasattr(ec, "cost"):
-        at = ec.cost(cascade).at(dict(sizes))
-        per = at.per_einsum if hasattr(at, "per_einsum") else at["per_einsum"]
-        return {name: {op: float(n) for op, n in ops.items() if float(n)} for name, ops in per.items()}
-    out = {}
-    for e in cascade.einsums:
-        if e.is_initial:
-            continue
-        counts: Counter = Counter()
-        space = frozenset(e.space_vars)
-        _count(cascade, e.expr, space, sizes, counts)
-        if e.implicit_vars:
-            counts["add"] += _points(cascade, space, sizes)
-        out[e.name] = {op: n for op, n in counts.items() if n}
-    return out
+    """Operator counts of each main Einsum of `cascade` at `sizes` (all ranks and params bound),
+    from `einsum_cascade.cost` (the FuseMax paper's counting convention)."""
+    per = ec.cost(cascade).at(dict(sizes)).per_einsum
+    return {name: {op: float(n) for op, n in ops.items() if n} for name, ops in per.items()}
 
 
 def fuse_operators(ops: Mapping[str, float], fold_shift_into_exp: bool) -> dict[str, float]:
