@@ -1,0 +1,97 @@
+"""Softmax attention in one pass over the keys (online softmax, deferred normalisation).
+
+FlashAttention-2 style: each program owns BLOCK_M query rows and streams the keys in
+BLOCK_N-wide tiles, keeping the running row max, the running denominator and the unnormalised
+output in registers; it divides by the denominator once at the end. Matches the FuseMax
+1-pass cascade `attention_1pass` (RM, RD, RNV are the running max, denominator and numerator).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from gpu_ref.common import LOG2E, check_qkv, default_scale, dot_precision
+from gpu_ref.tiles import tiles_for
+
+
+@triton.jit
+def _attn_1pass_step(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_m, cols, seq_len, qk_scale,
+                     MASKED: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr):
+    """One key tile: update running max m_i, denominator l_i and numerator acc (log2 domain)."""
+    if MASKED:
+        k = tl.load(k_ptrs, mask=cols[None, :] < seq_len, other=0.0)
+        v = tl.load(v_ptrs, mask=cols[:, None] < seq_len, other=0.0)
+    else:
+        k = tl.load(k_ptrs)
+        v = tl.load(v_ptrs)
+    s = tl.dot(q, k, input_precision=PRECISION) * qk_scale
+    if MASKED:
+        valid = cols[None, :] < seq_len
+        if CAUSAL:
+            valid = valid & (cols[None, :] <= offs_m[:, None])
+        s = tl.where(valid, s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    alpha = tl.exp2(m_i - m_new)
+    p = tl.exp2(s - m_new[:, None])
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+    return acc, m_new, l_i
+
+
+@triton.jit
+def _attn_1pass_kernel(Q, K, V, O, heads, seq_len, qk_scale,
+                       s_b, s_h, s_n, s_d,
+                       CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr,
+                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    base = (pid_bh // heads) * s_b + (pid_bh % heads) * s_h
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q = tl.load(Q + base + offs_m[:, None] * s_n + offs_d[None, :] * s_d,
+                mask=offs_m[:, None] < seq_len, other=0.0)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    # Key tiles [0, lo) need no mask; [lo, hi) hold the diagonal (causal) or the ragged end.
+    if CAUSAL:
+        lo = pid_m * BLOCK_M
+        hi = tl.minimum((pid_m + 1) * BLOCK_M, seq_len)
+    else:
+        lo = (seq_len // BLOCK_N) * BLOCK_N
+        hi = seq_len
+    for start in range(0, lo, BLOCK_N):
+        cols = start + offs_n
+        k_ptrs = K + base + offs_d[:, None] * s_d + cols[None, :] * s_n
+        v_ptrs = V + base + cols[:, None] * s_n + offs_d[None, :] * s_d
+        acc, m_i, l_i = _attn_1pass_step(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_m, cols, seq_len,
+                                         qk_scale, False, CAUSAL, PRECISION)
+    for start in range(lo, hi, BLOCK_N):
+        cols = start + offs_n
+        k_ptrs = K + base + offs_d[:, None] * s_d + cols[None, :] * s_n
+        v_ptrs = V + base + cols[:, None] * s_n + offs_d[None, :] * s_d
+        acc, m_i, l_i = _attn_1pass_step(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_m, cols, seq_len,
+                                         qk_scale, True, CAUSAL, PRECISION)
+    acc = acc / l_i[:, None]
+    tl.store(O + base + offs_m[:, None] * s_n + offs_d[None, :] * s_d, acc.to(O.dtype.element_ty),
+             mask=offs_m[:, None] < seq_len)
+
+
+def attention_1pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
+                    sm_scale: float | None = None, tiles: dict[str, int] | None = None) -> torch.Tensor:
+    """softmax(q k^T * sm_scale) v for (batch, heads, seq_len, head_dim) tensors, one pass over the keys."""
+    batch, heads, seq_len, head_dim = check_qkv(q, k, v)
+    t = tiles or tiles_for("attention_1pass", head_dim)
+    if causal and t["BLOCK_M"] % t["BLOCK_N"]:
+        raise ValueError("causal attention needs BLOCK_M to be a multiple of BLOCK_N")
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    out = torch.empty_like(q)
+    grid = (triton.cdiv(seq_len, t["BLOCK_M"]), batch * heads)
+    _attn_1pass_kernel[grid](
+        q, k, v, out, heads, seq_len, default_scale(head_dim, sm_scale) * LOG2E,
+        q.stride(0), q.stride(1), q.stride(2), q.stride(3),
+        CAUSAL=causal, HEAD_DIM=head_dim, BLOCK_M=t["BLOCK_M"], BLOCK_N=t["BLOCK_N"],
+        PRECISION=dot_precision(q.dtype), num_warps=t["num_warps"], num_stages=t["num_stages"])
+    return out

@@ -1,0 +1,136 @@
+"""Softmax attention in two passes over the keys.
+
+Pass 1 (one kernel) streams the keys and finds each row's max and softmax denominator with a
+running rescale, storing only those two numbers per row (scores are not stored). Pass 2
+(a second kernel) recomputes the scores, normalises them with the stored max and denominator
+and accumulates the product with V. Matches the library cascade `attention_2pass`.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from gpu_ref.common import LOG2E, check_qkv, default_scale, dot_precision
+from gpu_ref.tiles import tiles_for
+
+
+@triton.jit
+def _key_range(pid_m, seq_len, CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Key tiles [0, lo) need no mask; [lo, hi) hold the diagonal (causal) or the ragged end."""
+    if CAUSAL:
+        lo = pid_m * BLOCK_M
+        hi = tl.minimum((pid_m + 1) * BLOCK_M, seq_len)
+    else:
+        lo = (seq_len // BLOCK_N) * BLOCK_N
+        hi = seq_len
+    return lo, hi
+
+
+@triton.jit
+def _scores(q, K, base, offs_m, cols, seq_len, s_n, s_d, qk_scale, offs_d,
+            MASKED: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr):
+    """Scores of one key tile in the log2 domain (q k^T * scale * log2 e), -inf where absent."""
+    k_ptrs = K + base + offs_d[:, None] * s_d + cols[None, :] * s_n
+    if MASKED:
+        k = tl.load(k_ptrs, mask=cols[None, :] < seq_len, other=0.0)
+    else:
+        k = tl.load(k_ptrs)
+    s = tl.dot(q, k, input_precision=PRECISION) * qk_scale
+    if MASKED:
+        valid = cols[None, :] < seq_len
+        if CAUSAL:
+            valid = valid & (cols[None, :] <= offs_m[:, None])
+        s = tl.where(valid, s, float("-inf"))
+    return s
+
+
+@triton.jit
+def _row_stats_kernel(Q, K, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale,
+                      s_b, s_h, s_n, s_d,
+                      CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr,
+                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    base = (pid_bh // heads) * s_b + (pid_bh % heads) * s_h
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q = tl.load(Q + base + offs_m[:, None] * s_n + offs_d[None, :] * s_d,
+                mask=offs_m[:, None] < seq_len, other=0.0)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    lo, hi = _key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
+    for start in range(0, lo, BLOCK_N):
+        s = _scores(q, K, base, offs_m, start + offs_n, seq_len, s_n, s_d, qk_scale, offs_d,
+                    False, CAUSAL, PRECISION)
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        l_i = l_i * tl.exp2(m_i - m_new) + tl.sum(tl.exp2(s - m_new[:, None]), 1)
+        m_i = m_new
+    for start in range(lo, hi, BLOCK_N):
+        s = _scores(q, K, base, offs_m, start + offs_n, seq_len, s_n, s_d, qk_scale, offs_d,
+                    True, CAUSAL, PRECISION)
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        l_i = l_i * tl.exp2(m_i - m_new) + tl.sum(tl.exp2(s - m_new[:, None]), 1)
+        m_i = m_new
+    row = pid_bh * seq_len + offs_m
+    tl.store(ROW_MAX + row, m_i, mask=offs_m < seq_len)
+    tl.store(ROW_SUM + row, l_i, mask=offs_m < seq_len)
+
+
+@triton.jit
+def _normalised_av_kernel(Q, K, V, O, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale,
+                          s_b, s_h, s_n, s_d,
+                          CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr,
+                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    base = (pid_bh // heads) * s_b + (pid_bh % heads) * s_h
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q = tl.load(Q + base + offs_m[:, None] * s_n + offs_d[None, :] * s_d,
+                mask=offs_m[:, None] < seq_len, other=0.0)
+    row = pid_bh * seq_len + offs_m
+    m_i = tl.load(ROW_MAX + row, mask=offs_m < seq_len, other=0.0)
+    inv_l = 1.0 / tl.load(ROW_SUM + row, mask=offs_m < seq_len, other=1.0)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    lo, hi = _key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
+    for start in range(0, lo, BLOCK_N):
+        cols = start + offs_n
+        s = _scores(q, K, base, offs_m, cols, seq_len, s_n, s_d, qk_scale, offs_d,
+                    False, CAUSAL, PRECISION)
+        p = tl.exp2(s - m_i[:, None]) * inv_l[:, None]
+        v = tl.load(V + base + cols[:, None] * s_n + offs_d[None, :] * s_d)
+        acc += tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+    for start in range(lo, hi, BLOCK_N):
+        cols = start + offs_n
+        s = _scores(q, K, base, offs_m, cols, seq_len, s_n, s_d, qk_scale, offs_d,
+                    True, CAUSAL, PRECISION)
+        p = tl.exp2(s - m_i[:, None]) * inv_l[:, None]
+        v = tl.load(V + base + cols[:, None] * s_n + offs_d[None, :] * s_d,
+                    mask=cols[:, None] < seq_len, other=0.0)
+        acc += tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+    tl.store(O + base + offs_m[:, None] * s_n + offs_d[None, :] * s_d, acc.to(O.dtype.element_ty),
+             mask=offs_m[:, None] < seq_len)
+
+
+def attention_2pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
+                    sm_scale: float | None = None, tiles: dict[str, int] | None = None) -> torch.Tensor:
+    """softmax(q k^T * sm_scale) v for (batch, heads, seq_len, head_dim) tensors, two passes over the keys."""
+    batch, heads, seq_len, head_dim = check_qkv(q, k, v)
+    t = tiles or tiles_for("attention_2pass", head_dim)
+    if causal and t["BLOCK_M"] % t["BLOCK_N"]:
+        raise ValueError("causal attention needs BLOCK_M to be a multiple of BLOCK_N")
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    out = torch.empty_like(q)
+    row_max = torch.empty(batch * heads * seq_len, dtype=torch.float32, device=q.device)
+    row_sum = torch.empty_like(row_max)
+    grid = (triton.cdiv(seq_len, t["BLOCK_M"]), batch * heads)
+    qk_scale = default_scale(head_dim, sm_scale) * LOG2E
+    strides = (q.stride(0), q.stride(1), q.stride(2), q.stride(3))
+    meta = dict(CAUSAL=causal, HEAD_DIM=head_dim, BLOCK_M=t["BLOCK_M"], BLOCK_N=t["BLOCK_N"],
+                PRECISION=dot_precision(q.dtype), num_warps=t["num_warps"], num_stages=t["num_stages"])
+    _row_stats_kernel[grid](q, k, row_max, row_sum, heads, seq_len, qk_scale, *strides, **meta)
+    _normalised_av_kernel[grid](q, k, v, out, row_max, row_sum, heads, seq_len, qk_scale, *strides, **meta)
+    return out

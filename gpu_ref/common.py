@@ -1,0 +1,38 @@
+"""Input checks and small helpers shared by the kernel wrappers (needs torch)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+LOG2E = 1.4426950408889634  # log2(e): exp(x) == exp2(x * LOG2E)
+
+
+def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[int, int, int, int]:
+    """Validate q, k, v of shape (batch, heads, seq_len, head_dim); return those four sizes."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.dim() != 4:
+            raise ValueError(f"{name}: expected 4 dims (batch, heads, seq_len, head_dim), got shape {tuple(t.shape)}")
+        if t.dtype not in SUPPORTED_DTYPES:
+            raise ValueError(f"{name}: dtype {t.dtype} not supported; use one of {SUPPORTED_DTYPES}")
+    if not (q.shape == k.shape == v.shape):
+        raise ValueError(f"q, k, v must have one shape; got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k, v must have one dtype; got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not (q.device == k.device == v.device):
+        raise ValueError("q, k, v must be on one device")
+    batch, heads, seq_len, head_dim = q.shape
+    if head_dim < 16 or head_dim & (head_dim - 1):
+        raise ValueError(f"head_dim must be a power of two >= 16, got {head_dim}")
+    return batch, heads, seq_len, head_dim
+
+
+def default_scale(head_dim: int, sm_scale: float | None) -> float:
+    """The softmax scale: 1/sqrt(head_dim) unless given."""
+    return 1.0 / math.sqrt(head_dim) if sm_scale is None else float(sm_scale)
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    """`input_precision` for tl.dot: exact fp32 products for fp32 inputs, tensor-core default otherwise."""
+    return "ieee" if dtype == torch.float32 else "tf32"

@@ -1,0 +1,332 @@
+"""GPU mappings of the attention cascades: each gpu_ref kernel as launches of tile programs.
+
+A mapping names, for each kernel launch of a gpu_ref kernel, which Einsums of the library
+cascade it evaluates, over what grid of programs, with which tile sizes, and what it moves to
+and from GPU memory. The work of every program comes from the cascade itself: the cascade's
+operation counts (`ec.cost(...).at(sizes)`) with the ranks bound to one program's tile (query
+rows P = BLOCK_M, keys M = the keys that program visits, key tile M0 = BLOCK_N). Per Einsum:
+
+- an implicitly summed product (QK, SLNV, AV, ...) runs on tensor cores: 2 FLOPs per point of
+  its dense iteration space (a tile computes its diagonal tile whole, then masks it);
+- every other operator counts per point as the cascade's counting convention says: `exp` on
+  the special-function units, the rest (add, max, multiply, divide, ...) on the fp32 ALUs;
+- sub-expressions that read no tensor (the decay factors exp(log(G) * ...) of
+  lightning_attention) are folded: the kernel implements G = 1 and computes none of them.
+
+Known simplifications: the 2-pass kernel computes the softmax denominator in its first pass
+(with a running rescale, as the issue specifies) where the cascade computes it in the second;
+the mapping assigns SN and SD to both launches accordingly and ignores the per-row rescale.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+import einsum_cascade as ec
+from einsum_cascade import ast as cascade_ast
+from archsim.gpu_model import GPUArchitecture, KernelLaunch, predict_time_s
+
+ELEMENT_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+STATS_BYTES_PER_ROW = 8  # the 2-pass kernel's row max and row sum, fp32 each
+
+# The kernels' default launch settings (gpu_ref/tiles.py holds the same table for the kernels;
+# a measurement file records the settings used, and those take precedence).
+DEFAULT_TILES: dict[str, dict[int, dict[str, int]]] = {
+    "attention_1pass": {64: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3},
+                        128: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3}},
+    "attention_2pass": {64: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3},
+                        128: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3}},
+    "attention_3pass": {64: {"BLOCK_M": 128, "BLOCK_N": 128, "num_warps": 8, "num_stages": 3},
+                        128: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3}},
+    "linear_attention_causal": {64: {"BLOCK_N": 64, "BLOCK_E": 32, "num_warps": 4, "num_stages": 2},
+                                128: {"BLOCK_N": 64, "BLOCK_E": 32, "num_warps": 4, "num_stages": 2}},
+}
+
+# gpu_ref kernel -> the library cascade it implements.
+KERNEL_CASCADES = {
+    "attention_1pass": "attention_1pass",
+    "attention_2pass": "attention_2pass",
+    "attention_3pass": "attention_3pass",
+    "linear_attention_causal": "lightning_attention",
+}
+MAPPED_KERNELS = tuple(KERNEL_CASCADES)
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    """One benchmark shape: q, k, v of (batch, heads, seq_len, head_dim), element size in bytes."""
+
+    batch: int
+    heads: int
+    seq_len: int
+    head_dim: int
+    causal: bool
+    element_bytes: int = 2
+
+    @property
+    def heads_total(self) -> int:
+        return self.batch * self.heads
+
+
+@dataclass(frozen=True)
+class Work:
+    """Operations of one program: tensor-core FLOPs, exps, other fp32 ops."""
+
+    tensor_flops: float
+    exps: float
+    alu_ops: float
+
+
+def _ops_of(node: cascade_ast.Node) -> int:
+    """Operators inside a sub-expression (binary operators and function calls)."""
+    own = 1 if isinstance(node, (cascade_ast.Binary, cascade_ast.Call)) else 0
+    return own + sum(_ops_of(child) for child in cascade_ast.children(node))
+
+
+def _reads_tensor(node: cascade_ast.Node) -> bool:
+    return isinstance(node, cascade_ast.Access) or any(_reads_tensor(c) for c in cascade_ast.children(node))
+
+
+def _folded_ops(node: cascade_ast.Node) -> tuple[int, int]:
+    """(exp calls, other operators) in tensor-free sub-expressions, which a kernel folds away."""
+    if isinstance(node, (cascade_ast.Binary, cascade_ast.Call)) and not _reads_tensor(node):
+        exps = _count_exp(node)
+        return exps, _ops_of(node) - exps
+    exps = other = 0
+    for child in cascade_ast.children(node):
+        e, o = _folded_ops(child)
+        exps, other = exps + e, other + o
+    return exps, other
+
+
+def _count_exp(node: cascade_ast.Node) -> int:
+    own = 1 if isinstance(node, cascade_ast.Call) and node.func == "exp" else 0
+    return own + sum(_count_exp(c) for c in cascade_ast.children(node))
+
+
+def _is_tensor_product(e) -> bool:
+    """An implicitly summed product of tensors (a matrix product): runs on tensor cores."""
+    return bool(e.implicit_vars) and isinstance(e.expr, cascade_ast.Binary) and e.expr.op == "*"
+
+
+class CascadeWork:
+    """Per-program operation counts of groups of a cascade's Einsums at bound sizes."""
+
+    def __init__(self, cascade_name: str):
+        self.cascade = ec.load_library(cascade_name)
+        cost = ec.cost  # the contract's function
+        self.cost = cost(self.cascade)
+        self.einsums = {e.name: e for e in self.cascade.einsums if not e.is_initial}
+        self._cache: dict[tuple, Work] = {}
+
+    def check_names(self, names: tuple[str, ...]) -> None:
+        missing = [n for n in names if n not in self.einsums]
+        if missing:
+            raise ValueError(f"cascade {self.cascade.name}: no Einsum named {missing[0]!r} "
+                             f"(has {sorted(self.einsums)})")
+
+    def work(self, names: tuple[str, ...], sizes: dict[str, int]) -> Work:
+        """Tensor FLOPs, exps and ALU ops of Einsums `names` at `sizes` (one program's tile)."""
+        key = (names, tuple(sorted(sizes.items())))
+        if key not in self._cache:
+            self._cache[key] = self._work(names, sizes)
+        return self._cache[key]
+
+    def _work(self, names: tuple[str, ...], sizes: dict[str, int]) -> Work:
+        self.check_names(names)
+        counts = self.cost.at(sizes).per_einsum
+        bound = self.cascade.bind_sizes({}, {k: v for k, v in sizes.items()
+                                             if k in self.cascade.size_names or k in self.cascade.params})
+        tensor = exps = alu = 0.0
+        for name in names:
+            e = self.einsums[name]
+            if _is_tensor_product(e):
+                dense = math.prod(int(bound[self.cascade.var_rank[v]]) for v in e.space_vars)
+                tensor += 2.0 * dense
+                continue
+            ops = counts[name]
+            folded_exp, folded_other = _folded_ops(e.expr)
+            points = ec.domain_points(self.cascade, e, sizes) if (folded_exp or folded_other) else 0
+            exps += ops.get("exp", 0) - folded_exp * points
+            alu += sum(v for k, v in ops.items() if k != "exp") - folded_other * points
+        return Work(tensor, exps, alu)
+
+
+@lru_cache(maxsize=None)
+def cascade_work(cascade_name: str) -> CascadeWork:
+    return CascadeWork(cascade_name)
+
+
+def _work_by_keys(cw: CascadeWork, names: tuple[str, ...], sizes: dict[str, int], keys: np.ndarray,
+                  key_rank: str = "M") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Work arrays for programs that visit `keys` keys each.
+
+    The counts are evaluated from the cascade at the smallest, largest and a middle key count;
+    when those three lie on a line (work affine in the keys, as for every mapped kernel) the
+    rest are interpolated, otherwise each distinct key count is evaluated.
+    """
+    def at(k: int) -> np.ndarray:
+        w = cw.work(names, {**sizes, key_rank: int(k)})
+        return np.array([w.tensor_flops, w.exps, w.alu_ops], dtype=float)
+
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    lo, hi = int(distinct[0]), int(distinct[-1])
+    mid = int(distinct[len(distinct) // 2])
+    w_lo, w_hi, w_mid = at(lo), at(hi), at(mid)
+    if lo == hi:
+        table = w_lo[None, :]
+    else:
+        slope = (w_hi - w_lo) / (hi - lo)
+        if np.allclose(w_lo + slope * (mid - lo), w_mid, rtol=1e-9, atol=1e-6):
+            table = w_lo[None, :] + slope[None, :] * (distinct[:, None] - lo)
+        else:
+            table = np.array([at(k) for k in distinct])
+    rows = table[inverse.reshape(-1)]
+    return rows[:, 0], rows[:, 1], rows[:, 2]
+
+
+def _visited_keys(shape: AttentionShape, block_m: int, block_n: int) -> np.ndarray:
+    """Keys each query-tile program visits (whole key tiles), in launch order over all heads."""
+    n, tiles_m = shape.seq_len, math.ceil(shape.seq_len / block_m)
+    if shape.causal:
+        ends = np.minimum((np.arange(tiles_m) + 1) * block_m, n)
+    else:
+        ends = np.full(tiles_m, n)
+    per_head = np.ceil(ends / block_n).astype(int) * block_n
+    return np.tile(per_head, shape.heads_total)
+
+
+def _kv_reread_bytes(arch: GPUArchitecture, shape: AttentionShape, keys: np.ndarray, block_m: int,
+                     resident: int, tensors: int) -> float:
+    """HBM bytes of key/value re-reads beyond the first: zero while the heads in flight fit in L2."""
+    per_head = tensors * shape.seq_len * shape.head_dim * shape.element_bytes
+    tiles_m = math.ceil(shape.seq_len / block_m)
+    in_flight = min(arch.sms * resident, len(keys))
+    heads_in_flight = math.ceil(in_flight / tiles_m) + 1
+    if heads_in_flight * per_head <= arch.l2_bytes:
+        return 0.0
+    return float(keys.sum()) * tensors * shape.head_dim * shape.element_bytes - per_head * shape.heads_total
+
+
+def _resident(arch: GPUArchitecture, smem: int, warps: int) -> int:
+    """Programs that fit on one SM at once (shared memory and warp limits)."""
+    by_smem = arch.smem_bytes_per_sm // max(smem, 1)
+    return max(1, min(by_smem, arch.max_warps_per_sm // warps))
+
+
+def tiles_for(kernel: str, head_dim: int, tiles: dict[str, int] | None = None) -> dict[str, int]:
+    """The tile settings: `tiles` if given (from a measurement), else the kernel's defaults."""
+    if tiles:
+        return dict(tiles)
+    table = DEFAULT_TILES[kernel]
+    return dict(table[min((d for d in table if d >= head_dim), default=max(table))])
+
+
+def launches_1pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, int]) -> list[KernelLaunch]:
+    cw = cascade_work(KERNEL_CASCADES["attention_1pass"])
+    bm, bn, d, e = t["BLOCK_M"], t["BLOCK_N"], shape.head_dim, shape.element_bytes
+    keys = _visited_keys(shape, bm, bn)
+    names = tuple(cw.einsums)
+    tf, ex, alu = _work_by_keys(cw, names, {"E": d, "F": d, "P": bm, "M0": bn}, keys)
+    smem = (bm * d + 2 * bn * d * t["num_stages"]) * e
+    compulsory = 4.0 * shape.heads_total * shape.seq_len * d * e
+    resident = _resident(arch, smem, t["num_warps"])
+    hbm = compulsory + _kv_reread_bytes(arch, shape, keys, bm, resident, 2)
+    return [KernelLaunch("attention_1pass", tf, ex, alu, hbm, smem, t["num_warps"], keys / bn, resident)]
+
+
+def launches_2pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, int]) -> list[KernelLaunch]:
+    cw = cascade_work(KERNEL_CASCADES["attention_2pass"])
+    bm, bn, d, e = t["BLOCK_M"], t["BLOCK_N"], shape.head_dim, shape.element_bytes
+    keys = _visited_keys(shape, bm, bn)
+    sizes = {"E": d, "F": d, "P": bm}
+    rows = shape.heads_total * shape.seq_len
+    qk_bytes = 2.0 * rows * d * e
+    out = []
+    for name, einsums, tensors, extra in (
+            ("row_stats", ("QK", "GM", "SN", "SD"), 1, rows * STATS_BYTES_PER_ROW),
+            ("normalised_av", ("QK", "SN", "SNV", "AV"), 2, rows * (STATS_BYTES_PER_ROW + d * e) + rows * d * e)):
+        tf, ex, alu = _work_by_keys(cw, einsums, sizes, keys)
+        smem = (bm * d + tensors * bn * d * t["num_stages"]) * e
+        resident = _resident(arch, smem, t["num_warps"])
+        hbm = qk_bytes + extra + _kv_reread_bytes(arch, shape, keys, bm, resident, tensors)
+        out.append(KernelLaunch(name, tf, ex, alu, hbm, smem, t["num_warps"], keys / bn, resident))
+    return out
+
+
+def _softmax_warps(seq_len: int) -> int:
+    return 4 if seq_len <= 2048 else 8 if seq_len <= 8192 else 16
+
+
+def launches_3pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, int]) -> list[KernelLaunch]:
+    cw = cascade_work(KERNEL_CASCADES["attention_3pass"])
+    bm, bn, d, e, n = t["BLOCK_M"], t["BLOCK_N"], shape.head_dim, shape.element_bytes, shape.seq_len
+    heads = shape.heads_total
+    tiles_m, tiles_n = math.ceil(n / bm), math.ceil(n / bn)
+    # Scores: one program per (query tile, key tile); causal tiles above the diagonal do nothing.
+    m_idx, n_idx = np.meshgrid(np.arange(tiles_m), np.arange(tiles_n), indexing="xy")
+    active = (n_idx * bn <= m_idx * bm + bm - 1) if shape.causal else np.ones_like(m_idx, dtype=bool)
+    active = np.tile(active.reshape(-1), heads)
+    tile = cw.work(("QK",), {"E": d, "F": d, "P": bm, "M": bn})
+    rows_in = np.minimum(bm, n - m_idx * bm).reshape(-1)
+    cols_in = np.minimum(bn, n - n_idx * bn).reshape(-1)
+    stored = float((rows_in * cols_in)[active[:m_idx.size]].sum())  # score elements written per head
+    scores_hbm = heads * (stored * e + 2.0 * n * d * e)
+    scores = KernelLaunch("scores", active * tile.tensor_flops, active * tile.exps, active * tile.alu_ops,
+                          scores_hbm, (bm + bn) * d * e, t["num_warps"])
+    # Row softmax: one program per row, the visible part of the row loaded once, P written over S.
+    row_len = (np.arange(n) + 1) if shape.causal else np.full(n, n)
+    valid = float(row_len.sum()) * heads
+    tf, ex, alu = _work_by_keys(cw, ("GM", "SN", "SD", "A"), {"E": d, "F": d, "P": 1}, np.tile(row_len, heads))
+    softmax = KernelLaunch("row_softmax", tf, ex, alu, 2.0 * valid * e, 0, _softmax_warps(n))
+    # Probabilities times V: one program per query tile over the keys it may see.
+    keys = _visited_keys(shape, bm, bn)
+    tf, ex, alu = _work_by_keys(cw, ("AV",), {"E": d, "F": d, "P": bm}, keys)
+    pv_hbm = valid * e + 2.0 * heads * n * d * e
+    pv_smem = (bm * bn + bn * d) * e * t["num_stages"]
+    probs_v = KernelLaunch("probs_v", tf, ex, alu, pv_hbm, pv_smem, t["num_warps"], keys / bn,
+                           _resident(arch, pv_smem, t["num_warps"]))
+    return [scores, softmax, probs_v]
+
+
+def launches_linear(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, int]) -> list[KernelLaunch]:
+    if not shape.causal:
+        raise ValueError("linear_attention_causal is causal only")
+    cw = cascade_work(KERNEL_CASCADES["linear_attention_causal"])
+    bn, d, e, n = t["BLOCK_N"], shape.head_dim, shape.element_bytes, shape.seq_len
+    be = min(t["BLOCK_E"], d)
+    chunks = math.ceil(d / be)
+    blocks = math.ceil(n / bn)
+    work = cw.work(tuple(cw.einsums), {"E": d, "F": be, "M": blocks * bn, "P": blocks * bn,
+                                       "M0": bn, "P0": bn, "G": 1})
+    programs = shape.heads_total * chunks
+    hbm = shape.heads_total * n * d * e * (2.0 * chunks + 2.0)  # q, k per program; v and out once
+    smem = (2 * bn * d + bn * be) * e * t["num_stages"]
+    return [KernelLaunch("linear_attention_causal", np.full(programs, work.tensor_flops),
+                         np.full(programs, work.exps), np.full(programs, work.alu_ops), hbm, smem, t["num_warps"],
+                         np.full(programs, float(blocks)), _resident(arch, smem, t["num_warps"]))]
+
+
+BUILDERS = {
+    "attention_1pass": launches_1pass,
+    "attention_2pass": launches_2pass,
+    "attention_3pass": launches_3pass,
+    "linear_attention_causal": launches_linear,
+}
+
+
+def kernel_launches(arch: GPUArchitecture, kernel: str, shape: AttentionShape,
+                    tiles: dict[str, int] | None = None) -> list[KernelLaunch]:
+    """The launches of gpu_ref kernel `kernel` at `shape` with its tile settings."""
+    if kernel not in BUILDERS:
+        raise ValueError(f"no GPU mapping for kernel {kernel!r}; mapped: {sorted(BUILDERS)}")
+    return BUILDERS[kernel](arch, shape, tiles_for(kernel, shape.head_dim, tiles))
+
+
+def predict_kernel_time_s(arch: GPUArchitecture, kernel: str, shape: AttentionShape,
+                          tiles: dict[str, int] | None = None) -> float:
+    """Predicted seconds of one call of gpu_ref kernel `kernel` at `shape`."""
+    return predict_time_s(arch, kernel_launches(arch, kernel, shape, tiles))
