@@ -16,6 +16,9 @@ COMMAND_MODULES = [
     "studies.cmd_analyze",
     "studies.cmd_eval",
     "studies.cmd_report",
+    "studies.cmd_pi",
+    "studies.cmd_study",
+    "studies.cmd_gpu",
 ]
 
 

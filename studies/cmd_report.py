@@ -11,6 +11,10 @@ from pathlib import Path
 
 REPORT_JOBS = [
     ("taxonomy of the attention library", "studies.taxonomy:write_report"),
+    ("FuseMax vs FLAT", "studies.fusemax_vs_flat:write_report"),
+    ("FuseMax Pareto sweep", "studies.pareto:write_report"),
+    ("private inference (2PC cost model)", "studies.private_inference:write_report"),
+    ("GPU cross-validation (simulator vs measured kernels)", "studies.gpu_crossval:write_report"),
 ]
 
 

@@ -1,0 +1,133 @@
+"""`cascadesim pi model|cascade`: private-inference cost of a decoder or of one cascade.
+
+Prints bytes on the wire, rounds and latency per network; `--json` prints an object with keys
+comm_bytes, rounds, latency_s (seconds, per network, or one number with --network) and breakdown.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import einsum_cascade as ec
+from archsim.secure_backend import DEFAULT_PROFILE, Network, load_network, load_networks, load_profile
+from mappings.secure_mapping import map_cascade
+from mappings.secure_transformer import VARIANTS, DecoderConfig, model_cost
+from studies.errors import UsageError
+
+
+def _networks(args: argparse.Namespace) -> list[Network]:
+    if args.network:
+        return [load_network(args.network, args.networks_file)]
+    return list(load_networks(args.networks_file).values())
+
+
+def _sizes(items: list[str]) -> dict[str, float]:
+    sizes: dict[str, float] = {}
+    for item in items:
+        for part in item.split(","):
+            name, sep, value = part.partition("=")
+            if not sep or not name.strip():
+                raise UsageError(f"--size: expected NAME=VALUE, got '{part}'")
+            try:
+                number = float(value)
+            except ValueError:
+                raise UsageError(f"--size {name}: '{value}' is not a number") from None
+            sizes[name.strip()] = int(number) if number.is_integer() else number
+    return sizes
+
+
+def _print(result: dict, networks: list[Network], as_json: bool, title: str) -> None:
+    if as_json:
+        if len(networks) == 1:
+            result = dict(result, latency_s=result["latency_s"][networks[0].name], network=networks[0].name)
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return
+    print(title)
+    print(f"  communication: {result['comm_bytes'] / 1e9:.4f} GB ({result['comm_bytes']:.0f} bytes)")
+    print(f"  rounds:        {result['rounds']}")
+    for name, seconds in result["latency_s"].items():
+        print(f"  latency {name:<10} {seconds:10.3f} s")
+    breakdown = result["breakdown"]
+    for key in ("by_class", "by_block", "by_op", "by_einsum"):
+        if key in breakdown:
+            total = result["comm_bytes"] or 1.0
+            parts = ", ".join(f"{k} {v / total:.1%}" for k, v in sorted(breakdown[key].items(), key=lambda kv: -kv[1]))
+            print(f"  {key.replace('_', ' ')}: {parts}")
+
+
+def run_model(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    networks = _networks(args)
+    cfg = DecoderConfig(layers=args.layers, context=args.context, variant=args.variant, d_model=args.d_model,
+                        heads=args.heads, ffn=args.ffn, vocab=args.vocab, attention=args.attention,
+                        gelu_form=args.gelu)
+    cost = model_cost(cfg, profile)
+    title = (f"{cfg.variant} decoder, L={cfg.layers} T={cfg.context} d={cfg.d_model} H={cfg.heads} "
+             f"FFN={cfg.ffn} V={cfg.vocab}, attention {cfg.attention}, profile {profile.name}")
+    _print(cost.to_json(networks), networks, args.json, title)
+    return 0
+
+
+def run_cascade(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    networks = _networks(args)
+    path = Path(args.file)
+    if path.suffix == ".cascade" or path.exists():
+        c = ec.load(path)
+    elif args.file in ec.library_names():
+        c = ec.load_library(args.file)
+    else:
+        raise UsageError(f"FILE: '{args.file}' is neither a file nor a library cascade "
+                         f"(library: {', '.join(ec.library_names())})")
+    plaintext = {name.strip() for item in args.plaintext for name in item.split(",") if name.strip()}
+    cost = map_cascade(c, _sizes(args.size), profile, plaintext=plaintext, gelu_form=args.gelu,
+                       include_fixed=args.fixed)
+    _print(cost.to_json(networks), networks, args.json, f"cascade {c.name}, profile {profile.name}")
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default=DEFAULT_PROFILE,
+                        help=f"backend profile name or YAML file (default {DEFAULT_PROFILE})")
+    parser.add_argument("--network", help="one network (default: every known network)")
+    parser.add_argument("--networks-file", type=Path, help="YAML file of extra networks (networks: {NAME: {bandwidth_mbps, rtt_ms}})")
+    parser.add_argument("--gelu", choices=("tanh", "erf"), default="tanh", help="GELU form (default tanh)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    pi = subparsers.add_parser("pi", help="private-inference (two-party) cost of a model or a cascade")
+    sub = pi.add_subparsers(dest="pi_command", required=True)
+
+    model = sub.add_parser("model", help="a GPT-2-style decoder under two-party computation")
+    model.add_argument("--layers", type=_positive, required=True)
+    model.add_argument("--context", type=_positive, required=True, help="prompt tokens T")
+    model.add_argument("--variant", default="SM+LN+G", help=f"one of {', '.join(VARIANTS)}")
+    model.add_argument("--d-model", type=_positive, default=768)
+    model.add_argument("--heads", type=_positive, default=12)
+    model.add_argument("--ffn", type=_positive, default=3072)
+    model.add_argument("--vocab", type=_positive, default=50257)
+    model.add_argument("--attention", default="attention_3pass",
+                       help="library attention cascade (attention_temperature: entropy-guided, temperature-scaled)")
+    _common(model)
+    model.set_defaults(func=run_model)
+
+    cascade = sub.add_parser("cascade", help="one cascade under two-party computation")
+    cascade.add_argument("file", help="a .cascade file or a library name")
+    cascade.add_argument("--size", action="append", default=[], help="NAME=VALUE, repeatable or comma-separated")
+    cascade.add_argument("--plaintext", action="append", default=[],
+                         help="input tensors the server holds in plaintext (weights), comma-separated")
+    cascade.add_argument("--fixed", action="store_true", help="add the profile's one-time per-run cost")
+    _common(cascade)
+    cascade.set_defaults(func=run_cascade)
