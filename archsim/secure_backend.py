@@ -17,8 +17,6 @@ from typing import Any
 
 import yaml
 
-from studies.errors import UsageError
-
 CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "pi"
 DEFAULT_PROFILE = "spu-cheetah"
 
@@ -30,7 +28,7 @@ KNOWN_OPS = (
 )
 
 
-class ProfileError(UsageError):
+class ProfileError(ValueError):
     """A bad backend or network profile, or an operation a profile cannot price."""
 
 

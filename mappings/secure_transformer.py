@@ -20,7 +20,10 @@ from pathlib import Path
 import einsum_cascade as ec
 from archsim.secure_backend import BackendProfile, Network
 from mappings.secure_mapping import SecureCost, map_cascade
-from studies.errors import UsageError
+
+
+class DecoderConfigError(ValueError):
+    """A decoder configuration that cannot be built; the message names the option."""
 
 
 @dataclass(frozen=True)
@@ -61,14 +64,14 @@ class DecoderConfig:
 
     def validate(self) -> None:
         if self.variant not in VARIANTS:
-            raise UsageError(f"--variant: unknown variant '{self.variant}' (known: {', '.join(VARIANTS)})")
+            raise DecoderConfigError(f"--variant: unknown variant '{self.variant}' (known: {', '.join(VARIANTS)})")
         for name in ("layers", "context", "d_model", "heads", "ffn", "vocab", "tile"):
             if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')}: must be a positive integer, got {getattr(self, name)}")
+                raise DecoderConfigError(f"--{name.replace('_', '-')}: must be a positive integer, got {getattr(self, name)}")
         if self.d_model % self.heads:
-            raise UsageError(f"--heads: {self.heads} does not divide --d-model {self.d_model}")
+            raise DecoderConfigError(f"--heads: {self.heads} does not divide --d-model {self.d_model}")
         if self.attention not in ec.library_names():
-            raise UsageError(f"--attention: unknown library cascade '{self.attention}'")
+            raise DecoderConfigError(f"--attention: unknown library cascade '{self.attention}'")
 
 
 @dataclass
@@ -128,7 +131,7 @@ def attention_sizes(c: ec.Cascade, head_dim: int, context: int, tile: int) -> di
             sizes[name] = min(tile, context)  # the tile; the number of tiles follows
     for param in c.params:
         if param not in NEUTRAL_PARAMS:
-            raise UsageError(f"--attention: cascade {c.name} has param '{param}' with no default for the model")
+            raise DecoderConfigError(f"--attention: cascade {c.name} has param '{param}' with no default for the model")
         sizes[param] = NEUTRAL_PARAMS[param]
     return sizes
 

@@ -9,8 +9,18 @@ import argparse
 import importlib
 import sys
 
+from archsim.errors import ArchError, ScheduleError
+from archsim.gpu_model import GPUConfigError
+from archsim.secure_backend import ProfileError
 from einsum_cascade.errors import CascadeError
+from mappings.secure_transformer import DecoderConfigError
+from mappings.work import MappingError
+from mappings.workload import WorkloadError
 from studies.errors import UsageError
+
+# Errors of bad input (files, fields, options): printed as one line, exit status 2.
+INPUT_ERRORS = (UsageError, ArchError, ScheduleError, GPUConfigError, ProfileError,
+                DecoderConfigError, MappingError, WorkloadError)
 
 COMMAND_MODULES = [
     "studies.cmd_analyze",
@@ -38,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except CascadeError as err:
         print(f"cascadesim: {err}", file=sys.stderr)
         return 2
-    except UsageError as err:
+    except INPUT_ERRORS as err:
         print(f"cascadesim: error: {err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:

@@ -14,27 +14,13 @@ from archsim.secure_backend import DEFAULT_PROFILE, Network, load_network, load_
 from mappings.secure_mapping import map_cascade
 from mappings.secure_transformer import VARIANTS, DecoderConfig, model_cost
 from studies.errors import UsageError
+from studies.sizes_arg import add_size_argument, parse_sizes
 
 
 def _networks(args: argparse.Namespace) -> list[Network]:
     if args.network:
         return [load_network(args.network, args.networks_file)]
     return list(load_networks(args.networks_file).values())
-
-
-def _sizes(items: list[str]) -> dict[str, float]:
-    sizes: dict[str, float] = {}
-    for item in items:
-        for part in item.split(","):
-            name, sep, value = part.partition("=")
-            if not sep or not name.strip():
-                raise UsageError(f"--size: expected NAME=VALUE, got '{part}'")
-            try:
-                number = float(value)
-            except ValueError:
-                raise UsageError(f"--size {name}: '{value}' is not a number") from None
-            sizes[name.strip()] = int(number) if number.is_integer() else number
-    return sizes
 
 
 def _print(result: dict, networks: list[Network], as_json: bool, title: str) -> None:
@@ -81,7 +67,7 @@ def run_cascade(args: argparse.Namespace) -> int:
         raise UsageError(f"FILE: '{args.file}' is neither a file nor a library cascade "
                          f"(library: {', '.join(ec.library_names())})")
     plaintext = {name.strip() for item in args.plaintext for name in item.split(",") if name.strip()}
-    cost = map_cascade(c, _sizes(args.size), profile, plaintext=plaintext, gelu_form=args.gelu,
+    cost = map_cascade(c, parse_sizes(args.size), profile, plaintext=plaintext, gelu_form=args.gelu,
                        include_fixed=args.fixed)
     _print(cost.to_json(networks), networks, args.json, f"cascade {c.name}, profile {profile.name}")
     return 0
@@ -125,7 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     cascade = sub.add_parser("cascade", help="one cascade under two-party computation")
     cascade.add_argument("file", help="a .cascade file or a library name")
-    cascade.add_argument("--size", action="append", default=[], help="NAME=VALUE, repeatable or comma-separated")
+    add_size_argument(cascade)
     cascade.add_argument("--plaintext", action="append", default=[],
                          help="input tensors the server holds in plaintext (weights), comma-separated")
     cascade.add_argument("--fixed", action="store_true", help="add the profile's one-time per-run cost")

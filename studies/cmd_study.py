@@ -24,14 +24,7 @@ def _resolve(target: str):
 
 def _runner(target: str):
     def run(args) -> int:
-        from archsim.errors import ArchError, ScheduleError
-        from mappings.work import MappingError
-        from mappings.workload import WorkloadError
-        from studies.cli import UsageError
-        try:
-            return int(_resolve(target)(args) or 0)
-        except (ArchError, ScheduleError, MappingError, WorkloadError) as err:
-            raise UsageError(str(err)) from None
+        return int(_resolve(target)(args) or 0)
     return run
 
 
