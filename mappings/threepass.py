@@ -4,7 +4,9 @@
 mappings/flat_dataflow.yaml); QK and AV on the 2D array, GM, SN, SD, A (max, exp, sum,
 divide) on the 1D array; AV of block b is issued after QK of block b+1 so the arrays overlap.
 Score tensors QK and A (= SN, overwritten in place) live in the buffer when FLAT keeps them
-on chip (a static reservation, less the spilled fraction); off chip they are written once and
+on chip (a static reservation, less the spilled fraction f). SN and A each process the on-chip
+(1 - f) of the scores first and the spilled f last, so the spilled part is re-read from DRAM
+while the on-chip part is computed (the overlap the paper assumes); off chip they are written once and
 read once each, and the 1D ops of consecutive granules are software-pipelined so that the
 DRAM channel streams. Off-chip operands are re-streamed: K and V once per 256-row tile of queries
 (output stationary) or once per granule (weight stationary: the K/V tile stays in the array
@@ -92,6 +94,13 @@ class FlatMapping(Mapping):
         lags = {"AV": 1} if on_scores else {"SN": 1, "SD": 1, "A": 2, "AV": 3}
         ops = []
         for name, p in plans.items():
+            if on_scores and 0 < f < 1 and name in ("SN", "A"):
+                # the on-chip (1 - f) of the scores first, while the spilled f is fetched (prefetch)
+                ops.append(TileOp(f"{name}.onchip", p.unit, (1 - f) * p.cycles, name, tuple(p.deps),
+                                  lag=lags.get(name, 0), actions={k: (1 - f) * v for k, v in p.actions.items()}))
+                ops.append(TileOp(name, p.unit, f * p.cycles, name, tuple(p.deps), lag=lags.get(name, 0),
+                                  actions={k: f * v for k, v in p.actions.items()}, **traffic.get(name, {})))
+                continue
             ops.append(TileOp(name, p.unit, p.cycles, name, tuple(p.deps), lag=lags.get(name, 0),
                               actions=p.actions, **traffic.get(name, {})))
         return Schedule(
