@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from gpu_ref.common import LOG2E, check_qkv, default_scale, dot_precision
+from gpu_ref.common import check_qkv, default_scale, dot_precision
 from gpu_ref.tiles import tiles_for
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -181,7 +182,7 @@ def run_bench(out: Path, seq_lens: list[int], head_dims: list[int], causal_modes
         result = fn(q, k, v, causal)  # compiles, and gives the output for the accuracy check
         rec["max_abs_err"] = _max_error(name, result, q, k, v, causal, n)
         del result
-        q25, q50, q75 = timer(lambda: fn(q, k, v, causal))
+        q25, q50, q75 = timer(functools.partial(fn, q, k, v, causal))
         if name != kernels.BASELINE:
             rec["tiles"] = tiles.tiles_for(name, d)
         flops = flop_count(name, b, h, n, d, causal, tiles.tiles_for(kernels.LINEAR_KERNEL, d)["BLOCK_N"])

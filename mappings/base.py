@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping as MappingOf
 
 import einsum_cascade as ec
 
@@ -48,9 +48,9 @@ def _elements(cascade, variables, sizes, tiled_var) -> float:
     return math.prod(float(sizes[cascade.var_rank[v]]) for v in variables if v != tiled_var)
 
 
-def plan_einsums(cascade, sizes: Mapping[str, float], arch: Architecture, binding: Mapping[str, str], *,
+def plan_einsums(cascade, sizes: MappingOf[str, float], arch: Architecture, binding: MappingOf[str, str], *,
                  mapping: str, tiled_var: str | None = None, fold_shift_into_exp: bool = True,
-                 locations: Mapping[str, str] | None = None) -> list[EinsumPlan]:
+                 locations: MappingOf[str, str] | None = None) -> list[EinsumPlan]:
     """Plan every computing Einsum of one block at `sizes` (the block's rank sizes).
 
     With `tiled_var` (e.g. "m1"), Einsums that iterate over it are per tile: their counts are
@@ -119,7 +119,7 @@ def plan_einsums(cascade, sizes: Mapping[str, float], arch: Architecture, bindin
     return plans
 
 
-def _producers(t: str, views: Mapping[str, str], cascade) -> list[str]:
+def _producers(t: str, views: MappingOf[str, str], cascade) -> list[str]:
     if t in views:
         return [p for u in cascade.graph.predecessors(t) for p in _producers(u, views, cascade)]
     return [t]
