@@ -12,6 +12,7 @@ import triton
 import triton.language as tl
 
 from gpu_ref.common import LOG2E, check_qkv, default_scale, dot_precision
+from gpu_ref.tile_helpers import head_base, key_range, load_rows, store_rows
 from gpu_ref.tiles import tiles_for
 
 
@@ -46,22 +47,15 @@ def _attn_1pass_kernel(Q, K, V, O, heads, seq_len, qk_scale,
                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
-    base = (pid_bh // heads) * s_b + (pid_bh % heads) * s_h
+    base = head_base(pid_bh, heads, s_b, s_h)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
-    q = tl.load(Q + base + offs_m[:, None] * s_n + offs_d[None, :] * s_d,
-                mask=offs_m[:, None] < seq_len, other=0.0)
+    q = load_rows(Q, base, offs_m, offs_d, seq_len, s_n, s_d)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    # Key tiles [0, lo) need no mask; [lo, hi) hold the diagonal (causal) or the ragged end.
-    if CAUSAL:
-        lo = pid_m * BLOCK_M
-        hi = tl.minimum((pid_m + 1) * BLOCK_M, seq_len)
-    else:
-        lo = (seq_len // BLOCK_N) * BLOCK_N
-        hi = seq_len
+    lo, hi = key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):
         cols = start + offs_n
         k_ptrs = K + base + offs_d[:, None] * s_d + cols[None, :] * s_n
@@ -75,8 +69,7 @@ def _attn_1pass_kernel(Q, K, V, O, heads, seq_len, qk_scale,
         acc, m_i, l_i = _attn_1pass_step(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_m, cols, seq_len,
                                          qk_scale, True, CAUSAL, PRECISION)
     acc = acc / l_i[:, None]
-    tl.store(O + base + offs_m[:, None] * s_n + offs_d[None, :] * s_d, acc.to(O.dtype.element_ty),
-             mask=offs_m[:, None] < seq_len)
+    store_rows(O, base, offs_m, offs_d, seq_len, s_n, s_d, acc)
 
 
 def attention_1pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,

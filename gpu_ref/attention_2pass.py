@@ -12,19 +12,8 @@ import triton
 import triton.language as tl
 
 from gpu_ref.common import LOG2E, check_qkv, default_scale, dot_precision
+from gpu_ref.tile_helpers import head_base, key_range, load_rows, store_rows
 from gpu_ref.tiles import tiles_for
-
-
-@triton.jit
-def _key_range(pid_m, seq_len, CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """Key tiles [0, lo) need no mask; [lo, hi) hold the diagonal (causal) or the ragged end."""
-    if CAUSAL:
-        lo = pid_m * BLOCK_M
-        hi = tl.minimum((pid_m + 1) * BLOCK_M, seq_len)
-    else:
-        lo = (seq_len // BLOCK_N) * BLOCK_N
-        hi = seq_len
-    return lo, hi
 
 
 @triton.jit
@@ -46,33 +35,36 @@ def _scores(q, K, base, offs_m, cols, seq_len, s_n, s_d, qk_scale, offs_d,
 
 
 @triton.jit
+def _update_row_stats(m_i, l_i, s):
+    """Running row max m_i and denominator l_i (log2 domain) after one more tile of scores s."""
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    l_i = l_i * tl.exp2(m_i - m_new) + tl.sum(tl.exp2(s - m_new[:, None]), 1)
+    return m_new, l_i
+
+
+@triton.jit
 def _row_stats_kernel(Q, K, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale,
                       s_b, s_h, s_n, s_d,
                       CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
-    base = (pid_bh // heads) * s_b + (pid_bh % heads) * s_h
+    base = head_base(pid_bh, heads, s_b, s_h)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
-    q = tl.load(Q + base + offs_m[:, None] * s_n + offs_d[None, :] * s_d,
-                mask=offs_m[:, None] < seq_len, other=0.0)
+    q = load_rows(Q, base, offs_m, offs_d, seq_len, s_n, s_d)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-    lo, hi = _key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
+    lo, hi = key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):
         s = _scores(q, K, base, offs_m, start + offs_n, seq_len, s_n, s_d, qk_scale, offs_d,
                     False, CAUSAL, PRECISION)
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        l_i = l_i * tl.exp2(m_i - m_new) + tl.sum(tl.exp2(s - m_new[:, None]), 1)
-        m_i = m_new
+        m_i, l_i = _update_row_stats(m_i, l_i, s)
     for start in range(lo, hi, BLOCK_N):
         s = _scores(q, K, base, offs_m, start + offs_n, seq_len, s_n, s_d, qk_scale, offs_d,
                     True, CAUSAL, PRECISION)
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        l_i = l_i * tl.exp2(m_i - m_new) + tl.sum(tl.exp2(s - m_new[:, None]), 1)
-        m_i = m_new
+        m_i, l_i = _update_row_stats(m_i, l_i, s)
     row = pid_bh * seq_len + offs_m
     tl.store(ROW_MAX + row, m_i, mask=offs_m < seq_len)
     tl.store(ROW_SUM + row, l_i, mask=offs_m < seq_len)
@@ -85,34 +77,27 @@ def _normalised_av_kernel(Q, K, V, O, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale
                           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
-    base = (pid_bh // heads) * s_b + (pid_bh % heads) * s_h
+    base = head_base(pid_bh, heads, s_b, s_h)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
-    q = tl.load(Q + base + offs_m[:, None] * s_n + offs_d[None, :] * s_d,
-                mask=offs_m[:, None] < seq_len, other=0.0)
+    q = load_rows(Q, base, offs_m, offs_d, seq_len, s_n, s_d)
     row = pid_bh * seq_len + offs_m
     m_i = tl.load(ROW_MAX + row, mask=offs_m < seq_len, other=0.0)
     inv_l = 1.0 / tl.load(ROW_SUM + row, mask=offs_m < seq_len, other=1.0)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    lo, hi = _key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
+    lo, hi = key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):
-        cols = start + offs_n
-        s = _scores(q, K, base, offs_m, cols, seq_len, s_n, s_d, qk_scale, offs_d,
+        s = _scores(q, K, base, offs_m, start + offs_n, seq_len, s_n, s_d, qk_scale, offs_d,
                     False, CAUSAL, PRECISION)
-        p = tl.exp2(s - m_i[:, None]) * inv_l[:, None]
-        v = tl.load(V + base + cols[:, None] * s_n + offs_d[None, :] * s_d)
-        acc += tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+        v = tl.load(V + base + (start + offs_n)[:, None] * s_n + offs_d[None, :] * s_d)
+        acc += tl.dot((tl.exp2(s - m_i[:, None]) * inv_l[:, None]).to(v.dtype), v, input_precision=PRECISION)
     for start in range(lo, hi, BLOCK_N):
-        cols = start + offs_n
-        s = _scores(q, K, base, offs_m, cols, seq_len, s_n, s_d, qk_scale, offs_d,
+        s = _scores(q, K, base, offs_m, start + offs_n, seq_len, s_n, s_d, qk_scale, offs_d,
                     True, CAUSAL, PRECISION)
-        p = tl.exp2(s - m_i[:, None]) * inv_l[:, None]
-        v = tl.load(V + base + cols[:, None] * s_n + offs_d[None, :] * s_d,
-                    mask=cols[:, None] < seq_len, other=0.0)
-        acc += tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
-    tl.store(O + base + offs_m[:, None] * s_n + offs_d[None, :] * s_d, acc.to(O.dtype.element_ty),
-             mask=offs_m[:, None] < seq_len)
+        v = load_rows(V, base, start + offs_n, offs_d, seq_len, s_n, s_d)
+        acc += tl.dot((tl.exp2(s - m_i[:, None]) * inv_l[:, None]).to(v.dtype), v, input_precision=PRECISION)
+    store_rows(O, base, offs_m, offs_d, seq_len, s_n, s_d, acc)
 
 
 def attention_2pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,

@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 
 from gpu_ref.common import check_qkv, default_scale, dot_precision
+from gpu_ref.tile_helpers import head_base, load_rows, store_rows
 from gpu_ref.tiles import tiles_for
 
 
@@ -26,12 +27,11 @@ def _scores_kernel(Q, K, S, heads, seq_len, sm_scale,
     pid_bh = tl.program_id(2)
     # Causal: a tile whose first key is after its last query holds no score.
     if (not CAUSAL) or (pid_n * BLOCK_N <= pid_m * BLOCK_M + BLOCK_M - 1):
-        base = (pid_bh // heads) * s_b + (pid_bh % heads) * s_h
+        base = head_base(pid_bh, heads, s_b, s_h)
         offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         offs_d = tl.arange(0, HEAD_DIM)
-        q = tl.load(Q + base + offs_m[:, None] * s_n + offs_d[None, :] * s_d,
-                    mask=offs_m[:, None] < seq_len, other=0.0)
+        q = load_rows(Q, base, offs_m, offs_d, seq_len, s_n, s_d)
         k = tl.load(K + base + offs_d[:, None] * s_d + offs_n[None, :] * s_n,
                     mask=offs_n[None, :] < seq_len, other=0.0)
         s = tl.dot(q, k, input_precision=PRECISION) * sm_scale
@@ -64,7 +64,7 @@ def _probs_v_kernel(P, V, O, heads, seq_len,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
-    base = (pid_bh // heads) * s_b + (pid_bh % heads) * s_h
+    base = head_base(pid_bh, heads, s_b, s_h)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -80,11 +80,9 @@ def _probs_v_kernel(P, V, O, heads, seq_len,
         if CAUSAL:
             keep = keep & (cols[None, :] <= offs_m[:, None])
         p = tl.load(p_rows + cols[None, :], mask=keep, other=0.0)
-        v = tl.load(V + base + cols[:, None] * s_n + offs_d[None, :] * s_d,
-                    mask=cols[:, None] < seq_len, other=0.0)
+        v = load_rows(V, base, cols, offs_d, seq_len, s_n, s_d)
         acc += tl.dot(p, v, input_precision=PRECISION)
-    tl.store(O + base + offs_m[:, None] * s_n + offs_d[None, :] * s_d, acc.to(O.dtype.element_ty),
-             mask=offs_m[:, None] < seq_len)
+    store_rows(O, base, offs_m, offs_d, seq_len, s_n, s_d, acc)
 
 
 def softmax_warps(seq_len: int) -> int:

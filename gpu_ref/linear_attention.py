@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 
 from gpu_ref.common import check_qkv, dot_precision
+from gpu_ref.tile_helpers import head_base
 from gpu_ref.tiles import tiles_for
 
 
@@ -23,7 +24,7 @@ def _lightning_kernel(Q, K, V, O, heads, seq_len,
                       PRECISION: tl.constexpr):
     pid_bh = tl.program_id(0)
     pid_e = tl.program_id(1)
-    base = (pid_bh // heads) * s_b + (pid_bh % heads) * s_h
+    base = head_base(pid_bh, heads, s_b, s_h)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     offs_e = pid_e * BLOCK_E + tl.arange(0, BLOCK_E)
