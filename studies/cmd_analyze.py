@@ -8,7 +8,8 @@ import sympy
 
 import einsum_cascade as ec
 from einsum_cascade.passes import PassReport
-from studies.cli import UsageError
+from studies.cascade_arg import load_cascade
+from studies.errors import UsageError
 from studies.sizes_arg import add_size_argument, parse_sizes
 
 
@@ -84,7 +85,7 @@ def format_analysis(cascade: ec.Cascade, ranks: list[str], sizes: dict[str, floa
 
 
 def run(args: argparse.Namespace) -> int:
-    cascade = ec.load(args.file)
+    cascade = load_cascade(args.file)
     if args.rank is not None and args.rank not in cascade.ranks:
         raise UsageError(f"--rank {args.rank}: not a rank of {args.file} "
                          f"(ranks: {', '.join(cascade.ranks)})")
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("analyze", help="passes over a rank, live tensors, operation counts")
-    parser.add_argument("file", help="a .cascade file")
+    parser.add_argument("file", help="a .cascade file or a library cascade name")
     parser.add_argument("--rank", help="the rank to count passes over (default: every rank)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_size_argument(parser)

@@ -7,7 +7,8 @@ import hashlib
 import numpy as np
 
 import einsum_cascade as ec
-from studies.cli import UsageError
+from studies.cascade_arg import load_cascade
+from studies.errors import UsageError
 from studies.sizes_arg import add_size_argument, parse_sizes
 
 
@@ -40,9 +41,9 @@ def checksum(array: np.ndarray) -> str:
 
 def run(args: argparse.Namespace) -> int:
     sizes = parse_sizes(args.size)
-    cascades = [ec.load(args.file)]
+    cascades = [load_cascade(args.file)]
     if args.check_against:
-        cascades.append(ec.load(args.check_against))
+        cascades.append(load_cascade(args.check_against))
     used = set().union(*(set(c.size_names) | set(c.params) for c in cascades))
     unknown = sorted(set(sizes) - used)
     if unknown:
@@ -80,11 +81,11 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a cascade on random inputs")
-    parser.add_argument("file", help="a .cascade file")
+    parser.add_argument("file", help="a .cascade file or a library cascade name")
     add_size_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--check-against", metavar="FILE2",
-                        help="evaluate FILE2 on the same inputs and compare common outputs")
+                        help="evaluate FILE2 (file or library name) on the same inputs and compare outputs")
     parser.add_argument("--rtol", type=float, default=1e-9, help="relative tolerance (of max |FILE2|)")
     parser.add_argument("--atol", type=float, default=1e-12, help="absolute tolerance")
     parser.set_defaults(func=run)

@@ -9,11 +9,10 @@ import argparse
 import json
 from pathlib import Path
 
-import einsum_cascade as ec
 from archsim.secure_backend import DEFAULT_PROFILE, Network, load_network, load_networks, load_profile
 from mappings.secure_mapping import map_cascade
 from mappings.secure_transformer import VARIANTS, DecoderConfig, model_cost
-from studies.errors import UsageError
+from studies.cascade_arg import load_cascade
 from studies.sizes_arg import add_size_argument, parse_sizes
 
 
@@ -58,14 +57,7 @@ def run_model(args: argparse.Namespace) -> int:
 def run_cascade(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     networks = _networks(args)
-    path = Path(args.file)
-    if path.suffix == ".cascade" or path.exists():
-        c = ec.load(path)
-    elif args.file in ec.library_names():
-        c = ec.load_library(args.file)
-    else:
-        raise UsageError(f"FILE: '{args.file}' is neither a file nor a library cascade "
-                         f"(library: {', '.join(ec.library_names())})")
+    c = load_cascade(args.file)
     plaintext = {name.strip() for item in args.plaintext for name in item.split(",") if name.strip()}
     cost = map_cascade(c, parse_sizes(args.size), profile, plaintext=plaintext, gelu_form=args.gelu,
                        include_fixed=args.fixed)

@@ -63,7 +63,7 @@ def run_study(out: Path, models=None, lengths=None, progress: bool = True) -> li
     known = load_models()
     for m in models:
         if m not in known:
-            from studies.cli import UsageError
+            from studies.errors import UsageError
             raise UsageError(f"--models: unknown model {m!r} (known: {', '.join(known)})")
     for n in lengths:
         parse_length(n)

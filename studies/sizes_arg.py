@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from studies.cli import UsageError
+from studies.errors import UsageError
 
 _SIZE = re.compile(r"^([A-Za-z_][A-Za-z_0-9]*)=([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)([KkMm]?)$")
 _SUFFIX = {"": 1, "k": 1024, "K": 1024, "m": 1024**2, "M": 1024**2}

@@ -53,6 +53,7 @@ def test_errors_exit_2_without_traceback(tmp_path):
     cases = [
         (["analyze", str(bad)], f"{bad}:4:8: unknown function 'nope'"),
         (["analyze", str(tmp_path / "missing.cascade")], "no such file"),
+        (["analyze", "no_such_cascade"], "neither a file nor a library cascade"),
         (["eval", str(ec.library_path("attention_3pass")), "--size", "M=abc"], "--size: expected NAME=NUMBER"),
         (["eval", str(ec.library_path("attention_3pass")), "--size", "M=8", "P=8", "E=2"], "size 'F' is not bound"),
         (["analyze", str(ec.library_path("attention_3pass")), "--rank", "Z"], "--rank Z"),
@@ -76,3 +77,8 @@ def test_taxonomy_report(tmp_path):
     # plus one per tile (PRM): 4096 + 16.
     row = next(line for line in text.splitlines() if line.startswith("| attention_1pass |"))
     assert "exp: 4,112" in row
+
+
+def test_commands_accept_library_names(capsys):
+    assert main(["analyze", "attention_2pass", "--rank", "M", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["passes"] == 2
