@@ -188,9 +188,11 @@ class _Evaluator:
                 plain.append(next(iter(coeffs)))
             else:
                 plain.append(None)
-        if None not in plain and len(set(plain)) == len(plain):
-            # Plain distinct variables: a view, fixed variables picked by integer indexing.
-            picks = tuple(self.fixed.get(v, slice(None)) for v in plain)
+        inside = all(self.fixed[v] < n for v, n in zip(plain, stored.data.shape) if v in self.fixed)
+        if None not in plain and len(set(plain)) == len(plain) and inside:
+            # Plain distinct variables: a view (the first `extent` entries of each free axis, e.g.
+            # the M1 previous steps of an iterative tensor of M1 + 1), fixed ones picked by index.
+            picks = tuple(self.fixed.get(v, slice(0, self.extents[v])) for v in plain)
             vars_ = tuple(v for v in plain if v not in self.fixed)
             data = stored.data[picks]
             mask = stored.mask[picks] if stored.mask is not None else None
