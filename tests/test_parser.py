@@ -155,3 +155,17 @@ def test_random_token_soup_raises_only_cascade_error(text):
         ec.parse(text, "fuzz.cascade")
     except ec.CascadeError:
         pass
+
+
+@settings(max_examples=40, deadline=None)
+@given(well_formed())
+def test_random_well_formed_cascades_evaluate_to_declared_shapes(text):
+    import numpy as np
+
+    c = ec.parse(text)
+    rng = np.random.default_rng(0)
+    inputs = {"A": rng.standard_normal((3, 4)), "B": rng.standard_normal((3, 5))}
+    out = c.evaluate(inputs)
+    sizes = c.bind_sizes(inputs)
+    for name, value in out.items():
+        assert value.shape == c.tensor_shape(name, sizes)
