@@ -5,6 +5,15 @@ Action keys are "component.action": for a PE array, `mac`, `add`, `max`, `exp`, 
 the counts are per element, so every PE's register file is counted); `buffer.read_words`
 and `buffer.write_words` (priced per access of the buffer width); `dram.bytes`.
 Energies in joules, areas in um2.
+
+Accounting (`accounting=`): "correct" (the default) prices every action. "artifact"
+reproduces the two bookkeeping errors of the FuseMax paper's public artifact
+(/work/shared/docs/reference-fusemax.md section 3), so that results can be compared with the
+paper's published energies: (1) register-file energy counted for one PE of each array instead
+of all of them (each unit's `rf_read` / `rf_write` energy divided by its PE count), and
+(2) the exp-unit energy of the paper's "cascade" configuration lost through a misspelled key
+(its `exp` actions priced at 0; see ARTIFACT_LOST_ACTIONS). Accounting changes energy only:
+action counts, cycles and traffic are the same under both.
 """
 from __future__ import annotations
 
@@ -15,6 +24,9 @@ from archsim.config import Architecture
 from archsim.errors import ScheduleError
 
 PJ = 1e-12
+ACCOUNTINGS = ("correct", "artifact")
+# configuration (mapping name) -> actions whose energy the artifact lost (a misspelled key)
+ARTIFACT_LOST_ACTIONS: dict[str, frozenset[str]] = {"cascade": frozenset({"exp"})}
 
 
 def action_energy_j(arch: Architecture, key: str, count: float) -> float:
@@ -41,20 +53,31 @@ def action_energy_j(arch: Architecture, key: str, count: float) -> float:
     return count * arch.action_pj[action] * PJ
 
 
-def energy_breakdown(arch: Architecture, counted: Iterable[tuple[str, Mapping[str, float], float]]
+def energy_breakdown(arch: Architecture, counted: Iterable[tuple[str, Mapping[str, float], float]],
+                     accounting: str = "correct", configuration: str = ""
                      ) -> tuple[dict[str, float], dict[str, float]]:
     """Joules by component and by Einsum from (einsum, actions, repetitions) triples.
 
     Components: each unit's compute ("array2d"), its register files ("array2d.rf"),
-    "buffer" and "dram".
+    "buffer" and "dram". `accounting` is "correct" or "artifact" (module docstring);
+    `configuration` names the paper's configuration the actions belong to (e.g. "cascade"),
+    which matters only in artifact accounting.
     """
+    if accounting not in ACCOUNTINGS:
+        raise ValueError(f"accounting: unknown value {accounting!r} (expected one of {', '.join(ACCOUNTINGS)})")
+    artifact = accounting == "artifact"
+    lost = ARTIFACT_LOST_ACTIONS.get(configuration, frozenset()) if artifact else frozenset()
     by_component: dict[str, float] = defaultdict(float)
     by_einsum: dict[str, float] = defaultdict(float)
     for einsum, actions, reps in counted:
         for key, count in actions.items():
-            j = action_energy_j(arch, key, count * reps)
             component, _, action = key.partition(".")
+            j = action_energy_j(arch, key, count * reps)
+            if action in lost:  # the artifact's misspelled key: this action's energy was never added
+                j = 0.0
             if action.startswith("rf_"):
+                if artifact:  # the artifact counted one PE's register file per array
+                    j /= arch.units[component].pes
                 component += ".rf"
             by_component[component] += j
             by_einsum[einsum or "other"] += j
