@@ -26,6 +26,7 @@ from archsim.result import reprice, run  # noqa: E402
 from mappings import get_mapping  # noqa: E402
 from mappings.gemm import run_layer_gemms  # noqa: E402
 from mappings.workload import load_models, make_workload, parse_length  # noqa: E402
+from studies.fingerprint import model_fingerprint  # noqa: E402
 
 MODELS = ["BERT", "TrXL", "T5", "XLM"]
 LENGTHS = ["1K", "4K", "16K", "64K", "256K", "1M"]
@@ -81,12 +82,13 @@ def run_study(out: Path, models=None, lengths=None, progress: bool = True) -> li
         parse_length(n)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "points.jsonl"
+    fingerprint = model_fingerprint()
     done = {}
     if cache.exists():
         for line in cache.read_text().splitlines():
             if line.strip():
                 p = json.loads(line)
-                if "energy_j_artifact" in p:  # points cached before the artifact accounting are redone
+                if p.get("model_fingerprint") == fingerprint:  # points of another model are redone
                     done[_key(p)] = p
     todo = [("attention", m, n, c) for m in models for n in lengths for c in CONFIGS] + \
            [("gemm", m, n, c) for m in models for n in lengths for c in ("flat", "fusemax")]
@@ -100,6 +102,7 @@ def run_study(out: Path, models=None, lengths=None, progress: bool = True) -> li
             else:
                 p = {"kind": "gemm", "model": m, "seq_len": n, "config": c,
                      **simulate_gemms(m, n, get_mapping(c).default_arch)}
+            p["model_fingerprint"] = fingerprint
             done[key] = p
             f.write(json.dumps(p) + "\n")
             f.flush()

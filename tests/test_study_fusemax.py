@@ -100,17 +100,20 @@ def test_report_shows_both_accountings(study):
                    f"{data['summary_artifact']['energy_ratio']:.3f} | 0.787 |")
 
 
-def test_cache_without_artifact_energy_is_resimulated(study, tmp_path):
+def test_points_of_another_model_are_resimulated(study, tmp_path):
     out, _ = study
     stale = [json.loads(line) for line in (out / "points.jsonl").read_text().splitlines()
              if "|BERT|1K|" in "|{kind}|{model}|{seq_len}|".format(**json.loads(line))]
     for p in stale:
-        p.pop("energy_j_artifact", None)
-        p.pop("energy_by_component_artifact", None)
+        p["model_fingerprint"] = "0" * 16  # cached by a different version of the model
+        p["latency_s"] = -1.0
     (tmp_path / "points.jsonl").write_text("".join(json.dumps(p) + "\n" for p in stale))
     points = run_study(tmp_path, ["BERT"], ["1K"], progress=False)
-    assert all("energy_j_artifact" in p for p in points)
+    assert all(p["latency_s"] > 0 for p in points)
     assert len((tmp_path / "points.jsonl").read_text().splitlines()) == 2 * len(stale) == 2 * 7
+    # the same model: nothing is simulated again
+    run_study(tmp_path, ["BERT"], ["1K"], progress=False)
+    assert len((tmp_path / "points.jsonl").read_text().splitlines()) == 2 * 7
 
 
 def test_cli_bad_length(capsys):

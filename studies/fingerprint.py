@@ -1,0 +1,21 @@
+"""A fingerprint of the modelling code and data, so cached sweep points are reused only while
+the model that produced them is unchanged."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_PACKAGES = ("einsum_cascade", "archsim", "mappings")
+MODEL_SUFFIXES = (".py", ".yaml", ".cascade")
+
+
+def model_fingerprint(packages: tuple[str, ...] = MODEL_PACKAGES) -> str:
+    """First 16 hex digits of the SHA-256 over the source and data files of `packages`."""
+    digest = hashlib.sha256()
+    for package in packages:
+        for path in sorted((ROOT / package).rglob("*")):
+            if path.suffix in MODEL_SUFFIXES and path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(ROOT)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
