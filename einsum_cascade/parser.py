@@ -441,6 +441,7 @@ class _CascadeBuilder:
         if not parser.at("["):
             raise parser.error("expected '[' after the tensor name (TENSOR[idx, ...] = EXPR)")
         lhs = parser.access(head).indices
+        self._check_lhs_nonnegative(lhs, parser.tokens)
         parser.expect("=")
         expr_start = parser.tok
         expr = parser.expression()
@@ -485,6 +486,18 @@ class _CascadeBuilder:
         )
         self.einsums.append(einsum)
         self.positions[id(einsum)] = head
+
+    def _check_lhs_nonnegative(self, lhs: tuple, tokens: list[Token]) -> None:
+        """Left-hand indices must be non-negative: affine with non-negative coefficients."""
+        variables = [var_symbol(v) for v in self.decls.var_rank]
+        bracket = next(t for t in tokens if t.text == "[")
+        for index in lhs:
+            expr = sympy.expand(index)
+            constant = expr.subs({v: 0 for v in variables})
+            coeffs = [expr.coeff(v) for v in variables if v in expr.free_symbols]
+            if not all(sympy.sympify(x).is_nonnegative for x in [constant, *coeffs]):
+                raise self.error(f"left-hand index {index} can be negative (use non-negative "
+                                 "coefficients and offsets)", bracket)
 
     # -- whole-cascade checks ----------------------------------------------------------------
     def finish(self, default_name: str) -> Cascade:

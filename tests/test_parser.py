@@ -59,6 +59,7 @@ ERRORS = [
     (HEADER + "X[m,p] = (Q[e,p]\n", 4, 17, "expected ')'"),
     ("rank E\ninput Q[e]\noutput Q\nrank m\n", 4, 6, "upper-case"),
     (HEADER + "Q[e,p] = K[e,p]\n", 4, 1, "is an input"),
+    (HEADER + "X[m,-p] = K[e,m]\n", 4, 2, "can be negative"),
     (HEADER + "X[m,p] = sum(Q[e,p])\n", 4, 10, "needs its variables"),
     (HEADER + "X[m,p] = exp(Q[e,p], K[e,m])\n", 4, 10, "takes 1 argument"),
     ("rank E\ninput Q[e]\noutput Z\n", 3, 8, "output 'Z' is never defined"),
