@@ -320,7 +320,7 @@ def _shape_label(key: tuple) -> str:
 
 
 def _no_measurements(out: Path, paths: list[Path]) -> dict:
-    where = ", ".join(str(p) for p in paths) if paths else str(RESULTS_DIR)
+    where = ", ".join(str(p) for p in paths) if paths else str(RESULTS_DIR.relative_to(RESULTS_DIR.parents[1]))
     result = {"status": "no measurements", "gpu": None, "n_shapes": 0, "mape": None, "spearman": None,
               "files": [str(p) for p in paths]}
     (out / "crossval.json").write_text(json.dumps(result, indent=1) + "\n")
