@@ -31,17 +31,6 @@ HEADLINE = "SM+ScFuFFN"
 FITTED_OPS = ("gelu_tanh", "layernorm", "matmul_plain")
 PAPER_FIT_PATH = CONFIG_DIR / "paper-fit.yaml"
 
-# ReLU attention (not in the library; used for the comparison only).
-RELU_ATTENTION = """\
-# source: Wortsman et al., "Replacing softmax with ReLU in Vision Transformers", arXiv 2023 (ReLU divided by the sequence length)
-cascade relu_attention
-rank E, F, M, P
-input Q[e,p], K[e,m], V[f,m]
-output AV
-QK[m,p] = Q[e,p] * K[e,m]
-S[m,p]  = relu(QK[m,p]) / M
-AV[f,p] = S[m,p] * V[f,m]
-"""
 ATTENTION_CASCADES = ["attention_3pass", "attention_2pass", "attention_1pass", "sigmoid_attention",
                       "softplus_attention", "linear_attention", "relu_attention"]
 CONTEXTS = [128, 256, 512, 1024, 2048, 4096]
@@ -152,14 +141,6 @@ def paper_comparison(profile: BackendProfile, network: Network) -> list[dict]:
     return rows
 
 
-def relu_attention() -> ec.Cascade:
-    return ec.parse(RELU_ATTENTION, filename="<relu_attention>")
-
-
-def attention_cascade(name: str) -> ec.Cascade:
-    return relu_attention() if name == "relu_attention" else ec.load_library(name)
-
-
 def attention_head_sizes(c: ec.Cascade, context: int) -> dict[str, float]:
     """One head: E = F = 64, M = P = context, tile M0 = 64 (or the context if shorter)."""
     return attention_sizes(c, HEAD_DIM, context, TILE)
@@ -203,7 +184,7 @@ def attention_comparison(profile: BackendProfile, networks: list[Network], conte
 
     rows = []
     for name in tqdm(ATTENTION_CASCADES, desc="attention cascades", leave=False):
-        c = attention_cascade(name)
+        c = ec.load_library(name)
         for context in contexts:
             sizes = attention_head_sizes(c, context)
             cost = map_cascade(c, sizes, profile)

@@ -40,6 +40,12 @@ def sigmoid_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: float) 
     return v @ weights
 
 
+def relu_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """relu(Q.K) / M times V (Wortsman et al. 2023: ReLU divided by the sequence length)."""
+    scores = k.T @ q
+    return v @ (np.maximum(scores, 0.0) / scores.shape[0])
+
+
 def softplus_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     """l1-normalised softplus(Q.K) over keys, times V."""
     weights = np.logaddexp(0.0, k.T @ q)

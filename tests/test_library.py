@@ -153,6 +153,11 @@ def test_sigmoid_attention(bias):
     assert_close(evaluate("sigmoid_attention", inputs, {"B": bias}), expected)
 
 
+def test_relu_attention():
+    inputs = qkv(24, 16, seed=13)
+    assert_close(evaluate("relu_attention", inputs), ref.relu_attention(**_lower(inputs)))
+
+
 @pytest.mark.parametrize("stem", ["softplus_attention", "softplus_attention_deferred"])
 def test_softplus_attention(stem):
     inputs = qkv(24, 16, seed=12)
