@@ -36,6 +36,17 @@ class TensorDecl:
     line: int = 0
 
 
+@dataclass(frozen=True)
+class Tensor:
+    """Any tensor of a cascade: its name, number of indices, role and, for an iterative tensor,
+    the index slot its recurrence steps (`RM[m1+1, p]`: slot 0)."""
+
+    name: str
+    arity: int
+    role: str  # "input", "intermediate" or "output"
+    iterative_slot: int | None = None
+
+
 @dataclass
 class Einsum:
     """One statement `NAME[lhs] = expr [where ...]` of a cascade."""
@@ -109,6 +120,15 @@ class Cascade:
             if e.name == name and e.is_initial:
                 return e
         return None
+
+    @property
+    def tensors(self) -> dict[str, Tensor]:
+        """Every tensor: inputs first, then defined tensors in statement order."""
+        out = {}
+        for name in list(self.inputs) + self.defined:
+            role = "input" if name in self.inputs else "output" if name in self.outputs else "intermediate"
+            out[name] = Tensor(name, self.arity[name], role, self.iterative_slot.get(name))
+        return out
 
     @property
     def defined(self) -> list[str]:

@@ -38,6 +38,8 @@ def test_partitioned_rank_affine_index_and_recurrence():
     assert isinstance(access, Access)
     assert sympy.expand(access.indices[1] - var_symbol("m1") * sympy.Symbol("M0", positive=True)
                         - var_symbol("m0")) == 0
+    assert c.tensors["RM"] == ec.Tensor("RM", 2, "output", 0)
+    assert c.tensors["K"].role == "input" and c.tensors["BK"].role == "intermediate"
     rm = c.einsum("RM")
     assert rm.iterative_var == "m1" and c.initial("RM").is_initial
     assert c.graph.edges["RM", "RM"]["delayed"] is True
