@@ -8,6 +8,7 @@ add (a MAC) per point. Unary minus and constants are free. `where` conditions sh
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -282,4 +283,43 @@ def domain_points(cascade: Cascade, e: Einsum, sizes: dict[str, float]) -> int:
     return int(numeric_points(cascade, bound)(frozenset(e.space_vars), e.where))
 
 
-__all__ = ["CascadeCost", "OPERATORS", "cost", "domain_points", "einsum_ops", "affine_max"]
+def closed_form(expr: sympy.Expr, cascade: Cascade | None = None) -> sympy.Expr:
+    """`expr` with each point-count Sum evaluated where its Max(0, ...) is provably redundant.
+
+    A count `Sum(Max(0, a), limits)` with `a` affine in the summation variables equals `Sum(a)`
+    when `a` is non-negative at every corner of the limits' box (an affine function takes its
+    minimum at a corner); that sum sympy closes. The corners are judged with every size a
+    positive integer and, given `cascade`, each partitioned rank the product of its parts.
+    Anything else is left as it is.
+    """
+    def at_least_one(name: str) -> sympy.Expr:  # a positive integer size as 1 + (k >= 0)
+        return 1 + sympy.Symbol(f"{name}_minus_1", integer=True, nonnegative=True)
+
+    judge = {sym: at_least_one(sym.name) for sym in sympy.sympify(expr).free_symbols}
+    if cascade is not None:
+        for rank in cascade.ranks.values():
+            if rank.parts:
+                judge[size_symbol(rank.name)] = sympy.Mul(*[at_least_one(p) for p in rank.parts])
+
+    def simplify_sum(s: sympy.Sum) -> sympy.Expr:
+        body = s.function
+        if not (isinstance(body, sympy.Max) and len(body.args) == 2 and 0 in body.args):
+            return s
+        inner = next(a for a in body.args if a != 0)
+        limits = list(s.limits)
+        variables = [v for v, _, _ in limits]
+        try:
+            if sympy.Poly(inner, *variables).total_degree() > 1:
+                return s
+        except sympy.PolynomialError:
+            return s
+        for corner in itertools.product(*[(lo, hi) for _, lo, hi in limits]):
+            value = inner.subs(dict(zip(variables, corner))).subs(judge, simultaneous=True)
+            if sympy.expand(value).is_nonnegative is not True:
+                return s
+        return sympy.factor(sympy.Sum(inner, *limits).doit())
+
+    return sympy.sympify(expr).replace(lambda e: isinstance(e, sympy.Sum), simplify_sum)
+
+
+__all__ = ["CascadeCost", "OPERATORS", "closed_form", "cost", "domain_points", "einsum_ops", "affine_max"]

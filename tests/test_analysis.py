@@ -75,3 +75,20 @@ def test_sliding_window_domain_by_hand():
     qk = c.einsum("QK")
     # p - W < m <= p over M = P = 6, W = 2: rows p = 0 has 1 key, the others 2: 11 points.
     assert ec.domain_points(c, qk, {"E": 1, "F": 1, "M": 6, "P": 6, "W": 2}) == 11
+
+
+def test_closed_form_of_causal_counts_by_hand():
+    from einsum_cascade.cost import closed_form
+
+    c = ec.load_library("attention_1pass_causal")
+    total = ec.cost(c).total
+    self_attention = {P: M}
+    # visible scores of causal self-attention: M (M + 1) / 2; one exp per visible score plus one
+    # PRM exp per query and tile (M / M0 tiles)
+    exp = sympy.simplify(closed_form(total["exp"].subs(self_attention), c))
+    assert sympy.simplify(exp - (M * (M + 1) / 2 + M * M / M0)) == 0
+    # the closed form agrees with the numeric count at bound sizes
+    at = ec.cost(c).at({"E": 4, "F": 4, "M": 96, "P": 96, "M0": 16})
+    assert exp.subs({M: 96, M0: 16}) == at.total["exp"]
+    # a count whose Max(0, ...) is not provably redundant (M and P unrelated) stays a Sum
+    assert isinstance(closed_form(total["exp"], c), sympy.Expr) and closed_form(total["exp"], c).has(sympy.Sum)
