@@ -133,6 +133,7 @@ class KernelLaunch:
 
     @property
     def programs(self) -> int:
+        """Programs (thread blocks) of the launch."""
         return int(len(self.tensor_flops))
 
 
@@ -179,6 +180,7 @@ class LaunchTime:
 
     @property
     def bound(self) -> str:
+        """'compute' or 'memory': which of the two sets the launch's time."""
         return "compute" if self.compute_s >= self.memory_s else "memory"
 
 

@@ -70,6 +70,7 @@ class BackendProfile:
         return self.ops[op_name]
 
     def has(self, op_name: str) -> bool:
+        """Whether the profile prices `op_name`."""
         return op_name in self.ops
 
 

@@ -11,27 +11,16 @@ import torch
 import triton
 import triton.language as tl
 
-from gpu_ref.common import LOG2E, check_qkv, default_scale, dot_precision
-from gpu_ref.tile_helpers import head_base, key_range, load_rows, store_rows
-from gpu_ref.tiles import tiles_for
+from gpu_ref.common import LOG2E, check_qkv, default_scale, dot_precision, launch_tiles
+from gpu_ref.tile_helpers import head_base, key_range, load_key_rows, load_rows, score_tile, store_rows
 
 
 @triton.jit
-def _attn_1pass_step(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_m, cols, seq_len, qk_scale,
+def _attn_1pass_step(acc, m_i, l_i, q, K, V, base, offs_m, cols, offs_d, seq_len, s_n, s_d, qk_scale,
                      MASKED: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr):
     """One key tile: update running max m_i, denominator l_i and numerator acc (log2 domain)."""
-    if MASKED:
-        k = tl.load(k_ptrs, mask=cols[None, :] < seq_len, other=0.0)
-        v = tl.load(v_ptrs, mask=cols[:, None] < seq_len, other=0.0)
-    else:
-        k = tl.load(k_ptrs)
-        v = tl.load(v_ptrs)
-    s = tl.dot(q, k, input_precision=PRECISION) * qk_scale
-    if MASKED:
-        valid = cols[None, :] < seq_len
-        if CAUSAL:
-            valid = valid & (cols[None, :] <= offs_m[:, None])
-        s = tl.where(valid, s, float("-inf"))
+    s = score_tile(q, K, base, offs_m, cols, offs_d, seq_len, s_n, s_d, qk_scale, MASKED, CAUSAL, PRECISION)
+    v = load_key_rows(V, base, cols, offs_d, seq_len, s_n, s_d, MASKED)
     m_new = tl.maximum(m_i, tl.max(s, 1))
     alpha = tl.exp2(m_i - m_new)
     p = tl.exp2(s - m_new[:, None])
@@ -57,17 +46,11 @@ def _attn_1pass_kernel(Q, K, V, O, heads, seq_len, qk_scale,
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     lo, hi = key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):
-        cols = start + offs_n
-        k_ptrs = K + base + offs_d[:, None] * s_d + cols[None, :] * s_n
-        v_ptrs = V + base + cols[:, None] * s_n + offs_d[None, :] * s_d
-        acc, m_i, l_i = _attn_1pass_step(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_m, cols, seq_len,
-                                         qk_scale, False, CAUSAL, PRECISION)
+        acc, m_i, l_i = _attn_1pass_step(acc, m_i, l_i, q, K, V, base, offs_m, start + offs_n, offs_d, seq_len,
+                                         s_n, s_d, qk_scale, False, CAUSAL, PRECISION)
     for start in range(lo, hi, BLOCK_N):
-        cols = start + offs_n
-        k_ptrs = K + base + offs_d[:, None] * s_d + cols[None, :] * s_n
-        v_ptrs = V + base + cols[:, None] * s_n + offs_d[None, :] * s_d
-        acc, m_i, l_i = _attn_1pass_step(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_m, cols, seq_len,
-                                         qk_scale, True, CAUSAL, PRECISION)
+        acc, m_i, l_i = _attn_1pass_step(acc, m_i, l_i, q, K, V, base, offs_m, start + offs_n, offs_d, seq_len,
+                                         s_n, s_d, qk_scale, True, CAUSAL, PRECISION)
     acc = acc / l_i[:, None]
     store_rows(O, base, offs_m, offs_d, seq_len, s_n, s_d, acc)
 
@@ -76,9 +59,7 @@ def attention_1pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
                     sm_scale: float | None = None, tiles: dict[str, int] | None = None) -> torch.Tensor:
     """softmax(q k^T * sm_scale) v for (batch, heads, seq_len, head_dim) tensors, one pass over the keys."""
     batch, heads, seq_len, head_dim = check_qkv(q, k, v)
-    t = tiles or tiles_for("attention_1pass", head_dim)
-    if causal and t["BLOCK_M"] % t["BLOCK_N"]:
-        raise ValueError("causal attention needs BLOCK_M to be a multiple of BLOCK_N")
+    t = launch_tiles("attention_1pass", head_dim, tiles, causal_multiple=causal)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     out = torch.empty_like(q)
     grid = (triton.cdiv(seq_len, t["BLOCK_M"]), batch * heads)

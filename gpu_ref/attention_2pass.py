@@ -11,27 +11,8 @@ import torch
 import triton
 import triton.language as tl
 
-from gpu_ref.common import LOG2E, check_qkv, default_scale, dot_precision
-from gpu_ref.tile_helpers import head_base, key_range, load_rows, store_rows
-from gpu_ref.tiles import tiles_for
-
-
-@triton.jit
-def _scores(q, K, base, offs_m, cols, seq_len, s_n, s_d, qk_scale, offs_d,
-            MASKED: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr):
-    """Scores of one key tile in the log2 domain (q k^T * scale * log2 e), -inf where absent."""
-    k_ptrs = K + base + offs_d[:, None] * s_d + cols[None, :] * s_n
-    if MASKED:
-        k = tl.load(k_ptrs, mask=cols[None, :] < seq_len, other=0.0)
-    else:
-        k = tl.load(k_ptrs)
-    s = tl.dot(q, k, input_precision=PRECISION) * qk_scale
-    if MASKED:
-        valid = cols[None, :] < seq_len
-        if CAUSAL:
-            valid = valid & (cols[None, :] <= offs_m[:, None])
-        s = tl.where(valid, s, float("-inf"))
-    return s
+from gpu_ref.common import LOG2E, check_qkv, default_scale, dot_precision, launch_tiles
+from gpu_ref.tile_helpers import head_base, key_range, load_key_rows, load_rows, score_tile, store_rows
 
 
 @triton.jit
@@ -58,16 +39,25 @@ def _row_stats_kernel(Q, K, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale,
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     lo, hi = key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):
-        s = _scores(q, K, base, offs_m, start + offs_n, seq_len, s_n, s_d, qk_scale, offs_d,
-                    False, CAUSAL, PRECISION)
+        s = score_tile(q, K, base, offs_m, start + offs_n, offs_d, seq_len, s_n, s_d, qk_scale,
+                       False, CAUSAL, PRECISION)
         m_i, l_i = _update_row_stats(m_i, l_i, s)
     for start in range(lo, hi, BLOCK_N):
-        s = _scores(q, K, base, offs_m, start + offs_n, seq_len, s_n, s_d, qk_scale, offs_d,
-                    True, CAUSAL, PRECISION)
+        s = score_tile(q, K, base, offs_m, start + offs_n, offs_d, seq_len, s_n, s_d, qk_scale,
+                       True, CAUSAL, PRECISION)
         m_i, l_i = _update_row_stats(m_i, l_i, s)
     row = pid_bh * seq_len + offs_m
     tl.store(ROW_MAX + row, m_i, mask=offs_m < seq_len)
     tl.store(ROW_SUM + row, l_i, mask=offs_m < seq_len)
+
+
+@triton.jit
+def _add_normalised_av(acc, q, K, V, base, offs_m, cols, offs_d, seq_len, s_n, s_d, qk_scale, m_i, inv_l,
+                       MASKED: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr):
+    """acc + softmax probabilities of one key tile (from the stored row max and 1 / row sum) times V."""
+    s = score_tile(q, K, base, offs_m, cols, offs_d, seq_len, s_n, s_d, qk_scale, MASKED, CAUSAL, PRECISION)
+    v = load_key_rows(V, base, cols, offs_d, seq_len, s_n, s_d, MASKED)
+    return acc + tl.dot((tl.exp2(s - m_i[:, None]) * inv_l[:, None]).to(v.dtype), v, input_precision=PRECISION)
 
 
 @triton.jit
@@ -88,15 +78,11 @@ def _normalised_av_kernel(Q, K, V, O, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     lo, hi = key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):
-        s = _scores(q, K, base, offs_m, start + offs_n, seq_len, s_n, s_d, qk_scale, offs_d,
-                    False, CAUSAL, PRECISION)
-        v = tl.load(V + base + (start + offs_n)[:, None] * s_n + offs_d[None, :] * s_d)
-        acc += tl.dot((tl.exp2(s - m_i[:, None]) * inv_l[:, None]).to(v.dtype), v, input_precision=PRECISION)
+        acc = _add_normalised_av(acc, q, K, V, base, offs_m, start + offs_n, offs_d, seq_len, s_n, s_d,
+                                 qk_scale, m_i, inv_l, False, CAUSAL, PRECISION)
     for start in range(lo, hi, BLOCK_N):
-        s = _scores(q, K, base, offs_m, start + offs_n, seq_len, s_n, s_d, qk_scale, offs_d,
-                    True, CAUSAL, PRECISION)
-        v = load_rows(V, base, start + offs_n, offs_d, seq_len, s_n, s_d)
-        acc += tl.dot((tl.exp2(s - m_i[:, None]) * inv_l[:, None]).to(v.dtype), v, input_precision=PRECISION)
+        acc = _add_normalised_av(acc, q, K, V, base, offs_m, start + offs_n, offs_d, seq_len, s_n, s_d,
+                                 qk_scale, m_i, inv_l, True, CAUSAL, PRECISION)
     store_rows(O, base, offs_m, offs_d, seq_len, s_n, s_d, acc)
 
 
@@ -104,9 +90,7 @@ def attention_2pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
                     sm_scale: float | None = None, tiles: dict[str, int] | None = None) -> torch.Tensor:
     """softmax(q k^T * sm_scale) v for (batch, heads, seq_len, head_dim) tensors, two passes over the keys."""
     batch, heads, seq_len, head_dim = check_qkv(q, k, v)
-    t = tiles or tiles_for("attention_2pass", head_dim)
-    if causal and t["BLOCK_M"] % t["BLOCK_N"]:
-        raise ValueError("causal attention needs BLOCK_M to be a multiple of BLOCK_N")
+    t = launch_tiles("attention_2pass", head_dim, tiles, causal_multiple=causal)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     out = torch.empty_like(q)
     row_max = torch.empty(batch * heads * seq_len, dtype=torch.float32, device=q.device)

@@ -12,9 +12,9 @@ import torch
 import triton
 import triton.language as tl
 
-from gpu_ref.common import check_qkv, default_scale, dot_precision
+from gpu_ref.common import check_qkv, default_scale, dot_precision, launch_tiles
 from gpu_ref.tile_helpers import head_base, load_rows, store_rows
-from gpu_ref.tiles import tiles_for
+from gpu_ref.tiles import softmax_warps
 
 
 @triton.jit
@@ -85,11 +85,6 @@ def _probs_v_kernel(P, V, O, heads, seq_len,
     store_rows(O, base, offs_m, offs_d, seq_len, s_n, s_d, acc)
 
 
-def softmax_warps(seq_len: int) -> int:
-    """Warps of the row-softmax kernel: enough threads that a row of seq_len fits in registers."""
-    return 4 if seq_len <= 2048 else 8 if seq_len <= 8192 else 16
-
-
 def scores_bytes(batch: int, heads: int, seq_len: int, element_bytes: int) -> int:
     """GPU memory the 3-pass kernel needs for its score matrix, in bytes."""
     return batch * heads * seq_len * seq_len * element_bytes
@@ -99,7 +94,7 @@ def attention_3pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
                     sm_scale: float | None = None, tiles: dict[str, int] | None = None) -> torch.Tensor:
     """softmax(q k^T * sm_scale) v for (batch, heads, seq_len, head_dim) tensors, scores stored in memory."""
     batch, heads, seq_len, head_dim = check_qkv(q, k, v)
-    t = tiles or tiles_for("attention_3pass", head_dim)
+    t = launch_tiles("attention_3pass", head_dim, tiles)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     scores = torch.empty(batch * heads, seq_len, seq_len, dtype=q.dtype, device=q.device)
     out = torch.empty_like(q)

@@ -23,6 +23,7 @@ import platform
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -101,19 +102,33 @@ def environment() -> dict:
 
 
 def record_key(rec: dict) -> tuple:
+    """What identifies a measurement: kernel, batch, heads, seq_len, head_dim, causal, dtype."""
     return (rec["kernel"], rec["batch"], rec["heads"], rec["seq_len"], rec["head_dim"], rec["causal"], rec["dtype"])
 
 
+class BenchFileError(ValueError):
+    """An output file that cannot be resumed: not a benchmark file, or one of other settings."""
+
+
 def load_previous(path: Path, settings: dict) -> dict:
-    """Records of an earlier run of the same settings at `path` (for resuming), else an empty result."""
-    if path.exists():
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not a JSON benchmark file ({err})") from err
-        if data.get("schema") == SCHEMA and data.get("settings") == settings:
-            return data
-    return {"schema": SCHEMA, "settings": settings, "records": [], "skipped": []}
+    """Records of an earlier run of the same settings at `path` (for resuming), else an empty result.
+
+    A file of another schema or other settings is never overwritten: BenchFileError names it."""
+    if not path.exists():
+        return {"schema": SCHEMA, "settings": settings, "records": [], "skipped": []}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise BenchFileError(f"{path}: not a JSON benchmark file ({err})") from err
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or data.get("settings") != settings:
+        raise BenchFileError(f"{path}: holds measurements of another schema or other settings; "
+                             "choose another --out (it is not overwritten)")
+    return data
+
+
+def input_seed(rec: dict) -> int:
+    """Seed of a measurement's random q, k, v: fixed by its key, so a resumed run draws the same inputs."""
+    return zlib.crc32(json.dumps(record_key(rec)).encode())
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -156,7 +171,6 @@ def run_bench(out: Path, seq_lens: list[int], head_dims: list[int], causal_modes
     data["complete"] = False
     jobs = [(s, c, dt, name) for dt in dtypes for s in bench_shapes(seq_lens, head_dims, tokens, d_model)
             for c in causal_modes for name in kernel_names if kernels.supports(name, c)]
-    generator = torch.Generator(device=device).manual_seed(0)
     for index, (shape, causal, dtype_name, name) in enumerate(jobs, 1):
         rec = dict(kernel=name, causal=causal, dtype=dtype_name, **shape)
         if record_key(rec) in done:
@@ -177,6 +191,7 @@ def run_bench(out: Path, seq_lens: list[int], head_dims: list[int], causal_modes
                 progress(f"[{index}/{len(jobs)}] skip {name} N={n} D={d} causal={causal}: {rec['reason']}")
                 continue
         dtype = getattr(torch, dtype_name)
+        generator = torch.Generator(device=device).manual_seed(input_seed(rec))
         q, k, v = (torch.randn(b, h, n, d, dtype=dtype, device=device, generator=generator) for _ in range(3))
         fn = kernels.KERNELS[name]
         result = fn(q, k, v, causal)  # compiles, and gives the output for the accuracy check
@@ -226,6 +241,7 @@ def summary(data: dict) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Options of `python -m gpu_ref.bench` (argparse exits 2 with a message on a bad option)."""
     from gpu_ref.kernels import ALL_KERNELS
 
     p = argparse.ArgumentParser(prog="python -m gpu_ref.bench", description=__doc__.splitlines()[0])
@@ -249,9 +265,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (or print a file's summary); the exit status."""
     args = parse_args(argv)
     if args.summary is not None:
-        print(summary(json.loads(args.summary.read_text())))
+        try:
+            data = json.loads(args.summary.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            print(f"gpu_ref.bench: --summary {args.summary}: cannot read a benchmark file ({err})", file=sys.stderr)
+            return 2
+        print(summary(data))
         return 0
     import torch
 
@@ -261,9 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     causal_modes = {"both": [False, True], "yes": [True], "no": [False]}[args.causal]
     settings = {"tokens": args.tokens, "d_model": args.d_model, "warmup_ms": args.warmup_ms, "rep_ms": args.rep_ms,
                 "timer": "triton.testing.do_bench"}
-    data = run_bench(args.out, args.seq_lens, args.head_dims, causal_modes, args.dtypes, args.kernels,
-                     args.tokens, args.d_model, do_bench_timer(args.warmup_ms, args.rep_ms), settings,
-                     time_limit_s=args.time_limit_s)
+    try:
+        data = run_bench(args.out, args.seq_lens, args.head_dims, causal_modes, args.dtypes, args.kernels,
+                         args.tokens, args.d_model, do_bench_timer(args.warmup_ms, args.rep_ms), settings,
+                         time_limit_s=args.time_limit_s)
+    except BenchFileError as err:
+        print(f"gpu_ref.bench: --out {err}", file=sys.stderr)
+        return 2
     print(summary(data))
     return 0
 

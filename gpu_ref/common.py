@@ -5,6 +5,8 @@ import math
 
 import torch
 
+from gpu_ref.tiles import TILES, tiles_for
+
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 LOG2E = 1.4426950408889634  # log2(e): exp(x) == exp2(x * LOG2E)
 
@@ -36,3 +38,24 @@ def default_scale(head_dim: int, sm_scale: float | None) -> float:
 def dot_precision(dtype: torch.dtype) -> str:
     """`input_precision` for tl.dot: exact fp32 products for fp32 inputs, tensor-core default otherwise."""
     return "ieee" if dtype == torch.float32 else "tf32"
+
+
+def launch_tiles(kernel: str, head_dim: int, tiles: dict[str, int] | None, causal_multiple: bool = False
+                 ) -> dict[str, int]:
+    """The launch settings of `kernel`: `tiles` if given (checked to have every setting), else the defaults.
+
+    causal_multiple: the kernel walks causal key tiles from a query tile's first row, so
+    BLOCK_M must be a multiple of BLOCK_N. Raises ValueError naming the missing or bad setting.
+    """
+    if not tiles:
+        t = tiles_for(kernel, head_dim)
+    else:
+        t = dict(tiles)
+        needed = TILES[kernel][min(TILES[kernel])]
+        missing = [name for name in needed if name not in t]
+        if missing:
+            raise ValueError(f"tiles for {kernel}: missing setting {missing[0]!r} (needs {', '.join(needed)})")
+    if causal_multiple and t["BLOCK_M"] % t["BLOCK_N"]:
+        raise ValueError(f"causal {kernel} needs BLOCK_M to be a multiple of BLOCK_N; "
+                         f"got BLOCK_M={t['BLOCK_M']}, BLOCK_N={t['BLOCK_N']}")
+    return t

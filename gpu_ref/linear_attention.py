@@ -12,9 +12,8 @@ import torch
 import triton
 import triton.language as tl
 
-from gpu_ref.common import check_qkv, dot_precision
+from gpu_ref.common import check_qkv, dot_precision, launch_tiles
 from gpu_ref.tile_helpers import head_base
-from gpu_ref.tiles import tiles_for
 
 
 @triton.jit
@@ -48,7 +47,7 @@ def linear_attention_causal(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                             tiles: dict[str, int] | None = None) -> torch.Tensor:
     """Causal linear attention of (batch, heads, seq_len, head_dim) tensors: out[p] = sum_{m<=p} (q[p].k[m]) v[m]."""
     batch, heads, seq_len, head_dim = check_qkv(q, k, v)
-    t = tiles or tiles_for("linear_attention_causal", head_dim)
+    t = launch_tiles("linear_attention_causal", head_dim, tiles)
     block_e = min(t["BLOCK_E"], head_dim)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     out = torch.empty_like(q)

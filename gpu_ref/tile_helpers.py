@@ -1,4 +1,5 @@
-"""Triton helpers shared by the attention kernels: where a head starts, row tiles, key ranges.
+"""Triton helpers shared by the attention kernels: where a head starts, row tiles, key ranges,
+score tiles.
 
 Tensors are (batch, heads, seq_len, head_dim) with strides s_b, s_h, s_n, s_d (elements).
 """
@@ -10,7 +11,11 @@ import triton.language as tl
 
 @triton.jit
 def head_base(pid_bh, heads, s_b, s_h):
-    """Offset (elements) of head `pid_bh % heads` of batch `pid_bh // heads`."""
+    """Offset (elements, int64) of head `pid_bh % heads` of batch `pid_bh // heads`.
+
+    int64 so that tensors of more than 2**31 elements address correctly; offsets inside one head
+    stay int32 (seq_len * head_dim < 2**31)."""
+    pid_bh = pid_bh.to(tl.int64)
     return (pid_bh // heads) * s_b + (pid_bh % heads) * s_h
 
 
@@ -19,6 +24,38 @@ def load_rows(ptr, base, rows, offs_d, seq_len, s_n, s_d):
     """A [len(rows), len(offs_d)] tile of one head; rows past seq_len read as 0."""
     return tl.load(ptr + base + rows[:, None] * s_n + offs_d[None, :] * s_d,
                    mask=rows[:, None] < seq_len, other=0.0)
+
+
+@triton.jit
+def load_key_rows(ptr, base, cols, offs_d, seq_len, s_n, s_d, MASKED: tl.constexpr):
+    """A [len(cols), len(offs_d)] tile of keys or values; with MASKED, rows past seq_len read as 0."""
+    ptrs = ptr + base + cols[:, None] * s_n + offs_d[None, :] * s_d
+    if MASKED:
+        tile = tl.load(ptrs, mask=cols[:, None] < seq_len, other=0.0)
+    else:
+        tile = tl.load(ptrs)
+    return tile
+
+
+@triton.jit
+def score_tile(q, K, base, offs_m, cols, offs_d, seq_len, s_n, s_d, qk_scale,
+               MASKED: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr):
+    """Scores q k^T * qk_scale of query rows offs_m against key tile `cols` (fp32).
+
+    With MASKED, keys past seq_len (and, if CAUSAL, keys after the query) score -inf; without
+    it the whole tile must be inside the sequence and visible to every row."""
+    k_ptrs = K + base + offs_d[:, None] * s_d + cols[None, :] * s_n
+    if MASKED:
+        k = tl.load(k_ptrs, mask=cols[None, :] < seq_len, other=0.0)
+    else:
+        k = tl.load(k_ptrs)
+    s = tl.dot(q, k, input_precision=PRECISION) * qk_scale
+    if MASKED:
+        valid = cols[None, :] < seq_len
+        if CAUSAL:
+            valid = valid & (cols[None, :] <= offs_m[:, None])
+        s = tl.where(valid, s, float("-inf"))
+    return s
 
 
 @triton.jit

@@ -46,3 +46,8 @@ def tiles_for(kernel: str, head_dim: int) -> dict[str, int]:
         if head_dim <= dim:
             return dict(TILES[kernel][dim])
     return dict(TILES[kernel][dims[-1]])
+
+
+def softmax_warps(seq_len: int) -> int:
+    """Warps of the 3-pass kernel's row-softmax launch: enough threads that a row of seq_len fits in registers."""
+    return 4 if seq_len <= 2048 else 8 if seq_len <= 8192 else 16

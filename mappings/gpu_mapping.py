@@ -28,22 +28,16 @@ import numpy as np
 import einsum_cascade as ec
 from einsum_cascade import ast as cascade_ast
 from archsim.gpu_model import GPUArchitecture, KernelLaunch, predict_time_s
+from gpu_ref.tiles import TILES, softmax_warps
+from gpu_ref.tiles import tiles_for as default_tiles_for
 
 ELEMENT_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 STATS_BYTES_PER_ROW = 8  # the 2-pass kernel's row max and row sum, fp32 each
 
-# The kernels' default launch settings (gpu_ref/tiles.py holds the same table for the kernels;
-# a measurement file records the settings used, and those take precedence).
-DEFAULT_TILES: dict[str, dict[int, dict[str, int]]] = {
-    "attention_1pass": {64: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3},
-                        128: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3}},
-    "attention_2pass": {64: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3},
-                        128: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3}},
-    "attention_3pass": {64: {"BLOCK_M": 128, "BLOCK_N": 128, "num_warps": 8, "num_stages": 3},
-                        128: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3}},
-    "linear_attention_causal": {64: {"BLOCK_N": 64, "BLOCK_E": 32, "num_warps": 4, "num_stages": 2},
-                                128: {"BLOCK_N": 64, "BLOCK_E": 32, "num_warps": 4, "num_stages": 2}},
-}
+# The kernels' default launch settings come from gpu_ref/tiles.py (pure Python, no torch): the
+# model uses the tiles the kernels launch with; a measurement file records the settings it used,
+# and those take precedence.
+DEFAULT_TILES = TILES
 
 # gpu_ref kernel -> the library cascade it implements.
 KERNEL_CASCADES = {
@@ -68,6 +62,7 @@ class AttentionShape:
 
     @property
     def heads_total(self) -> int:
+        """batch * heads: the (batch, head) pairs, one grid row of programs each."""
         return self.batch * self.heads
 
 
@@ -87,6 +82,7 @@ def _ops_of(node: cascade_ast.Node) -> int:
 
 
 def _reads_tensor(node: cascade_ast.Node) -> bool:
+    """Whether the sub-expression reads any tensor."""
     return isinstance(node, cascade_ast.Access) or any(_reads_tensor(c) for c in cascade_ast.children(node))
 
 
@@ -103,6 +99,7 @@ def _folded_ops(node: cascade_ast.Node) -> tuple[int, int]:
 
 
 def _count_exp(node: cascade_ast.Node) -> int:
+    """`exp` calls inside a sub-expression."""
     own = 1 if isinstance(node, cascade_ast.Call) and node.func == "exp" else 0
     return own + sum(_count_exp(c) for c in cascade_ast.children(node))
 
@@ -123,6 +120,7 @@ class CascadeWork:
         self._cache: dict[tuple, Work] = {}
 
     def check_names(self, names: tuple[str, ...]) -> None:
+        """Raise ValueError naming the first of `names` that is not an Einsum of the cascade."""
         missing = [n for n in names if n not in self.einsums]
         if missing:
             raise ValueError(f"cascade {self.cascade.name}: no Einsum named {missing[0]!r} "
@@ -157,6 +155,7 @@ class CascadeWork:
 
 @lru_cache(maxsize=None)
 def cascade_work(cascade_name: str) -> CascadeWork:
+    """The (cached) operation counter of library cascade `cascade_name`."""
     return CascadeWork(cascade_name)
 
 
@@ -219,13 +218,11 @@ def _resident(arch: GPUArchitecture, smem: int, warps: int) -> int:
 
 def tiles_for(kernel: str, head_dim: int, tiles: dict[str, int] | None = None) -> dict[str, int]:
     """The tile settings: `tiles` if given (from a measurement), else the kernel's defaults."""
-    if tiles:
-        return dict(tiles)
-    table = DEFAULT_TILES[kernel]
-    return dict(table[min((d for d in table if d >= head_dim), default=max(table))])
+    return dict(tiles) if tiles else default_tiles_for(kernel, head_dim)
 
 
 def launches_1pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, int]) -> list[KernelLaunch]:
+    """One launch: a program per query tile streams its keys; q, k, v read and out written once (bytes)."""
     cw = cascade_work(KERNEL_CASCADES["attention_1pass"])
     bm, bn, d, e = t["BLOCK_M"], t["BLOCK_N"], shape.head_dim, shape.element_bytes
     keys = _visited_keys(shape, bm, bn)
@@ -239,6 +236,7 @@ def launches_1pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, in
 
 
 def launches_2pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, int]) -> list[KernelLaunch]:
+    """Two launches over the same query-tile grid: row max and sum (8 bytes per row out), then P V."""
     cw = cascade_work(KERNEL_CASCADES["attention_2pass"])
     bm, bn, d, e = t["BLOCK_M"], t["BLOCK_N"], shape.head_dim, shape.element_bytes
     keys = _visited_keys(shape, bm, bn)
@@ -257,11 +255,8 @@ def launches_2pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, in
     return out
 
 
-def _softmax_warps(seq_len: int) -> int:
-    return 4 if seq_len <= 2048 else 8 if seq_len <= 8192 else 16
-
-
 def launches_3pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, int]) -> list[KernelLaunch]:
+    """Three launches: scores to GPU memory, a row softmax over them in place, probabilities times V."""
     cw = cascade_work(KERNEL_CASCADES["attention_3pass"])
     bm, bn, d, e, n = t["BLOCK_M"], t["BLOCK_N"], shape.head_dim, shape.element_bytes, shape.seq_len
     heads = shape.heads_total
@@ -281,7 +276,7 @@ def launches_3pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, in
     row_len = (np.arange(n) + 1) if shape.causal else np.full(n, n)
     valid = float(row_len.sum()) * heads
     tf, ex, alu = _work_by_keys(cw, ("GM", "SN", "SD", "A"), {"E": d, "F": d, "P": 1}, np.tile(row_len, heads))
-    softmax = KernelLaunch("row_softmax", tf, ex, alu, 2.0 * valid * e, 0, _softmax_warps(n))
+    softmax = KernelLaunch("row_softmax", tf, ex, alu, 2.0 * valid * e, 0, softmax_warps(n))
     # Probabilities times V: one program per query tile over the keys it may see.
     keys = _visited_keys(shape, bm, bn)
     tf, ex, alu = _work_by_keys(cw, ("AV",), {"E": d, "F": d, "P": bm}, keys)
@@ -293,6 +288,7 @@ def launches_3pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, in
 
 
 def launches_linear(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, int]) -> list[KernelLaunch]:
+    """One launch: a program per (batch, head, BLOCK_E value columns) walks the sequence blocks in order."""
     if not shape.causal:
         raise ValueError("linear_attention_causal is causal only")
     cw = cascade_work(KERNEL_CASCADES["linear_attention_causal"])

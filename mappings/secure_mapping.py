@@ -72,6 +72,7 @@ class SecureCost:
         return network.latency_s(self.comm_bytes, self.rounds, self.compute_s)
 
     def to_json(self, networks: list[Network]) -> dict:
+        """Bytes, rounds, compute seconds, latency (seconds) per network and the byte breakdowns."""
         return {
             "comm_bytes": self.comm_bytes,
             "rounds": self.rounds,
@@ -217,7 +218,7 @@ class _EinsumMapper:
             return inner
         lv, rv = self.vars_of(node.left), self.vars_of(node.right)
         contracted = lv & rv & summed
-        is_contraction = bool(contracted) and lv != rv and bool(lv - rv or rv - lv)
+        is_contraction = bool(contracted) and lv != rv
         if left_secret and right_secret:
             if is_contraction:
                 out = self.points((lv | rv) - contracted)
@@ -307,6 +308,7 @@ class CascadeMapper:
         return where
 
     def function_op(self, func: str) -> str:
+        """The profile operation of cascade function `func`; CascadeError if it has none."""
         if func == "gelu":
             return f"gelu_{self.gelu_form}"
         if func not in FUNCTION_OPS:
@@ -325,6 +327,7 @@ class CascadeMapper:
         return rounds
 
     def cost(self) -> SecureCost:
+        """Bytes, rounds and compute seconds of one run of the cascade (no fixed per-run cost)."""
         if self.c.name in BLOCK_OPS and self.profile.has(self.c.name):
             return self._block_cost()
         return self._summarise(self.critical_path_rounds(self.einsum_rounds()))

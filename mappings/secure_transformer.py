@@ -63,6 +63,7 @@ class DecoderConfig:
     tile: int = 64  # M0 of partitioned attention cascades (keys per tile)
 
     def validate(self) -> None:
+        """Raise DecoderConfigError naming the command-line option of a bad field."""
         if self.variant not in VARIANTS:
             raise DecoderConfigError(f"--variant: unknown variant '{self.variant}' (known: {', '.join(VARIANTS)})")
         for name in ("layers", "context", "d_model", "heads", "ffn", "vocab", "tile"):
@@ -86,9 +87,11 @@ class ModelCost:
     by_class: dict[str, float] = field(default_factory=dict)
 
     def latency_s(self, network: Network) -> float:
+        """compute + bytes / bandwidth + rounds * RTT, in seconds."""
         return network.latency_s(self.comm_bytes, self.rounds, self.compute_s)
 
     def to_json(self, networks: list[Network]) -> dict:
+        """Bytes, rounds, compute seconds, latency (seconds) per network and the byte breakdowns."""
         return {"comm_bytes": self.comm_bytes, "rounds": self.rounds, "compute_s": self.compute_s,
                 "latency_s": {n.name: self.latency_s(n) for n in networks},
                 "breakdown": {"by_block": self.by_block, "by_op": self.by_op, "by_class": self.by_class}}

@@ -1,7 +1,8 @@
 """`cascadesim gpu bench`: run the Triton kernels' GPU benchmark (gpu_ref.bench) from the CLI.
 
-Imports gpu_ref lazily: the rest of the command line works without torch or triton, and this
-command says clearly what is missing (torch, triton or a CUDA GPU).
+Imports torch and the kernels lazily (gpu_ref.bench itself needs only the standard library): the
+rest of the command line works without torch or triton, and this command says clearly what is
+missing (torch, triton or a CUDA GPU).
 """
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+from gpu_ref.bench import DEFAULT_SEQ_LENS  # the harness module itself needs only the standard library
 from studies.errors import UsageError
 
 
 def _require_gpu_stack() -> None:
+    """Raise UsageError naming what is missing: torch, triton or a CUDA GPU."""
     for module in ("torch", "triton"):
         if importlib.util.find_spec(module) is None:
             raise UsageError(f"gpu bench: {module} is not installed (install the project's `gpu` extra)")
@@ -24,6 +27,7 @@ def _require_gpu_stack() -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    """`cascadesim gpu bench`: gpu_ref.bench with these options; its exit status."""
     _require_gpu_stack()
     from gpu_ref import bench
 
@@ -38,11 +42,12 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `cascadesim gpu bench`."""
     parser = subparsers.add_parser("gpu", help="GPU reference kernels: benchmark them")
     commands = parser.add_subparsers(dest="gpu_command", required=True)
     bench = commands.add_parser("bench", help="time every Triton kernel and torch flash attention on the GPU")
     bench.add_argument("--shapes", dest="seq_lens", type=int, nargs="+",
-                       default=[1024, 2048, 4096, 8192, 16384, 32768], metavar="N", help="sequence lengths")
+                       default=list(DEFAULT_SEQ_LENS), metavar="N", help="sequence lengths")
     bench.add_argument("--head-dims", type=int, nargs="+", default=[64, 128], choices=[64, 128], help="head dims")
     bench.add_argument("--causal", choices=["both", "yes", "no"], default="both", help="causal settings")
     bench.add_argument("--dtypes", nargs="+", default=["bfloat16"], choices=["bfloat16", "float16"], help="dtypes")

@@ -12,15 +12,20 @@ measurements it says so, writes a report saying so, and exits 0: it never invent
 """
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from studies.errors import UsageError
+
+if TYPE_CHECKING:
+    from archsim.gpu_model import GPUArchitecture
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "gpu_ref" / "results"
 BENCH_SCHEMA = "cascadesim-gpu-bench/1"
@@ -166,10 +171,45 @@ def crossover_note(seq_lens: list[int], first_s: list[float], second_s: list[flo
 
 
 # -- measurements ----------------------------------------------------------------------------
+_REQUIRED = ("kernel", "batch", "heads", "seq_len", "head_dim", "causal", "dtype", "median_ms")
+
+
+def _measurement(r: object, where: str) -> Measurement | None:
+    """One record checked field by field (errors name `where` and the field); None for unmapped kernels."""
+    from mappings.gpu_mapping import DEFAULT_TILES, ELEMENT_BYTES, MAPPED_KERNELS
+
+    if not isinstance(r, dict):
+        raise MeasurementError(f"{where} must be an object")
+    for field_name in _REQUIRED:
+        if field_name not in r:
+            raise MeasurementError(f"{where}: missing field {field_name!r}")
+    for field_name in ("batch", "heads", "seq_len", "head_dim"):
+        value = r[field_name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise MeasurementError(f"{where}.{field_name} must be a positive integer, got {value!r}")
+    if not isinstance(r["causal"], bool):
+        raise MeasurementError(f"{where}.causal must be true or false, got {r['causal']!r}")
+    if r["dtype"] not in ELEMENT_BYTES:
+        raise MeasurementError(f"{where}.dtype must be one of {', '.join(ELEMENT_BYTES)}, got {r['dtype']!r}")
+    median = r["median_ms"]
+    if isinstance(median, bool) or not isinstance(median, (int, float)) or not median > 0:
+        raise MeasurementError(f"{where}.median_ms must be a positive number")
+    if r["kernel"] not in MAPPED_KERNELS:
+        return None  # the torch baseline has no cascade mapping
+    tiles = r.get("tiles") or {}
+    if not isinstance(tiles, dict):
+        raise MeasurementError(f"{where}.tiles must be an object of launch settings")
+    if tiles:
+        for name in DEFAULT_TILES[r["kernel"]][min(DEFAULT_TILES[r["kernel"]])]:
+            value = tiles.get(name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise MeasurementError(f"{where}.tiles.{name} must be a positive integer, got {value!r}")
+    return Measurement(r["kernel"], r["batch"], r["heads"], r["seq_len"], r["head_dim"], r["causal"],
+                       r["dtype"], float(median) * 1e-3, tuple(sorted(tiles.items())))
+
+
 def load_measurements(paths: list[Path]) -> tuple[list[Measurement], dict]:
     """Records of the mapped kernels from benchmark files, and the files' environment (gpu, ...)."""
-    from mappings.gpu_mapping import MAPPED_KERNELS
-
     records: list[Measurement] = []
     env: dict = {}
     for path in paths:
@@ -184,18 +224,9 @@ def load_measurements(paths: list[Path]) -> tuple[list[Measurement], dict]:
         for key in ("gpu", "driver", "torch", "triton", "date"):
             env.setdefault(key, data.get(key))
         for i, r in enumerate(data["records"]):
-            if not isinstance(r, dict):
-                raise MeasurementError(f"{path}: records[{i}] must be an object")
-            for field_name in ("kernel", "batch", "heads", "seq_len", "head_dim", "causal", "dtype", "median_ms"):
-                if field_name not in r:
-                    raise MeasurementError(f"{path}: records[{i}]: missing field {field_name!r}")
-            if not isinstance(r["median_ms"], (int, float)) or not r["median_ms"] > 0:
-                raise MeasurementError(f"{path}: records[{i}].median_ms must be a positive number")
-            if r["kernel"] not in MAPPED_KERNELS:
-                continue  # the torch baseline has no cascade mapping
-            records.append(Measurement(r["kernel"], int(r["batch"]), int(r["heads"]), int(r["seq_len"]),
-                                       int(r["head_dim"]), bool(r["causal"]), str(r["dtype"]),
-                                       float(r["median_ms"]) * 1e-3, tuple(sorted((r.get("tiles") or {}).items()))))
+            record = _measurement(r, f"{path}: records[{i}]")
+            if record is not None:
+                records.append(record)
     return records, env
 
 
@@ -217,28 +248,28 @@ def split(records: list[Measurement], calibration_lens: tuple[int, ...] = CALIBR
 class Predictor:
     """Predicted seconds of measured records for GPU parameters (launches cached per record)."""
 
-    def __init__(self, arch):
+    def __init__(self, arch: "GPUArchitecture"):
+        self.arch = arch
+        self._launches: dict[Measurement, list] = {}
+
+    def launches(self, r: Measurement) -> list:
+        """The kernel launches (archsim.gpu_model.KernelLaunch) of measured record `r`."""
         from mappings.gpu_mapping import ELEMENT_BYTES, AttentionShape, kernel_launches
 
-        self.arch = arch
-        self._launches = {}
-        self._shape = lambda r: AttentionShape(r.batch, r.heads, r.seq_len, r.head_dim, r.causal,
-                                               ELEMENT_BYTES.get(r.dtype, 2))
-        self._build = kernel_launches
-
-    def launches(self, r: Measurement):
         if r not in self._launches:
-            self._launches[r] = self._build(self.arch, r.kernel, self._shape(r), dict(r.tiles) or None)
+            shape = AttentionShape(r.batch, r.heads, r.seq_len, r.head_dim, r.causal, ELEMENT_BYTES[r.dtype])
+            self._launches[r] = kernel_launches(self.arch, r.kernel, shape, dict(r.tiles) or None)
         return self._launches[r]
 
-    def predict(self, records: list[Measurement], arch=None) -> np.ndarray:
+    def predict(self, records: list[Measurement], arch: "GPUArchitecture | None" = None) -> np.ndarray:
+        """Predicted seconds of each record with `arch` (default: the predictor's own)."""
         from archsim.gpu_model import predict_time_s
 
         arch = arch or self.arch
         return np.array([predict_time_s(arch, self.launches(r)) for r in records])
 
 
-def calibrate(predictor: Predictor, records: list[Measurement], rounds: int = 6):
+def calibrate(predictor: Predictor, records: list[Measurement], rounds: int = 6) -> tuple["GPUArchitecture", float]:
     """GPU parameters minimising the mean absolute log error on `records`: a grid search over
     each group of GROUPS in turn, repeated until a round improves nothing."""
     measured = np.array([r.time_s for r in records])
@@ -269,7 +300,8 @@ BOUNDS = {"tensor_efficiency": (0.05, 1.0), "overlap": (0.0, 1.0), "memory_effic
           "launch_overhead_s": (0.0, 50e-6), "step_latency_s": (0.0, 10e-6)}
 
 
-def nelder_mead_refine(arch, loss, best: float, evaluations: int = 400):
+def nelder_mead_refine(arch: "GPUArchitecture", loss: Callable[["GPUArchitecture"], float], best: float,
+                       evaluations: int = 400) -> tuple["GPUArchitecture", float]:
     """Refine the calibrated parameters with a Nelder-Mead simplex in box-normalised coordinates."""
     names = list(BOUNDS)
     lo = np.array([BOUNDS[n][0] for n in names])
@@ -311,6 +343,7 @@ def nelder_mead_refine(arch, loss, best: float, evaluations: int = 400):
 
 # -- the study ---------------------------------------------------------------------------------
 def default_measurement_files() -> list[Path]:
+    """Every JSON file in gpu_ref/results/, sorted."""
     return sorted(RESULTS_DIR.glob("*.json")) if RESULTS_DIR.is_dir() else []
 
 
@@ -469,14 +502,16 @@ def _figure(out: Path, rows: list[dict]) -> None:
     plt.close(fig)
 
 
-def register_args(parser) -> None:
+def register_args(parser: argparse.ArgumentParser) -> None:
+    """Options of `cascadesim study gpu-crossval`."""
     parser.add_argument("--measurements", type=Path, nargs="+", default=None,
                         help="benchmark JSON files (default: every JSON in gpu_ref/results/)")
     parser.add_argument("--gpu", default="h200", help="GPU architecture: a name in archsim/configs or a YAML file")
     parser.add_argument("--out", type=Path, default=Path("reports/gpu-crossval"), help="output folder")
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
+    """`cascadesim study gpu-crossval`: run the study; 0 also when there are no measurements."""
     for p in args.measurements or []:
         if not p.is_file():
             raise UsageError(f"--measurements: no such file: {p}")

@@ -17,6 +17,9 @@ import einsum_cascade as ec
 from archsim.secure_backend import CONFIG_DIR, BackendProfile, Network, load_network, load_profile, parse_profile
 from mappings.secure_mapping import map_cascade
 from mappings.secure_transformer import DecoderConfig, ModelCost, attention_sizes, model_cost
+from mappings.work import MappingError
+from mappings.workload import WorkloadError, make_workload
+from studies.fusemax_vs_flat import simulate_point
 
 PAPER = "Jha and Reagen, \"Entropy-Guided Attention for Private LLMs\", 2025 (shared docs, reference-private-inference.md section 1)"
 # GPT-2, d = 768, H = 12, FFN 3072, L = 12: variant -> (communication GB, latency minutes).
@@ -101,6 +104,7 @@ def calibrate_paper_fit(base: BackendProfile) -> tuple[dict, dict]:
 
 
 def write_paper_fit(path: Path = PAPER_FIT_PATH) -> None:
+    """Calibrate on the shipped spu-cheetah profile and write the paper-fit profile YAML to `path`."""
     import yaml
 
     doc, network = calibrate_paper_fit(load_profile("spu-cheetah"))
@@ -158,13 +162,8 @@ def accelerator_seconds_per_query(name: str, context: int) -> float | None:
     if config is None:
         return None
     try:
-        from studies.fusemax_vs_flat import simulate_point
-        from mappings.workload import make_workload
-    except ImportError:
-        return None
-    try:
         point = simulate_point(ACCELERATOR_MODEL, str(context), config)
-    except Exception:  # noqa: BLE001 -- an unsupported length (tile multiple, missing dataflow) has no point
+    except (MappingError, WorkloadError):  # the mapping does not support this length (tile multiple)
         return None
     batch = make_workload(ACCELERATOR_MODEL, context).B
     return point["latency_s"] / (batch * context)
@@ -178,7 +177,8 @@ def accelerator_proxy(c: ec.Cascade, sizes: dict[str, float]) -> dict:
             "ops": {k: float(v) for k, v in counts.items()}}
 
 
-def attention_comparison(profile: BackendProfile, networks: list[Network], contexts=CONTEXTS) -> list[dict]:
+def attention_comparison(profile: BackendProfile, networks: list[Network],
+                         contexts: list[int] = CONTEXTS) -> list[dict]:
     """Per query (per token of a T-token prompt), one head: bytes, rounds and latency on each network."""
     from tqdm import tqdm
 
@@ -257,16 +257,15 @@ def write_report(out_root: Path) -> None:
     write_study(Path(out_root) / "private-inference")
 
 
-def write_study(out: Path, contexts=CONTEXTS) -> None:
+def write_study(out: Path, contexts: list[int] = CONTEXTS) -> None:
     """Write report.md, results.json and the figures into folder `out`."""
     out.mkdir(parents=True, exist_ok=True)
     spu = load_profile("spu-cheetah")
     fit = load_profile("paper-fit")
-    wan100 = load_network("wan100")
     lan, wan = load_network("lan"), load_network("wan100")
     results = {"paper": PAPER,
                "paper_fit": paper_comparison(fit, paper_network(fit)),
-               "spu_cheetah": paper_comparison(spu, wan100)}
+               "spu_cheetah": paper_comparison(spu, wan)}
     (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))  # partial, resumable
     results["attention"] = attention_comparison(spu, [lan, wan], contexts)
     (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
@@ -307,7 +306,7 @@ def write_study(out: Path, contexts=CONTEXTS) -> None:
         *_attention_table(att, [lan, wan]),
         "",
     ]
-    for context in (contexts[0], contexts[-1]):
+    for context in sorted({contexts[0], contexts[-1]}):
         best_pi = _best(att, context, lambda r: r["latency_s_per_query"][wan.name])
         best_lan = _best(att, context, lambda r: r["latency_s_per_query"][lan.name])
         best_acc = _best(att, context, lambda r: (r["accelerator"]["passes_over_M"], r["accelerator"]["ops_per_query"]))

@@ -63,3 +63,40 @@ def test_run_writes_json_and_resumes(tmp_path):
         assert key in saved
     bench.run_bench(out, **args)  # everything already measured: nothing is timed again
     assert len(calls) == 5
+
+
+def test_inputs_do_not_depend_on_which_jobs_ran_before(tmp_path):
+    # A resumed or narrowed run must time the same q, k, v for a shape as a full run does:
+    # the inputs of the causal job are the same whether or not the non-causal job ran first.
+    seen = {}
+
+    def timer(fn):  # records the sum of q of each (causal) job instead of timing it
+        seen.setdefault(fn.args[3], []).append(float(fn.args[0].double().sum()))
+        return 1.0, 1.0, 1.0
+
+    args = dict(seq_lens=[16], head_dims=[16], dtypes=["float32"], kernel_names=["attention_1pass"],
+                tokens=16, d_model=16, timer=timer, settings={}, device="cpu", progress=lambda s: None)
+    bench.run_bench(tmp_path / "both.json", causal_modes=[False, True], **args)
+    bench.run_bench(tmp_path / "causal.json", causal_modes=[True], **args)
+    assert len(seen[True]) == 2 and seen[True][0] == seen[True][1]
+    assert seen[False][0] != seen[True][0]  # different jobs still get different inputs
+
+
+def test_summary_of_a_missing_file_is_an_error_not_a_traceback(tmp_path, capsys):
+    assert bench.main(["--summary", str(tmp_path / "none.json")]) == 2
+    assert "--summary" in capsys.readouterr().err
+
+
+def test_a_file_of_other_settings_is_not_overwritten(tmp_path):
+    from gpu_ref.bench import BenchFileError, load_previous
+
+    path = tmp_path / "bench.json"
+    fresh = load_previous(path, {"tokens": 1})
+    assert fresh["records"] == [] and not path.exists()
+    path.write_text(json.dumps({**fresh, "records": [{"kernel": "x"}]}))
+    assert load_previous(path, {"tokens": 1})["records"] == [{"kernel": "x"}]  # same settings: resume
+    with pytest.raises(BenchFileError, match="other settings"):
+        load_previous(path, {"tokens": 2})
+    path.write_text("{not json")
+    with pytest.raises(BenchFileError, match="not a JSON benchmark file"):
+        load_previous(path, {"tokens": 1})

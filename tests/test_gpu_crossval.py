@@ -103,3 +103,19 @@ def test_study_end_to_end_on_synthetic_measurements(tmp_path):
     assert "MAPE" in (tmp_path / "out" / "report.md").read_text()
     assert (tmp_path / "out" / "predicted_vs_measured.png").stat().st_size > 0
     assert not math.isnan(result["bias_pct"])
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"causal": "false"}, "records[0].causal must be true or false, got 'false'"),  # was read as True
+    ({"dtype": "float8"}, "records[0].dtype must be one of"),                        # was priced as 2 bytes
+    ({"seq_len": "4096"}, "records[0].seq_len must be a positive integer"),
+    ({"tiles": {"BLOCK_M": 128}}, "records[0].tiles.BLOCK_N must be a positive integer, got None"),
+])
+def test_bad_measurement_fields_are_errors_not_silent_or_tracebacks(tmp_path, capsys, change, message):
+    good = {"kernel": "attention_1pass", "batch": 1, "heads": 4, "seq_len": 1024, "head_dim": 64,
+            "causal": False, "dtype": "bfloat16", "median_ms": 1.0}
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"schema": cv.BENCH_SCHEMA, "records": [{**good, **change}]}))
+    code = cli_main(["study", "gpu-crossval", "--measurements", str(path), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err

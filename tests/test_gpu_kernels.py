@@ -107,3 +107,23 @@ def test_bad_inputs_name_the_tensor():
         attention_3pass(*qkv(1, 1, 16, 24, torch.float32))
     assert math.isclose(float(attention_1pass(q, k, v, tiles=SMALL_TILES["attention_1pass"]).sum()),
                         float(reference.softmax_attention(q, k, v).sum()), rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(SOFTMAX))
+@pytest.mark.parametrize("causal", [False, True])
+def test_softmax_kernels_unequal_tiles_head_dim_128_ragged(name, causal):
+    # BLOCK_M = 32 != BLOCK_N = 16, head_dim 128, N = 37 (a multiple of neither): masks and causal bounds.
+    q, k, v = qkv(1, 2, 37, 128, torch.float32, seed=4)
+    tiles = {"BLOCK_M": 32, "BLOCK_N": 16, "num_warps": 1, "num_stages": 1}
+    out = SOFTMAX[name](q, k, v, causal=causal, tiles=tiles)
+    assert torch.allclose(out, reference.softmax_attention(q, k, v, causal=causal), atol=1e-4, rtol=1e-4)
+
+
+def test_incomplete_tile_settings_name_the_missing_one():
+    q, k, v = qkv(1, 1, 16, 16, torch.float32)
+    with pytest.raises(ValueError, match="tiles for attention_1pass: missing setting 'BLOCK_N'"):
+        attention_1pass(q, k, v, tiles={"BLOCK_M": 16})
+    with pytest.raises(ValueError, match="tiles for linear_attention_causal: missing setting 'num_warps'"):
+        linear_attention_causal(q, k, v, tiles={"BLOCK_N": 16, "BLOCK_E": 16})
+    with pytest.raises(ValueError, match="BLOCK_M to be a multiple of BLOCK_N"):
+        attention_2pass(q, k, v, causal=True, tiles={"BLOCK_M": 16, "BLOCK_N": 32, "num_warps": 1, "num_stages": 1})
