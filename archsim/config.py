@@ -35,6 +35,7 @@ class Operator:
 
 @dataclass(frozen=True)
 class RegisterFile:
+    """A PE's register file: `depth` words; pJ per read and per write; area in um2."""
     depth: int
     read_pj: float
     write_pj: float
@@ -43,6 +44,7 @@ class RegisterFile:
 
 @dataclass(frozen=True)
 class PEArray:
+    """A rows x cols array of identical PEs, each with `hardware` units and a register file."""
     name: str
     rows: int
     cols: int
@@ -52,11 +54,13 @@ class PEArray:
 
     @property
     def pes(self) -> int:
+        """Number of PEs: rows x cols."""
         return self.rows * self.cols
 
 
 @dataclass(frozen=True)
 class Buffer:
+    """The global buffer: capacity in bytes, access width in bits, pJ per access, area in um2."""
     capacity_bytes: int
     width_bits: int
     banks: int
@@ -67,12 +71,14 @@ class Buffer:
 
 @dataclass(frozen=True)
 class DRAM:
+    """Off-chip memory: bandwidth in bytes per second, energy in pJ per byte."""
     bandwidth_bytes_per_s: float
     pj_per_byte: float
 
 
 @dataclass(frozen=True)
 class Architecture:
+    """A validated architecture file; `source` is the file it was read from."""
     name: str
     source: str
     clock_hz: float
@@ -86,10 +92,12 @@ class Architecture:
 
     @property
     def dram_bytes_per_cycle(self) -> float:
+        """DRAM bandwidth in bytes per clock cycle."""
         return self.dram.bandwidth_bytes_per_s / self.clock_hz
 
     @property
     def buffer_width_words(self) -> float:
+        """Words (of `word_bytes`) per buffer access."""
         return self.buffer.width_bits / (8 * self.word_bytes)
 
 
@@ -106,9 +114,9 @@ class _Reader:
         full = f"{path}.{key}" if path else key
         if not isinstance(data, dict):
             raise self.error(path or "<top>", "expected a mapping")
+        if data.get(key) is None and default is not ...:  # absent or null: the default
+            return default
         if key not in data:
-            if default is not ...:
-                return default
             raise self.error(full, "missing field")
         value = data[key]
         if kind == "mapping":
@@ -154,7 +162,7 @@ def parse_architecture(data: Any, file: str = "<data>", params: Mapping[str, Any
     r = _Reader(file)
     if not isinstance(data, dict):
         raise r.error("<top>", "expected a mapping at the top level")
-    tparams = dict(data.get("template_params") or {})
+    tparams = dict(r.get(data, "", "template_params", "mapping", default={}))
     unknown = set(params or {}) - set(tparams)
     if unknown:
         raise r.error("template_params", f"unknown parameter(s) {sorted(unknown)}")
@@ -228,7 +236,7 @@ def parse_architecture(data: Any, file: str = "<data>", params: Mapping[str, Any
         dram=dram,
         action_pj=action_pj,
         area_um2=area,
-        extra=dict(data.get("extra") or {}),
+        extra=dict(r.get(data, "", "extra", "mapping", default={})),
     )
 
 
@@ -241,6 +249,8 @@ def load_architecture(path: str | Path, params: Mapping[str, Any] | None = None)
         raise ArchError(str(path), "<file>", "no such architecture file")
     try:
         data = yaml.safe_load(p.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise ArchError(str(p), "<file>", f"cannot read: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "<yaml>"

@@ -14,13 +14,14 @@ affine in each count). Action counts, busy cycles and DRAM bytes are summed exac
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import simpy
 
 from archsim.config import Architecture
 from archsim.errors import ScheduleError
-from archsim.schedule import Schedule
+from archsim.schedule import Schedule, TileOp
 
 BLOCK_SAMPLES = (2, 4)
 ITER_SAMPLES = (8, 16)
@@ -28,7 +29,7 @@ ITER_SAMPLES = (8, 16)
 
 @dataclass
 class _Inst:
-    op: object
+    op: TileOp
     deps: list[int]
     release: int  # index of the instance whose end frees this one's buffer bytes
 
@@ -43,7 +44,6 @@ def _flatten(s: Schedule) -> list[_Inst]:
             if op.name in seg_of:
                 raise ScheduleError(f"{s.name}: op name {op.name!r} used twice")
             seg_of[op.name] = si
-    max_lag = max((op.lag for seg in s.segments for op in seg.ops), default=0)
 
     def resolve(block: int, si: int, it: int, ref: str, who: str) -> int | None:
         prev = ref.startswith("prev:")
@@ -68,7 +68,7 @@ def _flatten(s: Schedule) -> list[_Inst]:
         return index[key]
 
     pending_release: list[tuple[int, tuple]] = []
-    for b in range(s.blocks + max_lag):
+    for b in range(s.blocks + s.max_lag):
         for si, seg in enumerate(s.segments):
             for it in range(seg.iterations):
                 for op in seg.ops:
@@ -88,6 +88,9 @@ def _flatten(s: Schedule) -> list[_Inst]:
     for i, key in pending_release:
         if key not in index:
             raise ScheduleError(f"{s.name}: hold_until target {key[3]!r} never runs")
+        if index[key] < i:  # it could end before the bytes are reserved: they would never be held
+            raise ScheduleError(f"{s.name}: op {insts[i].op.name!r} holds its buffer bytes until "
+                                f"{key[3]!r}, which is issued before it")
         insts[i].release = index[key]
     return insts
 
@@ -99,12 +102,12 @@ def simulate_exact(s: Schedule, arch: Architecture) -> tuple[float, float]:
     if capacity < 0:
         raise ScheduleError(f"{s.name}: reserved buffer {s.reserved_buffer_bytes:.0f} B exceeds "
                             f"{arch.buffer.capacity_bytes} B of {arch.name}")
-    for inst in insts:
-        if inst.op.buffer_bytes > capacity:
-            raise ScheduleError(f"{s.name}: op {inst.op.name!r} needs {inst.op.buffer_bytes:.0f} B of buffer, "
+    for op in (op for seg in s.segments for op in seg.ops):
+        if op.buffer_bytes > capacity:
+            raise ScheduleError(f"{s.name}: op {op.name!r} needs {op.buffer_bytes:.0f} B of buffer, "
                                 f"only {capacity:.0f} B available in {arch.name}")
-        if inst.op.unit is not None and inst.op.unit not in arch.units:
-            raise ScheduleError(f"{s.name}: op {inst.op.name!r} runs on unknown unit {inst.op.unit!r}")
+        if op.unit is not None and op.unit not in arch.units:
+            raise ScheduleError(f"{s.name}: op {op.name!r} runs on unknown unit {op.unit!r}")
     env = simpy.Environment()
     bpc = arch.dram_bytes_per_cycle
     done = [env.event() for _ in insts]
@@ -174,23 +177,20 @@ def simulate_exact(s: Schedule, arch: Architecture) -> tuple[float, float]:
 
 
 def simulate(s: Schedule, arch: Architecture, mode: str = "steady") -> tuple[float, float]:
-    """Cycles and peak buffer bytes of a schedule (`mode` "steady" or "exact")."""
+    """(cycles, peak buffer bytes) of a schedule (`mode` "steady" or "exact", module docstring)."""
     if mode == "exact":
         return simulate_exact(s, arch)
     if mode != "steady":
         raise ValueError(f"unknown simulation mode {mode!r} (steady or exact)")
     counts = [s.blocks] + [seg.iterations for seg in s.segments]
-    max_lag = max((op.lag for seg in s.segments for op in seg.ops), default=0)
-    lo = max(BLOCK_SAMPLES[0], 4 * max_lag)  # enough blocks to fill a software pipeline
-    samples = [(lo, lo * BLOCK_SAMPLES[1] // BLOCK_SAMPLES[0])] + [ITER_SAMPLES] * len(s.segments)
+    few_blocks = max(BLOCK_SAMPLES[0], 4 * s.max_lag)  # enough blocks to fill a software pipeline
+    samples = [(few_blocks, few_blocks * BLOCK_SAMPLES[1] // BLOCK_SAMPLES[0])] + [ITER_SAMPLES] * len(s.segments)
     axes = []
     for n, (lo, hi) in zip(counts, samples):
         axes.append(((n, 1.0),) if n <= hi else ((lo, (hi - n) / (hi - lo)), (hi, (n - lo) / (hi - lo))))
     total, peak = 0.0, 0.0
     for corner in itertools.product(*axes):
-        weight = 1.0
-        for _, w in corner:
-            weight *= w
+        weight = math.prod(w for _, w in corner)
         sub = s.with_counts(corner[0][0], tuple(c for c, _ in corner[1:]))
         cycles, p = simulate_exact(sub, arch)
         total += weight * cycles

@@ -36,6 +36,7 @@ class Result:
         return self.busy_cycles.get(unit, 0.0) / self.cycles if self.cycles else 0.0
 
     def to_dict(self) -> dict:
+        """The result as plain dicts and numbers (JSON-serialisable), units as above."""
         return asdict(self)
 
 
@@ -71,9 +72,9 @@ def run(schedule: Schedule, arch: Architecture, mode: str = "steady", accounting
         if op.unit:
             busy[op.unit] += op.cycles * reps
             busy_e[op.unit][op.einsum or op.name] += op.cycles * reps
-        dram += (op.load_bytes + op.store_bytes) * reps
-        actions = dict(op.actions)
         moved = op.load_bytes + op.store_bytes
+        dram += moved * reps
+        actions = dict(op.actions)
         if moved:
             actions["dram.bytes"] = actions.get("dram.bytes", 0.0) + moved
             words = arch.word_bytes

@@ -12,7 +12,7 @@ Dependencies (`deps`) name other ops of the same block:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 
@@ -21,6 +21,7 @@ class TileOp:
     """One operation on one tile.
 
     cycles: compute cycles on `unit` (None: a pure DMA op).
+    lag: blocks by which the op is issued late (software pipelining, module docstring).
     load_bytes / store_bytes: DRAM traffic before / after the compute (bytes).
     buffer_bytes: global-buffer bytes held from the load until `hold_until` (default: this op) ends.
     load_after_deps: the load reads data stored by a dependency, so it waits for those stores.
@@ -43,6 +44,7 @@ class TileOp:
 
 @dataclass(frozen=True)
 class Segment:
+    """`ops` repeated `iterations` times (e.g. once per M1 tile), in the order listed."""
     name: str
     iterations: int
     ops: tuple[TileOp, ...]
@@ -57,9 +59,15 @@ class Schedule:
     reserved_buffer_bytes: float = 0.0
     notes: tuple[str, ...] = ()
 
+    @property
+    def max_lag(self) -> int:
+        """The largest `lag` of any op (0 without software pipelining), in blocks."""
+        return max((op.lag for seg in self.segments for op in seg.ops), default=0)
+
     def with_counts(self, blocks: int, iterations: tuple[int, ...]) -> "Schedule":
-        segs = tuple(Segment(s.name, n, s.ops) for s, n in zip(self.segments, iterations))
-        return Schedule(self.name, blocks, segs, self.reserved_buffer_bytes, self.notes)
+        """The same schedule with `blocks` blocks and each segment's iteration count replaced."""
+        segs = tuple(replace(s, iterations=n) for s, n in zip(self.segments, iterations))
+        return replace(self, blocks=blocks, segments=segs)
 
     def instances_per_op(self) -> list[tuple[TileOp, int]]:
         """Every op with the number of times it runs in the whole schedule."""

@@ -4,8 +4,10 @@ MAPPINGS maps a configuration name to a factory of Mapping objects (see mappings
 """
 from __future__ import annotations
 
+from mappings.base import Mapping
 from mappings.onepass import arch_only, cascade_on_flat, fusemax
 from mappings.threepass import FlatMapping, UnfusedMapping
+from mappings.work import MappingError
 
 MAPPINGS = {
     "unfused": UnfusedMapping,
@@ -16,8 +18,11 @@ MAPPINGS = {
 }
 
 
-def get_mapping(name: str):
-    """A new Mapping for configuration `name` (unfused, flat, cascade, arch, fusemax)."""
+def get_mapping(name: str) -> Mapping:
+    """A new Mapping for configuration `name` (unfused, flat, cascade, arch, fusemax).
+
+    Raises MappingError (which the CLI reports without a traceback) for an unknown name.
+    """
     if name not in MAPPINGS:
-        raise KeyError(f"unknown mapping {name!r} (known: {', '.join(MAPPINGS)})")
+        raise MappingError(f"unknown mapping {name!r} (known: {', '.join(MAPPINGS)})")
     return MAPPINGS[name]()

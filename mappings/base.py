@@ -25,7 +25,7 @@ from mappings.workload import Workload
 
 @dataclass
 class EinsumPlan:
-    """One Einsum of a block: per-tile (if `tiled`) or per-block cycles and actions."""
+    """One Einsum of a block: cycles on `unit` and action counts, per tile (if `tiled`) or per block."""
     name: str
     unit: str
     tiled: bool
@@ -48,14 +48,14 @@ def _elements(cascade, variables, sizes, tiled_var) -> float:
     return math.prod(float(sizes[cascade.var_rank[v]]) for v in variables if v != tiled_var)
 
 
-def plan_einsums(cascade, sizes: MappingOf[str, float], arch: Architecture, binding: MappingOf[str, str], *,
+def plan_einsums(cascade: ec.Cascade, sizes: MappingOf[str, float], arch: Architecture, binding: MappingOf[str, str], *,
                  mapping: str, tiled_var: str | None = None, fold_shift_into_exp: bool = True,
                  locations: MappingOf[str, str] | None = None) -> list[EinsumPlan]:
     """Plan every computing Einsum of one block at `sizes` (the block's rank sizes).
 
     With `tiled_var` (e.g. "m1"), Einsums that iterate over it are per tile: their counts are
-    divided by that rank's size. Buffer reads and writes are counted per tile for every tensor
-    whose location is "buffer".
+    divided by that rank's size. Buffer reads and writes (in words) are counted per tile for every
+    tensor whose location is "buffer". Cycles are the unit's cycles with all its PEs busy.
     """
     locations = dict(locations or {})
     ops = einsum_ops(cascade, sizes)
@@ -77,16 +77,13 @@ def plan_einsums(cascade, sizes: MappingOf[str, float], arch: Architecture, bind
     def loc(t: str) -> str:
         return locations.get(source(t), "buffer")
 
+    computing = [e for e in mains if e.name not in views]
     tiled = {}
-    for e in mains:
-        if e.name in views:
-            continue
+    for e in computing:
         evars = set(e.space_vars) | set(e.reduced_vars) | ({e.iterative_var} if e.iterative_var else set())
         tiled[e.name] = bool(tiled_var) and tiled_var in evars
     plans = []
-    for e in mains:
-        if e.name in views:
-            continue
+    for e in computing:
         if e.name not in binding:
             raise MappingError(f"{mapping}: Einsum {e.name} is not bound to a unit")
         unit_name = binding[e.name]
@@ -132,7 +129,8 @@ class Mapping:
     default_arch = ""
     description = ""
 
-    def cascade(self):
+    def cascade(self) -> ec.Cascade:
+        """The library cascade this mapping schedules."""
         return ec.load_library(self.cascade_name)
 
     def schedule(self, workload: Workload, arch: Architecture) -> Schedule:  # pragma: no cover - abstract

@@ -18,7 +18,8 @@ from mappings.workload import Workload
 
 def gemm_schedule(name: str, M: int, N: int, K: int, arch: Architecture, timing: str = "paper",
                   dataflow: str = "os") -> Schedule:
-    """Schedule of one GEMM on `arch`'s 2D array."""
+    """Schedule of one GEMM (M x K times K x N) on `arch`'s 2D array: one op per fold, with its
+    cycles (`timing` "paper" or "systolic"), DRAM bytes and buffer words."""
     unit = arch.units["array2d"]
     wb = arch.word_bytes
     folds, per_fold = folds_and_cycles_per_fold(M, N, K, unit.rows, unit.cols, dataflow)
@@ -47,4 +48,5 @@ def layer_gemms(w: Workload) -> list[tuple[str, int, int, int]]:
 
 
 def run_layer_gemms(w: Workload, arch: Architecture, mode: str = "steady") -> list[Result]:
+    """Simulated results (cycles, seconds, joules, bytes) of the layer's six GEMMs, in layer_gemms order."""
     return [run(gemm_schedule(n, M, N, K, arch), arch, mode) for n, M, N, K in layer_gemms(w)]

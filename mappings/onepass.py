@@ -14,6 +14,8 @@ LM of tile i while the 1D array finishes RD and RNV of tile i-1 (FuseMax's softw
 """
 from __future__ import annotations
 
+from collections.abc import Mapping as MappingOf
+
 from archsim.config import Architecture
 from archsim.schedule import Schedule, Segment, TileOp
 from mappings.base import Mapping, plan_einsums
@@ -29,7 +31,9 @@ CASCADE_BINDING = {name: ("array2d" if name in ("QK", "SLNV") else "array1d") fo
 
 
 def query_group_blocks(P: int, E: int, F: int, arch: Architecture) -> int:
-    """P1: 256-row query blocks per group (the largest divisor of P/256 that fits the buffer)."""
+    """P1: query blocks per group, a block being as many rows as the 2D array has columns (256):
+    the largest divisor of P / columns whose rows (E + F + 2 words each) fit the buffer beside
+    one M0-key block of K and of V (E + F words a key)."""
     rows = arch.units["array2d"].cols
     m0 = arch.units["array2d"].rows
     words = arch.buffer.capacity_bytes // arch.word_bytes
@@ -42,6 +46,11 @@ def query_group_blocks(P: int, E: int, F: int, arch: Architecture) -> int:
 
 
 class OnePassMapping(Mapping):
+    """The 1-pass cascade with a `binding` (Einsum -> unit); options as in the module docstring.
+
+    `stall`: (Einsum, factor) adds factor x that Einsum's cycles to each tile; `array_resident`:
+    tensors kept in the PEs' register files (no buffer reads or writes counted).
+    """
     cascade_name = "attention_1pass"
     tiled_var = "m1"
 
@@ -61,6 +70,9 @@ class OnePassMapping(Mapping):
             raise MappingError(f"{self.name}: sequence length {N} is not a multiple of M0 = {m0}")
         p1 = query_group_blocks(N, E, F, arch)
         rows = min(N, p1 * arch.units["array2d"].cols)
+        if N % rows:  # only when the array is not square: the query groups would miss rows
+            raise MappingError(f"{self.name}: sequence length {N} is not a multiple of the "
+                               f"{rows}-row query group of {arch.name}")
         groups = N // rows
         sizes = {"E": E, "F": F, "P": rows, "M0": m0, "M1": N // m0, "M": N}
         plans = plan_einsums(c, sizes, arch, self.binding, mapping=self.name, tiled_var=self.tiled_var,
@@ -84,7 +96,7 @@ class OnePassMapping(Mapping):
             deps = list(p.deps)
             if any(t in c.inputs and t not in streamed for t in p.reads):
                 deps.append("LOAD")
-            if not self.pipelined and not [d for d in p.deps if not d.startswith("prev:")]:
+            if not self.pipelined and all(d.startswith("prev:") for d in p.deps):
                 deps += [f"prev:{s}" for s in sinks]
             tile_ops.append(TileOp(p.name, p.unit, cycles, p.name, tuple(deps), load_bytes=load,
                                    buffer_bytes=load, actions=p.actions))
@@ -96,7 +108,7 @@ class OnePassMapping(Mapping):
                          hold_until=last)
         epilogue = []
         for p in block_plans:
-            store = sum(_rows_of(c, o, sizes) * rows * wb for o in c.outputs if o == p.name)
+            store = _rows_of(c, p.name, sizes) * rows * wb if p.name in c.outputs else 0.0
             epilogue.append(TileOp(p.name, p.unit, p.cycles, p.name, tuple(p.deps), store_bytes=store,
                                    actions=p.actions))
         segments = [Segment("load", 1, (load_op,)), Segment("tiles", sizes["M1"], tuple(tile_ops))]
@@ -111,7 +123,7 @@ class OnePassMapping(Mapping):
         )
 
 
-def _rows_of(c, tensor: str, sizes) -> int:
+def _rows_of(c, tensor: str, sizes: MappingOf[str, float]) -> int:
     """Words per sequence position of an input/output tensor (the product of its non-sequence ranks)."""
     decl = c.inputs.get(tensor)
     variables = decl.indices if decl else tuple(str(s) for x in c.einsum(tensor).lhs for s in x.free_symbols)
@@ -124,11 +136,13 @@ def _rows_of(c, tensor: str, sizes) -> int:
 
 
 def fusemax() -> OnePassMapping:
+    """FuseMax: the 1-pass cascade on its own hardware, 2D and 1D arrays software-pipelined."""
     return OnePassMapping("fusemax", "fusemax-cloud", FUSEMAX_BINDING, array_resident=("QK", "SLN"),
                           description="1-pass cascade, FuseMax binding, 2D/1D software pipeline")
 
 
 def arch_only() -> OnePassMapping:
+    """The paper's "arch" ablation: FuseMax hardware, tiles not overlapped, LM stalling the 2D array."""
     return OnePassMapping("arch", "fusemax-cloud", FUSEMAX_BINDING, pipelined=False, stall=("LM", 256.0),
                           array_resident=("QK", "SLN"),
                           description="FuseMax hardware without the interleaved binding: tiles do not overlap "
@@ -136,5 +150,6 @@ def arch_only() -> OnePassMapping:
 
 
 def cascade_on_flat() -> OnePassMapping:
+    """The paper's "cascade" ablation: the 1-pass cascade on FLAT's hardware."""
     return OnePassMapping("cascade", "flat-cloud", CASCADE_BINDING, fold_shift_into_exp=False,
                           description="1-pass cascade on FLAT's hardware: QK, SLNV on 2D, the rest on 1D")

@@ -35,16 +35,29 @@ DATAFLOW_FILE = Path(__file__).parent / "flat_dataflow.yaml"
 
 
 def flat_dataflow(seq_len: int, E: int) -> dict:
-    """FLAT's dataflow choice for a length (K tokens key) and head dim (e64 / e128)."""
+    """FLAT's dataflow choice for a length in tokens (table keyed by K tokens) and head dim (e64 / e128):
+    stationarity, granularity (query rows or "head"), onchip (tensor names), spilled (fraction)."""
     table = yaml.safe_load(DATAFLOW_FILE.read_text())
     key = seq_len // 1024
     if seq_len % 1024 or key not in table:
         raise MappingError(f"flat: no dataflow in {DATAFLOW_FILE.name} for sequence length {seq_len} "
                            f"(known: {', '.join(f'{k}K' for k in table)})")
     row = table[key]
-    per = row.get(f"e{E}") or row.get("e64" if E <= 64 else "e128")
-    return {"stationarity": row["stationarity"], "granularity": row["granularity"],
-            "onchip": set(per["onchip"]), "spilled": float(per["spilled"])}
+    dims = f"e{E}" if f"e{E}" in row else "e64" if E <= 64 else "e128"
+
+    def field(data, name: str, where: str):
+        if not isinstance(data, dict) or name not in data:
+            raise MappingError(f"{DATAFLOW_FILE.name}: {where}: missing field {name!r}")
+        return data[name]
+
+    per = field(row, dims, str(key))
+    try:
+        return {"stationarity": field(row, "stationarity", str(key)),
+                "granularity": field(row, "granularity", str(key)),
+                "onchip": set(field(per, "onchip", f"{key}.{dims}")),
+                "spilled": float(field(per, "spilled", f"{key}.{dims}"))}
+    except (TypeError, ValueError) as err:
+        raise MappingError(f"{DATAFLOW_FILE.name}: {key}.{dims}: {err}") from None
 
 
 class FlatMapping(Mapping):
@@ -53,7 +66,7 @@ class FlatMapping(Mapping):
     default_arch = "flat-cloud"
     description = "FLAT: 3-pass cascade fused per granule of query rows"
 
-    def __init__(self, dataflow: dict | None = None):
+    def __init__(self, dataflow: dict | None = None) -> None:
         self.dataflow = dataflow  # None: FLAT's own choice per length
 
     def schedule(self, workload: Workload, arch: Architecture) -> Schedule:
@@ -68,7 +81,6 @@ class FlatMapping(Mapping):
         wb = arch.word_bytes
         restream_kv = rows // tile if df["stationarity"] == "output" else 1
         rq = 1 if "Q" in onchip else N // tile
-        rk = restream_kv
         rv = 1 if "V" in onchip else restream_kv
         scores = rows * N * wb
         on_scores = "QK" in onchip
@@ -82,7 +94,7 @@ class FlatMapping(Mapping):
         sizes = {"E": E, "F": F, "M": N, "P": rows}
         plans = {p.name: p for p in plan_einsums(c, sizes, arch, FLAT_BINDING, mapping=self.name)}
         traffic = {
-            "QK": dict(load_bytes=(rq * rows * E + rk * N * E) * wb, store_bytes=spill,
+            "QK": dict(load_bytes=(rq * rows * E + restream_kv * N * E) * wb, store_bytes=spill,
                        buffer_bytes=(1 if "Q" in onchip else 2) * tile * E * wb),
             "SN": dict(load_bytes=spill, store_bytes=spill, load_after_deps=True,
                        buffer_bytes=0 if on_scores else 2 * tile * rows * wb),
@@ -104,7 +116,7 @@ class FlatMapping(Mapping):
             ops.append(TileOp(name, p.unit, p.cycles, name, tuple(p.deps), lag=lags.get(name, 0),
                               actions=p.actions, **traffic.get(name, {})))
         return Schedule(
-            name=f"flat:{workload.model}:{N}", blocks=workload.heads * (N // rows),
+            name=f"{self.name}:{workload.model}:{N}", blocks=workload.heads * (N // rows),
             segments=(Segment("granule", 1, tuple(ops)),), reserved_buffer_bytes=reserved,
             notes=(f"{workload.heads} heads x {N // rows} granules of {rows} query rows; {df['stationarity']} "
                    f"stationary; on chip {sorted(onchip)}, spilled {f:.4g}; scores reserved statically",))
@@ -120,8 +132,11 @@ class UnfusedMapping(Mapping):
         c = self.cascade()
         E, F, N = workload.E, workload.F, workload.seq_len
         wb = arch.word_bytes
-        rows = 1  # the largest power of two giving at least 16 chunks whose scores fit a quarter of the buffer
-        while rows * 2 <= max(1, N // 16) and 2 * rows * 2 * N * wb <= arch.buffer.capacity_bytes // 2:
+        # the largest power of two dividing N that gives at least 16 chunks whose scores fit a quarter
+        # of the buffer
+        rows = 1
+        while rows * 2 <= max(1, N // 16) and N % (rows * 2) == 0 and \
+                2 * rows * 2 * N * wb <= arch.buffer.capacity_bytes // 2:
             rows *= 2
         chunks = N // rows
         sizes = {"E": E, "F": F, "M": N, "P": rows}
@@ -141,7 +156,7 @@ class UnfusedMapping(Mapping):
                 buffer_bytes=chunk_scores, load_after_deps=True)
         # each stage waits for the whole previous stage: GM depends on the last QK, AV on the last A
         return Schedule(
-            name=f"unfused:{workload.model}:{N}", blocks=workload.heads,
+            name=f"{self.name}:{workload.model}:{N}", blocks=workload.heads,
             segments=(Segment("qk", chunks, (qk,)), Segment("softmax", chunks, softmax),
                       Segment("av", chunks, (av,))),
             notes=(f"{workload.heads} heads; each stage in {chunks} chunks of {rows} query rows",))

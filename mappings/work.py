@@ -26,11 +26,13 @@ def fuse_operators(ops: Mapping[str, float], fold_shift_into_exp: bool) -> dict[
     A multiply and an add at the same point form a MAC; with `fold_shift_into_exp` the
     subtraction of exp's argument (one add per exp) is folded into the exp, as the paper counts.
     """
-    ops = {("add" if k == "subtract" else k): v for k, v in ops.items()}
-    out = dict(ops)
+    out: dict[str, float] = {}
+    for k, v in ops.items():  # a subtraction is an add; both may occur in one Einsum
+        key = "add" if k == "subtract" else k
+        out[key] = out.get(key, 0.0) + v
     mac = min(out.get("multiply", 0.0), out.get("add", 0.0))
     if mac:
-        out["mac"] = mac
+        out["mac"] = out.get("mac", 0.0) + mac
         out["multiply"] -= mac
         out["add"] -= mac
     if fold_shift_into_exp and out.get("exp") and out.get("add"):
@@ -39,7 +41,8 @@ def fuse_operators(ops: Mapping[str, float], fold_shift_into_exp: bool) -> dict[
 
 
 def cost_on_unit(unit: PEArray, ops: Mapping[str, float], where: str) -> tuple[float, dict[str, float]]:
-    """(cycles, actions) of operator counts on all PEs of `unit`: sum(count x cycles) / PEs.
+    """(cycles, actions) of operator counts on all PEs of `unit`: cycles = sum(count x cycles) / PEs,
+    actions counted per element ("unit.action" keys).
 
     Raises MappingError naming `where` when the unit lacks an operator.
     """

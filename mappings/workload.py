@@ -33,18 +33,25 @@ class Workload:
 
 
 def load_models(path: Path = MODELS_FILE) -> dict[str, dict[str, int]]:
-    data = yaml.safe_load(path.read_text())
+    """Model name -> sizes (FIELDS, each a positive integer) from a YAML file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise WorkloadError(f"{path}: invalid YAML: {err}") from None
     if not isinstance(data, dict):
         raise WorkloadError(f"{path}: expected a mapping of model name -> sizes")
     for name, sizes in data.items():
+        if not isinstance(sizes, dict):
+            raise WorkloadError(f"{path}: {name}: expected a mapping of sizes ({', '.join(FIELDS)})")
         for f in FIELDS:
-            v = (sizes or {}).get(f)
-            if not isinstance(v, int) or v <= 0:
+            v = sizes.get(f)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise WorkloadError(f"{path}: {name}.{f}: must be a positive integer, got {v!r}")
     return data
 
 
 def make_workload(model: str, seq_len: int) -> Workload:
+    """The attention layer of `model` (models.yaml) at `seq_len` tokens."""
     models = load_models()
     if model not in models:
         raise WorkloadError(f"unknown model {model!r} (known: {', '.join(models)})")
@@ -58,12 +65,13 @@ def parse_length(text: str) -> int:
     t = text.strip().upper()
     mult = {"K": 1024, "M": 1024 * 1024}.get(t[-1:], 1)
     digits = t[:-1] if mult > 1 else t
-    if not digits.isdigit() or int(digits) <= 0:
+    if not (digits.isascii() and digits.isdigit()) or int(digits) <= 0:
         raise WorkloadError(f"bad sequence length {text!r} (use e.g. 1K, 64K, 1M or 4096)")
     return int(digits) * mult
 
 
 def format_length(n: int) -> str:
+    """1048576 -> '1M', 1024 -> '1K', 1000 -> '1000' (the inverse of parse_length)."""
     if n % (1024 * 1024) == 0:
         return f"{n // (1024 * 1024)}M"
     if n % 1024 == 0:

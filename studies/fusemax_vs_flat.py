@@ -1,8 +1,9 @@
 """Study: FuseMax vs FLAT (4 models x 6 lengths x 5 configurations, plus end to end).
 
 Every point is simulated (archsim) from its mapping; each finished point is appended to
-`points.jsonl` in the output folder so an interrupted run resumes. Writes results.csv,
-results.json, report.md and PNG figures.
+`points.jsonl` in the output folder so an interrupted run resumes. A cached point is reused
+only while its fingerprint (the model code and data, and this module, which computes the
+points) is unchanged. Writes results.csv, results.json, report.md and PNG figures.
 
 Energies are the correct accounting (archsim.energy). Each point also carries its energy under
 the "artifact" accounting (the paper artifact's two bookkeeping errors), repriced from the same
@@ -10,7 +11,9 @@ simulation, so that the report can show how much of the difference from the pape
 """
 from __future__ import annotations
 
+import argparse
 import csv
+import hashlib
 import json
 import statistics
 from pathlib import Path
@@ -26,6 +29,7 @@ from archsim.result import reprice, run  # noqa: E402
 from mappings import get_mapping  # noqa: E402
 from mappings.gemm import run_layer_gemms  # noqa: E402
 from mappings.workload import load_models, make_workload, parse_length  # noqa: E402
+from studies.errors import UsageError  # noqa: E402
 from studies.fingerprint import model_fingerprint  # noqa: E402
 
 MODELS = ["BERT", "TrXL", "T5", "XLM"]
@@ -35,13 +39,16 @@ COLUMNS = ["kind", "model", "seq_len", "config", "latency_s", "energy_j", "dram_
 # the paper's means over the 24 points (reference-fusemax.md section 6)
 PAPER = {"fusemax_speedup": 6.72, "energy_ratio": 0.787, "e2e_speedup": 5.30, "e2e_energy": 0.833,
          "unfused_speedup": 0.668, "cascade_speedup": 0.907, "arch_speedup": 2.18}
-ACCOUNTINGS = ("correct", "artifact")
-# the point field holding the energy (joules) under each accounting
+# the point field holding the energy (joules) under each accounting of archsim.energy
 ENERGY_FIELD = {"correct": "energy_j", "artifact": "energy_j_artifact"}
 
 
 def simulate_point(model: str, length: str, config: str, mode: str = "steady") -> dict:
-    """One attention point: a row of results.csv plus breakdowns."""
+    """One attention point: a row of results.csv plus breakdowns.
+
+    Units: latency_s seconds, energy_j* joules (by component and by Einsum too), dram_bytes and
+    peak_buffer_bytes bytes, cycles clock cycles; util_* busy fractions of the run (0..1).
+    """
     w = make_workload(model, parse_length(length))
     m = get_mapping(config)
     arch = load_architecture(m.default_arch)
@@ -57,7 +64,8 @@ def simulate_point(model: str, length: str, config: str, mode: str = "steady") -
 
 
 def simulate_gemms(model: str, length: str, arch_name: str) -> dict:
-    """The layer's six GEMMs: seconds, joules (both accountings) and DRAM bytes summed."""
+    """The layer's six GEMMs on `arch_name`: latency_s (seconds), energy_j and energy_j_artifact
+    (joules) and dram_bytes (bytes), each summed over the six."""
     w = make_workload(model, parse_length(length))
     arch = load_architecture(arch_name)
     results = run_layer_gemms(w, arch)
@@ -66,52 +74,79 @@ def simulate_gemms(model: str, length: str, arch_name: str) -> dict:
             "dram_bytes": sum(r.dram_bytes for r in results)}
 
 
-def _key(p: dict) -> str:
-    return f"{p['kind']}|{p['model']}|{p['seq_len']}|{p['config']}"
+def _point_key(p: dict) -> tuple[str, str, str, str]:
+    """The identity of a point: (kind, model, seq_len, config); a GEMM point's config is its architecture."""
+    return p["kind"], p["model"], p["seq_len"], p["config"]
 
 
-def run_study(out: Path, models=None, lengths=None, progress: bool = True) -> list[dict]:
-    """Simulate every missing point (resuming from out/points.jsonl) and write the report."""
+def _index(points: list[dict]) -> dict[tuple[str, str, str, str], dict]:
+    return {_point_key(p): p for p in points}
+
+
+def points_fingerprint() -> str:
+    """Fingerprint of what computes a point: the model's code and data and this module (16 hex digits)."""
+    digest = hashlib.sha256(model_fingerprint().encode())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _cached_points(cache: Path, fingerprint: str) -> dict[tuple[str, str, str, str], dict]:
+    """Points of `cache` (JSON lines) computed under `fingerprint`; points of another model and a
+    line cut short by an interrupted run are left out (they are simulated again)."""
+    done = {}
+    if not cache.exists():
+        return done
+    for line in cache.read_text().splitlines():
+        try:
+            p = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(p, dict) and p.get("model_fingerprint") == fingerprint:
+            done[_point_key(p)] = p
+    return done
+
+
+def run_study(out: Path, models: list[str] | None = None, lengths: list[str] | None = None,
+              progress: bool = True) -> list[dict]:
+    """Simulate every missing point (resuming from out/points.jsonl) and write the report.
+
+    Returns the attention and end-to-end points (units as in simulate_point).
+    """
     models, lengths = models or MODELS, lengths or LENGTHS
     known = load_models()
     for m in models:
         if m not in known:
-            from studies.errors import UsageError
             raise UsageError(f"--models: unknown model {m!r} (known: {', '.join(known)})")
     for n in lengths:
         parse_length(n)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "points.jsonl"
-    fingerprint = model_fingerprint()
-    done = {}
-    if cache.exists():
-        for line in cache.read_text().splitlines():
-            if line.strip():
-                p = json.loads(line)
-                if p.get("model_fingerprint") == fingerprint:  # points of another model are redone
-                    done[_key(p)] = p
+    fingerprint = points_fingerprint()
+    done = _cached_points(cache, fingerprint)
+    arch_of = {c: get_mapping(c).default_arch for c in CONFIGS}
     todo = [("attention", m, n, c) for m in models for n in lengths for c in CONFIGS] + \
-           [("gemm", m, n, c) for m in models for n in lengths for c in ("flat", "fusemax")]
+           [("gemm", m, n, a) for m in models for n in lengths for a in sorted(set(arch_of.values()))]
     with cache.open("a") as f:
-        for kind, m, n, c in tqdm(todo, desc="fusemax-vs-flat", disable=not progress):
-            key = f"{kind}|{m}|{n}|{c}"
+        if f.tell() and not cache.read_bytes().endswith(b"\n"):
+            f.write("\n")  # end a line cut short, so that the next point starts a line of its own
+        for key in tqdm(todo, desc="fusemax-vs-flat", disable=not progress):
             if key in done:
                 continue
+            kind, m, n, c = key
             if kind == "attention":
                 p = simulate_point(m, n, c)
             else:
-                p = {"kind": "gemm", "model": m, "seq_len": n, "config": c,
-                     **simulate_gemms(m, n, get_mapping(c).default_arch)}
+                p = {"kind": kind, "model": m, "seq_len": n, "config": c, **simulate_gemms(m, n, c)}
             p["model_fingerprint"] = fingerprint
             done[key] = p
             f.write(json.dumps(p) + "\n")
             f.flush()
-    points = [done[f"attention|{m}|{n}|{c}"] for m in models for n in lengths for c in CONFIGS]
+    points = [done[("attention", m, n, c)] for m in models for n in lengths for c in CONFIGS]
     for m in models:
         for n in lengths:
             for c in CONFIGS:
-                a = done[f"attention|{m}|{n}|{c}"]
-                g = done[f"gemm|{m}|{n}|{'fusemax' if get_mapping(c).default_arch == 'fusemax-cloud' else 'flat'}"]
+                a = done[("attention", m, n, c)]
+                g = done[("gemm", m, n, arch_of[c])]
                 points.append({"kind": "end2end", "model": m, "seq_len": n, "config": c,
                                "latency_s": a["latency_s"] + g["latency_s"], "energy_j": a["energy_j"] + g["energy_j"],
                                "energy_j_artifact": a["energy_j_artifact"] + g["energy_j_artifact"],
@@ -127,9 +162,9 @@ def summarize(points: list[dict], accounting: str = "correct") -> dict:
     `e2e_energy`, and `<config>_energy` (attention energy / FLAT's) for unfused, cascade and arch.
     """
     if accounting not in ENERGY_FIELD:
-        raise ValueError(f"accounting: unknown value {accounting!r} (expected one of {', '.join(ACCOUNTINGS)})")
+        raise ValueError(f"accounting: unknown value {accounting!r} (expected one of {', '.join(ENERGY_FIELD)})")
     energy = ENERGY_FIELD[accounting]
-    by = {(p["kind"], p["model"], p["seq_len"], p["config"]): p for p in points}
+    by = _index(points)
     pairs = sorted({(p["model"], p["seq_len"]) for p in points})
 
     def mean(f):
@@ -138,11 +173,11 @@ def summarize(points: list[dict], accounting: str = "correct") -> dict:
     def t(kind, m, n, c):
         return by[(kind, m, n, c)]["latency_s"]
 
-    out = {f"{c}_speedup": mean(lambda m, n, c=c: t("attention", m, n, "flat") / t("attention", m, n, c))
-           for c in CONFIGS if c != "flat"}
     def e(kind, m, n, c):
         return by[(kind, m, n, c)][energy]
 
+    out = {f"{c}_speedup": mean(lambda m, n, c=c: t("attention", m, n, "flat") / t("attention", m, n, c))
+           for c in CONFIGS if c != "flat"}
     out["energy_ratio"] = mean(lambda m, n: e("attention", m, n, "fusemax") / e("attention", m, n, "flat"))
     out["e2e_speedup"] = mean(lambda m, n: t("end2end", m, n, "flat") / t("end2end", m, n, "fusemax"))
     out["e2e_energy"] = mean(lambda m, n: e("end2end", m, n, "fusemax") / e("end2end", m, n, "flat"))
@@ -175,7 +210,7 @@ def artifact_gap(points: list[dict]) -> dict:
     - `e2e_energy_at_paper_attention`: the mean end-to-end ratio if FuseMax's attention energy were
       the paper's ratio times FLAT's at every point (our GEMMs).
     """
-    by = {(p["kind"], p["model"], p["seq_len"], p["config"]): p for p in points}
+    by = _index(points)
     pairs = sorted({(p["model"], p["seq_len"]) for p in points})
     att = [(by[("attention", m, n, "fusemax")], by[("attention", m, n, "flat")]) for m, n in pairs]
     # GEMM joules of a point: its end-to-end energy less its attention energy
@@ -219,7 +254,8 @@ def _figure(path: Path, title: str, ylabel: str, models, lengths, series: dict) 
     plt.close(fig)
 
 
-def write_outputs(out: Path, points: list[dict], models, lengths) -> None:
+def write_outputs(out: Path, points: list[dict], models: list[str], lengths: list[str]) -> None:
+    """results.csv, results.json, report.md and the figures of `points` under `out`."""
     with (out / "results.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         w.writeheader()
@@ -230,7 +266,7 @@ def write_outputs(out: Path, points: list[dict], models, lengths) -> None:
     gap = artifact_gap(points)
     (out / "results.json").write_text(json.dumps({"summary": summary, "summary_artifact": summary_artifact,
                                                   "artifact_gap": gap, "paper": PAPER, "points": points}, indent=1))
-    by = {(p["kind"], p["model"], p["seq_len"], p["config"]): p for p in points}
+    by = _index(points)
     keys = [(m, n) for m in models for n in lengths]
     att = lambda c, f: [f(by[("attention", m, n, c)], by[("attention", m, n, "flat")]) for m, n in keys]  # noqa: E731
     _figure(out / "speedup.png", "Attention speedup over FLAT (fig. 6)", "speedup", models, lengths,
@@ -345,13 +381,13 @@ def write_report(out_root: Path) -> None:
     run_study(out_root / "fusemax-vs-flat")
 
 
-def register_args(parser) -> None:
+def register_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", default=MODELS, help="models (default: all four)")
     parser.add_argument("--lengths", nargs="+", default=LENGTHS, help="sequence lengths, e.g. 1K 64K 1M")
     parser.add_argument("--out", type=Path, default=Path("reports/fusemax-vs-flat"), help="output folder")
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     points = run_study(args.out, args.models, args.lengths)
     for k, v in summarize(points).items():
         print(f"{k}: {v:.3f} (paper {PAPER.get(k, '-')})")

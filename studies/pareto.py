@@ -8,10 +8,11 @@ re-streamed from DRAM once per group of P1 blocks, so a small buffer (small P1) 
 design DRAM-bound. The search tries powers of two from MIN_BUFFER_BYTES upward, skips sizes
 where no mapping fits, simulates each with archsim, and keeps the first whose latency is within
 COMPUTE_BOUND_TOLERANCE of the busiest unit's busy cycles. Buffer area scales with capacity
-from the 16 MiB figure of fusemax-cloud.
+from the template's default buffer (fusemax-cloud's 16 MiB and its area).
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -21,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from archsim.config import load_architecture  # noqa: E402
+from archsim.config import Architecture, load_architecture  # noqa: E402
 from archsim.energy import area_um2  # noqa: E402
 from archsim.errors import ScheduleError  # noqa: E402
 from archsim.result import run  # noqa: E402
@@ -31,25 +32,27 @@ from mappings.work import MappingError  # noqa: E402
 from mappings.workload import make_workload  # noqa: E402
 
 DS = [16, 32, 64, 128, 256, 512]
-BUFFER_16MIB_AREA_UM2 = 47000000.0
+TEMPLATE = "fusemax-template"
 MIN_BUFFER_BYTES = 4 << 10
 MAX_BUFFER_BYTES = 1 << 32
 COMPUTE_BOUND_TOLERANCE = 0.01  # latency at most 1% above the busiest unit's busy cycles
 
 
-def template_arch(d: int, buffer_bytes: int):
-    """fusemax-template with a d x d array and a buffer of `buffer_bytes` (area pro rata)."""
-    return load_architecture("fusemax-template", {
+def template_arch(d: int, buffer_bytes: int) -> Architecture:
+    """fusemax-template with a d x d array and a buffer of `buffer_bytes` bytes (area in um2 pro
+    rata of the template's default buffer)."""
+    default = load_architecture(TEMPLATE).buffer
+    return load_architecture(TEMPLATE, {
         "d": d, "buffer_bytes": buffer_bytes,
-        "buffer_area_um2": BUFFER_16MIB_AREA_UM2 * buffer_bytes / (16 << 20)})
+        "buffer_area_um2": default.area_um2 * buffer_bytes / default.capacity_bytes})
 
 
 def design_point(d: int, model: str = "BERT", seq_len: int = 256 * 1024) -> dict:
     """The smallest power-of-two buffer that keeps a d x d FuseMax compute-bound, and its figures.
 
-    Returns d, buffer_bytes, p1 (query blocks per group), latency_s, energy_j, cycles,
-    compute_cycles (the busiest unit's busy cycles), dram_bytes, area_mm2, area_2d_fraction and
-    `tried`: (buffer bytes, latency / compute cycles) of every feasible smaller size.
+    Returns d, buffer_bytes, p1 (query blocks per group), latency_s (seconds), energy_j (joules),
+    cycles, compute_cycles (the busiest unit's busy cycles), dram_bytes, area_mm2, area_2d_fraction
+    and `tried`: (buffer bytes, latency / compute cycles) of every feasible smaller size.
     """
     w = make_workload(model, seq_len)
     mapping = get_mapping("fusemax")
@@ -80,7 +83,8 @@ def _size(n: int) -> str:
     return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
 
 
-def run_pareto(out: Path, ds=DS, progress: bool = True) -> list[dict]:
+def run_pareto(out: Path, ds: list[int] = DS, progress: bool = True) -> list[dict]:
+    """design_point of every d in `ds`; writes pareto.json, pareto.png and report.md under `out`."""
     out.mkdir(parents=True, exist_ok=True)
     rows = [design_point(d) for d in tqdm(ds, desc="pareto", disable=not progress)]
     (out / "pareto.json").write_text(json.dumps(rows, indent=1))
@@ -112,14 +116,15 @@ def run_pareto(out: Path, ds=DS, progress: bool = True) -> list[dict]:
 
 
 def write_report(out_root: Path) -> None:
+    """`make report` job: the sweep under out_root/pareto/."""
     run_pareto(out_root / "pareto")
 
 
-def register_args(parser) -> None:
+def register_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("reports/pareto"), help="output folder")
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     for r in run_pareto(args.out):
         print(f"d={r['d']}: {r['latency_s']:.4g} s, {r['area_mm2']:.4g} mm^2, buffer {_size(r['buffer_bytes'])} "
               f"(P1 = {r['p1']}), 2D {100 * r['area_2d_fraction']:.1f}% of area")

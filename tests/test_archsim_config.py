@@ -38,6 +38,8 @@ def test_template_parameters():
      "units.array2d.operators.max.actions.exp"),
     (lambda d: d["units"]["array2d"]["hardware"].append("tensorcore"), "units.array2d.hardware"),
     (lambda d: d.pop("dram"), "dram"),
+    (lambda d: d.__setitem__("extra", [1, 2]), "extra"),
+    (lambda d: d.__setitem__("template_params", ["d"]), "template_params"),
 ])
 def test_validation_names_field(edit, field):
     data = _fusemax_data()
@@ -51,3 +53,24 @@ def test_area_counts_every_pe():
     a = load_architecture("fusemax-cloud")
     # 2D PE: MAC 1545 + max 49.29 + register file 16800 (reference table), times 65536 PEs
     assert area_um2(a)["array2d"] == pytest.approx(65536 * (1545 + 49.29 + 16800))
+
+
+def test_unreadable_file_names_the_file(tmp_path):
+    with pytest.raises(ArchError, match=f"^{tmp_path}: <file>: cannot read"):
+        load_architecture(tmp_path)  # a folder
+
+
+def test_null_optional_sections_are_empty():
+    data = _fusemax_data()
+    data["extra"], data["template_params"] = None, None
+    assert parse_architecture(data, "x.yaml").extra == {}
+
+
+def test_template_defaults_are_fusemax_cloud():
+    # fusemax-template.yaml states that its defaults give fusemax-cloud: the two files must not drift apart
+    import dataclasses
+    template, cloud = load_architecture("fusemax-template"), load_architecture("fusemax-cloud")
+    same = ("clock_hz", "word_bytes", "units", "buffer", "dram", "action_pj", "area_um2", "extra")
+    assert {f.name for f in dataclasses.fields(cloud)} - set(same) == {"name", "source"}
+    for f in same:
+        assert getattr(template, f) == getattr(cloud, f), f

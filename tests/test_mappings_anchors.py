@@ -8,7 +8,7 @@ from archsim.result import run
 from mappings import get_mapping
 from mappings.onepass import FUSEMAX_BINDING, OnePassMapping
 from mappings.work import MappingError
-from mappings.workload import make_workload
+from mappings.workload import Workload, WorkloadError, format_length, load_models, make_workload, parse_length
 
 BERT1K = make_workload("BERT", 1024)
 
@@ -71,3 +71,52 @@ def test_new_mapping_example_from_docs():
     # hand derivation per head: 1D adds SLN's 7 cycles per score (138*4*1024/256 + 7*1024*1024/256 + 256),
     # and each of the 4 tiles now waits on the 2D: SLD (4), then SLNV (256 - RD's 4), then next LM (4)
     assert r.cycles / 768 == pytest.approx(2208 + 7 * 4096 + 256 + 4 * (4 + 252 + 4), rel=1e-3)
+
+
+def test_unknown_mapping_is_a_mapping_error():
+    with pytest.raises(MappingError, match="unknown mapping 'nope'"):
+        get_mapping("nope")
+
+
+def test_subtractions_and_adds_of_one_einsum_are_both_counted():
+    from mappings.work import fuse_operators
+    # 5 adds + 3 subtractions = 8 adds, 2 of them fused with the 2 multiplies into MACs
+    assert fuse_operators({"add": 5.0, "subtract": 3.0, "multiply": 2.0}, False) == {"add": 6.0, "mac": 2.0}
+    assert fuse_operators({"subtract": 3.0, "add": 5.0, "exp": 4.0}, True) == {"add": 4.0, "exp": 4.0}
+
+
+def test_unfused_covers_every_query_row_at_any_length():
+    # 1000 = 8 x 125: chunks of rows must divide it, else rows are silently dropped.
+    # QK and AV: (E + F) MACs per score, 1000 x 1000 scores per head
+    w = Workload("odd", B=1, D=256, E=64, F=64, H=2, S=1024, seq_len=1000)
+    m = get_mapping("unfused")
+    a = load_architecture(m.default_arch)
+    r = run(m.schedule(w, a), a)
+    assert r.action_counts["QK"]["array2d.mac"] + r.action_counts["AV"]["array2d.mac"] == 2 * 1000 * 1000 * 128
+    # per head, 2-byte words: Q, K, V read and AV written once; the scores written by QK, read by the
+    # softmax, written by it and read by AV
+    assert r.dram_bytes == pytest.approx(2 * 2 * (4 * 1000 * 64 + 4 * 1000 * 1000), rel=1e-12)
+
+
+def test_one_pass_query_groups_must_cover_the_sequence():
+    import yaml
+    from archsim.config import CONFIG_DIR, parse_architecture
+    data = yaml.safe_load((CONFIG_DIR / "fusemax-cloud.yaml").read_text())
+    data["units"]["array2d"]["rows"] = 128  # M0 = 128 keys, query blocks of 256 rows
+    a = parse_architecture(data, "x.yaml")
+    w = Workload("odd", B=1, D=256, E=64, F=64, H=1, S=1024, seq_len=384)  # 3 x 128, not a multiple of 256
+    with pytest.raises(MappingError, match="384 is not a multiple of the 256-row query group"):
+        get_mapping("fusemax").schedule(w, a)
+
+
+def test_bad_lengths_and_model_files_name_the_value(tmp_path):
+    for text in ("12Q", "²", "0K", ""):
+        with pytest.raises(WorkloadError, match="bad sequence length"):
+            parse_length(text)
+    assert parse_length(" 64k ") == 65536 and format_length(65536) == "64K"
+    bad = tmp_path / "models.yaml"
+    for body, field in (("BERT: [64, 768]\n", "BERT"), ("BERT: {B: true, D: 1, E: 1, F: 1, H: 1, S: 1}\n", "BERT.B"),
+                        ("BERT: {B: [\n", "invalid YAML")):
+        bad.write_text(body)
+        with pytest.raises(WorkloadError, match=f"{bad}: {field}"):
+            load_models(bad)

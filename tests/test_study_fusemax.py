@@ -1,13 +1,17 @@
 """The fusemax-vs-flat study: the 24-point means against the paper (reference-fusemax.md section 6)."""
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
 from mappings.workload import make_workload, parse_length
 from studies.cli import main
 from studies.fusemax_vs_flat import PAPER, artifact_gap, run_study, summarize
-from studies.pareto import BUFFER_16MIB_AREA_UM2, design_point
+from studies.pareto import design_point
+
+# 16 MiB buffer: half the 32 MiB buffer's 9.4e7 um2 (reference-fusemax.md section 3; fusemax-cloud.yaml's assumption)
+BUFFER_16MIB_AREA_UM2 = 9.4e7 / 2
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +116,30 @@ def test_points_of_another_model_are_resimulated(study, tmp_path):
     assert all(p["latency_s"] > 0 for p in points)
     assert len((tmp_path / "points.jsonl").read_text().splitlines()) == 2 * len(stale) == 2 * 7
     # the same model: nothing is simulated again
+    run_study(tmp_path, ["BERT"], ["1K"], progress=False)
+    assert len((tmp_path / "points.jsonl").read_text().splitlines()) == 2 * 7
+
+
+def test_a_line_cut_short_by_an_interrupt_resumes(tmp_path):
+    first = run_study(tmp_path, ["BERT"], ["1K"], progress=False)
+    cache = tmp_path / "points.jsonl"
+    lines = cache.read_text().splitlines()
+    assert len(lines) == 7  # 5 attention points and the GEMMs on 2 architectures
+    cache.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:len(lines[-1]) // 2])  # killed while writing
+    assert run_study(tmp_path, ["BERT"], ["1K"], progress=False) == first  # only the cut point is simulated again
+    after = cache.read_text().splitlines()
+    assert after[:6] == lines[:6] and after[7] == lines[6] and len(after) == 8
+    run_study(tmp_path, ["BERT"], ["1K"], progress=False)
+    assert cache.read_text().splitlines() == after
+
+
+def test_points_of_another_version_of_the_study_are_resimulated(tmp_path, monkeypatch):
+    import studies.fusemax_vs_flat as fvf
+    run_study(tmp_path, ["BERT"], ["1K"], progress=False)
+    # the study module computes the points (simulate_point, simulate_gemms): a change to it is a new model
+    edited = tmp_path / "fusemax_vs_flat.py"
+    edited.write_text(Path(fvf.__file__).read_text() + "\n# edited\n")
+    monkeypatch.setattr(fvf, "__file__", str(edited))
     run_study(tmp_path, ["BERT"], ["1K"], progress=False)
     assert len((tmp_path / "points.jsonl").read_text().splitlines()) == 2 * 7
 
