@@ -11,9 +11,10 @@ block (views such as BK[e,m1,m0] = K[...] that compute nothing are looked throug
 """
 from __future__ import annotations
 
+import abc
 import math
-from dataclasses import dataclass, field
 from collections.abc import Mapping as MappingOf
+from dataclasses import dataclass, field
 
 import einsum_cascade as ec
 
@@ -122,7 +123,7 @@ def _producers(t: str, views: MappingOf[str, str], cascade) -> list[str]:
     return [t]
 
 
-class Mapping:
+class Mapping(abc.ABC):
     """Base class: subclasses set `name`, `cascade_name`, `default_arch` and implement `schedule`."""
     name = "mapping"
     cascade_name = ""
@@ -133,5 +134,6 @@ class Mapping:
         """The library cascade this mapping schedules."""
         return ec.load_library(self.cascade_name)
 
-    def schedule(self, workload: Workload, arch: Architecture) -> Schedule:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def schedule(self, workload: Workload, arch: Architecture) -> Schedule:
+        """The tile operations of `workload` on `arch`, for archsim's engine."""
