@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 
 from gpu_ref.common import LOG2E, check_qkv, default_scale, dot_precision, launch_tiles
-from gpu_ref.tile_helpers import head_base, key_range, load_key_rows, load_rows, score_tile, store_rows
+from gpu_ref.tile_helpers import key_range, load_key_rows, load_rows, query_block, score_tile, store_rows
 
 
 @triton.jit
@@ -28,12 +28,7 @@ def _row_stats_kernel(Q, K, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale,
                       s_b, s_h, s_n, s_d,
                       CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
-    pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    base = head_base(pid_bh, heads, s_b, s_h)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = tl.arange(0, BLOCK_N)
-    offs_d = tl.arange(0, HEAD_DIM)
+    pid_m, pid_bh, base, offs_m, offs_n, offs_d = query_block(heads, s_b, s_h, BLOCK_M, BLOCK_N, HEAD_DIM)
     q = load_rows(Q, base, offs_m, offs_d, seq_len, s_n, s_d)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -65,12 +60,7 @@ def _normalised_av_kernel(Q, K, V, O, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale
                           s_b, s_h, s_n, s_d,
                           CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr,
                           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
-    pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    base = head_base(pid_bh, heads, s_b, s_h)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = tl.arange(0, BLOCK_N)
-    offs_d = tl.arange(0, HEAD_DIM)
+    pid_m, pid_bh, base, offs_m, offs_n, offs_d = query_block(heads, s_b, s_h, BLOCK_M, BLOCK_N, HEAD_DIM)
     q = load_rows(Q, base, offs_m, offs_d, seq_len, s_n, s_d)
     row = pid_bh * seq_len + offs_m
     m_i = tl.load(ROW_MAX + row, mask=offs_m < seq_len, other=0.0)

@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 
 from gpu_ref.common import check_qkv, default_scale, dot_precision, launch_tiles
-from gpu_ref.tile_helpers import head_base, load_rows, store_rows
+from gpu_ref.tile_helpers import head_base, load_rows, query_block, store_rows
 from gpu_ref.tiles import softmax_warps
 
 
@@ -62,12 +62,7 @@ def _probs_v_kernel(P, V, O, heads, seq_len,
                     s_b, s_h, s_n, s_d, ss_bh, ss_row,
                     CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
-    pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    base = head_base(pid_bh, heads, s_b, s_h)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = tl.arange(0, BLOCK_N)
-    offs_d = tl.arange(0, HEAD_DIM)
+    pid_m, pid_bh, base, offs_m, offs_n, offs_d = query_block(heads, s_b, s_h, BLOCK_M, BLOCK_N, HEAD_DIM)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     if CAUSAL:
         hi = tl.minimum((pid_m + 1) * BLOCK_M, seq_len)

@@ -20,6 +20,17 @@ def head_base(pid_bh, heads, s_b, s_h):
 
 
 @triton.jit
+def query_block(heads, s_b, s_h, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr):
+    """A program of a (query blocks, batch * heads) grid: its block index, its (batch, head) index,
+    where that head starts, and the offsets of its query rows, of a key tile and of the head dim."""
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    return (pid_m, pid_bh, head_base(pid_bh, heads, s_b, s_h), offs_m, tl.arange(0, BLOCK_N),
+            tl.arange(0, HEAD_DIM))
+
+
+@triton.jit
 def load_rows(ptr, base, rows, offs_d, seq_len, s_n, s_d):
     """A [len(rows), len(offs_d)] tile of one head; rows past seq_len read as 0."""
     return tl.load(ptr + base + rows[:, None] * s_n + offs_d[None, :] * s_d,
