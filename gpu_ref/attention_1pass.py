@@ -11,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-from gpu_ref.common import LOG2E, check_qkv, default_scale, dot_precision, launch_tiles
+from gpu_ref.common import LOG2E, check_qkv, default_scale, kernel_meta, launch_tiles
 from gpu_ref.tile_helpers import key_range, load_key_rows, load_rows, query_block, score_tile, store_rows
 
 
@@ -60,7 +60,5 @@ def attention_1pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     grid = (triton.cdiv(seq_len, t["BLOCK_M"]), batch * heads)
     _attn_1pass_kernel[grid](
         q, k, v, out, heads, seq_len, default_scale(head_dim, sm_scale) * LOG2E,
-        q.stride(0), q.stride(1), q.stride(2), q.stride(3),
-        CAUSAL=causal, HEAD_DIM=head_dim, BLOCK_M=t["BLOCK_M"], BLOCK_N=t["BLOCK_N"],
-        PRECISION=dot_precision(q.dtype), num_warps=t["num_warps"], num_stages=t["num_stages"])
+        q.stride(0), q.stride(1), q.stride(2), q.stride(3), **kernel_meta(t, causal, head_dim, q.dtype))
     return out

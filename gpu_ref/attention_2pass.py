@@ -11,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-from gpu_ref.common import LOG2E, check_qkv, default_scale, dot_precision, launch_tiles
+from gpu_ref.common import LOG2E, check_qkv, default_scale, kernel_meta, launch_tiles
 from gpu_ref.tile_helpers import key_range, load_key_rows, load_rows, query_block, score_tile, store_rows
 
 
@@ -88,8 +88,7 @@ def attention_2pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     grid = (triton.cdiv(seq_len, t["BLOCK_M"]), batch * heads)
     qk_scale = default_scale(head_dim, sm_scale) * LOG2E
     strides = (q.stride(0), q.stride(1), q.stride(2), q.stride(3))
-    meta = dict(CAUSAL=causal, HEAD_DIM=head_dim, BLOCK_M=t["BLOCK_M"], BLOCK_N=t["BLOCK_N"],
-                PRECISION=dot_precision(q.dtype), num_warps=t["num_warps"], num_stages=t["num_stages"])
+    meta = kernel_meta(t, causal, head_dim, q.dtype)
     _row_stats_kernel[grid](q, k, row_max, row_sum, heads, seq_len, qk_scale, *strides, **meta)
     _normalised_av_kernel[grid](q, k, v, out, row_max, row_sum, heads, seq_len, qk_scale, *strides, **meta)
     return out

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from gpu_ref.common import check_qkv, default_scale, dot_precision, launch_tiles
+from gpu_ref.common import check_qkv, default_scale, kernel_meta, launch_tiles
 from gpu_ref.tile_helpers import head_base, load_rows, query_block, store_rows
 from gpu_ref.tiles import softmax_warps
 
@@ -94,8 +94,7 @@ def attention_3pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     scores = torch.empty(batch * heads, seq_len, seq_len, dtype=q.dtype, device=q.device)
     out = torch.empty_like(q)
     strides = (q.stride(0), q.stride(1), q.stride(2), q.stride(3), scores.stride(0), scores.stride(1))
-    meta = dict(CAUSAL=causal, HEAD_DIM=head_dim, BLOCK_M=t["BLOCK_M"], BLOCK_N=t["BLOCK_N"],
-                PRECISION=dot_precision(q.dtype), num_warps=t["num_warps"], num_stages=t["num_stages"])
+    meta = kernel_meta(t, causal, head_dim, q.dtype)
     grid = (triton.cdiv(seq_len, t["BLOCK_M"]), triton.cdiv(seq_len, t["BLOCK_N"]), batch * heads)
     _scores_kernel[grid](q, k, scores, heads, seq_len, default_scale(head_dim, sm_scale), *strides, **meta)
     _row_softmax_kernel[(batch * heads * seq_len,)](

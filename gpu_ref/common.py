@@ -59,3 +59,9 @@ def launch_tiles(kernel: str, head_dim: int, tiles: dict[str, int] | None, causa
         raise ValueError(f"causal {kernel} needs BLOCK_M to be a multiple of BLOCK_N; "
                          f"got BLOCK_M={t['BLOCK_M']}, BLOCK_N={t['BLOCK_N']}")
     return t
+
+
+def kernel_meta(tiles: dict[str, int], causal: bool, head_dim: int, dtype: torch.dtype) -> dict:
+    """Compile-time arguments and launch settings shared by the query-block attention kernels."""
+    return dict(CAUSAL=causal, HEAD_DIM=head_dim, BLOCK_M=tiles["BLOCK_M"], BLOCK_N=tiles["BLOCK_N"],
+                PRECISION=dot_precision(dtype), num_warps=tiles["num_warps"], num_stages=tiles["num_stages"])
