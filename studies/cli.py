@@ -12,6 +12,7 @@ import sys
 from archsim.errors import ArchError, ScheduleError
 from archsim.gpu_model import GPUConfigError
 from archsim.secure_backend import ProfileError
+from archsim.yamlio import YamlFileError
 from einsum_cascade.errors import CascadeError
 from mappings.secure_transformer import DecoderConfigError
 from mappings.work import MappingError
@@ -20,7 +21,7 @@ from studies.errors import UsageError
 
 # Errors of bad input (files, fields, options): printed as one line, exit status 2.
 INPUT_ERRORS = (UsageError, ArchError, ScheduleError, GPUConfigError, ProfileError,
-                DecoderConfigError, MappingError, WorkloadError)
+                DecoderConfigError, MappingError, WorkloadError, YamlFileError)
 
 COMMAND_MODULES = [
     "studies.cmd_analyze",
