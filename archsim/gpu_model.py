@@ -1,123 +1,72 @@
-"""A GPU as an archsim architecture: predicts the time of kernel launches made of tile programs.
+"""Time of GPU kernel launches made of tile programs (seconds).
 
-The GPU is described by data (`configs/h200.yaml`): SM count, tensor-core rate, exp rate,
-fp32 ALU rate, memory bandwidth, shared memory and L2 capacity, launch overhead, and three
-efficiency figures a study may calibrate against measurements. Knows nothing of attention:
-a mapping (mappings/gpu_mapping.py) turns a cascade into `KernelLaunch`es.
+Knows nothing of attention: a mapping (mappings/gpu_mapping.py) turns a kernel into
+`KernelLaunch`es (per-program tensor FLOPs, exps, ALU ops and loop steps, and the launch's HBM
+bytes); `Rates` are one GPU's peaks for one dtype (archsim/gpu_specs.py) and `Efficiency` the
+kernel profile's parameters. Model of one launch:
 
-Model of one launch (times in seconds):
-- each program (thread block) runs on one SM at that SM's share of every rate:
-  tensor = flops / (tensor rate * efficiency / SMs), vector = exps / (exp rate / SMs)
-  + ALU ops / (ALU rate / SMs), program = max(tensor, vector) + (1 - overlap) * min(tensor, vector);
-- a program that walks its tiles one after another (a dependent loop of `serial_steps` steps)
-  takes at least steps * step_latency / (programs resident on the SM), as resident programs
-  hide each other's latency;
-- programs are issued in launch order to the SM that frees first (the block scheduler), which
-  gives the compute time including the tail of the last wave;
-- memory time = HBM bytes / (bandwidth * memory efficiency);
-- launch time = launch overhead + max(compute time, memory time).
+- a program runs on one SM at that SM's share of each rate: tensor = FLOPs / (tensor rate *
+  mma_efficiency / SMs), vector = exps / (exp rate / SMs) + ALU ops / (ALU rate / SMs), and
+  busy = max(tensor, vector) + (1 - exp_overlap) * min(tensor, vector);
+- a serial loop of `steps` dependent steps takes at least steps * step_latency_s / resident
+  (programs resident on one SM hide each other's latency): core = max(busy, that);
+- prologue and epilogue (loading the query tile, filling the pipeline, writing the output)
+  cost `prologue_steps` loop steps: program = core * (1 + prologue_steps / steps);
+- programs are issued in launch order to the SM that frees first, which gives the wave
+  quantisation (programs / SMs) and the tail of unequal (causal) programs;
+- memory = HBM bytes / (bandwidth * memory_efficiency); the launch takes
+  launch_s + max(compute, memory).
+
+The bound of a launch is `launch` when launch_s exceeds the rest, `memory` when memory time
+exceeds compute time, else whichever of tensor (`compute`), vector (`exp`) and serial-loop
+(`serial`) time is largest summed over the programs.
 """
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import yaml
 
-CONFIG_DIR = Path(__file__).parent / "configs"
-# Above this many programs of unequal length, the scheduler is approximated by its fluid bound.
-_EXACT_SCHEDULE_LIMIT = 20000
+from archsim.gpu_specs import GPUConfigError  # noqa: F401  (re-exported: studies/cli.py lists it in INPUT_ERRORS)
 
-
-class GPUConfigError(ValueError):
-    """A bad GPU architecture file or field; the message names the file and the field."""
+# Above this many programs of unequal length, the scheduler is approximated by its fluid bound
+# plus half the longest program (the mean tail of list scheduling).
+EXACT_SCHEDULE_LIMIT = 20000
 
 
 @dataclass(frozen=True)
-class GPUArchitecture:
-    """Rates in units per second, capacities in bytes; efficiencies and overlap in [0, 1]."""
+class Rates:
+    """One GPU's peaks for one dtype: FLOP/s, exps/s, ops/s, bytes/s; `sms` streaming multiprocessors."""
 
-    name: str
     sms: int
-    clock_hz: float
     tensor_flops_per_s: float
-    tensor_efficiency: float
     exp_per_s: float
     alu_ops_per_s: float
     hbm_bytes_per_s: float
-    memory_efficiency: float
-    hbm_bytes: float
-    l2_bytes: float
-    smem_bytes_per_sm: int
-    smem_bytes_per_block: int
-    max_warps_per_sm: int
-    launch_overhead_s: float
-    overlap: float
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """A kernel profile's parameters resolved for one GPU (fractions, loop steps, seconds)."""
+
+    mma_efficiency: float
+    exp_overlap: float
+    prologue_steps: float
     step_latency_s: float
-
-    def with_params(self, **params: float) -> "GPUArchitecture":
-        """A copy with some fields replaced (used by calibration)."""
-        return dataclasses.replace(self, **params)
-
-
-_FRACTIONS = ("tensor_efficiency", "memory_efficiency", "overlap")
-_INTEGERS = ("sms", "smem_bytes_per_sm", "smem_bytes_per_block", "max_warps_per_sm")
-
-
-def load_gpu(path_or_name: str | Path) -> GPUArchitecture:
-    """Load a GPU architecture from a YAML file, or by name from archsim/configs (`h200`)."""
-    path = Path(path_or_name)
-    if not path.suffix:
-        path = CONFIG_DIR / f"{path_or_name}.yaml"
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise GPUConfigError(f"{path}: no such GPU architecture file") from None
-    except yaml.YAMLError as err:
-        raise GPUConfigError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise GPUConfigError(f"{path}: expected a mapping of fields")
-    fields = {f.name: f.type for f in dataclasses.fields(GPUArchitecture)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise GPUConfigError(f"{path}: unknown field {unknown[0]!r}")
-    values = {}
-    for name in fields:
-        if name not in data:
-            raise GPUConfigError(f"{path}: missing field {name!r}")
-        value = data[name]
-        if name == "name":
-            if not isinstance(value, str) or not value:
-                raise GPUConfigError(f"{path}: field 'name' must be a non-empty string")
-            values[name] = value
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise GPUConfigError(f"{path}: field {name!r} must be a number, got {value!r}")
-        if not value > 0:
-            raise GPUConfigError(f"{path}: field {name!r} must be positive, got {value!r}")
-        if name in _FRACTIONS and value > 1:
-            raise GPUConfigError(f"{path}: field {name!r} must be in (0, 1], got {value!r}")
-        if name in _INTEGERS:
-            if int(value) != value:
-                raise GPUConfigError(f"{path}: field {name!r} must be an integer, got {value!r}")
-            values[name] = int(value)
-        else:
-            values[name] = float(value)
-    return GPUArchitecture(**values)
+    launch_s: float
+    memory_efficiency: float
 
 
 @dataclass
 class KernelLaunch:
     """One kernel launch: per-program work in launch order, and the launch's memory traffic.
 
-    tensor_flops, exps, alu_ops: arrays (one entry per program) of tensor-core FLOPs, exps and
-    other fp32 operations; hbm_bytes: bytes moved to and from GPU memory by the whole launch;
-    smem_bytes: shared memory of one program; warps: warps per program; serial_steps: dependent
-    loop steps of each program (None: none); resident: programs that fit on one SM at once.
+    tensor_flops, exps, alu_ops, steps: arrays (one entry per program) of tensor-core FLOPs,
+    exps, other fp32 operations and loop steps (>= 1); hbm_bytes: bytes moved to and from GPU
+    memory by the whole launch; smem_bytes: shared memory of one program; warps: warps per
+    program; resident: programs that fit on one SM at once.
     """
 
     name: str
@@ -125,9 +74,9 @@ class KernelLaunch:
     exps: np.ndarray
     alu_ops: np.ndarray
     hbm_bytes: float
+    steps: np.ndarray | None = None
     smem_bytes: int = 0
     warps: int = 4
-    serial_steps: np.ndarray | None = None
     resident: int = 1
     notes: dict = field(default_factory=dict)
 
@@ -136,63 +85,81 @@ class KernelLaunch:
         """Programs (thread blocks) of the launch."""
         return int(len(self.tensor_flops))
 
+    def loop_steps(self) -> np.ndarray:
+        """Loop steps of each program (1 where the launch has no loop)."""
+        return np.ones(self.programs) if self.steps is None else np.maximum(np.asarray(self.steps, float), 1.0)
 
-def program_times_s(arch: GPUArchitecture, launch: KernelLaunch) -> np.ndarray:
-    """Seconds each program takes on one SM."""
-    tensor = launch.tensor_flops / (arch.tensor_flops_per_s * arch.tensor_efficiency / arch.sms)
-    vector = launch.exps / (arch.exp_per_s / arch.sms) + launch.alu_ops / (arch.alu_ops_per_s / arch.sms)
-    busy = np.maximum(tensor, vector) + (1.0 - arch.overlap) * np.minimum(tensor, vector)
-    if launch.serial_steps is None:
-        return busy
-    return np.maximum(busy, launch.serial_steps * arch.step_latency_s / max(launch.resident, 1))
+
+@dataclass(frozen=True)
+class ProgramTimes:
+    """Seconds per program: the total and its tensor, vector and serial-loop parts."""
+
+    total: np.ndarray
+    tensor: np.ndarray
+    vector: np.ndarray
+    serial: np.ndarray
+
+
+def program_times(rates: Rates, eff: Efficiency, launch: KernelLaunch) -> ProgramTimes:
+    """Seconds each program of `launch` occupies one SM."""
+    per_sm = rates.sms
+    tensor = launch.tensor_flops / (rates.tensor_flops_per_s * eff.mma_efficiency / per_sm)
+    vector = launch.exps / (rates.exp_per_s / per_sm) + launch.alu_ops / (rates.alu_ops_per_s / per_sm)
+    busy = np.maximum(tensor, vector) + (1.0 - eff.exp_overlap) * np.minimum(tensor, vector)
+    steps = launch.loop_steps()
+    serial = steps * eff.step_latency_s / max(launch.resident, 1)
+    total = np.maximum(busy, serial) * (1.0 + eff.prologue_steps / steps)
+    return ProgramTimes(total, tensor, vector, serial)
 
 
 def makespan_s(times: np.ndarray, sms: int) -> float:
     """Finish time of programs issued in order to the first free of `sms` SMs (seconds)."""
+    times = np.asarray(times, float)
     if len(times) == 0:
         return 0.0
     if np.all(times == times[0]):
         return math.ceil(len(times) / sms) * float(times[0])
-    if len(times) > _EXACT_SCHEDULE_LIMIT:
-        return max(float(times.sum()) / sms, float(times.max()))
+    if len(times) > EXACT_SCHEDULE_LIMIT:
+        return max(float(times.sum()) / sms + 0.5 * float(times.max()), float(times.max()))
     free_at = [0.0] * min(sms, len(times))
     for t in times.tolist():
         heapq.heapreplace(free_at, free_at[0] + t)
     return max(free_at)
 
 
-def check_fits(arch: GPUArchitecture, launch: KernelLaunch) -> None:
-    """Raise ValueError if one program of the launch needs more shared memory than a block may have."""
-    if launch.smem_bytes > arch.smem_bytes_per_block:
-        raise ValueError(f"kernel {launch.name}: {launch.smem_bytes} bytes of shared memory per program exceed "
-                         f"the {arch.smem_bytes_per_block} a block may use on {arch.name}")
-
-
 @dataclass(frozen=True)
 class LaunchTime:
-    """Predicted seconds of one launch and its parts."""
+    """Predicted seconds of one launch, its parts, and what bounds it."""
 
     name: str
     total_s: float
     compute_s: float
     memory_s: float
     launch_s: float
-
-    @property
-    def bound(self) -> str:
-        """'compute' or 'memory': which of the two sets the launch's time."""
-        return "compute" if self.compute_s >= self.memory_s else "memory"
+    bound: str
 
 
-def launch_time(arch: GPUArchitecture, launch: KernelLaunch) -> LaunchTime:
+def launch_time(rates: Rates, eff: Efficiency, launch: KernelLaunch) -> LaunchTime:
     """Predicted time of one kernel launch (seconds)."""
-    check_fits(arch, launch)
-    compute = makespan_s(program_times_s(arch, launch), arch.sms)
-    memory = launch.hbm_bytes / (arch.hbm_bytes_per_s * arch.memory_efficiency)
-    return LaunchTime(launch.name, arch.launch_overhead_s + max(compute, memory), compute, memory,
-                      arch.launch_overhead_s)
+    parts = program_times(rates, eff, launch)
+    compute = makespan_s(parts.total, rates.sms)
+    memory = launch.hbm_bytes / (rates.hbm_bytes_per_s * eff.memory_efficiency)
+    if eff.launch_s > max(compute, memory):
+        bound = "launch"
+    elif memory >= compute:
+        bound = "memory"
+    else:
+        sums = {"compute": float(parts.tensor.sum()), "exp": float(parts.vector.sum()),
+                "serial": float(parts.serial.sum())}
+        bound = max(sums, key=sums.get)
+    return LaunchTime(launch.name, eff.launch_s + max(compute, memory), compute, memory, eff.launch_s, bound)
 
 
-def predict_time_s(arch: GPUArchitecture, launches: list[KernelLaunch]) -> float:
-    """Predicted seconds of launches run one after another."""
-    return sum(launch_time(arch, launch).total_s for launch in launches)
+def launches_time(rates: Rates, eff: Efficiency, launches: list[KernelLaunch]) -> tuple[float, str, list[LaunchTime]]:
+    """Seconds of launches run one after another, the bound of the call (the bound that accounts
+    for the most time over the launches) and each launch's time."""
+    times = [launch_time(rates, eff, launch) for launch in launches]
+    by_bound: dict[str, float] = {}
+    for t in times:
+        by_bound[t.bound] = by_bound.get(t.bound, 0.0) + t.total_s
+    return sum(t.total_s for t in times), max(by_bound, key=by_bound.get), times

@@ -1,6 +1,8 @@
-"""GPU mappings of the attention cascades: each gpu_ref kernel as launches of tile programs.
+"""GPU mappings of the attention cascades: a kernel implementation as launches of tile programs.
 
-A mapping names, for each kernel launch of a gpu_ref kernel, which Einsums of the library
+A kernel profile (archsim/gpu_specs.py) names the algorithm and passes of an implementation
+(FlashAttention-2, the Triton tutorial, Lightning-2, gpu_ref's own kernels, ...) and its tile
+sizes; the mapping of that structure names, for each kernel launch, which Einsums of the library
 cascade it evaluates, over what grid of programs, with which tile sizes, and what it moves to
 and from GPU memory. The work of every program comes from the cascade itself: the cascade's
 operation counts (`ec.cost(...).at(sizes)`) with the ranks bound to one program's tile (query
@@ -20,33 +22,26 @@ the mapping assigns SN and SD to both launches accordingly and ignores the per-r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 
 import einsum_cascade as ec
 from einsum_cascade import ast as cascade_ast
-from archsim.gpu_model import GPUArchitecture, KernelLaunch, predict_time_s
-from gpu_ref.tiles import TILES, softmax_warps
-from gpu_ref.tiles import tiles_for as default_tiles_for
+from archsim.gpu_model import KernelLaunch
+from archsim.gpu_specs import GPUSpec, KernelProfile
+from gpu_ref.tiles import softmax_warps
 
-ELEMENT_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 STATS_BYTES_PER_ROW = 8  # the 2-pass kernel's row max and row sum, fp32 each
 
-# The kernels' default launch settings come from gpu_ref/tiles.py (pure Python, no torch): the
-# model uses the tiles the kernels launch with; a measurement file records the settings it used,
-# and those take precedence.
-DEFAULT_TILES = TILES
-
-# gpu_ref kernel -> the library cascade it implements.
-KERNEL_CASCADES = {
-    "attention_1pass": "attention_1pass",
-    "attention_2pass": "attention_2pass",
-    "attention_3pass": "attention_3pass",
-    "linear_attention_causal": "lightning_attention",
+# (algorithm, passes) of a kernel profile -> the library cascade whose work its programs do.
+STRUCTURE_CASCADES = {
+    ("softmax", 1): "attention_1pass",
+    ("softmax", 2): "attention_2pass",
+    ("softmax", 3): "attention_3pass",
+    ("linear", 1): "lightning_attention",
 }
-MAPPED_KERNELS = tuple(KERNEL_CASCADES)
 
 
 @dataclass(frozen=True)
@@ -187,59 +182,65 @@ def _work_by_keys(cw: CascadeWork, names: tuple[str, ...], sizes: dict[str, int]
     return rows[:, 0], rows[:, 1], rows[:, 2]
 
 
-def _visited_keys(shape: AttentionShape, block_m: int, block_n: int) -> np.ndarray:
-    """Keys each query-tile program visits (whole key tiles), in launch order over all heads."""
+def _visited_keys(shape: AttentionShape, block_m: int, block_n: int, order: str = "forward") -> np.ndarray:
+    """Keys each query-tile program visits (whole key tiles), in launch order over all heads
+    (a head's query tiles one after another; `reverse`: the last, longest causal tile first)."""
     n, tiles_m = shape.seq_len, math.ceil(shape.seq_len / block_m)
     if shape.causal:
         ends = np.minimum((np.arange(tiles_m) + 1) * block_m, n)
     else:
         ends = np.full(tiles_m, n)
     per_head = np.ceil(ends / block_n).astype(int) * block_n
+    if order == "reverse":
+        per_head = per_head[::-1]
     return np.tile(per_head, shape.heads_total)
 
 
-def _kv_reread_bytes(arch: GPUArchitecture, shape: AttentionShape, keys: np.ndarray, block_m: int,
-                     resident: int, tensors: int) -> float:
-    """HBM bytes of key/value re-reads beyond the first: zero while the heads in flight fit in L2."""
+def kv_reread_bytes(gpu: GPUSpec, shape: AttentionShape, block_m: int, resident: int, tensors: int) -> float:
+    """HBM bytes of key/value re-reads beyond the first read of each head.
+
+    The programs of one head that run at the same time sweep its keys together, so L2 needs to
+    hold only the few key tiles they are reading: each head's K/V is read once per wave of
+    programs it spans. A later wave finds it in L2 while the K/V of the heads in flight fit in L2;
+    otherwise each extra wave of a head reads its K/V again (`tensors` of seq_len x head_dim each).
+    """
     per_head = tensors * shape.seq_len * shape.head_dim * shape.element_bytes
     tiles_m = math.ceil(shape.seq_len / block_m)
-    in_flight = min(arch.sms * resident, len(keys))
-    heads_in_flight = math.ceil(in_flight / tiles_m) + 1
-    if heads_in_flight * per_head <= arch.l2_bytes:
+    slots = gpu.sms * resident
+    heads_in_flight = math.ceil(min(slots, tiles_m * shape.heads_total) / tiles_m)
+    if heads_in_flight * per_head <= gpu.l2_bytes:
         return 0.0
-    return float(keys.sum()) * tensors * shape.head_dim * shape.element_bytes - per_head * shape.heads_total
+    waves_per_head = math.ceil(tiles_m / slots)
+    return float((waves_per_head - 1) * per_head * shape.heads_total)
 
 
-def _resident(arch: GPUArchitecture, smem: int, warps: int) -> int:
+def _resident(gpu: GPUSpec, smem: int, warps: int) -> int:
     """Programs that fit on one SM at once (shared memory and warp limits)."""
-    by_smem = arch.smem_bytes_per_sm // max(smem, 1)
-    return max(1, min(by_smem, arch.max_warps_per_sm // warps))
+    by_smem = gpu.smem_bytes_per_sm // max(smem, 1)
+    return max(1, min(by_smem, gpu.max_warps_per_sm // warps))
 
 
-def tiles_for(kernel: str, head_dim: int, tiles: dict[str, int] | None = None) -> dict[str, int]:
-    """The tile settings: `tiles` if given (from a measurement), else the kernel's defaults."""
-    return dict(tiles) if tiles else default_tiles_for(kernel, head_dim)
-
-
-def launches_1pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, int]) -> list[KernelLaunch]:
+def launches_1pass(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], order: str = "forward"
+                   ) -> list[KernelLaunch]:
     """One launch: a program per query tile streams its keys; q, k, v read and out written once (bytes)."""
-    cw = cascade_work(KERNEL_CASCADES["attention_1pass"])
+    cw = cascade_work(STRUCTURE_CASCADES[("softmax", 1)])
     bm, bn, d, e = t["BLOCK_M"], t["BLOCK_N"], shape.head_dim, shape.element_bytes
-    keys = _visited_keys(shape, bm, bn)
+    keys = _visited_keys(shape, bm, bn, order)
     names = tuple(cw.einsums)
     tf, ex, alu = _work_by_keys(cw, names, {"E": d, "F": d, "P": bm, "M0": bn}, keys)
     smem = (bm * d + 2 * bn * d * t["num_stages"]) * e
     compulsory = 4.0 * shape.heads_total * shape.seq_len * d * e
-    resident = _resident(arch, smem, t["num_warps"])
-    hbm = compulsory + _kv_reread_bytes(arch, shape, keys, bm, resident, 2)
-    return [KernelLaunch("attention_1pass", tf, ex, alu, hbm, smem, t["num_warps"], keys / bn, resident)]
+    resident = _resident(gpu, smem, t["num_warps"])
+    hbm = compulsory + kv_reread_bytes(gpu, shape, bm, resident, 2)
+    return [KernelLaunch("attention_1pass", tf, ex, alu, hbm, keys / bn, smem, t["num_warps"], resident)]
 
 
-def launches_2pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, int]) -> list[KernelLaunch]:
+def launches_2pass(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], order: str = "forward"
+                   ) -> list[KernelLaunch]:
     """Two launches over the same query-tile grid: row max and sum (8 bytes per row out), then P V."""
-    cw = cascade_work(KERNEL_CASCADES["attention_2pass"])
+    cw = cascade_work(STRUCTURE_CASCADES[("softmax", 2)])
     bm, bn, d, e = t["BLOCK_M"], t["BLOCK_N"], shape.head_dim, shape.element_bytes
-    keys = _visited_keys(shape, bm, bn)
+    keys = _visited_keys(shape, bm, bn, order)
     sizes = {"E": d, "F": d, "P": bm}
     rows = shape.heads_total * shape.seq_len
     qk_bytes = 2.0 * rows * d * e
@@ -249,15 +250,16 @@ def launches_2pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, in
             ("normalised_av", ("QK", "SN", "SNV", "AV"), 2, rows * (STATS_BYTES_PER_ROW + d * e) + rows * d * e)):
         tf, ex, alu = _work_by_keys(cw, einsums, sizes, keys)
         smem = (bm * d + tensors * bn * d * t["num_stages"]) * e
-        resident = _resident(arch, smem, t["num_warps"])
-        hbm = qk_bytes + extra + _kv_reread_bytes(arch, shape, keys, bm, resident, tensors)
-        out.append(KernelLaunch(name, tf, ex, alu, hbm, smem, t["num_warps"], keys / bn, resident))
+        resident = _resident(gpu, smem, t["num_warps"])
+        hbm = qk_bytes + extra + kv_reread_bytes(gpu, shape, bm, resident, tensors)
+        out.append(KernelLaunch(name, tf, ex, alu, hbm, keys / bn, smem, t["num_warps"], resident))
     return out
 
 
-def launches_3pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, int]) -> list[KernelLaunch]:
+def launches_3pass(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], order: str = "forward"
+                   ) -> list[KernelLaunch]:
     """Three launches: scores to GPU memory, a row softmax over them in place, probabilities times V."""
-    cw = cascade_work(KERNEL_CASCADES["attention_3pass"])
+    cw = cascade_work(STRUCTURE_CASCADES[("softmax", 3)])
     bm, bn, d, e, n = t["BLOCK_M"], t["BLOCK_N"], shape.head_dim, shape.element_bytes, shape.seq_len
     heads = shape.heads_total
     tiles_m, tiles_n = math.ceil(n / bm), math.ceil(n / bn)
@@ -271,27 +273,28 @@ def launches_3pass(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, in
     stored = float((rows_in * cols_in)[active[:m_idx.size]].sum())  # score elements written per head
     scores_hbm = heads * (stored * e + 2.0 * n * d * e)
     scores = KernelLaunch("scores", active * tile.tensor_flops, active * tile.exps, active * tile.alu_ops,
-                          scores_hbm, (bm + bn) * d * e, t["num_warps"])
+                          scores_hbm, None, (bm + bn) * d * e, t["num_warps"])
     # Row softmax: one program per row, the visible part of the row loaded once, P written over S.
     row_len = (np.arange(n) + 1) if shape.causal else np.full(n, n)
     valid = float(row_len.sum()) * heads
     tf, ex, alu = _work_by_keys(cw, ("GM", "SN", "SD", "A"), {"E": d, "F": d, "P": 1}, np.tile(row_len, heads))
-    softmax = KernelLaunch("row_softmax", tf, ex, alu, 2.0 * valid * e, 0, softmax_warps(n))
+    softmax = KernelLaunch("row_softmax", tf, ex, alu, 2.0 * valid * e, None, 0, softmax_warps(n))
     # Probabilities times V: one program per query tile over the keys it may see.
-    keys = _visited_keys(shape, bm, bn)
+    keys = _visited_keys(shape, bm, bn, order)
     tf, ex, alu = _work_by_keys(cw, ("AV",), {"E": d, "F": d, "P": bm}, keys)
     pv_hbm = valid * e + 2.0 * heads * n * d * e
     pv_smem = (bm * bn + bn * d) * e * t["num_stages"]
-    probs_v = KernelLaunch("probs_v", tf, ex, alu, pv_hbm, pv_smem, t["num_warps"], keys / bn,
-                           _resident(arch, pv_smem, t["num_warps"]))
+    probs_v = KernelLaunch("probs_v", tf, ex, alu, pv_hbm, keys / bn, pv_smem, t["num_warps"],
+                           _resident(gpu, pv_smem, t["num_warps"]))
     return [scores, softmax, probs_v]
 
 
-def launches_linear(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, int]) -> list[KernelLaunch]:
+def launches_linear(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], order: str = "forward"
+                    ) -> list[KernelLaunch]:
     """One launch: a program per (batch, head, BLOCK_E value columns) walks the sequence blocks in order."""
     if not shape.causal:
-        raise ValueError("linear_attention_causal is causal only")
-    cw = cascade_work(KERNEL_CASCADES["linear_attention_causal"])
+        raise ValueError("linear attention is causal only")
+    cw = cascade_work(STRUCTURE_CASCADES[("linear", 1)])
     bn, d, e, n = t["BLOCK_N"], shape.head_dim, shape.element_bytes, shape.seq_len
     be = min(t["BLOCK_E"], d)
     chunks = math.ceil(d / be)
@@ -299,30 +302,32 @@ def launches_linear(arch: GPUArchitecture, shape: AttentionShape, t: dict[str, i
     work = cw.work(tuple(cw.einsums), {"E": d, "F": be, "M": blocks * bn, "P": blocks * bn,
                                        "M0": bn, "P0": bn, "G": 1})
     programs = shape.heads_total * chunks
-    hbm = shape.heads_total * n * d * e * (2.0 * chunks + 2.0)  # q, k per program; v and out once
     smem = (2 * bn * d + bn * be) * e * t["num_stages"]
-    return [KernelLaunch("linear_attention_causal", np.full(programs, work.tensor_flops),
-                         np.full(programs, work.exps), np.full(programs, work.alu_ops), hbm, smem, t["num_warps"],
-                         np.full(programs, float(blocks)), _resident(arch, smem, t["num_warps"]))]
+    resident = _resident(gpu, smem, t["num_warps"])
+    # q and k are read by each of a head's `chunks` programs; programs in flight together sweep the
+    # blocks in step and share them through L2, so a head's q, k are read once per wave (v, out once).
+    waves = math.ceil(programs / (gpu.sms * resident))
+    hbm = shape.heads_total * n * d * e * (2.0 * min(chunks, waves) + 2.0)
+    return [KernelLaunch("linear_attention", np.full(programs, work.tensor_flops),
+                         np.full(programs, work.exps), np.full(programs, work.alu_ops), hbm,
+                         np.full(programs, float(blocks)), smem, t["num_warps"], resident)]
 
 
 BUILDERS = {
-    "attention_1pass": launches_1pass,
-    "attention_2pass": launches_2pass,
-    "attention_3pass": launches_3pass,
-    "linear_attention_causal": launches_linear,
+    ("softmax", 1): launches_1pass,
+    ("softmax", 2): launches_2pass,
+    ("softmax", 3): launches_3pass,
+    ("linear", 1): launches_linear,
 }
 
 
-def kernel_launches(arch: GPUArchitecture, kernel: str, shape: AttentionShape,
+def kernel_launches(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape,
                     tiles: dict[str, int] | None = None) -> list[KernelLaunch]:
-    """The launches of gpu_ref kernel `kernel` at `shape` with its tile settings."""
-    if kernel not in BUILDERS:
-        raise ValueError(f"no GPU mapping for kernel {kernel!r}; mapped: {sorted(BUILDERS)}")
-    return BUILDERS[kernel](arch, shape, tiles_for(kernel, shape.head_dim, tiles))
-
-
-def predict_kernel_time_s(arch: GPUArchitecture, kernel: str, shape: AttentionShape,
-                          tiles: dict[str, int] | None = None) -> float:
-    """Predicted seconds of one call of gpu_ref kernel `kernel` at `shape`."""
-    return predict_time_s(arch, kernel_launches(arch, kernel, shape, tiles))
+    """The launches of the kernel `profile` describes at `shape`, with its tile settings (or `tiles`,
+    e.g. those a measurement file recorded)."""
+    if profile.causal_only and not shape.causal:
+        raise ValueError(f"kernel {profile.name} is causal only")
+    if shape.causal and not profile.causal_skip:  # masked tiles computed in full
+        shape = replace(shape, causal=False)
+    t = dict(tiles) if tiles else profile.tiles_for(shape.head_dim)
+    return BUILDERS[(profile.algorithm, profile.passes)](gpu, shape, t, profile.causal_order)

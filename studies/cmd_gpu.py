@@ -1,6 +1,7 @@
-"""`cascadesim gpu bench`: run the Triton kernels' GPU benchmark (gpu_ref.bench) from the CLI.
+"""`cascadesim gpu predict` (the GPU model) and `cascadesim gpu bench` (gpu_ref's benchmark).
 
-Imports torch and the kernels lazily (gpu_ref.bench itself needs only the standard library): the
+`gpu predict` prints the model's forward time of one attention call (mappings/gpu_predict.py).
+`gpu bench` imports torch and the kernels lazily (gpu_ref.bench itself needs only the standard library): the
 rest of the command line works without torch or triton, and this command says clearly what is
 missing (torch, triton or a CUDA GPU).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 from pathlib import Path
 
 from gpu_ref.bench import DEFAULT_SEQ_LENS  # the harness module itself needs only the standard library
@@ -41,10 +43,54 @@ def run_bench(args: argparse.Namespace) -> int:
     return bench.main(argv)
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a positive integer (suffixes K = 1024, M = 1024^2 accepted)."""
+    scale = {"K": 1024, "M": 1024 ** 2}.get(text[-1:].upper(), 1)
+    digits = text[:-1] if scale > 1 else text
+    if not digits.isdigit() or int(digits) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(digits) * scale
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """`cascadesim gpu predict`: the model's forward time, TFLOP/s and bound of one call."""
+    from mappings.gpu_mapping import AttentionShape
+    from mappings.gpu_predict import predict
+
+    shape = AttentionShape(args.batch, args.heads, args.seq_len, args.head_dim, args.causal)
+    p = predict(args.gpu, args.kernel, shape, args.dtype, clock_hz=args.clock_mhz * 1e6 if args.clock_mhz else None)
+    if args.json:
+        print(json.dumps(p.as_dict(), indent=1))
+        return 0
+    print(f"{p.kernel} on {p.gpu}, {p.dtype}, B={shape.batch} H={shape.heads} N={shape.seq_len} D={shape.head_dim}"
+          f"{' causal' if shape.causal else ''}")
+    print(f"time_s  {p.time_s:.6g}")
+    print(f"TFLOP/s {p.tflops:.4g}  (4*B*H*N^2*D{', halved for causal' if shape.causal else ''} = {p.flops:.4g} FLOPs)")
+    print(f"bound   {p.bound}")
+    for t in p.launches:
+        print(f"  launch {t.name}: {t.total_s:.6g} s (compute {t.compute_s:.3g}, memory {t.memory_s:.3g}, "
+              f"fixed {t.launch_s:.3g}; {t.bound})")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `cascadesim gpu bench`."""
-    parser = subparsers.add_parser("gpu", help="GPU reference kernels: benchmark them")
+    """Add `cascadesim gpu predict` and `cascadesim gpu bench`."""
+    parser = subparsers.add_parser("gpu", help="GPU model predictions; GPU reference kernels' benchmark")
     commands = parser.add_subparsers(dest="gpu_command", required=True)
+    pred = commands.add_parser("predict", help="predicted forward time of one attention call on a GPU")
+    pred.add_argument("--gpu", required=True, help="GPU: a100, h100-sxm, h100-pcie, h200, h20, b200 or a YAML file")
+    pred.add_argument("--kernel", required=True,
+                      help="kernel profile: flash2, flash3, flash4, cudnn, xformers, standard, triton-tutorial, "
+                           "lightning2, lightning2-decay, attention_1pass/2pass/3pass, linear_attention or a YAML file")
+    pred.add_argument("--batch", type=_positive_int, required=True, help="batch size B")
+    pred.add_argument("--heads", type=_positive_int, required=True, help="heads H")
+    pred.add_argument("--seq-len", type=_positive_int, required=True, help="sequence length N (4K = 4096)")
+    pred.add_argument("--head-dim", type=_positive_int, required=True, help="head dim D")
+    pred.add_argument("--causal", action="store_true", help="causal mask (FLOPs halved)")
+    pred.add_argument("--dtype", default="bf16", help="bf16 (default), fp16 or fp8")
+    pred.add_argument("--clock-mhz", type=float, default=None, help="SM clock if not the GPU file's (MHz)")
+    pred.add_argument("--json", action="store_true", help="print a JSON object")
+    pred.set_defaults(func=run_predict)
     bench = commands.add_parser("bench", help="time every Triton kernel and torch flash attention on the GPU")
     bench.add_argument("--shapes", dest="seq_lens", type=int, nargs="+",
                        default=list(DEFAULT_SEQ_LENS), metavar="N", help="sequence lengths")
