@@ -34,6 +34,7 @@ from archsim.gpu_specs import GPUSpec, KernelProfile
 from gpu_ref.tiles import softmax_warps
 
 STATS_BYTES_PER_ROW = 8  # the 2-pass kernel's row max and row sum, fp32 each
+MAX_PROGRAMS = 50_000_000  # programs of one launch the model lists one by one (memory: ~2 GB of arrays)
 
 # (algorithm, passes) of a kernel profile -> the library cascade whose work its programs do.
 STRUCTURE_CASCADES = {
@@ -330,4 +331,19 @@ def kernel_launches(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape,
     if shape.causal and not profile.causal_skip:  # masked tiles computed in full
         shape = replace(shape, causal=False)
     t = dict(tiles) if tiles else profile.tiles_for(shape.head_dim)
+    programs = largest_launch(profile, shape, t)
+    if programs > MAX_PROGRAMS:
+        raise ValueError(f"{programs:,} programs in one launch at this shape; the model lists programs one by "
+                         f"one and its limit is {MAX_PROGRAMS:,} (use a smaller batch x heads or sequence length)")
     return BUILDERS[(profile.algorithm, profile.passes)](gpu, shape, t, profile.causal_order)
+
+
+def largest_launch(profile: KernelProfile, shape: AttentionShape, t: dict[str, int]) -> int:
+    """Programs of the kernel's largest launch (before building any array)."""
+    heads, n = shape.heads_total, shape.seq_len
+    if profile.algorithm == "linear":
+        return heads * math.ceil(shape.head_dim / min(t["BLOCK_E"], shape.head_dim))
+    tiles_m = math.ceil(n / t["BLOCK_M"])
+    if profile.passes == 3:
+        return heads * max(tiles_m * math.ceil(n / t["BLOCK_N"]), n)
+    return heads * tiles_m

@@ -215,6 +215,7 @@ def run_study(out: Path, bench_paths: list[Path] | None = None, published: Path 
     calibration, validation = split(observations)
     predictor = Predictor(fitted=False)
     profiles, fits = calibrate(predictor, calibration)
+    evaluated_in_fit = sorted(predictor.seen)  # every row the fit predicted (an audit: calibration rows only)
     for obs in validation:
         profiles.setdefault(obs.kernel, predictor.profile(obs.kernel))
     rows = [_row(o, "calibration", predictor, profiles[o.kernel]) for o in calibration]
@@ -236,7 +237,7 @@ def run_study(out: Path, bench_paths: list[Path] | None = None, published: Path 
                       "the 2nd, 4th, ... lengths calibrate; the 1st, 3rd, 5th, ... are validation",
         "n_rows": len(rows), "n_calibration": len(calibration), "n_validation": len(val),
         "calibration_rows": sorted(o.row for o in calibration), "validation_rows": sorted(o.row for o in validation),
-        "fits": fits, "overall": group_metrics(val), "by_source": by("source"), "by_kernel": by("kernel"),
+        "rows_evaluated_in_fit": evaluated_in_fit, "fits": fits, "overall": group_metrics(val), "by_source": by("source"), "by_kernel": by("kernel"),
         "by_family": by("family"), "by_gpu": by("gpu"),
         "largest_misses": sorted(val, key=lambda r: -abs(r["error_pct"]))[:LARGEST_MISSES],
         "speedup_ratio_mape": float(np.mean([abs(x["error_pct"]) for x in ratios])) if ratios else None,

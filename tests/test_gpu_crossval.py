@@ -82,22 +82,32 @@ def study(tmp_path_factory):
     return out, cv.run_study(out, bench_paths=[])
 
 
-def test_split_is_disjoint_and_fitting_sees_no_validation_row():
+def test_split_is_disjoint_and_covers_every_row():
     rows = load_published()
     cal, val = split(rows)
     assert {r.row for r in cal}.isdisjoint({r.row for r in val}) and len(cal) + len(val) == len(rows)
-    assert all(len({r.shape.seq_len for r in val if r.series == s}) >= 1 for s in {r.series for r in rows})
+    # every series of two or more lengths calibrates on some and validates on others
+    for series in {r.series for r in rows}:
+        lengths = {r.shape.seq_len for r in rows if r.series == series}
+        if len(lengths) > 1:
+            assert any(r.series == series for r in cal) and any(r.series == series for r in val)
+
+
+def test_calibrate_evaluates_only_the_rows_it_is_given():
+    rows = [r for r in load_published() if r.kernel == "xformers"]
+    cal, val = split(rows)
     predictor = Predictor()
     _, fits = calibrate(predictor, cal)
-    # every row the fit evaluated is a calibration row
-    assert predictor.seen and predictor.seen <= {r.row for r in cal}
-    assert all(set(f["rows"]) <= {r.row for r in cal} for f in fits.values())
+    assert predictor.seen == {r.row for r in cal} and predictor.seen.isdisjoint({r.row for r in val})
+    assert fits["xformers"]["rows"] == [r.row for r in cal]
 
 
 def test_reported_validation_rows_were_not_used_in_fitting(study):
     _, res = study
     val = set(res["validation_rows"])
     assert val.isdisjoint(res["calibration_rows"])
+    assert res["rows_evaluated_in_fit"] and val.isdisjoint(res["rows_evaluated_in_fit"])
+    assert set(res["rows_evaluated_in_fit"]) <= set(res["calibration_rows"])
     assert all(val.isdisjoint(f["rows"]) for f in res["fits"].values())
     assert {r["row"] for r in res["records"] if r["set"] == "validation"} == val
     assert res["overall"]["n"] == len(val) > 0

@@ -345,3 +345,25 @@ def test_predicted_ordering_of_the_softmax_kernels(h200):
     shape = AttentionShape(4, 16, 4096, 128, False)
     t1, t2, t3 = (predict(h200, k, shape).time_s for k in ("attention_1pass", "attention_2pass", "attention_3pass"))
     assert t1 < t2 < t3
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe\x00n\x00a", "not UTF-8 text"),
+    (b"a: &x [1, 2]\nb: *x\n", "YAML aliases"),
+    (b"- 1\n- 2\n", "expected a mapping of fields, got list"),
+])
+def test_unreadable_gpu_file_is_one_line_naming_it(tmp_path, capsys, content, message):
+    path = tmp_path / "gpu.yaml"
+    path.write_bytes(content)
+    code = cli_main(["gpu", "predict", "--gpu", str(path), "--kernel", "flash2", "--batch", "1", "--heads", "1",
+                     "--seq-len", "64", "--head-dim", "64"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(path) in err and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_launch_too_large_to_list_is_one_line_not_a_memory_error(capsys):
+    # PyTorch eager at 1M tokens: 32 heads x 8192 x 8192 score tiles = 2,147,483,648 programs.
+    code = cli_main(["gpu", "predict", "--gpu", "h200", "--kernel", "standard", "--batch", "1", "--heads", "32",
+                     "--seq-len", "1M", "--head-dim", "128"])
+    err = capsys.readouterr().err
+    assert code == 2 and "2,147,483,648 programs in one launch" in err and len(err.strip().splitlines()) == 1
