@@ -18,6 +18,7 @@ Every error is a `GPUConfigError` naming the file and the field (or the unknown 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -218,10 +219,23 @@ def known_kernels() -> list[str]:
     return known_names(PROFILE_DIR)
 
 
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+@lru_cache(maxsize=256)
+def _load_cached(model: type[BaseModel], path: Path, what: str, mtime: int | None) -> BaseModel:
+    return _validate(model, _read(path, what), path)
+
+
 def load_gpu(name_or_path: str | Path) -> GPUSpec:
-    """A GPU description by name (`a100`, `h100-sxm`, `h200`, ...) or from a YAML file."""
+    """A GPU description by name (`a100`, `h100-sxm`, `h200`, ...) or from a YAML file (cached
+    per path and modification time; the models are frozen)."""
     path = _resolve(name_or_path, GPU_DIR, "GPU")
-    return _validate(GPUSpec, _read(path, "GPU description file"), path)
+    return _load_cached(GPUSpec, path, "GPU description file", _mtime(path))
 
 
 def load_fitted(path: Path = FITTED_FILE) -> dict[str, dict]:
@@ -232,6 +246,11 @@ def load_fitted(path: Path = FITTED_FILE) -> dict[str, dict]:
     if not isinstance(data, dict) or not isinstance(data.get("profiles", {}), dict):
         raise GPUConfigError(f"{path}: field 'profiles' must be a mapping of profile name to parameters")
     return data.get("profiles", {})
+
+
+@lru_cache(maxsize=8)
+def _fitted_cached(mtime: int | None) -> dict[str, dict]:
+    return load_fitted()
 
 
 def with_parameters(profile: KernelProfile, values: dict, source: str) -> KernelProfile:
@@ -253,9 +272,9 @@ def load_profile(name_or_path: str | Path, fitted: bool = True) -> KernelProfile
     """A kernel profile by name (`flash2`, `triton-tutorial`, ...) or from a YAML file; with
     `fitted`, the calibrated parameters of gpu-kernels-fitted.yaml replace the file's starting values."""
     path = _resolve(name_or_path, PROFILE_DIR, "kernel")
-    profile = _validate(KernelProfile, _read(path, "kernel profile file"), path)
+    profile = _load_cached(KernelProfile, path, "kernel profile file", _mtime(path))
     if fitted:
-        values = load_fitted().get(profile.name)
+        values = _fitted_cached(_mtime(FITTED_FILE)).get(profile.name)
         if values:
             if not isinstance(values, dict):
                 raise GPUConfigError(f"{FITTED_FILE}: field 'profiles.{profile.name}' must be a mapping")

@@ -20,6 +20,11 @@ from archsim.gpu_specs import (ELEMENT_BYTES, GPUConfigError, GPUSpec, KernelPro
 from mappings.gpu_mapping import AttentionShape, kernel_launches
 
 
+# Library cascade -> the gpu_ref kernel profile that implements it (for callers that start from a cascade).
+PROFILE_FOR_CASCADE = {"attention_1pass": "attention_1pass", "attention_2pass": "attention_2pass",
+                       "attention_3pass": "attention_3pass", "lightning_attention": "linear_attention"}
+
+
 @dataclass(frozen=True)
 class Prediction:
     """Predicted seconds of one forward call, its TFLOP/s (convention above) and its bound."""

@@ -367,3 +367,28 @@ def test_a_launch_too_large_to_list_is_one_line_not_a_memory_error(capsys):
                      "--seq-len", "1M", "--head-dim", "128"])
     err = capsys.readouterr().err
     assert code == 2 and "2,147,483,648 programs in one launch" in err and len(err.strip().splitlines()) == 1
+
+
+_yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["gpu", "profile"]), field_index=st.integers(0, 40), value=_yaml_values)
+def test_any_value_in_any_field_is_loaded_or_a_named_error(tmp_path_factory, kind, field_index, value):
+    """Property (issue 10): whatever a GPU or profile file holds, loading it either succeeds or raises
+    GPUConfigError naming the file; never another exception."""
+    import yaml
+    source = GPU_DIR / "a100.yaml" if kind == "gpu" else PROFILE_DIR / "flash2.yaml"
+    data = load_yaml_file(source)
+    keys = sorted(data)
+    data[keys[field_index % len(keys)]] = value
+    path = tmp_path_factory.mktemp("fuzz") / "file.yaml"
+    path.write_text(yaml.safe_dump(data))
+    try:
+        (load_gpu if kind == "gpu" else load_profile)(path)
+    except GPUConfigError as err:
+        assert str(path) in str(err) and "\n" not in str(err)
