@@ -117,7 +117,7 @@ class Parameters(_Strict):
     """Efficiency parameters of a kernel implementation (see docs/gpu.md, 'The model')."""
 
     mma_efficiency: dict[Literal["ampere", "hopper", "blackwell"], Fraction]
-    exp_overlap: UnitInterval
+    exp_overlap: UnitInterval | dict[Literal["ampere", "hopper", "blackwell"], UnitInterval]
     prologue_steps: NonNegativeFloat
     step_latency_s: NonNegativeFloat
     launch_s: NonNegativeFloat
@@ -159,17 +159,28 @@ class KernelProfile(_Strict):
         chosen = next((d for d in dims if head_dim <= d), dims[-1])
         return {k: v for k, v in self.tiles[chosen].model_dump().items() if v is not None}
 
+    def parameter(self, name: str, architecture: str) -> float:
+        """Parameter `name` on `architecture`: a per-architecture table's entry (an unlisted
+        architecture: the mean of the listed ones) or the one value."""
+        value = getattr(self.parameters, name)
+        if not isinstance(value, dict):
+            return value
+        if architecture in value:
+            return value[architecture]
+        return sum(value.values()) / len(value)
+
     def mma_efficiency(self, architecture: str) -> float:
-        """MMA efficiency on `architecture` (unlisted: the mean of the listed ones)."""
-        table = self.parameters.mma_efficiency
-        if architecture in table:
-            return table[architecture]
-        return sum(table.values()) / len(table)
+        """MMA efficiency on `architecture`."""
+        return self.parameter("mma_efficiency", architecture)
+
+
+_UNION_TAG = re.compile(r"^(constrained-\w+|\w+\[.*\]|function-\w+)$")
 
 
 def _validation_message(err: ValidationError) -> str:
     first = err.errors()[0]
-    where = ".".join(str(x) for x in first["loc"])
+    # drop the union-branch tags pydantic adds to locations ('constrained-float', 'dict[...]')
+    where = ".".join(str(x) for x in first["loc"] if not (isinstance(x, str) and _UNION_TAG.match(x)))
     message = first["msg"].removeprefix("Value error, ")
     return f"field {where!r}: {message}" if where else message
 
@@ -254,10 +265,10 @@ def _fitted_cached(mtime: int | None) -> dict[str, dict]:
 
 
 def with_parameters(profile: KernelProfile, values: dict, source: str) -> KernelProfile:
-    """`profile` with some parameters replaced (mma_efficiency merged per architecture), validated."""
+    """`profile` with some parameters replaced (per-architecture tables merged), validated."""
     params = profile.parameters.model_dump()
     for key, value in values.items():
-        if key == "mma_efficiency" and isinstance(value, dict):
+        if isinstance(value, dict) and isinstance(params.get(key), dict):
             params[key] = {**params[key], **value}
         else:
             params[key] = value

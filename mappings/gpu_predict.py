@@ -70,7 +70,8 @@ def rates(gpu: GPUSpec, dtype: str, clock_hz: float | None = None) -> Rates:
 def efficiency(profile: KernelProfile, gpu: GPUSpec) -> Efficiency:
     """The profile's parameters for this GPU's architecture."""
     p = profile.parameters
-    return Efficiency(profile.mma_efficiency(gpu.architecture), p.exp_overlap, p.prologue_steps,
+    arch = gpu.architecture
+    return Efficiency(profile.mma_efficiency(arch), profile.parameter("exp_overlap", arch), p.prologue_steps,
                       p.step_latency_s, p.launch_s, p.memory_efficiency)
 
 

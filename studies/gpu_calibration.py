@@ -6,7 +6,8 @@ lengths calibrate and the 1st, 3rd, 5th, ... are held out for validation (so val
 the shortest and, for odd-length series, the longest lengths: interpolation and extrapolation).
 
 The fit (`fit_profile`): for one kernel profile, the parameters its file lists under `fit:`
-(MMA efficiency once per GPU architecture present in its calibration rows) minimise the sum of
+(a parameter given per architecture, as MMA efficiency always is, once per GPU architecture
+present in its calibration rows) minimise the sum of
 squared log errors log(predicted / measured) over its calibration rows only, with
 `scipy.optimize.least_squares` inside physical bounds, from two starts (the file's values and
 the middle of the bounds), keeping the better.
@@ -84,7 +85,7 @@ class Predictor:
 def _parameter_names(profile: KernelProfile, architectures: list[str]) -> list[tuple[str, str | None]]:
     names = []
     for name in profile.fit:
-        if name == "mma_efficiency":
+        if isinstance(getattr(profile.parameters, name), dict):  # one value per architecture
             names += [(name, arch) for arch in architectures]
         else:
             names.append((name, None))
@@ -110,8 +111,7 @@ def fit_profile(predictor: Predictor, profile: KernelProfile, rows: list[Observa
     measured = np.array([r.time_s for r in rows])
     start = []
     for name, arch in names:
-        value = profile.parameters.mma_efficiency.get(arch, profile.mma_efficiency(arch)) if arch \
-            else getattr(profile.parameters, name)
+        value = profile.parameter(name, arch) if arch else getattr(profile.parameters, name)
         lo, hi = BOUNDS[name]
         start.append(min(max(value / UNIT.get(name, 1.0), lo), hi))
 
