@@ -202,6 +202,7 @@ def _targets(res: dict) -> list[dict]:
 def run_study(out: Path, bench_paths: list[Path] | None = None, published: Path | None = PUBLISHED,
               gpu: str | None = None, write_fitted: Path | None = None) -> dict:
     """Run the cross-validation; write out/report.md, crossval.json, predicted_vs_measured.png."""
+    from archsim.gpu_specs import known_gpus, known_kernels
     from studies.gpu_calibration import Predictor, calibrate, split
 
     if gpu is not None:
@@ -244,6 +245,8 @@ def run_study(out: Path, bench_paths: list[Path] | None = None, published: Path 
         "fastest_agreement": (sum(f["agree"] for f in fastest) / len(fastest)) if fastest else None,
         "n_fastest_shapes": len(fastest),
         "crossovers": _crossovers(rows, predictor, profiles),
+        "unmeasured_kernels": sorted(set(known_kernels()) - {o.kernel for o in observations}),
+        "unmeasured_gpus": sorted(set(known_gpus()) - {o.gpu for o in observations}),
         "device_run": "no GPU was lent to this task (device tool: not drawn); gpu_ref/run_device.sh was not run",
         "records": rows,
     }
@@ -313,7 +316,11 @@ def render_report(res: dict) -> str:
             for k, val in f["parameters"].items())
         count = sum(len(v) if isinstance(v, dict) else 1 for v in f["parameters"].values())
         lines.append(f"| {name} | {len(f['rows'])} | {count} | {values} | {_fmt(f['rms_log_error'], '.3f')} |")
-    lines += ["", "## Crossover: linear attention overtakes FlashAttention-2", "",
+    lines += ["", f"No row measures the kernel profiles {', '.join(res['unmeasured_kernels'])} or the GPUs "
+              f"{', '.join(res['unmeasured_gpus'])}: predictions for them use the profiles' starting values "
+              "and the GPUs' datasheet figures, and are not validated here. Likewise a profile's per-architecture "
+              "MMA efficiency is fitted only for the architectures its calibration rows cover.",
+              "", "## Crossover: linear attention overtakes FlashAttention-2", "",
               "| linear | vs | GPU | measured length | predicted length | error % |", "|---|---|---|---|---|---|"]
     for c in res["crossovers"]:
         m = _fmt(c["measured"], ".0f") if c["measured"] else c["measured_note"]
