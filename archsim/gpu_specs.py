@@ -37,7 +37,6 @@ ELEMENT_BYTES = {"fp16": 2, "bf16": 2, "fp8": 1, "tf32": 4}
 # Spellings found in measurement files -> the dtype names above.
 DTYPE_ALIASES = {"float16": "fp16", "half": "fp16", "16-bit": "fp16", "bfloat16": "bf16",
                  "float8": "fp8", "float8_e5m2": "fp8", "float8_e4m3fn": "fp8", "float32": "tf32", "fp32": "tf32"}
-FITTABLE = ("mma_efficiency", "exp_overlap", "prologue_steps", "step_latency_s", "launch_s", "memory_efficiency")
 
 
 class GPUConfigError(ValueError):
