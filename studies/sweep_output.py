@@ -31,13 +31,13 @@ MAX_TABLE_ROWS = 50  # rows of a front shown in report.md (all are in the result
 def _column(values: list) -> pd.Series:
     """A column of one type: numbers stay numbers; a column mixing kinds becomes strings."""
     kinds = {type(v) for v in values if v is not None}
-    if kinds <= {int}:
+    if kinds and kinds <= {int}:
         return pd.Series(values, dtype="int64") if None not in values else pd.Series(values, dtype="float64")
-    if kinds <= {int, float}:
+    if kinds and kinds <= {int, float}:
         return pd.Series(values, dtype="float64")
-    if kinds <= {bool}:
+    if kinds and kinds <= {bool}:
         return pd.Series(values, dtype="bool")
-    return pd.Series([None if v is None else str(v) for v in values], dtype="object")
+    return pd.Series([None if v is None else str(v) for v in values], dtype="str")  # missing: NaN
 
 
 def build_table(sweep: Sweep, rows: dict[int, dict]) -> pd.DataFrame:
@@ -157,7 +157,7 @@ def report_text(sweep: Sweep, df: pd.DataFrame) -> str:
                        [f"{r} ({df[r].nunique()})" for r in sweep.size_ranks
                         if df[r].nunique() > 1 and r not in sweep.ties] +
                        [f"{c} ({df[c].nunique()})" for c in ("heads", "batch") if df[c].nunique() > 1])
-    used = Counter(m for m in df["mapping"] if m is not None)
+    used = Counter(df["mapping"].dropna())
     lines = [f"# Sweep {spec.name}", "",
              f"Spec `{sweep.source}`: architecture `{spec.arch}`, mapping `{spec.mapping}`, objective "
              f"`{spec.objective}`. {n} points: {shape}.",
