@@ -77,9 +77,10 @@ def run_sweep(sweep: Sweep, out: Path, executor: str | None = None, workers: int
     keys = [point_key(p, fingerprint) for p in sweep.points]
     rows = {p["index"]: done[k] for p, k in zip(sweep.points, keys) if k in done}
     todo = [p for p in sweep.points if p["index"] not in rows]
+    finished = iter_rows(todo, sweep.context, executor, workers, scheduler)  # checks the arguments
     bar = _bar(len(sweep.points), len(rows), sweep.spec.name, progress)
     try:
-        for point, row in iter_rows(todo, sweep.context, executor, workers, scheduler):
+        for point, row in finished:
             journal.append(keys[point["index"]], row)
             rows[point["index"]] = row
             bar.update(1)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
 import signal
+import socket
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -73,6 +75,19 @@ def _processes(points: list[dict], context: dict, workers: int) -> Iterator[tupl
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _check_reachable(address: str) -> None:
+    """Fail fast (UsageError) when nothing listens at a tcp://host:port scheduler address."""
+    match = re.fullmatch(r"(?:tcp://)?\[?([^\]/]+?)\]?:(\d+)", address.strip())
+    if match is None:
+        if not re.fullmatch(r"\w+://.+", address.strip()):
+            raise UsageError(f"--scheduler: expected an address like tcp://host:8786, got {address!r}")
+        return  # another protocol (tls://, ucx://): left to dask
+    try:
+        socket.create_connection((match.group(1), int(match.group(2))), timeout=10).close()
+    except OSError as err:
+        raise UsageError(f"--scheduler: cannot connect to {address}: {err.strerror or err}") from None
+
+
 def _dask(points: list[dict], context: dict, workers: int, scheduler: str | None) -> Iterator[tuple[dict, dict]]:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -111,7 +126,10 @@ def _dask(points: list[dict], context: dict, workers: int, scheduler: str | None
                 yield p, row
     finally:
         if cluster is not None:
-            cluster.close()
+            try:
+                cluster.close()
+            except Exception:  # noqa: BLE001 - closing a cluster interrupted while it started
+                pass
 
 
 def iter_rows(points: list[dict], context: dict, executor: str = "serial", workers: int = 1,
@@ -125,6 +143,8 @@ def iter_rows(points: list[dict], context: dict, executor: str = "serial", worke
         raise UsageError("--scheduler: only with --executor dask")
     if not points:
         return iter(())
+    if scheduler:
+        _check_reachable(scheduler)
     if executor == "serial":
         return _serial(points, context)
     if executor == "processes":

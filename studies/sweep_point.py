@@ -9,7 +9,8 @@ its own library cascade; `mapping: auto` then picks the library's default mappin
 cascade's number of passes over M (DEFAULT_MAPPING) when that mapping's cascade is the one asked.
 
 What is shared between points (the parsed architecture documents and architectures, parsed
-cascades, pass counts) is cached once per worker process. A point that cannot be mapped
+cascades, pass counts, the named mappings with their cascade and its symbolic cost) is cached
+once per worker process. A point that cannot be mapped
 (MappingError, ScheduleError, an architecture the parser rejects, ...) is a row with status
 "infeasible" and the reason in `error`; any other exception is status "error" with its type.
 
@@ -20,8 +21,10 @@ used), status ("ok", "infeasible", "error"), error (the reason, or None).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import einsum_cascade as ec
@@ -41,6 +44,7 @@ NAMED_SIZES = ("M", "P", "E", "F")  # the ranks a named (self-attention) mapping
 INFEASIBLE = (MappingError, ScheduleError, ArchError, WorkloadError, CascadeError, YamlFileError)
 
 _TEXTS: dict[str, tuple[str, str]] = {}  # sha -> (path, text) of the files of the sweep, per worker
+_COSTS: dict[int, tuple[ec.Cascade, ec.CascadeCost]] = {}  # id -> (cascade, its cost), per worker
 
 
 class PointInfeasible(Exception):
@@ -75,9 +79,38 @@ def _is_library_cascade(sha: str, stem: str) -> bool:
     return ec.library_path(stem).read_text(encoding="utf-8") == _TEXTS[sha][1]
 
 
+@functools.lru_cache(maxsize=16)
+def _named_mapping(name: str):
+    """The named mapping, its library cascade parsed once per worker (not once per schedule)."""
+    from mappings import get_mapping
+    mapping = get_mapping(name)
+    cascade = ec.load_library(mapping.cascade_name)
+    mapping.cascade = lambda: cascade
+    return mapping
+
+
+@contextlib.contextmanager
+def _shared_costs() -> Iterator[None]:
+    """While a point is evaluated, `einsum_cascade.cost` of a cascade object already costed in
+    this worker is looked up, not derived again (the sympy simplification is most of a point's
+    time); the original function is restored afterwards."""
+    original = ec.cost
+
+    def cached(cascade):
+        hit = _COSTS.get(id(cascade))
+        if hit is None or hit[0] is not cascade:
+            hit = _COSTS[id(cascade)] = (cascade, original(cascade))
+        return hit[1]
+    ec.cost = cached
+    try:
+        yield
+    finally:
+        ec.cost = original
+
+
 def _named(point: dict, arch: Architecture) -> Result:
     """Today's named mappings (see the module docstring)."""
-    from mappings import MAPPINGS, get_mapping
+    from mappings import MAPPINGS
     sha, label = point["cascade"]["sha"], point["cascade"]["label"]
     name = point["mapping"]
     if name == "auto":
@@ -89,7 +122,7 @@ def _named(point: dict, arch: Architecture) -> Result:
     elif name not in MAPPINGS:
         raise PointInfeasible(f"mapping file {name}: needs the generic mapper (mappings.simulate), "
                               "which is not available")
-    mapping = get_mapping(name)
+    mapping = _named_mapping(name)
     if not _is_library_cascade(sha, mapping.cascade_name):
         raise PointInfeasible(f"mapping {name} schedules only the library cascade {mapping.cascade_name}, "
                               f"not {label} (the generic mapper, mappings.simulate, is not available)")
@@ -107,7 +140,8 @@ def _named(point: dict, arch: Architecture) -> Result:
     # D and S (model width, FFN width) only size the layer's GEMMs, which a sweep point does not run
     w = Workload(model="sweep", B=point["batch"], D=heads * E, E=E, F=F, H=heads, S=4 * heads * E,
                  seq_len=sizes["M"])
-    return run(mapping.schedule(w, arch), arch)
+    with _shared_costs():
+        return run(mapping.schedule(w, arch), arch)
 
 
 def evaluate(point: dict, arch: Architecture) -> Result:
