@@ -215,7 +215,9 @@ def test_interrupted_process_pool_resumes(tmp_path):
 
 
 def test_sigkilled_sweep_resumes_without_recomputing(tmp_path):
-    text = SPEC.replace("sizes: {M: 1K,", "sizes: {M: [1K, 2K, 4K],")  # 24 points, about 3 s serially
+    # 90 points (about 2 s serially): the kill comes long before the end
+    text = SPEC.replace("sizes: {M: 1K,", "sizes: {M: [1K, 2K, 4K],").replace(
+        "[1.0e11, 4.0e11]", "{from: 1.0e11, to: 1.6e12, times: 2}").replace("[64, 128]", "[64, 128, 256]")
     spec = write_spec(tmp_path, text)
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -230,11 +232,11 @@ def test_sigkilled_sweep_resumes_without_recomputing(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     kept = journal.read_bytes().count(b"\n")  # complete lines: finished points
-    assert 3 <= kept < 24
+    assert 3 <= kept < 90
     resumed: list[int] = []
     run(spec, out, executor="serial", progress=False, on_point=lambda p, r: resumed.append(p["index"]))
-    assert len(resumed) == 24 - kept
-    assert len(set(journal_keys(out))) == len(journal_keys(out)) == 24
+    assert len(resumed) == 90 - kept
+    assert len(set(journal_keys(out))) == len(journal_keys(out)) == 90
     reference = tmp_path / "reference"
     run(spec, reference, executor="serial", progress=False)
     assert files(out) == files(reference)
