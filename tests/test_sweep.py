@@ -309,3 +309,60 @@ def test_progress_in_a_log_is_one_line_per_update():
     for text in ("\rsweep:  10%| 1/10", "\rsweep:  20%| 2/10", "\n"):
         stream.write(text)
     assert buf.getvalue() == "sweep:  10%| 1/10\nsweep:  20%| 2/10\n"
+
+
+# ---- user files, the external-cluster path and the documentation ------------------------------
+
+def test_user_files_relative_to_the_spec_and_edits_recompute_only_what_they_change(tmp_path):
+    import einsum_cascade as ec
+    from archsim.config import CONFIG_DIR
+    (tmp_path / "my-arch.yaml").write_text((CONFIG_DIR / "fusemax-template.yaml").read_text())
+    (tmp_path / "mine.cascade").write_text(ec.library_path("attention_1pass").read_text())
+    text = SPEC.replace("arch: fusemax-template", "arch: my-arch.yaml").replace(
+        "cascades: [attention_1pass]", "cascades: [mine.cascade]")
+    spec = write_spec(tmp_path, text)
+    out = tmp_path / "out"
+    table = run(spec, out, executor="serial", progress=False)
+    library = run(write_spec(tmp_path, SPEC, "library.yaml"), tmp_path / "library", executor="serial",
+                  progress=False)
+    cols = ["latency_s", "energy_j", "area_mm2", "dram_bytes", "status"]
+    pd.testing.assert_frame_equal(table[cols], library[cols])  # same texts: same rows
+    # editing the architecture file (a MAC 1000 um2 larger) recomputes every point: the area grows
+    # by 1000 um2 per MAC (d*d in the 2D array, d in the 1D array), the timing stays
+    arch = tmp_path / "my-arch.yaml"
+    arch.write_text(arch.read_text().replace("mac: 1545,", "mac: 2545,"))
+    again: list[int] = []
+    larger = run(spec, out, executor="serial", progress=False, on_point=lambda p, r: again.append(p["index"]))
+    assert sorted(again) == list(range(8))
+    d = table["d"].to_numpy()
+    assert np.allclose(larger["area_mm2"] - table["area_mm2"], (d * d + d) * 1000 / 1e6, rtol=1e-9)
+    pd.testing.assert_series_equal(larger["latency_s"], table["latency_s"])
+
+
+def test_an_existing_dask_cluster_by_its_address(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    spec = write_spec(tmp_path)
+    run(spec, tmp_path / "serial", executor="serial", progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://")
+        assert main(["sweep", str(spec), "--out", str(tmp_path / "remote"), "--scheduler",
+                     cluster.scheduler_address, "--quiet"]) == 0
+    assert files(tmp_path / "remote") == files(tmp_path / "serial")
+
+
+def test_docs_example_runs_and_example_spec_is_valid(tmp_path, monkeypatch):
+    import re
+    text = (ROOT / "docs" / "sweep.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "docs/sweep.md", "exec"), namespace)  # the documented example, as written
+    table = namespace["table"]
+    assert len(table) == 2 * 3 and (tmp_path / "out" / "buffer-vs-array" / "report.md").exists()
+    # a d-row query block (E + F + 2 = 130 words a row) beside d keys of K and V (128 words a key),
+    # 2-byte words: 2 * d * 258 bytes = 33024 B at d = 64, more than 16 KiB; 128 KiB holds d = 128
+    assert list(table.loc[table["status"] == "infeasible", "buffer_bytes"]) == [16384, 16384]
+    assert (table.loc[table["buffer_bytes"] > 16384, "status"] == "ok").all()
+    sweep = load_spec(ROOT / "docs" / "sweep-example.yaml")
+    assert len(sweep.points) == 64
