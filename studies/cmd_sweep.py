@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from studies.errors import UsageError
@@ -35,8 +36,13 @@ def main(args: argparse.Namespace) -> int:
     if args.scheduler and args.executor not in (None, "dask"):
         raise UsageError("--scheduler: only with --executor dask")
     executor = "dask" if args.scheduler and args.executor is None else args.executor
-    table = run(args.spec, args.out, executor=executor, workers=args.workers, scheduler=args.scheduler,
-                progress=not args.quiet)
+    try:
+        table = run(args.spec, args.out, executor=executor, workers=args.workers, scheduler=args.scheduler,
+                    progress=not args.quiet)
+    except BrokenProcessPool:
+        print(f"cascadesim: error: a worker process died (out of memory?); the finished points are in "
+              f"{args.out}/journal.jsonl: run the same command again to resume", file=sys.stderr)
+        return 1
     counts = table["status"].value_counts()
     ok, infeasible, errors = (int(counts.get(s, 0)) for s in ("ok", "infeasible", "error"))
     print(f"{len(table)} points: {ok} feasible, {infeasible} infeasible, {errors} errors; "

@@ -291,12 +291,13 @@ def apply_arch(doc: dict, source: str, params: dict, overrides: dict):
 def _mapping(name: str, base: Path) -> str:
     if name == "auto":
         return name
-    from mappings import MAPPINGS
-    if name in MAPPINGS:
+    import mappings
+    names = getattr(mappings, "MAPPINGS", {})
+    if name in names:
         return name
     path = _resolve_file(name, base)
     if path is None or not path.is_file():
-        raise _FieldError(("mapping",), f"{name!r} is not auto, a mapping name ({', '.join(MAPPINGS)}) "
+        raise _FieldError(("mapping",), f"{name!r} is not auto, a mapping name ({', '.join(names)}) "
                                         "or an existing mapping file")
     return str(path)
 
