@@ -46,11 +46,16 @@ class SweepSpecError(ValueError):
     """A bad sweep spec; the message names the file, line:column where known, and the field."""
 
 
+def dotted(loc: tuple) -> str:
+    """('vary', 'd', 0) -> 'vary.d[0]'."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
 class _FieldError(ValueError):
     """A semantic error at spec location `loc` (a tuple of keys), for line:column."""
 
     def __init__(self, loc: tuple, message: str):
-        super().__init__(f"{'.'.join(map(str, loc))}: {message}" if loc else message)
+        super().__init__(f"{dotted(loc)}: {message}" if loc else message)
         self.loc = loc
 
 
@@ -423,14 +428,14 @@ def _pydantic_error(err: ValidationError) -> tuple[tuple, str, bool]:
                                                  len(e["loc"])))
     e = errors[0]
     loc = tuple(e["loc"])
-    dotted = ".".join(map(str, loc))
+    field = dotted(loc)
     if e["type"] == "extra_forbidden":
         known = ", ".join(SweepSpec.model_fields)
-        return loc, f"{dotted}: unknown key {loc[-1]!r} (known: {known})", True
+        return loc, f"{field}: unknown key {loc[-1]!r} (known: {known})", True
     if e["type"] == "missing":
-        return loc, f"{dotted}: missing field", False
+        return loc, f"{field}: missing field", False
     message = str(e["msg"]).removeprefix("Value error, ")
-    return loc, f"{dotted}: {message}, got {e.get('input')!r}" if "input" in e else f"{dotted}: {message}", False
+    return loc, f"{field}: {message}, got {e.get('input')!r}" if "input" in e else f"{field}: {message}", False
 
 
 def parse_spec(data: Any, source: str = "<spec>", text: str | None = None, base: Path | None = None) -> Sweep:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from studies.cli import main
@@ -76,6 +76,20 @@ def test_spec_expands_to_the_cartesian_product(tmp_path):
     assert all(p["sizes"]["P"] == p["sizes"]["M"] for p in sweep.points)  # same-as-M
     assert sweep.points[0]["params"] == {"d": 64, "buffer_bytes": 4096}  # template parameters
     assert sweep.points[0]["overrides"] == {"dram.bandwidth_bytes_per_s": 1e11}  # a dotted path
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 3), min_size=0, max_size=3), st.integers(1, 3), st.integers(1, 2))
+def test_point_count_is_the_product_and_points_are_distinct(lengths, n_m, n_heads):
+    keys = ["clock_hz", "dram.pj_per_byte", "buffer.banks"][:len(lengths)]
+    vary = {k: [(1 + i) * 8 for i in range(n)] for k, n in zip(keys, lengths)}
+    sweep = load_spec({"name": "p", "arch": "fusemax-template", "cascades": ["attention_1pass"],
+                       "sizes": {"M": [1024 * (i + 1) for i in range(n_m)], "P": "same-as-M"},
+                       "heads": list(range(1, n_heads + 1)), "vary": vary})
+    assert len(sweep.points) == int(np.prod(lengths)) * n_m * n_heads
+    identities = {json.dumps([p["values"], p["sizes"], p["heads"]], sort_keys=True) for p in sweep.points}
+    assert len(identities) == len(sweep.points)
+    assert [p["index"] for p in sweep.points] == list(range(len(sweep.points)))
 
 
 @pytest.mark.parametrize("edit, where, words", [
