@@ -56,8 +56,9 @@ def run(spec: str | Path | dict | SweepSpec, out: str | Path, executor: str | No
         on_point: Callable[[dict, dict], None] | None = None) -> pd.DataFrame:
     """Run (or resume) the sweep `spec` (a YAML path, a dict or a SweepSpec) into folder `out`.
 
-    `executor`: "serial", "processes" or "dask" (default: processes when more than one core is
-    free, else serial); `workers`: processes or Dask workers (default: the free cores);
+    `executor`: "serial", "processes" or "dask" (default: processes when more than one worker,
+    else serial); `workers`: processes or Dask workers (default: the free cores, the cores less
+    the load average);
     `scheduler`: a Dask scheduler address for an existing cluster. `on_point(point, row)` is
     called after each newly computed point is in the journal. Returns the results table
     (studies.sweep_output).
@@ -70,10 +71,10 @@ def run_sweep(sweep: Sweep, out: Path, executor: str | None = None, workers: int
               scheduler: str | None = None, progress: bool = True,
               on_point: Callable[[dict, dict], None] | None = None) -> pd.DataFrame:
     """`run` on an expanded spec."""
+    if workers is None:
+        workers = 1 if executor == "serial" else default_executor()[1]
     if executor is None:
-        executor, free = default_executor()
-        workers = workers or free
-    workers = workers or (1 if executor == "serial" else default_executor()[1])
+        executor = "processes" if workers > 1 else "serial"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} is a file, not a folder")
     try:
