@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,6 +46,9 @@ INFEASIBLE = (MappingError, ScheduleError, ArchError, WorkloadError, CascadeErro
 
 _TEXTS: dict[str, tuple[str, str]] = {}  # sha -> (path, text) of the files of the sweep, per worker
 _COSTS: dict[int, tuple[ec.Cascade, ec.CascadeCost]] = {}  # id -> (cascade, its cost), per worker
+_ORIGINAL_COST = [ec.cost]  # einsum_cascade.cost while _shared_costs is not active
+_PATCH_LOCK = threading.Lock()
+_ACTIVE = 0  # evaluations running inside _shared_costs
 
 
 class PointInfeasible(Exception):
@@ -89,23 +93,32 @@ def _named_mapping(name: str):
     return mapping
 
 
+def _cached_cost(cascade: ec.Cascade) -> ec.CascadeCost:
+    hit = _COSTS.get(id(cascade))
+    if hit is None or hit[0] is not cascade:
+        hit = _COSTS[id(cascade)] = (cascade, _ORIGINAL_COST[0](cascade))
+    return hit[1]
+
+
 @contextlib.contextmanager
 def _shared_costs() -> Iterator[None]:
-    """While a point is evaluated, `einsum_cascade.cost` of a cascade object already costed in
-    this worker is looked up, not derived again (the sympy simplification is most of a point's
-    time); the original function is restored afterwards."""
-    original = ec.cost
-
-    def cached(cascade):
-        hit = _COSTS.get(id(cascade))
-        if hit is None or hit[0] is not cascade:
-            hit = _COSTS[id(cascade)] = (cascade, original(cascade))
-        return hit[1]
-    ec.cost = cached
+    """While points are evaluated, `einsum_cascade.cost` of a cascade object already costed in
+    this worker is looked up, not derived again (the sympy simplification is most of a named
+    mapping's time). The only cascades costed here are the named mappings' pinned ones, so the
+    memo stays small; the original function is back once no evaluation is running (thread-safe)."""
+    global _ACTIVE
+    with _PATCH_LOCK:
+        if _ACTIVE == 0:
+            _ORIGINAL_COST[0] = ec.cost
+            ec.cost = _cached_cost
+        _ACTIVE += 1
     try:
         yield
     finally:
-        ec.cost = original
+        with _PATCH_LOCK:
+            _ACTIVE -= 1
+            if _ACTIVE == 0:
+                ec.cost = _ORIGINAL_COST[0]
 
 
 def _named(point: dict, arch: Architecture) -> Result:

@@ -160,6 +160,9 @@ def test_rows_carry_the_varied_architecture(tmp_path):
     assert set(table.columns) >= {"util_array2d", "util_array1d", "bound", "mapping", "front_latency_area"}
     assert (ok["mapping"] == "fusemax").all()
     assert pd.read_parquet(tmp_path / "out" / "results.parquet").equals(table)
+    import einsum_cascade as ec
+    from einsum_cascade.cost import cost
+    assert ec.cost is cost  # the per-worker memo of symbolic costs is removed after the sweep
 
 
 def test_auto_mapping_without_a_named_mapping_records_the_reason(tmp_path):
