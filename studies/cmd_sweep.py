@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the free cores)")
     parser.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:port)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the spec, print the number of points and how many the journal holds, and stop")
     parser.set_defaults(func=main)
 
 
@@ -36,6 +38,8 @@ def main(args: argparse.Namespace) -> int:
     if args.scheduler and args.executor not in (None, "dask"):
         raise UsageError("--scheduler: only with --executor dask")
     executor = "dask" if args.scheduler and args.executor is None else args.executor
+    if args.dry_run:
+        return _dry_run(args)
     try:
         table = run(args.spec, args.out, executor=executor, workers=args.workers, scheduler=args.scheduler,
                     progress=not args.quiet)
@@ -51,4 +55,17 @@ def main(args: argparse.Namespace) -> int:
         first = table.loc[table["status"] == "error", "error"].iloc[0]
         print(f"cascadesim: {errors} points failed with an error, e.g. {first}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from studies.sweep import JOURNAL
+    from studies.sweep_journal import Journal, point_key, sweep_fingerprint
+    from studies.sweep_spec import load_spec
+    sweep = load_spec(args.spec)
+    done = Journal(args.out / JOURNAL).load(repair=False) if (args.out / JOURNAL).is_file() else {}
+    fingerprint = sweep_fingerprint()
+    cached = sum(point_key(p, fingerprint) in done for p in sweep.points)
+    print(f"{sweep.spec.name}: {len(sweep.points)} points ({', '.join(sweep.vary_keys) or 'nothing'} varied); "
+          f"{cached} already in {args.out / JOURNAL}, {len(sweep.points) - cached} to compute")
     return 0

@@ -88,6 +88,17 @@ def _check_reachable(address: str) -> None:
         raise UsageError(f"--scheduler: cannot connect to {address}: {err.strerror or err}") from None
 
 
+def _check_same_model(client) -> None:
+    """Refuse a cluster whose workers run another version of the model (their rows would be
+    journalled as this version's)."""
+    from studies.sweep_journal import sweep_fingerprint
+    mine = sweep_fingerprint()
+    for worker, theirs in sorted(client.run(sweep_fingerprint).items()):
+        if theirs != mine:
+            raise UsageError(f"--scheduler: worker {worker} runs a different cascadesim model (fingerprint "
+                             f"{theirs}, here {mine}): install the same version on every worker")
+
+
 def _dask(points: list[dict], context: dict, workers: int, scheduler: str | None) -> Iterator[tuple[dict, dict]]:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -106,6 +117,7 @@ def _dask(points: list[dict], context: dict, workers: int, scheduler: str | None
                                    dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
         with client:
+            _check_same_model(client)
             shared = client.scatter(context, broadcast=True, hash=False)
             slots = max(1, sum(client.nthreads().values())) * IN_FLIGHT_PER_WORKER
             todo = iter(points)

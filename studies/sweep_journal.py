@@ -38,14 +38,15 @@ class Journal:
         self.path = path
         self._file = None
 
-    def load(self) -> dict[str, dict]:
-        """key -> row of every complete line; a trailing partial line is truncated away."""
+    def load(self, repair: bool = True) -> dict[str, dict]:
+        """key -> row of every complete line; with `repair`, a trailing partial line is truncated
+        away (only while holding the sweep's lock: another run may be writing that line)."""
         rows: dict[str, dict] = {}
         if not self.path.exists():
             return rows
         data = self.path.read_bytes()
         end = data.rfind(b"\n") + 1
-        if end < len(data):
+        if repair and end < len(data):
             os.truncate(self.path, end)  # a line cut short by a kill: its point is computed again
         for line in data[:end].splitlines():
             try:

@@ -396,3 +396,22 @@ def test_a_second_sweep_into_the_same_folder_is_refused(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main(["sweep", str(write_spec(tmp_path)), "--out", str(tmp_path / "file"), "--quiet"]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_dry_run_counts_points_and_journal(tmp_path, capsys):
+    spec = write_spec(tmp_path)
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--dry-run"]) == 0
+    assert "small: 8 points (d, dram.bandwidth_bytes_per_s, buffer_bytes varied); 0 already in" in \
+        capsys.readouterr().out
+    first: list[int] = []
+
+    def stop_after_five(point, row):
+        first.append(point["index"])
+        if len(first) == 5:
+            raise Stop
+    with pytest.raises(Stop):
+        run(spec, out, executor="serial", progress=False, on_point=stop_after_five)
+    assert main(["sweep", str(spec), "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "5 already in" in text and "3 to compute" in text
