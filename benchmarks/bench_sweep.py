@@ -6,6 +6,7 @@ lengths x 2 head counts. Each run writes into a fresh folder (no journal to resu
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +45,8 @@ def cluster_start_s() -> float:
 
 
 def main() -> None:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"{cores} cores, load average {os.getloadavg()[0]:.1f} at the start (a busy machine cannot scale)")
     serial = timed("serial", 1)
     one = timed("processes", 1)
     two = timed("processes", 2)
