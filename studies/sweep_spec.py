@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 from pydantic import field_validator, model_validator
 
 import einsum_cascade as ec
@@ -331,7 +331,7 @@ def _expand(spec: SweepSpec, base: Path, source: str) -> Sweep:
     size_values: dict[str, list[int]] = {}
     ties: dict[str, str] = {}
     for rank, raw in spec.sizes.items():
-        if rank in RESERVED_COLUMNS:
+        if rank in RESERVED_COLUMNS or rank.startswith("util_"):
             raise _FieldError(("sizes", rank), f"a rank may not be called {rank!r} (a column of the results)")
         tie = SAME_AS.match(raw.strip()) if isinstance(raw, str) else None
         if tie:
@@ -350,7 +350,7 @@ def _expand(spec: SweepSpec, base: Path, source: str) -> Sweep:
     # vary: template parameters or dotted paths into the architecture document
     vary: dict[str, list] = {}
     for key, raw in spec.vary.items():
-        if key in RESERVED_COLUMNS or key in spec.sizes:
+        if key in RESERVED_COLUMNS or key.startswith("util_") or key in spec.sizes:
             raise _FieldError(("vary", key), f"{key!r} is already a column of the results (a size or a field)")
         values = _values(raw, ("vary", key), scalar_ok=False)
         if key not in tparams:
