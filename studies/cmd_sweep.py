@@ -43,6 +43,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         table = run(args.spec, args.out, executor=executor, workers=args.workers, scheduler=args.scheduler,
                     progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"cascadesim: sweep interrupted; the finished points are in {args.out}/journal.jsonl: run the "
+              "same command again to resume", file=sys.stderr)
+        return 130
     except BrokenProcessPool:
         print(f"cascadesim: error: a worker process died (out of memory?); the finished points are in "
               f"{args.out}/journal.jsonl: run the same command again to resume", file=sys.stderr)

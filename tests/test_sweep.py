@@ -259,6 +259,32 @@ def test_sigkilled_sweep_resumes_without_recomputing(tmp_path):
     assert files(out) == files(reference)
 
 
+def test_ctrl_c_stops_a_process_pool_sweep_cleanly_and_it_resumes(tmp_path):
+    text = SPEC.replace("sizes: {M: 1K,", "sizes: {M: [1K, 2K, 4K],").replace(
+        "[1.0e11, 4.0e11]", "{from: 1.0e11, to: 1.6e12, times: 2}").replace("[64, 128]", "[64, 128, 256]")
+    spec = write_spec(tmp_path, text)  # 90 points
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "studies.cli", "sweep", str(spec), "--out", str(out),
+                             "--executor", "processes", "--workers", "2", "--quiet"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    journal = out / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while not (journal.exists() and journal.read_bytes().count(b"\n") >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended before it was interrupted"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [f"cascadesim: sweep interrupted; the finished points are in {out}/"
+                                        "journal.jsonl: run the same command again to resume"], err
+    kept = len(journal_keys(out))
+    assert 2 <= kept < 90
+    resumed: list[int] = []
+    run(spec, out, executor="serial", progress=False, on_point=lambda p, r: resumed.append(p["index"]))
+    assert len(resumed) == 90 - kept and len(set(journal_keys(out))) == 90
+
+
 def test_dask_local_cluster_and_process_pool_equal_serial_byte_for_byte(tmp_path):
     pytest.importorskip("dask.distributed")
     spec = write_spec(tmp_path)
