@@ -18,10 +18,11 @@ from mappings.secure_transformer import DecoderConfigError
 from mappings.work import MappingError
 from mappings.workload import WorkloadError
 from studies.errors import UsageError
+from studies.sweep_spec import SweepSpecError
 
 # Errors of bad input (files, fields, options): printed as one line, exit status 2.
 INPUT_ERRORS = (UsageError, ArchError, ScheduleError, GPUConfigError, ProfileError,
-                DecoderConfigError, MappingError, WorkloadError, YamlFileError)
+                DecoderConfigError, MappingError, WorkloadError, YamlFileError, SweepSpecError)
 
 COMMAND_MODULES = [
     "studies.cmd_analyze",
@@ -30,6 +31,7 @@ COMMAND_MODULES = [
     "studies.cmd_pi",
     "studies.cmd_study",
     "studies.cmd_gpu",
+    "studies.cmd_sweep",
 ]
 
 

@@ -1,0 +1,121 @@
+"""Design-space sweeps: `run(spec, out, executor=...)` -> the results table (a pandas DataFrame).
+
+A sweep expands its spec (studies.sweep_spec) into points, evaluates the points not yet in the
+journal `out/journal.jsonl` on an executor (studies.sweep_exec), appends each finished point to
+the journal (fsync'd) as it arrives, and finally writes results.parquet, results.csv, pareto.png
+and report.md (studies.sweep_output). A sweep interrupted at any moment and run again computes
+only the points missing from the journal; the final files depend only on the spec and the rows,
+never on the executor, the number of workers or the order in which points finished.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from studies.errors import UsageError
+from studies.sweep_exec import default_executor, iter_rows
+from studies.sweep_journal import Journal, point_key, sweep_fingerprint
+from studies.sweep_output import build_table, write_outputs
+from studies.sweep_spec import Sweep, SweepSpec, load_spec
+
+JOURNAL = "journal.jsonl"
+LOCK = ".lock"
+
+
+class _LineStream:
+    """A text stream for tqdm in a log (not a terminal): each update on a line of its own."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").strip("\n")
+        if text.strip():
+            self.stream.write(text + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _bar(total: int, done: int, name: str, progress: bool) -> tqdm:
+    stream = sys.stderr
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    return tqdm(total=total, initial=done, desc=f"sweep {name}", unit="pt", disable=not progress,
+                file=stream if tty else _LineStream(stream), mininterval=0.5 if tty else 10.0,
+                dynamic_ncols=tty, ascii=not tty)
+
+
+def run(spec: str | Path | dict | SweepSpec, out: str | Path, executor: str | None = None,
+        workers: int | None = None, scheduler: str | None = None, progress: bool = True,
+        on_point: Callable[[dict, dict], None] | None = None) -> pd.DataFrame:
+    """Run (or resume) the sweep `spec` (a YAML path, a dict or a SweepSpec) into folder `out`.
+
+    `executor`: "serial", "processes" or "dask" (default: processes when more than one worker,
+    else serial); `workers`: processes or Dask workers (default: the free cores, the cores less
+    the load average);
+    `scheduler`: a Dask scheduler address for an existing cluster. `on_point(point, row)` is
+    called after each newly computed point is in the journal. Returns the results table
+    (studies.sweep_output).
+    """
+    sweep = load_spec(spec)
+    return run_sweep(sweep, Path(out), executor, workers, scheduler, progress, on_point)
+
+
+def run_sweep(sweep: Sweep, out: Path, executor: str | None = None, workers: int | None = None,
+              scheduler: str | None = None, progress: bool = True,
+              on_point: Callable[[dict, dict], None] | None = None) -> pd.DataFrame:
+    """`run` on an expanded spec."""
+    if workers is None:
+        workers = 1 if executor == "serial" else default_executor()[1]
+    if executor is None:
+        executor = "processes" if workers > 1 else "serial"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--out: cannot create {out}: {err.strerror or err}") from None
+    with _exclusive(out):
+        return _run_locked(sweep, out, executor, workers, scheduler, progress, on_point)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold out/.lock: a second sweep writing to the same folder is refused (UsageError)."""
+    with (out / LOCK).open("a") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(f"--out: another sweep is writing to {out} (it holds {out / LOCK})") from None
+        yield
+
+
+def _run_locked(sweep: Sweep, out: Path, executor: str, workers: int, scheduler: str | None, progress: bool,
+                on_point: Callable[[dict, dict], None] | None) -> pd.DataFrame:
+    journal = Journal(out / JOURNAL)
+    done = journal.load()
+    fingerprint = sweep_fingerprint()
+    keys = [point_key(p, fingerprint) for p in sweep.points]
+    rows = {p["index"]: done[k] for p, k in zip(sweep.points, keys) if k in done}
+    todo = [p for p in sweep.points if p["index"] not in rows]
+    finished = iter_rows(todo, sweep.context, executor, workers, scheduler)  # checks the arguments
+    bar = _bar(len(sweep.points), len(rows), sweep.spec.name, progress)
+    try:
+        for point, row in finished:
+            journal.append(keys[point["index"]], row)
+            rows[point["index"]] = row
+            bar.update(1)
+            if on_point is not None:
+                on_point(point, row)
+    finally:
+        journal.close()
+        bar.close()
+    table = build_table(sweep, rows)
+    write_outputs(out, sweep, table)
+    return table

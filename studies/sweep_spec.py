@@ -1,0 +1,467 @@
+"""The sweep spec: a YAML file (or dict) validated by pydantic, expanded into design points.
+
+A spec names an architecture (a name in archsim/configs/ or a path), the cascades, a mapping,
+an objective, the rank sizes, heads and batch, and `vary`: a mapping from a template parameter of
+the architecture, or a dotted path into its YAML document (`dram.bandwidth_bytes_per_s`), to a
+list of values or a range (`{from: 64, to: 512, times: 2}` or `{from: 1, to: 4, step: 1}`).
+The points are the cartesian product of the vary values, the cascades, and every list among
+sizes, heads and batch. Relative paths in a spec file are relative to the file's folder.
+
+Every error is a `SweepSpecError`: one line `file[:line:col]: field: message`.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import field_validator, model_validator
+
+import einsum_cascade as ec
+from archsim.config import CONFIG_DIR, parse_architecture
+from archsim.errors import ArchError
+from archsim.yamlio import load_yaml_text, read_text_file
+
+MAX_POINTS = 10_000_000  # a larger product is refused (it would not fit in memory)
+MAX_RANGE_VALUES = 1_000_000
+OBJECTIVES = ("latency", "energy", "edp")
+SAME_AS = re.compile(r"^same-as-([A-Za-z_][A-Za-z_0-9]*)$")
+SIZE_TEXT = re.compile(r"^(\d+)([KkMm]?)$")
+SUFFIX = {"": 1, "k": 1024, "K": 1024, "m": 1024 ** 2, "M": 1024 ** 2}
+# columns of the results table that a vary key or a rank name must not shadow
+RESERVED_COLUMNS = ("point", "cascade", "mapping", "heads", "batch", "latency_s", "energy_j", "area_mm2",
+                    "dram_bytes", "cycles", "bound", "status", "error", "front_latency_energy",
+                    "front_latency_area")
+
+
+class SweepSpecError(ValueError):
+    """A bad sweep spec; the message names the file, line:column where known, and the field."""
+
+
+def dotted(loc: tuple) -> str:
+    """('vary', 'd', 0) -> 'vary.d[0]'."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+class _FieldError(ValueError):
+    """A semantic error at spec location `loc` (a tuple of keys), for line:column."""
+
+    def __init__(self, loc: tuple, message: str):
+        super().__init__(f"{dotted(loc)}: {message}" if loc else message)
+        self.loc = loc
+
+
+class RangeSpec(BaseModel):
+    """`{from, to, times}` (geometric: from, from*times, ... <= to) or `{from, to, step}` (arithmetic)."""
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    start: Union[StrictInt, StrictFloat] = Field(alias="from")
+    to: Union[StrictInt, StrictFloat]
+    times: Union[StrictInt, StrictFloat, None] = None
+    step: Union[StrictInt, StrictFloat, None] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "RangeSpec":
+        if (self.times is None) == (self.step is None):
+            raise ValueError("a range needs exactly one of `times` (geometric) or `step` (arithmetic)")
+        for name in ("start", "to", "times", "step"):
+            v = getattr(self, name)
+            if v is not None and not math.isfinite(v):
+                raise ValueError(f"{'from' if name == 'start' else name} must be finite, got {v}")
+        if self.to < self.start:
+            raise ValueError(f"empty range: to ({self.to}) is below from ({self.start})")
+        if self.times is not None:
+            if self.start <= 0:
+                raise ValueError(f"a geometric range needs from > 0, got {self.start}")
+            if self.times <= 1:
+                raise ValueError(f"times must be greater than 1, got {self.times}")
+            count = math.floor(math.log(self.to / self.start) / math.log(self.times) + 1e-9) + 1
+        else:
+            if self.step <= 0:
+                raise ValueError(f"step must be positive, got {self.step}")
+            count = math.floor((self.to - self.start) / self.step + 1e-9) + 1
+        if count > MAX_RANGE_VALUES:
+            raise ValueError(f"the range has {count} values, more than {MAX_RANGE_VALUES}")
+        return self
+
+    def values(self) -> list[int | float]:
+        """The values, from `from` up to `to` inclusive (within 1e-9 relative); ints if all inputs are."""
+        whole = all(isinstance(v, int) for v in (self.start, self.to, self.times, self.step) if v is not None)
+        out: list[float] = []
+        while True:
+            k = len(out)
+            v = self.start * self.times ** k if self.times is not None else self.start + k * self.step
+            if v > self.to + 1e-9 * max(1.0, abs(self.to)):
+                break
+            out.append(v)
+        return [int(round(v)) for v in out] if whole else [float(v) for v in out]
+
+
+def parse_range(raw: dict, loc: tuple) -> RangeSpec:
+    """A range mapping validated; errors are _FieldError at `loc` (or at the offending key)."""
+    try:
+        return RangeSpec.model_validate(raw)
+    except ValidationError as err:
+        e = err.errors()[0]
+        key = tuple(p for p in e["loc"] if p in ("from", "to", "times", "step") or p not in
+                    ("start",) and isinstance(p, str) and not p.startswith("function"))
+        if e["type"] == "extra_forbidden":
+            raise _FieldError(loc + key, f"unknown key {key[-1]!r} in a range (known: from, to, times, step)")
+        if e["type"] == "missing":
+            name = "from" if "start" in e["loc"] or "from" in e["loc"] else e["loc"][-1]
+            raise _FieldError(loc, f"bad range: missing {name!r} (a range is {{from, to, times}} or "
+                                   "{from, to, step})")
+        if e["type"] == "value_error":
+            raise _FieldError(loc, f"bad range: {str(e['msg']).removeprefix('Value error, ')}")
+        raise _FieldError(loc + key[:1], f"bad range: expected a number, got {e.get('input')!r}")
+
+
+class SweepSpec(BaseModel):
+    """The fields of a sweep spec file (see docs/sweep.md); value lists and ranges are checked
+    when the spec is expanded (`_values`)."""
+    model_config = ConfigDict(extra="forbid")
+    name: StrictStr
+    arch: StrictStr
+    cascades: list[StrictStr]
+    mapping: StrictStr = "auto"
+    objective: Literal["latency", "energy", "edp"] = "latency"
+    sizes: dict[StrictStr, Any]
+    heads: Any = 1
+    batch: Any = 1
+    vary: dict[StrictStr, Any] = Field(default_factory=dict)
+    front_by: Union[list[StrictStr], None] = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("cascades", mode="before")
+    @classmethod
+    def _cascades(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+@dataclass(frozen=True)
+class Source:
+    """A file the sweep reads (architecture or cascade): label as written, where it is, its text."""
+    label: str
+    path: str
+    text: str
+
+    @property
+    def sha(self) -> str:
+        """SHA-256 of the text (16 hex digits): the identity of the file's content."""
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Sweep:
+    """A validated spec, expanded: `points` (plain dicts, see `point_identity`) and `context`
+    (sha -> (path, text) of the architecture and cascade files, shipped once to each worker)."""
+    spec: SweepSpec
+    source: str
+    points: list[dict]
+    context: dict[str, tuple[str, str]]
+    vary_keys: list[str]
+    size_ranks: list[str]
+    front_by: list[str]
+    ties: dict[str, str]  # rank -> the rank it is the same as
+
+
+def point_identity(point: dict) -> str:
+    """Canonical JSON of what determines a point's result (everything but its index)."""
+    return json.dumps({k: v for k, v in point.items() if k != "index"}, sort_keys=True)
+
+
+def _size_value(v: Any, loc: tuple) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise _FieldError(loc, f"expected a positive integer, a size like 4K or 1M, or same-as-RANK, got {v!r}")
+    if isinstance(v, int):
+        n = v
+    else:
+        m = SIZE_TEXT.match(v.strip())
+        if m is None:
+            raise _FieldError(loc, f"expected a positive integer, a size like 4K or 1M, or same-as-RANK, got {v!r}")
+        n = int(m.group(1)) * SUFFIX[m.group(2)]
+    if n <= 0:
+        raise _FieldError(loc, f"must be positive, got {v!r}")
+    return n
+
+
+def _values(raw: Any, loc: tuple, scalar_ok: bool) -> list:
+    """The values of a list, a range mapping, or (if `scalar_ok`) a single value."""
+    if isinstance(raw, dict):
+        values = parse_range(raw, loc).values()
+    elif isinstance(raw, list):
+        values = list(raw)
+    elif scalar_ok:
+        values = [raw]
+    else:
+        raise _FieldError(loc, f"expected a list of values or a range {{from, to, times|step}}, got {raw!r}")
+    if not values:
+        raise _FieldError(loc, "empty list: the product has no points")
+    for i, v in enumerate(values):
+        if v is None or isinstance(v, (list, dict)) or (isinstance(v, float) and not math.isfinite(v)):
+            raise _FieldError(loc + (i,), f"expected a number or a string, got {v!r}")
+    if len({json.dumps(v) for v in values}) != len(values):
+        raise _FieldError(loc, f"repeated value in {values!r}")
+    return values
+
+
+def _positive_ints(raw: Any, loc: tuple) -> list[int]:
+    values = _values(raw, loc, scalar_ok=True)
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise _FieldError(loc + ((i,) if isinstance(raw, list) else ()), f"expected a positive integer, got {v!r}")
+    return values
+
+
+def _resolve_file(text: str, base: Path) -> Path | None:
+    """`text` as a path (relative to `base`) when it looks like one or exists; else None."""
+    p = Path(text)
+    candidate = p if p.is_absolute() else base / p
+    if candidate.is_file() or p.suffix in (".yaml", ".yml", ".json", ".cascade") or "/" in text:
+        return candidate
+    return None
+
+
+def _arch_source(name: str, base: Path) -> Source:
+    path = _resolve_file(name, base)
+    if path is None:
+        path = CONFIG_DIR / f"{name}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+            raise _FieldError(("arch",), f"{name!r} is neither a file nor a known architecture ({known})")
+    return Source(name, str(path), read_text_file(path, "architecture file"))
+
+
+def _cascade_source(name: str, base: Path, loc: tuple) -> Source:
+    path = _resolve_file(name, base)
+    if path is None:
+        if name not in ec.library_names():
+            raise _FieldError(loc, f"{name!r} is neither a file nor a library cascade "
+                                   f"({', '.join(ec.library_names())})")
+        path = ec.library_path(name)
+    return Source(name, str(path), read_text_file(path, "cascade file"))
+
+
+def _check_arch_path(doc: Any, key: str, arch: str) -> None:
+    node, walked = doc, []
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            where = ".".join(walked) or "the top level"
+            known = ", ".join(map(str, node)) if isinstance(node, dict) else "none"
+            raise _FieldError(("vary", key), f"unknown arch field path: {arch} has no field {part!r} under "
+                                             f"{where} (fields there: {known}), and {key!r} is not one of its "
+                                             "template parameters")
+        walked.append(part)
+    if isinstance(node, (dict, list)):
+        raise _FieldError(("vary", key), f"arch field {key!r} of {arch} is a {type(node).__name__}, not a value")
+
+
+def set_path(doc: dict, key: str, value: Any) -> None:
+    """Set the field at dotted path `key` of a parsed YAML document (list items by index)."""
+    parts = key.split(".")
+    node: Any = doc
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        node[int(parts[-1])] = value
+    else:
+        node[parts[-1]] = value
+
+
+def apply_arch(doc: dict, source: str, params: dict, overrides: dict):
+    """The Architecture of document `doc` with template `params` and dotted-path `overrides`."""
+    doc = copy.deepcopy(doc)
+    for key, value in overrides.items():
+        set_path(doc, key, value)
+    return parse_architecture(doc, source, params)
+
+
+def _mapping(name: str, base: Path) -> str:
+    if name == "auto":
+        return name
+    import mappings
+    names = getattr(mappings, "MAPPINGS", {})
+    if name in names:
+        return name
+    path = _resolve_file(name, base)
+    if path is None or not path.is_file():
+        raise _FieldError(("mapping",), f"{name!r} is not auto, a mapping name ({', '.join(names)}) "
+                                        "or an existing mapping file")
+    return str(path)
+
+
+def _expand(spec: SweepSpec, base: Path, source: str) -> Sweep:
+    arch = _arch_source(spec.arch, base)
+    doc = load_yaml_text(arch.text, arch.path)
+    try:
+        parse_architecture(copy.deepcopy(doc), arch.path)
+    except ArchError as err:
+        raise _FieldError(("arch",), str(err)) from None
+    tparams = set(doc.get("template_params") or {})
+
+    if not spec.cascades:
+        raise _FieldError(("cascades",), "empty list: the product has no points")
+    cascades = []
+    for i, name in enumerate(spec.cascades):
+        src = _cascade_source(name, base, ("cascades", i))
+        ec.parse(src.text, src.path)  # CascadeError names the file, line and column
+        cascades.append(src)
+    if len({c.label for c in cascades}) != len(cascades):
+        raise _FieldError(("cascades",), "a cascade is listed twice")
+    mapping = _mapping(spec.mapping, base)
+
+    # sizes: the values of each rank, then `same-as-X` ties
+    size_values: dict[str, list[int]] = {}
+    ties: dict[str, str] = {}
+    for rank, raw in spec.sizes.items():
+        if rank in RESERVED_COLUMNS or rank.startswith("util_"):
+            raise _FieldError(("sizes", rank), f"a rank may not be called {rank!r} (a column of the results)")
+        tie = SAME_AS.match(raw.strip()) if isinstance(raw, str) else None
+        if tie:
+            ties[rank] = tie.group(1)
+            continue
+        values = _values(raw, ("sizes", rank), scalar_ok=True)
+        size_values[rank] = [_size_value(v, ("sizes", rank) + ((i,) if isinstance(raw, list) else ()))
+                             for i, v in enumerate(values)]
+    for rank, other in ties.items():
+        if other not in size_values:
+            what = "itself tied (same-as)" if other in ties else "not in sizes"
+            raise _FieldError(("sizes", rank), f"same-as-{other}: {other} is {what}")
+    heads = _positive_ints(spec.heads, ("heads",))
+    batch = _positive_ints(spec.batch, ("batch",))
+
+    # vary: template parameters or dotted paths into the architecture document
+    vary: dict[str, list] = {}
+    for key, raw in spec.vary.items():
+        if key in RESERVED_COLUMNS or key.startswith("util_") or key in spec.sizes:
+            raise _FieldError(("vary", key), f"{key!r} is already a column of the results (a size or a field)")
+        values = _values(raw, ("vary", key), scalar_ok=False)
+        if key not in tparams:
+            _check_arch_path(doc, key, spec.arch)
+        for v in values:  # each value alone must give a valid architecture
+            params, overrides = ({key: v}, {}) if key in tparams else ({}, {key: v})
+            try:
+                apply_arch(doc, arch.path, params, overrides)
+            except ArchError as err:
+                raise _FieldError(("vary", key), f"value {v!r} gives an invalid architecture: {err}") from None
+        vary[key] = values
+
+    front_by = spec.front_by if spec.front_by is not None else ["cascade", *spec.sizes, "heads", "batch"]
+    allowed = ["cascade", *spec.sizes, "heads", "batch", *vary]
+    for col in front_by:
+        if col not in allowed:
+            raise _FieldError(("front_by",), f"unknown column {col!r} (one of {', '.join(allowed)})")
+
+    ranks = list(size_values)
+    total = math.prod([len(v) for v in vary.values()] + [len(cascades), len(heads), len(batch)] +
+                      [len(size_values[r]) for r in ranks])
+    if total > MAX_POINTS:
+        raise _FieldError(("vary",), f"the product has {total} points, more than {MAX_POINTS}")
+
+    keys = list(vary)
+    points = []
+    for combo in itertools.product(*vary.values()):
+        values = dict(zip(keys, combo))
+        params = {k: v for k, v in values.items() if k in tparams}
+        overrides = {k: v for k, v in values.items() if k not in tparams}
+        for c, h, b, sz in itertools.product(cascades, heads, batch,
+                                             itertools.product(*(size_values[r] for r in ranks))):
+            sizes = dict(zip(ranks, sz))
+            sizes = {r: sizes[ties.get(r, r)] for r in spec.sizes}  # spec order
+            points.append({
+                "index": len(points), "values": values,
+                "arch": {"label": arch.label, "sha": arch.sha}, "params": params, "overrides": overrides,
+                "cascade": {"label": c.label, "sha": c.sha}, "mapping": mapping, "objective": spec.objective,
+                "sizes": sizes, "heads": h, "batch": b,
+            })
+    context = {arch.sha: (arch.path, arch.text), **{c.sha: (c.path, c.text) for c in cascades}}
+    return Sweep(spec, source, points, context, keys, list(spec.sizes), list(front_by), ties)
+
+
+def _node_at(node: yaml.Node | None, loc: tuple, key: bool = False) -> yaml.Node | None:
+    """The YAML node at location `loc` (as far as it goes); with `key`, the last key's own node."""
+    for n, part in enumerate(loc):
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)]
+            if not match:
+                return node
+            node = match[0][0] if key and n == len(loc) - 1 else match[0][1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def _where(text: str | None, loc: tuple, key: bool = False) -> str:
+    """':line:col' of `loc` in the spec text ('' without text)."""
+    if text is None:
+        return ""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)  # the text already passed archsim.yamlio
+    except yaml.YAMLError:
+        return ""
+    node = _node_at(root, loc, key)
+    return "" if node is None else f":{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def _pydantic_error(err: ValidationError) -> tuple[tuple, str, bool]:
+    """(location, message, whether the location is a key) of the first error worth reporting."""
+    errors = sorted(err.errors(), key=lambda e: (e["type"] != "extra_forbidden", e["type"] != "missing",
+                                                 len(e["loc"])))
+    e = errors[0]
+    loc = tuple(e["loc"])
+    field = dotted(loc)
+    if e["type"] == "extra_forbidden":
+        known = ", ".join(SweepSpec.model_fields)
+        return loc, f"{field}: unknown key {loc[-1]!r} (known: {known})", True
+    if e["type"] == "missing":
+        return loc, f"{field}: missing field", False
+    message = str(e["msg"]).removeprefix("Value error, ")
+    return loc, f"{field}: {message}, got {e.get('input')!r}" if "input" in e else f"{field}: {message}", False
+
+
+def parse_spec(data: Any, source: str = "<spec>", text: str | None = None, base: Path | None = None) -> Sweep:
+    """Validate a parsed spec document and expand it; errors name `source`, line:column and field."""
+    base = base if base is not None else Path.cwd()
+    if not isinstance(data, dict):
+        raise SweepSpecError(f"{source}: expected a mapping of fields ({', '.join(SweepSpec.model_fields)})")
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as err:
+        loc, message, key = _pydantic_error(err)
+        raise SweepSpecError(f"{source}{_where(text, loc, key)}: {message}") from None
+    try:
+        return _expand(spec, base, source)
+    except _FieldError as err:
+        key = "unknown key" in str(err)
+        raise SweepSpecError(f"{source}{_where(text, err.loc, key)}: {err}") from None
+
+
+def load_spec(spec: str | Path | dict | SweepSpec) -> Sweep:
+    """A Sweep from a spec file path, a dict (paths relative to the working directory) or a SweepSpec."""
+    if isinstance(spec, SweepSpec):
+        return parse_spec(spec.model_dump())
+    if isinstance(spec, dict):
+        return parse_spec(spec)
+    path = Path(spec)
+    text = read_text_file(path, "sweep spec")
+    data = load_yaml_text(text, str(path))
+    return parse_spec(data, str(path), text, path.parent)
