@@ -51,6 +51,8 @@ def overhead_sizes(result: FuseResult, sizes: dict[str, float], block_value: int
     tile = result.block
     if tile and tile not in out:
         out[tile] = block_value or 256
+    for param in result.original.params:
+        out.setdefault(param, 1)  # a param changes a count only inside a where clause
     names = set(result.original.size_names) | set(result.original.params) | {tile}
     return {k: v for k, v in out.items() if k in names}
 

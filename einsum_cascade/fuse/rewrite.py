@@ -108,6 +108,9 @@ class Rewriter:
         self.sums: dict[tuple, sympy.Expr] = {}
         self.tiled = False
         self.x_tensors: dict[str, str] = {}
+        self.factors: dict[tuple, str] = {}
+        self.aliases: dict = {}
+        self._known: dict | None = None
 
     # -- names and emission ------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -272,30 +275,96 @@ class Rewriter:
         return any(e.where for e in self.cascade.einsums if e.name in seen)
 
     # -- one reduction -----------------------------------------------------------------------
+    def materialise(self, u: sympy.Expr, where) -> sympy.Expr:
+        """Factors of u that depend on fewer variables than u and cost operations become streamed
+        tensors of their own (computed once per point of their own space, not of the sum's)."""
+        groups: dict[frozenset, list] = {}
+        for f in sympy.Mul.make_args(u):
+            groups.setdefault(frozenset(self.sym_vars(f)), []).append(f)
+        every = self.sym_vars(u)
+        if len(groups) < 2:
+            return u
+        out = []
+        for vs, fs in groups.items():
+            prod = sympy.Mul(*fs)
+            if vs < every and self.rvar in vs and not (prod.is_Symbol or prod.is_Number):
+                order = (self.rvar,) + tuple(sorted(vs - {self.rvar}))
+                key = (sympy.srepr(prod), order)
+                name = self.factors.get(key)
+                lhs = tuple(var_symbol(v) for v in order)
+                if name is None:
+                    name = self.fresh("W")
+                    self.factors[key] = name
+                    mine = [c for c in where if self._where_vars([c]) & self.variables <= vs]
+                    self.emit(name, lhs, to_ast(prod, self.atoms, self.variables), mine,
+                              "deferred normalisation", f"the streamed factor {self.show(prod)}, "
+                              "computed once per point of its own space")
+                out.append(self.atoms.symbol(Access(name, lhs)))
+            else:
+                out.append(prod)
+        return sympy.Mul(*out)
+
+    def known_sums(self) -> dict:
+        """Sums over m that the cascade already computes in pass 1: key -> their value."""
+        if self._known is not None:
+            return self._known
+        self._known = {}
+        for e in self.cascade.einsums:
+            info = None if e.is_initial else self.info.get(e.name)
+            if info is None or info.pass_ != 1 or info.kind != "global":
+                continue
+            if len(set(e.lhs)) != len(e.lhs) or not all(isinstance(i, sympy.Symbol) for i in e.lhs):
+                continue
+            keep = tuple(str(i) for i in e.lhs)
+            me = self.atoms.symbol(Access(e.name, tuple(e.lhs)))
+            if self.rvar in e.implicit_vars:
+                reduced, body, where, scale = tuple(sorted(e.implicit_vars)), e.expr, e.where, 1
+            else:
+                found = [n for n in walk(e.expr) if isinstance(n, Reduce)]
+                if len(found) != 1 or found[0].op != "sum" or self.rvar not in found[0].vars:
+                    continue
+                holder = sympy.Dummy("sum")
+                whole = to_sympy(e.expr, self.atoms, reduce=lambda n: holder)
+                scale = sympy.diff(whole, holder)
+                if scale.free_symbols & {holder} or sympy.simplify(whole - scale * holder) != 0:
+                    continue
+                if self.sym_vars(scale) or scale == 0:
+                    continue
+                reduced, body = found[0].vars, found[0].body
+                where = tuple(c for c in e.where if self._where_vars([c]) & set(reduced))
+            u = to_sympy(body, self.atoms)
+            self._known[(sympy.srepr(u), tuple(reduced), tuple(self.canon(where)), keep)] = me / scale
+        return self._known
+
     def sum_of(self, u: sympy.Expr, reduced: tuple[str, ...], where: list, out: tuple[str, ...],
                owner: str, used: list, rules: set) -> sympy.Expr:
         """The value of sum over `reduced` of u (streamed) as an expression of pass-1 results."""
         where = tuple(where)
-        key = (sympy.srepr(u), reduced, tuple(self.canon(where)), out)
-        if key in self.sums:
-            value, rmax = self.sums[key]
-            if rmax is not None:
-                used.append(rmax)
-            return value
         reduced_set = set(reduced)
         where_vars = set()
         for c in where:
             where_vars |= {str(s) for s in (c.left - c.right).free_symbols} & self.variables
         exps = [f for f in sympy.Mul.make_args(u) if isinstance(f, sympy.exp)]
+        x_vars = self.sym_vars(sympy.Add(*[f.args[0] for f in exps])) if exps else set()
+        keep = tuple(v for v in out if v in (self.sym_vars(u) | where_vars | x_vars))
+        key = (sympy.srepr(u), reduced, tuple(self.canon(where)), keep)
+        if key in self.sums:
+            value, rmax = self.sums[key]
+            if rmax is not None:
+                used.append(rmax)
+            return value
         if not exps:
             if u == 1 and not (where_vars & reduced_set):
                 value = sympy.Mul(*[size_symbol(self.cascade.var_rank[v]) for v in reduced])
                 self.sums[key] = (value, None)
                 return value
-            keep = tuple(v for v in out if v in (self.sym_vars(u) | where_vars))
+            known = self.known_sums().get(key)
+            if known is not None:
+                self.sums[key] = (known, None)
+                return known
             name = self.fresh(owner + "_S")
             lhs = tuple(var_symbol(v) for v in keep)
-            body = to_ast(u, self.atoms, self.variables)
+            body = to_ast(self.materialise(u, where), self.atoms, self.variables)
             self.emit(name, lhs, Reduce("sum", reduced, body), where, "deferred normalisation",
                       f"sum of the streamed part {self.show(u)} of {owner}, in the pass")
             value = self.atoms.symbol(Access(name, lhs))
@@ -303,7 +372,7 @@ class Rewriter:
             return value
         x = sympy.Add(*[f.args[0] for f in exps])
         w = sympy.Mul(*[f for f in sympy.Mul.make_args(u) if not isinstance(f, sympy.exp)])
-        x_vars = self.sym_vars(x)
+        w = self.materialise(w, where)
         if x_vars & (reduced_set - {self.rvar}):
             raise Refusal(f"the exponent {self.show(x)} depends on "
                           f"{', '.join(sorted(x_vars & reduced_set - {self.rvar}))}, reduced with m: "
@@ -323,7 +392,6 @@ class Rewriter:
             rmax = online.build_running_max(self, x, pv, x_where, masked)
             self.running[rkey] = rmax
         self.tiled = True
-        keep = tuple(v for v in out if v in (self.sym_vars(w) | where_vars | set(pv)))
         final = online.build_running_sum(self, rmax, w, reduced, keep, where, owner)
         rm_final = self.atoms.symbol(rmax.final())
         value = sympy.exp(rm_final) * self.atoms.symbol(final)
@@ -336,7 +404,7 @@ class Rewriter:
                   out: tuple[str, ...], owner: str, rules: set, matches: list) -> sympy.Expr:
         """The value of op over `reduced` of `body`, every sum computed in the first pass."""
         wheres = list(where)
-        expr = to_sympy(body, self.atoms, read=lambda a: self.read(a, wheres))
+        expr = to_sympy(body, self.atoms, read=lambda a: self.read(a, wheres)).subs(self.aliases)
         late = self.late_symbols()
         reduced_set = set(reduced)
         if not (expr.free_symbols & late):
@@ -363,8 +431,8 @@ class Rewriter:
         value, found = correction.identify(self, value, used)
         matches.extend(found)
         value, corrected = correction.merge_exponentials(value)
-        if any(self.cascade.einsum(self.atoms.node[s].tensor) for s in value.free_symbols & late
-               if self.atoms.node[s].tensor in self.cascade.tensors):
+        identified = {sym for sym, *_ in found}
+        if any((t.coeff.free_symbols & late) - identified for t in terms):
             rules.add("deferred normalisation")
         if corrected:
             rules.add("multiplicative correction")
@@ -376,6 +444,11 @@ class Rewriter:
         for c in where:
             out |= {str(s) for s in (c.left - c.right).free_symbols}
         return out
+
+    def _alias(self, e: Einsum, value: sympy.Expr) -> None:
+        """A rewritten reduction that is a plain copy of a finished sum is read as that sum."""
+        if value in self.atoms.node and not e.where:
+            self.aliases[self.atoms.symbol(Access(e.name, tuple(e.lhs)))] = value
 
     def rewrite_einsum(self, e: Einsum, rules: set, matches: list) -> Einsum:
         """The new definition of reduction `e` (helpers go to `pending`)."""
@@ -394,6 +467,7 @@ class Rewriter:
             value = self.reduction("sum", tuple(sorted(e.implicit_vars)), e.expr, list(e.where),
                                    out_vars, e.name, rules, matches)
             keep_where = tuple(c for c in e.where if not (self._where_vars([c]) & e.implicit_vars))
+            self._alias(e, value)
             return Einsum(e.name, e.lhs, to_ast(value, self.atoms, self.variables), keep_where, 0)
         explicit = e.reduced_vars - e.implicit_vars
 
@@ -410,6 +484,8 @@ class Rewriter:
                                   rules, matches)
 
         value = to_sympy(e.expr, self.atoms, read=lambda a: self.read(a, []), reduce=reduce)
+        value = value.subs(self.aliases)
+        self._alias(e, value)
         keep_where = tuple(c for c in e.where if not (self._where_vars([c]) & explicit))
         return Einsum(e.name, e.lhs, to_ast(value, self.atoms, self.variables), keep_where, 0)
 
@@ -445,7 +521,7 @@ class Rewriter:
             all_rules += [r for r in order if r not in all_rules]
             out.append(Emitted(new, ", ".join(order), f"{e.name} from the sums of the pass"))
         out = self._replace_matched_extrema(out, matches)
-        out = _live(self.cascade, out)
+        out = _ordered(_live(self.cascade, out))
         for e in self.cascade.einsums:
             if (not e.is_initial and self.is_late_streamed(e.name)
                     and any(x.einsum.name == e.name for x in out)):
@@ -457,24 +533,62 @@ class Rewriter:
         return Rewrite(out, self.tiled, all_rules, rewritten, refused, sorted(set(notes)))
 
     def _replace_matched_extrema(self, out: list[Emitted], matches: list) -> list[Emitted]:
-        """A global max (min) equal to a running maximum is read from it instead of recomputed."""
-        copies = {}
-        for sym, rmax, sign, final in matches:
-            access = self.atoms.node[sym]
-            e = self.cascade.einsum(access.tensor)
-            if tuple(access.indices) == tuple(e.lhs):
-                node = self.atoms.node[final]
-                copies[e.name] = (rmax, node if sign > 0 else Unary("-", node))
+        """A global max (min) over m equal to a running maximum is read from it after the last
+        tile instead of being recomputed."""
         result = []
         for item in out:
             e = item.einsum
-            if item.rule == "original" and not e.is_initial and e.name in copies:
-                rmax, expr = copies[e.name]
-                result.append(Emitted(Einsum(e.name, e.lhs, expr, (), 0), "running extremum",
-                                      f"{e.name} is the running maximum {rmax.rm} after the last tile"))
-            else:
+            copy = None
+            if item.rule == "original" and not e.is_initial and e.name in self.info:
+                copy = self._as_running(e)
+            if copy is None:
                 result.append(item)
+                continue
+            rmax, expr = copy
+            result.append(Emitted(Einsum(e.name, e.lhs, expr, (), 0), "running extremum",
+                                  f"{e.name} is the running maximum {rmax.rm} after the last tile"))
         return result
+
+    def _as_running(self, e: Einsum):
+        if len(set(e.lhs)) != len(e.lhs) or not all(isinstance(i, sympy.Symbol) for i in e.lhs):
+            return None
+        found = correction.extremum_of(self, Access(e.name, tuple(e.lhs)))
+        if found is None:
+            return None
+        op, body, where = found
+        for rmax in self.running.values():
+            if where != rmax.where or set(rmax.pv) != {str(i) for i in e.lhs}:
+                continue
+            final = rmax.final()
+            if op == "max" and sympy.expand(body - rmax.x) == 0:
+                return rmax, final
+            if op == "min" and sympy.expand(body + rmax.x) == 0:
+                return rmax, Unary("-", final)
+        return None
+
+
+def _ordered(items: list[Emitted]) -> list[Emitted]:
+    """The Einsums in an order where each tensor is defined before it is read (statement order
+    where possible); an initial value stays just before its recurrence."""
+    groups: dict[str, list[Emitted]] = {}
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(item.einsum.name, []).append(item)
+        first.setdefault(item.einsum.name, i)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(groups)
+    for name, members in groups.items():
+        for item in members:
+            for n in walk(item.einsum.expr):
+                if isinstance(n, Access) and n.tensor in groups and n.tensor != name:
+                    graph.add_edge(n.tensor, name)
+    condensed = nx.condensation(graph)
+    key = lambda c: min(first[n] for n in condensed.nodes[c]["members"])  # noqa: E731
+    out = []
+    for comp in nx.lexicographical_topological_sort(condensed, key=key):
+        for name in sorted(condensed.nodes[comp]["members"], key=first.get):
+            out.extend(groups[name])
+    return out
 
 
 def _live(cascade: Cascade, items: list[Emitted]) -> list[Emitted]:
