@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from einsum_cascade.cost import cost
+from einsum_cascade.cost import _partition_subs, einsum_ops, numeric_points, symbolic_points
 from einsum_cascade.errors import CascadeError
 from einsum_cascade.fuse.certify import certify
 from einsum_cascade.fuse.rewrite import Rewriter
@@ -46,17 +46,27 @@ class FuseResult:
     chains_broken: list[list[str]] = field(default_factory=list)
     chains_left: dict[int, list[str]] = field(default_factory=dict)
     identified: list[str] = field(default_factory=list)
-    overhead: dict[str, sympy.Expr] = field(default_factory=dict)
     check_error: float | None = None
     check_lines: list[str] = field(default_factory=list)
     block: str | None = None
+    _overhead: dict | None = field(default=None, repr=False)
+
+    @property
+    def overhead(self) -> dict[str, sympy.Expr]:
+        """Symbolic operation counts after minus before, per operator (computed on first use:
+        masked cascades make sympy slow)."""
+        if self.cascade is None or self.status != "reduced":
+            return {}
+        if self._overhead is None:
+            self._overhead = _overhead(self.original, self.cascade)
+        return self._overhead
 
     def overhead_at(self, sizes: dict[str, float]) -> dict[str, int]:
         """Operation counts after minus before, for bound sizes (the tile size included)."""
         if self.cascade is None:
             return {}
-        before = cost(self.original).at(_known(self.original, sizes)).total
-        after = cost(self.cascade).at(_known(self.cascade, sizes)).total
+        before = counts_at(self.original, sizes)
+        after = counts_at(self.cascade, sizes)
         return {op: int(after.get(op, 0)) - int(before.get(op, 0))
                 for op in sorted(set(before) | set(after), key=_order)
                 if after.get(op, 0) != before.get(op, 0)}
@@ -112,11 +122,37 @@ def _with_ranks(cascade: Cascade, rank: str, tile: tuple[str, str], tiled: bool)
     return ranks
 
 
+def counts_at(cascade: Cascade, sizes: dict[str, float]) -> dict[str, int]:
+    """Total operation counts of a cascade for bound sizes (as `cost(c).at(sizes).total`, without
+    the symbolic step, which is slow for masked cascades)."""
+    bound = cascade.bind_sizes({}, _known(cascade, sizes))
+    points = numeric_points(cascade, bound)
+    total: dict[str, int] = {}
+    for e in cascade.einsums:
+        if not e.is_initial:
+            for op, n in einsum_ops(e, points).items():
+                total[op] = total.get(op, 0) + int(n)
+    return dict(sorted(total.items(), key=lambda kv: _order(kv[0])))
+
+
+def _symbolic_counts(cascade: Cascade) -> dict[str, sympy.Expr]:
+    points = symbolic_points(cascade)
+    subs = _partition_subs(cascade)
+    total: dict[str, sympy.Expr] = {}
+    for e in cascade.einsums:
+        if not e.is_initial:
+            for op, n in einsum_ops(e, points).items():
+                total[op] = total.get(op, 0) + sympy.sympify(n).subs(subs)
+    return total
+
+
 def _overhead(before: Cascade, after: Cascade) -> dict[str, sympy.Expr]:
-    b, a = cost(before).total, cost(after).total
+    b, a = _symbolic_counts(before), _symbolic_counts(after)
     out = {}
     for op in sorted(set(b) | set(a), key=_order):
-        diff = sympy.simplify(a.get(op, 0) - b.get(op, 0))
+        diff = sympy.expand(a.get(op, 0) - b.get(op, 0))
+        if not diff.has(sympy.Sum):
+            diff = sympy.factor(diff)
         if diff != 0:
             out[op] = diff
     return out
@@ -151,7 +187,7 @@ def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: boo
             comments[i] = [f"as written{': ' + item.note if item.note else ''}"]
         else:
             comments[i] = [f"rule: {item.rule}" + (f": {item.note}" if item.note else "")]
-    draft = print_cascade(shell, comments, header)
+    draft = print_cascade(shell, comments)
     fused = parse(draft, f"<fused {cascade.name}>")
     after = passes(fused, rank)
     header.append(f"passes over {rank}: {before.passes} -> {after.passes}")
@@ -159,8 +195,7 @@ def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: boo
         header.append("rules: " + ", ".join(result.rules))
     for note in result.matches:
         header.append(f"identified: {note}")
-    text = print_cascade(shell, comments, header)
-    fused = parse(text, f"<fused {cascade.name}>")
+    text = "".join(f"# {h}\n" for h in header) + draft  # comments only: the same cascade
     broken = [chain for k, chain in before.chains.items()
               if chain and all(c[-2:] != chain[-2:] for c in after.chains.values())]
     res = FuseResult(status="refused", passes_after=after.passes, rules=result.rules,
@@ -185,8 +220,7 @@ def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: boo
              f"{len(res.check_lines)} random fp64 trials (inputs x1, x10, x100)\n" if check else
              "# NOT certified: written with --no-check\n")
     res.status, res.cascade, res.text = "reduced", fused, stamp + text
-    res.overhead = _overhead(cascade, fused)
     return res
 
 
-__all__ = ["FuseResult", "fuse"]
+__all__ = ["FuseResult", "counts_at", "fuse"]

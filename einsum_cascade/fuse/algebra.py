@@ -190,5 +190,12 @@ def to_ast(expr: sympy.Expr, atoms: Atoms, variables: set[str]) -> Node:
 def expand(expr: sympy.Expr) -> sympy.Expr:
     """Products distributed over sums, integer powers of products and sums multiplied out,
     `exp(a + b)` split into `exp(a) exp(b)`; logarithms and opaque functions left alone."""
-    return sympy.expand(expr, deep=True, mul=True, multinomial=True, power_exp=True,
-                        power_base=True, log=False, basic=True)
+    out = sympy.expand(expr, deep=True, mul=True, multinomial=True, power_exp=True,
+                       power_base=True, log=False, basic=True)
+    return integral_floats(out)
+
+
+def integral_floats(expr: sympy.Expr) -> sympy.Expr:
+    """Floats with an integer value (1.0 from 2 * 0.5) as sympy Integers, so that they cancel."""
+    floats = {f: sympy.Integer(int(f)) for f in expr.atoms(sympy.Float) if f == int(f)}
+    return expr.xreplace(floats) if floats else expr

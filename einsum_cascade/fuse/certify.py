@@ -2,10 +2,10 @@
 
 Both cascades run on the same random fp64 inputs (standard normal, then scaled by 10 and by 100,
 so that a score bilinear in two inputs, Q.K, is scaled by 100 and 10^4, and one linear in an
-input by 10 and 100), with several tilings of the rank (several tiles of 4, tiles of 1, one
-tile). Every output must agree within a relative error `rtol` of its largest magnitude
-(NaN where and only where the original is NaN). Sizes are small (a dozen keys) so that the check
-costs milliseconds; ranks compared with the fused rank in a `where` get its size (a causal or
+input by 10 and 100), with several tilings of the rank (tiles of 4 and of 3, tiles of 1).
+Every output must agree within a relative error `rtol` of its largest magnitude (NaN where
+and only where the original is NaN). Sizes are small (a dozen keys) so that the check costs
+little; ranks compared with the fused rank in a `where` get its size (a causal or
 windowed mask then leaves every query a key).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from einsum_cascade.ir import Cascade
 
 # (scale of every input, keys per tile M0, tiles M1, seed)
-TRIALS = ((1.0, 4, 3, 0), (10.0, 4, 3, 1), (100.0, 4, 3, 2), (1.0, 1, 5, 3), (100.0, 6, 1, 4))
+TRIALS = ((1.0, 4, 3, 0), (10.0, 4, 3, 1), (100.0, 3, 2, 2), (1.0, 1, 5, 3))
 PARAM_VALUE = 3.0
 OTHER_SIZES = (5, 3, 4, 6, 2, 7)
 
