@@ -77,7 +77,10 @@ def format_result(result: FuseResult, sizes: dict[str, float], out_path: str | N
         lines.append(f"  identified: {note}")
     if result.status == "reduced":
         lines.append("operation overhead (after minus before; negative = saved):")
-        lines.append(f"  symbolic: {_ops({k: sympy.sstr(v) for k, v in result.overhead.items()})}")
+        symbolic = {k: sympy.sstr(v) for k, v in result.overhead.items() if not v.has(sympy.Sum)}
+        masked = [k for k, v in result.overhead.items() if v.has(sympy.Sum)]
+        lines.append(f"  symbolic: {_ops(symbolic)}" + (f" ({', '.join(masked)}: sums over masked "
+                     "points, see the numbers and --json)" if masked else ""))
         lines.append(f"  at {', '.join(f'{k}={v:g}' for k, v in sizes.items())}: {_ops(result.overhead_at(sizes))}")
         if result.check_error is None:
             lines.append("numerical check: skipped (--no-check): the result is NOT certified")

@@ -165,3 +165,24 @@ def test_fused_temperature_and_window_differ_from_one_pass_only_by_their_own_wor
     w = counts_at(window, dict(sizes, W=64))   # a window as long as the sequence = causal
     causal = ec.cost(ec.load_library("attention_1pass_causal")).at(sizes).total
     assert w == causal
+
+
+def test_taxonomy_fusion_columns():
+    from studies.taxonomy import fusion_columns
+
+    three = fusion_columns(ec.load_library("attention_3pass"))
+    # per query at M = 4096, M0 = 256, F = 64 (hand count): one correction exp per tile,
+    # M/M0 = 16; the division deferred from M scores to F outputs: 64 - 4096 = -4032
+    assert three["fewest"] == 1
+    assert "exp +16" in three["overhead"] and "divide -4,032" in three["overhead"]
+    assert fusion_columns(ec.load_library("attention_1pass")) == {"fewest": 1, "overhead": "already minimal"}
+    refused = fusion_columns(ec.load_library("threshold_attention_refused"))
+    assert refused["fewest"] == 3 and refused["overhead"].startswith("refused: relu(")
+
+
+def test_latency_rows_use_the_given_simulator():
+    from studies.taxonomy import fusion_latency_rows
+
+    # a stand-in simulator: latency proportional to the passes (not a model of any hardware)
+    rows = fusion_latency_rows(lambda c: float(ec.passes(c, "M").passes), ["attention_3pass", "attention_1pass"])
+    assert rows == [{"stem": "attention_3pass", "latency_before_s": 3.0, "latency_after_s": 1.0, "speedup": 3.0}]

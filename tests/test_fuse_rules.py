@@ -208,3 +208,10 @@ def test_fused_compositions_have_no_more_passes_and_equal_outputs(text, seed):
     tile = {"M0": 5} if "M0" in result.cascade.size_names else {}
     got = result.cascade.evaluate(inputs, tile)["AV"]
     assert relative_error(got, want) <= 1e-9
+
+
+def test_welford_is_the_more_accurate_method_for_a_large_mean():
+    from einsum_cascade.fuse.moments import welford_variance_error
+
+    for ratio in (1e3, 1e4, 1e5):
+        assert welford_variance_error(ratio, 1.0) < variance_error(ratio, 1.0)
