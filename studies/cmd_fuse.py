@@ -12,6 +12,7 @@ from pathlib import Path
 
 import sympy
 
+from einsum_cascade.errors import CascadeError
 from einsum_cascade.fuse import FuseResult, fuse
 from studies.cascade_arg import load_cascade
 from studies.errors import UsageError
@@ -47,6 +48,7 @@ def _block(arg: str | None) -> tuple[str | None, int | None]:
 def overhead_sizes(result: FuseResult, sizes: dict[str, float], block_value: int | None) -> dict[str, float]:
     """The sizes at which the overhead is counted: --size, else the defaults, with the tile."""
     out = dict(DEFAULT_SIZES)
+    out[result.rank] = DEFAULT_SIZES["M"]  # the fused rank is the sequence
     out.update(sizes)
     tile = result.block
     if tile and tile not in out:
@@ -55,6 +57,29 @@ def overhead_sizes(result: FuseResult, sizes: dict[str, float], block_value: int
         out.setdefault(param, 1)  # a param changes a count only inside a where clause
     names = set(result.original.size_names) | set(result.original.params) | {tile}
     return {k: v for k, v in out.items() if k in names}
+
+
+def overhead_numbers(result: FuseResult, sizes: dict[str, float]) -> tuple[dict | None, str]:
+    """The overhead at `sizes`, or None and what is missing or inconsistent."""
+    missing = _missing(result, sizes)
+    if missing:
+        return None, f"give --size {' '.join(f'{m}=N' for m in missing)} for the numbers"
+    try:
+        return result.overhead_at(sizes), ""
+    except CascadeError as err:
+        return None, f"no numbers at these sizes ({err.message})"
+
+
+def _missing(result: FuseResult, sizes: dict[str, float]) -> list[str]:
+    """Sizes the numeric overhead needs that neither --size nor the defaults give."""
+    c = result.original
+    needed = set()
+    for r in c.ranks.values():
+        if not r.parts and r.name not in sizes:
+            needed.add(r.name)
+        if r.parts and r.name not in sizes and not all(p in sizes for p in r.parts):
+            needed.add(r.name)
+    return sorted(needed)
 
 
 def _ops(ops: dict) -> str:
@@ -81,7 +106,9 @@ def format_result(result: FuseResult, sizes: dict[str, float], out_path: str | N
         masked = [k for k, v in result.overhead.items() if v.has(sympy.Sum)]
         lines.append(f"  symbolic: {_ops(symbolic)}" + (f" ({', '.join(masked)}: sums over masked "
                      "points, see the numbers and --json)" if masked else ""))
-        lines.append(f"  at {', '.join(f'{k}={v:g}' for k, v in sizes.items())}: {_ops(result.overhead_at(sizes))}")
+        ops, note = overhead_numbers(result, sizes)
+        lines.append(f"  at {', '.join(f'{k}={v:g}' for k, v in sizes.items())}: {_ops(ops)}"
+                     if ops is not None else f"  at sizes: {note}")
         if result.check_error is None:
             lines.append("numerical check: skipped (--no-check): the result is NOT certified")
         else:
@@ -110,7 +137,10 @@ def run(args: argparse.Namespace) -> int:
     if args.output and result.status in ("reduced", "minimal"):
         Path(args.output).write_text(result.text)
     if args.json:
-        out = result.to_json(at if result.status == "reduced" else None)
+        out = result.to_json()
+        if result.status == "reduced":
+            ops, note = overhead_numbers(result, at)
+            out["overhead_at"] = {"sizes": at, "ops": ops} if ops is not None else {"note": note}
         if args.output and result.status in ("reduced", "minimal"):
             out["written"] = args.output
         print(json.dumps(out, indent=2))
