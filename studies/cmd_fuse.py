@@ -109,6 +109,10 @@ def format_result(result: FuseResult, sizes: dict[str, float], out_path: str | N
         ops, note = overhead_numbers(result, sizes)
         lines.append(f"  at {', '.join(f'{k}={v:g}' for k, v in sizes.items())}: {_ops(ops)}"
                      if ops is not None else f"  at sizes: {note}")
+        corrections = result.correction_ops()
+        if corrections:
+            lines.append("  correction terms: " + "; ".join(
+                f"{name}: {_ops({k: sympy.sstr(v) for k, v in ops.items()})}" for name, ops in corrections.items()))
         if result.check_error is None:
             lines.append("numerical check: skipped (--no-check): the result is NOT certified")
         else:

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import einsum_cascade as ec
+from einsum_cascade.ast import size_symbol
 from einsum_cascade.fuse import fuse
 from einsum_cascade.fuse.certify import relative_error
 from einsum_cascade.fuse.moments import variance_error
@@ -69,7 +70,10 @@ def test_multiplicative_correction_when_the_global_is_not_the_running_maximum():
     assert "multiplicative correction" in r.rules and r.passes_after == 1
     lines = einsum_lines(r.text)
     assert "S_L[m1, p] = sum(m0: SLN[m1, m0, p] * V[M0*m1 + m0, p])" in lines
-    assert lines[-1] == "S[p] = S_R[M1, p] * exp(RM[M1, p] - G[p])"  # exp(RM_M1 - G) once
+    # the correction exp(RM_M1 - G), once per query, applied to the finished sum
+    assert lines[-2:] == ["CF[p] = exp(RM[M1, p] - G[p])", "S[p] = S_R[M1, p] * CF[p]"]
+    P = size_symbol("P")
+    assert r.correction_ops()["CF"] == {"add": P, "exp": P}  # one subtract and one exp per query
 
 
 def test_a_power_of_a_global_multiplies_the_finished_sum():

@@ -49,6 +49,7 @@ class FuseResult:
     check_error: float | None = None
     check_lines: list[str] = field(default_factory=list)
     block: str | None = None
+    corrections: list[str] = field(default_factory=list)
     _overhead: dict | None = field(default=None, repr=False)
 
     @property
@@ -60,6 +61,17 @@ class FuseResult:
         if self._overhead is None:
             self._overhead = _overhead(self.original, self.cascade)
         return self._overhead
+
+    def correction_ops(self) -> dict[str, dict[str, sympy.Expr]]:
+        """Operation counts of each correction term (running maximum, rescaling PRM, running sums
+        rescaled by it, final correction factors): name -> {op: count}."""
+        if self.cascade is None:
+            return {}
+        points = symbolic_points(self.cascade)
+        subs = _partition_subs(self.cascade)
+        return {e.name: {op: sympy.factor(sympy.sympify(n).subs(subs)) for op, n in
+                         sorted(einsum_ops(e, points).items(), key=lambda kv: _order(kv[0]))}
+                for e in self.cascade.einsums if e.name in self.corrections and not e.is_initial}
 
     def overhead_at(self, sizes: dict[str, float]) -> dict[str, int]:
         """Operation counts after minus before, for bound sizes (the tile size included)."""
@@ -79,6 +91,7 @@ class FuseResult:
             "chains_broken": self.chains_broken,
             "chains_left": {str(k): v for k, v in self.chains_left.items()},
             "identified": self.identified,
+            "corrections": {n: {op: str(v) for op, v in ops.items()} for n, ops in self.correction_ops().items()},
             "overhead": {op: str(v) for op, v in self.overhead.items()},
             "check_error": self.check_error, "check": self.check_lines, "block": self.block,
         }
@@ -200,7 +213,9 @@ def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: boo
               if chain and all(c[-2:] != chain[-2:] for c in after.chains.values())]
     res = FuseResult(status="refused", passes_after=after.passes, rules=result.rules,
                      rewritten=result.rewritten, reasons=dict(result.refused), chains_broken=broken,
-                     chains_left=dict(after.chains), identified=result.matches, **base)
+                     chains_left=dict(after.chains), identified=result.matches,
+                     corrections=[i.einsum.name for i in result.einsums if i.correction and not i.einsum.is_initial],
+                     **base)
     if after.passes >= before.passes:
         if not res.reasons:
             res.reasons["passes"] = (f"the rewrite leaves {after.passes} passes: the chains "

@@ -73,10 +73,10 @@ def build_running_max(ctx, x: sympy.Expr, pv: tuple[str, ...], where: tuple[Comp
     prev = Access(rm, (t1,) + pvs)
     new = Access(rm, (t1 + 1,) + pvs)
     ctx.emit(rm, (t1 + 1,) + pvs, Call("max", (prev, Access(lm, (t1,) + pvs))), (),
-             "running extremum", f"{note}: running maximum after tile {m1}")
+             "running extremum", f"{note}: running maximum after tile {m1}", correction=True)
     ctx.emit(prm, (t1,) + pvs, Call("exp", (Binary("-", prev, new),)), (),
              "running extremum", "correction exp(RM_prev - RM_new) applied to every running sum "
-             "that carries this maximum")
+             "that carries this maximum", correction=True)
     ctx.emit(sln, (t1, t0) + pvs, Call("exp", (Binary("-", x_tile, new),)), tiled_where,
              "running extremum", f"exp({ctx.show(x)} - running max): every exponent <= 0")
     return RunningMax(x, pv, frozenset(ctx.canon(where)), lm, rm, prm, sln, _m1_size=ctx.m1_size)
@@ -101,5 +101,6 @@ def build_running_sum(ctx, rmax: RunningMax, w: sympy.Expr, reduced: tuple[str, 
     ctx.emit(rs, (t1 + 1,) + outs,
              Binary("+", Binary("*", Access(rs, (t1,) + outs), Access(rmax.prm, (t1,) + pvs)),
                     Access(sl, (t1,) + outs)), (),
-             "running extremum", f"running sum for {owner}, rescaled by {rmax.prm} at every tile")
+             "running extremum", f"running sum for {owner}, rescaled by {rmax.prm} at every tile",
+             correction=True)
     return Access(rs, (size_symbol(ctx.m1_size),) + outs)

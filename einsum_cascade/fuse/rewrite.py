@@ -55,6 +55,7 @@ class Emitted:
     einsum: Einsum
     rule: str          # "original", "deferred normalisation", "running extremum", ...
     note: str = ""
+    correction: bool = False  # a correction term: work the input did not have
 
 
 @dataclass
@@ -120,10 +121,10 @@ class Rewriter:
         self.taken.add(name)
         return name
 
-    def emit(self, name, lhs, expr, where, rule, note, initial=False) -> None:
+    def emit(self, name, lhs, expr, where, rule, note, initial=False, correction=False) -> None:
         e = Einsum(name=name, lhs=tuple(sympy.sympify(i) for i in lhs), expr=expr,
                    where=_unique(where), line=0, is_initial=initial)
-        self.pending.append(Emitted(e, rule, note))
+        self.pending.append(Emitted(e, rule, note, correction))
 
     def show(self, expr: sympy.Expr) -> str:
         return text(expr, self.atoms, self.variables)
@@ -445,6 +446,31 @@ class Rewriter:
             out |= {str(s) for s in (c.left - c.right).free_symbols}
         return out
 
+    def hoist(self, value: sympy.Expr, out_vars) -> sympy.Expr:
+        """Each correction factor exp(...) of a result becomes a tensor of its own: one exp per
+        point of its own space (fewer than the result's when it needs fewer variables), shared by
+        every result that uses it."""
+        for factor in sorted(value.atoms(sympy.exp), key=sympy.default_sort_key):
+            vs = self.sym_vars(factor)
+            if not vs <= set(out_vars) or factor == value:
+                continue
+            order = tuple(v for v in out_vars if v in vs)
+            key = (sympy.srepr(factor), order)
+            name = self.factors.get(key)
+            lhs = tuple(var_symbol(v) for v in order)
+            if name is None:
+                name = self.fresh("CF")
+                self.factors[key] = name
+                made = any(isinstance(self.atoms.node.get(a), Access)
+                           and self.atoms.node[a].tensor not in self.cascade.tensors
+                           for a in factor.free_symbols)
+                self.emit(name, lhs, to_ast(factor, self.atoms, self.variables), (),
+                          "multiplicative correction" if made else "deferred normalisation",
+                          f"the factor {self.show(factor)}, once per point of its own space",
+                          correction=made)
+            value = value.xreplace({factor: self.atoms.symbol(Access(name, lhs))})
+        return value
+
     def _alias(self, e: Einsum, value: sympy.Expr) -> None:
         """A rewritten reduction that is a plain copy of a finished sum is read as that sum."""
         if value in self.atoms.node and not e.where:
@@ -467,6 +493,7 @@ class Rewriter:
             value = self.reduction("sum", tuple(sorted(e.implicit_vars)), e.expr, list(e.where),
                                    out_vars, e.name, rules, matches)
             keep_where = tuple(c for c in e.where if not (self._where_vars([c]) & e.implicit_vars))
+            value = self.hoist(value, out_vars)
             self._alias(e, value)
             return Einsum(e.name, e.lhs, to_ast(value, self.atoms, self.variables), keep_where, 0)
         explicit = e.reduced_vars - e.implicit_vars
@@ -484,7 +511,7 @@ class Rewriter:
                                   rules, matches)
 
         value = to_sympy(e.expr, self.atoms, read=lambda a: self.read(a, []), reduce=reduce)
-        value = value.subs(self.aliases)
+        value = self.hoist(value.subs(self.aliases), out_vars)
         self._alias(e, value)
         keep_where = tuple(c for c in e.where if not (self._where_vars([c]) & explicit))
         return Einsum(e.name, e.lhs, to_ast(value, self.atoms, self.variables), keep_where, 0)
@@ -505,11 +532,14 @@ class Rewriter:
                 continue
             rules: set = set()
             self.pending = []
-            mark = dict(self.sums), dict(self.running), set(self.taken), dict(self.x_tensors)
+            mark = (dict(self.sums), dict(self.running), set(self.taken), dict(self.x_tensors),
+                    dict(self.factors), dict(self.aliases), self.tiled, len(matches))
             try:
                 new = self.rewrite_einsum(e, rules, matches)
-            except Refusal as why:
-                self.sums, self.running, self.taken, self.x_tensors = mark
+            except Refusal as why:  # undo what the failed rewrite registered
+                (self.sums, self.running, self.taken, self.x_tensors, self.factors, self.aliases,
+                 self.tiled, kept) = mark
+                del matches[kept:]
                 refused[e.name] = str(why)
                 out.append(Emitted(e, "original", f"not rewritten: {why}"))
                 continue
@@ -519,7 +549,8 @@ class Rewriter:
                      if r in rules]
             rewritten[e.name] = order
             all_rules += [r for r in order if r not in all_rules]
-            out.append(Emitted(new, ", ".join(order), f"{e.name} from the sums of the pass"))
+            out.append(Emitted(new, ", ".join(order), f"{e.name} from the sums of the pass",
+                               "multiplicative correction" in rules))
         out = self._replace_matched_extrema(out, matches)
         out = _ordered(_live(self.cascade, out))
         for e in self.cascade.einsums:
@@ -545,7 +576,8 @@ class Rewriter:
                 result.append(item)
                 continue
             rmax, expr = copy
-            result.append(Emitted(Einsum(e.name, e.lhs, expr, (), 0), "running extremum",
+            outer = tuple(c for c in e.where if self.rvar not in self._where_vars([c]))
+            result.append(Emitted(Einsum(e.name, e.lhs, expr, outer, 0), "running extremum",
                                   f"{e.name} is the running maximum {rmax.rm} after the last tile"))
         return result
 
