@@ -200,7 +200,11 @@ def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: boo
             comments[i] = [f"as written{': ' + item.note if item.note else ''}"]
         else:
             comments[i] = [f"rule: {item.rule}" + (f": {item.note}" if item.note else "")]
-    draft = print_cascade(shell, comments)
+    try:
+        draft = print_cascade(shell, comments)
+    except TypeError as err:  # a construct the printer does not know (a newer language)
+        return FuseResult(status="refused", passes_after=before.passes,
+                          reasons={"printer": f"cannot write the result as text: {err}"}, **base)
     fused = parse(draft, f"<fused {cascade.name}>")
     after = passes(fused, rank)
     header.append(f"passes over {rank}: {before.passes} -> {after.passes}")

@@ -535,7 +535,10 @@ class Rewriter:
             mark = (dict(self.sums), dict(self.running), set(self.taken), dict(self.x_tensors),
                     dict(self.factors), dict(self.aliases), self.tiled, len(matches))
             try:
-                new = self.rewrite_einsum(e, rules, matches)
+                try:
+                    new = self.rewrite_einsum(e, rules, matches)
+                except (TypeError, ValueError) as err:  # a construct the algebra does not know
+                    raise Refusal(f"{e.name} uses a construct the rules do not handle ({err})") from err
             except Refusal as why:  # undo what the failed rewrite registered
                 (self.sums, self.running, self.taken, self.x_tensors, self.factors, self.aliases,
                  self.tiled, kept) = mark
