@@ -124,8 +124,8 @@ def to_ast(expr: sympy.Expr, atoms: Atoms, variables: set[str]) -> Node:
 
     def power(base: sympy.Expr, exponent: sympy.Expr) -> Node:
         b = go(base)
-        if exponent.is_Integer and 1 <= int(exponent) <= 4:
-            return product([b] * int(exponent))
+        if exponent.is_Integer and int(exponent) >= 1:
+            return product([b] * int(exponent))  # exact for any sign of the base
         if exponent == sympy.Rational(1, 2):
             return Call("sqrt", (b,))
         if exponent == sympy.Rational(-1, 2):
