@@ -70,6 +70,11 @@ class Rewrite:
     matches: list[str] = field(default_factory=list)
 
 
+def _einsum(name: str, lhs: tuple, expr: Node, where: tuple, initial: bool = False) -> Einsum:
+    """An Einsum to print (the parse of the printed text fills in the rest)."""
+    return Einsum(name=name, lhs=tuple(lhs), expr=expr, where=tuple(where), line=0, is_initial=initial)
+
+
 def _unique(where) -> tuple[Comparison, ...]:
     """The comparisons without repeats (same difference and operator), in order."""
     seen, out = set(), []
@@ -122,8 +127,7 @@ class Rewriter:
         return name
 
     def emit(self, name, lhs, expr, where, rule, note, initial=False, correction=False) -> None:
-        e = Einsum(name=name, lhs=tuple(sympy.sympify(i) for i in lhs), expr=expr,
-                   where=_unique(where), line=0, is_initial=initial)
+        e = _einsum(name, tuple(sympy.sympify(i) for i in lhs), expr, _unique(where), initial)
         self.pending.append(Emitted(e, rule, note, correction))
 
     def show(self, expr: sympy.Expr) -> str:
@@ -495,7 +499,7 @@ class Rewriter:
             keep_where = tuple(c for c in e.where if not (self._where_vars([c]) & e.implicit_vars))
             value = self.hoist(value, out_vars)
             self._alias(e, value)
-            return Einsum(e.name, e.lhs, to_ast(value, self.atoms, self.variables), keep_where, 0)
+            return _einsum(e.name, e.lhs, to_ast(value, self.atoms, self.variables), keep_where)
         explicit = e.reduced_vars - e.implicit_vars
 
         def reduce(node: Reduce):
@@ -514,7 +518,7 @@ class Rewriter:
         value = self.hoist(value.subs(self.aliases), out_vars)
         self._alias(e, value)
         keep_where = tuple(c for c in e.where if not (self._where_vars([c]) & explicit))
-        return Einsum(e.name, e.lhs, to_ast(value, self.atoms, self.variables), keep_where, 0)
+        return _einsum(e.name, e.lhs, to_ast(value, self.atoms, self.variables), keep_where)
 
     # -- the whole cascade -------------------------------------------------------------------
     def run(self) -> Rewrite:
@@ -580,7 +584,7 @@ class Rewriter:
                 continue
             rmax, expr = copy
             outer = tuple(c for c in e.where if self.rvar not in self._where_vars([c]))
-            result.append(Emitted(Einsum(e.name, e.lhs, expr, outer, 0), "running extremum",
+            result.append(Emitted(_einsum(e.name, e.lhs, expr, outer), "running extremum",
                                   f"{e.name} is the running maximum {rmax.rm} after the last tile"))
         return result
 
