@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "studies.cmd_study",
     "studies.cmd_gpu",
     "studies.cmd_sweep",
+    "studies.cmd_fuse",
 ]
 
 

@@ -1,19 +1,22 @@
 """The taxonomy report: every library cascade with its passes over M, live tensors and
-per-query operation counts (symbolic and at M = 4096), like the FuseMax paper's table."""
+per-query operation counts (symbolic and at M = 4096), like the FuseMax paper's table; and,
+from `cascadesim fuse`, the fewest passes found and the operation overhead of the rewrite."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import sympy
 
 import einsum_cascade as ec
 from einsum_cascade.ast import size_symbol
+from einsum_cascade.fuse import FuseResult, fuse
 from einsum_cascade.cost import closed_form
 
 # Sizes of the numeric column: the FuseMax paper's head dims at 4K tokens (section 1 of the
 # reference), 256-wide tiles, and library-specific ranks at typical values.
 TAXONOMY_SIZES = {"E": 64, "F": 64, "M": 4096, "P": 4096, "M0": 256, "P0": 256, "N": 64, "W": 256,
-                  "B": 0.0, "G": 1.0}
+                  "B": 0.0, "G": 1.0, "L": 0.5}
 
 
 def _sizes_for(cascade: ec.Cascade) -> dict[str, float]:
@@ -43,7 +46,46 @@ def taxonomy_rows() -> list[dict]:
             "live": report.live_across_passes if report else [],
             "per_query": per_query,
             "per_query_at": at,
+            **(fusion_columns(cascade) if report else {"fewest": None, "overhead": "-"}),
         })
+    return rows
+
+
+def fusion_columns(cascade: ec.Cascade) -> dict:
+    """"fewest passes found" and "overhead" (per query at TAXONOMY_SIZES, tiles of M0) of
+    `cascadesim fuse` over M; a refusal shows its first reason."""
+    result = fuse(cascade, "M")
+    if result.status == "minimal":
+        return {"fewest": result.passes_after, "overhead": "already minimal"}
+    if result.status == "refused":
+        why = next(iter(result.reasons.values()))
+        return {"fewest": result.passes_before, "overhead": f"refused: {why}"}
+    sizes = dict(_sizes_for(cascade), M0=TAXONOMY_SIZES["M0"])
+    ops = result.overhead_at(sizes)
+    per_query = {op: v / TAXONOMY_SIZES["P"] for op, v in ops.items()}
+    text = ", ".join(f"{op} {v:+,.0f}" if v == int(v) else f"{op} {v:+,.3g}"
+                     for op, v in per_query.items()) or "none"
+    return {"fewest": result.passes_after, "overhead": f"{', '.join(result.rules)}: {text}"}
+
+
+def fusion_latency_rows(simulate: Callable[[ec.Cascade], float], stems: list[str] | None = None) -> list[dict]:
+    """Simulated latency before and after fusion, for the report's latency columns.
+
+    `simulate(cascade) -> seconds` must map any cascade to a latency (the generic mapper of
+    issue 9 on `fusemax-cloud` at 64K tokens is the intended one; it is not wired here, and the
+    report shows no latency until it is). Cascades that fuse() does not reduce are skipped.
+    """
+    rows = []
+    for stem in stems or ec.library_names():
+        cascade = ec.load_library(stem)
+        if "M" not in cascade.ranks:
+            continue
+        result: FuseResult = fuse(cascade, "M")
+        if result.status != "reduced":
+            continue
+        before, after = simulate(cascade), simulate(result.cascade)
+        rows.append({"stem": stem, "latency_before_s": before, "latency_after_s": after,
+                     "speedup": before / after})
     return rows
 
 
@@ -64,14 +106,20 @@ def render(rows: list[dict]) -> str:
         f"Numeric column: {', '.join(f'{k} = {v:g}' for k, v in TAXONOMY_SIZES.items())}"
         " (where the cascade has that size).",
         "",
-        "| cascade | passes over M | live across passes | ops per query (symbolic) | ops per query at M = 4096 |",
-        "|---|---|---|---|---|",
+        "Fewest passes found and overhead: `cascadesim fuse` over M (`docs/fuse.md`); the overhead",
+        "is the change of the operation counts per query at the sizes above (tiles of M0 = 256),",
+        "certified rewrites only; a refusal gives the rule's reason.",
+        "",
+        "| cascade | passes as written | live across passes | fewest passes found | overhead (fuse, per query at M = 4096) "
+        "| ops per query (symbolic) | ops per query at M = 4096 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         symbolic = _ops(row["per_query"], lambda v: f"`{sympy.sstr(v)}`")
         numeric = _ops(row["per_query_at"], lambda v: f"{v:,.0f}" if isinstance(v, (int, float)) else str(v))
+        overhead = row["overhead"].replace("|", "/")
         lines.append(f"| {row['stem']} | {row['passes']} | {', '.join(row['live']) or '-'} | "
-                     f"{symbolic} | {numeric} |")
+                     f"{row['fewest']} | {overhead} | {symbolic} | {numeric} |")
     return "\n".join(lines) + "\n"
 
 

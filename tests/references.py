@@ -81,3 +81,65 @@ def agent_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, a: np.ndarray) 
     """softmax_n(Q.A) (softmax_m(A.K) V): agents aggregate the keys, queries read the agents."""
     agent_values = softmax_attention(a, k, v)          # [f, n]
     return softmax_attention(q, a, agent_values)       # [f, p]
+
+
+# -- multi-pass cascades for `cascadesim fuse` (issue 12) --------------------------------------
+
+def _softmax_weights(q: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """softmax over keys (axis 0) of K^T Q, via scipy's stable softmax."""
+    from scipy.special import softmax
+    return softmax(k.T @ q, axis=0)
+
+
+def differential_attention(q: np.ndarray, k: np.ndarray, q2: np.ndarray, k2: np.ndarray,
+                           v: np.ndarray, lam: float) -> np.ndarray:
+    """(softmax(Q.K) - lam * softmax(Q2.K2)) V (Ye et al., Differential Transformer)."""
+    return v @ (_softmax_weights(q, k) - lam * _softmax_weights(q2, k2))
+
+
+def softmax_one_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """exp(s) / (1 + sum exp(s)) times V: a softmax over the keys plus one zero logit (the sink)
+    whose value is dropped."""
+    from scipy.special import softmax
+    scores = k.T @ q
+    with_sink = np.vstack([np.zeros((1, scores.shape[1])), scores])
+    return v @ softmax(with_sink, axis=0)[1:]
+
+
+def attention_entropy(q: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) of each query's attention distribution, by scipy."""
+    from scipy.stats import entropy
+    return entropy(_softmax_weights(q, k), axis=0)
+
+
+def attention_lse(q: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """log sum_m exp(K^T Q) per query, by scipy."""
+    from scipy.special import logsumexp
+    return logsumexp(k.T @ q, axis=0)
+
+
+def sequence_layernorm(v: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """(V - mean) / sqrt(var + eps) with mean and (biased) variance over the tokens, per feature."""
+    return (v - v.mean(axis=1, keepdims=True)) / np.sqrt(v.var(axis=1, keepdims=True) + eps)
+
+
+def softplus_reweighted_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """l1-normalised softplus weights, squared, normalised again, times V."""
+    w = np.logaddexp(0.0, k.T @ q)
+    w = w / w.sum(axis=0, keepdims=True)
+    w = w ** 2
+    return v @ (w / w.sum(axis=0, keepdims=True))
+
+
+def threshold_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, width: float) -> np.ndarray:
+    """Weights relu(s - max s + width), normalised over the keys, times V."""
+    s = k.T @ q
+    w = np.maximum(s - s.max(axis=0, keepdims=True) + width, 0.0)
+    return v @ (w / w.sum(axis=0, keepdims=True))
+
+
+def softplus_centred_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Weights softplus(s - mean s), normalised over the keys, times V."""
+    s = k.T @ q
+    w = np.logaddexp(0.0, s - s.mean(axis=0, keepdims=True))
+    return v @ (w / w.sum(axis=0, keepdims=True))
