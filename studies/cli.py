@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "studies.cmd_pi",
     "studies.cmd_study",
     "studies.cmd_gpu",
+    "studies.cmd_simulate",
 ]
 
 
