@@ -136,7 +136,9 @@ def _structures(c: ec.Cascade, arch: Architecture, sizes: dict, rank: str) -> li
     split = c.ranks[rank].parts
     qrank = "P" if "P" in c.ranks else None
     P = int(sizes.get(qrank, 1)) if qrank else 1
-    groups = ["auto"]
+    groups: list = ["auto"]
+    if any(e.where for e in st.computing) and qrank:  # masked: smaller groups skip more tiles
+        groups += [g for g in (cols, 4 * cols, 16 * cols) if g < P and P % g == 0]
     for tile in tiles or [N]:
         for stat in ("weight", "output"):
             for g in groups:

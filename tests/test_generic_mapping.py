@@ -1,0 +1,225 @@
+"""The generic scheduler and mapping specs: masks with global positions, hand-derived latencies,
+bad specs, the mapper, and `cascadesim simulate`."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import einsum_cascade as ec
+from archsim.config import CONFIG_DIR, parse_architecture
+from mappings import MappingError, load_spec, parse_spec
+from mappings.masks import key_intervals, pair_counts, tile_classes
+from mappings.simulate import simulate
+from studies.cli import main
+
+BERT64K = {"M": 65536, "E": 64, "F": 64}
+
+
+# -- masks ---------------------------------------------------------------------------------------
+def _window_cascade(lo_off: int, hi_off: int) -> ec.Cascade:
+    return ec.parse(f"""cascade w
+rank E, M, P
+input Q[e,p], K[e,m]
+output QK
+QK[m,p] = Q[e,p] * K[e,m] where p - {lo_off} < m and m <= p + {hi_off}
+""")
+
+
+@settings(max_examples=40, deadline=None)
+@given(g_exp=st.integers(0, 3), t_exp=st.integers(0, 3), groups=st.integers(1, 4), tiles=st.integers(1, 4),
+       lo_off=st.integers(1, 40), hi_off=st.integers(-10, 10))
+def test_masked_points_per_tile_equal_brute_force(g_exp, t_exp, groups, tiles, lo_off, hi_off):
+    G, T = 2 ** g_exp, 2 ** t_exp
+    P, N = G * groups, T * tiles
+    c = _window_cascade(lo_off, hi_off)
+    e = c.einsum("QK")
+    lo, hi = key_intervals(c, e.where, ("m",), "p", {}, P, N, "test")
+    counts = pair_counts(lo, hi, G, T, N)
+    p, m = np.meshgrid(np.arange(P), np.arange(N), indexing="ij")
+    visible = (p - lo_off < m) & (m <= p + hi_off)
+    brute = visible.reshape(groups, G, tiles, T).sum(axis=(1, 3))
+    assert (counts == brute).all()
+    cls = tile_classes([counts], G, T)
+    assert cls.points == visible.sum()
+    assert cls.full == (brute == G * T).sum() and cls.empty == (brute == 0).sum()
+
+
+def test_causal_mask_uses_global_positions():
+    # 1-pass causal at 64K with FuseMax's mapping (two query groups of 32768 rows): the 2D work
+    # is about half the non-causal one (the bug counted p local to a group: 25%)
+    a = simulate("attention_1pass", "fusemax-cloud", BERT64K, mapping="fusemax")
+    b = simulate("attention_1pass_causal", "fusemax-cloud", BERT64K, mapping="fusemax")
+    n = 65536
+    causal_points = n * (n + 1) // 2  # query p sees keys 0..p
+    assert b.result.action_counts["QK"]["array2d.mac"] == 64 * causal_points
+    assert a.result.action_counts["QK"]["array2d.mac"] == 64 * n * n
+
+
+def test_causal_mapping_hand_derived_and_about_twice_as_fast():
+    """fusemax-causal at 64K: 1024-row query groups, 256-key tiles. Group g (rows 1024g..1024g+1023)
+    sees key tiles 0..4g+3: 4g+4 active tiles, sum over 64 groups = 8320 (of 16384 pairs). The 1D
+    array bounds it: per active tile 1024 rows x (RM 1 + PRM 7 + SPD 1 + SPNV 64 + RD 1 + RNV 64)
+    / 256 PEs = 552 cycles, and AV divides 1024 x 64 / 256 = 256 cycles per group:
+    8320 x 552 + 64 x 256 = 4,609,024 cycles a head."""
+    b = simulate("attention_1pass_causal", "fusemax-cloud", BERT64K, mapping="fusemax-causal", heads=12)
+    assert b.cycles / 12 == pytest.approx(8320 * 552 + 64 * 256, rel=0.002)
+    assert "8064 full, 256 partial, 8064 skipped" in b.notes[-1]
+    a = simulate("attention_1pass", "fusemax-cloud", BERT64K, mapping="fusemax", heads=12)
+    assert 1.8 <= a.latency_s / b.latency_s <= 2.1
+
+
+def test_sliding_window_hand_derived():
+    """window-tiles, W = 1024 at 16K (64 groups of 256 rows, 64 tiles of 256 keys). Group g >= 4
+    sees tiles g-4 (partial), g-3..g-1 (full), g (partial, the diagonal); groups 0..3 see tiles
+    0..g, the last partial: 186 full, 124 partial pairs. Visible scores a head:
+    sum_p min(p + 1, W) = N W - W (W - 1) / 2. The 1D array does 4 ops per visible score (GM max,
+    SN exp, SD add, A divide) on 256 PEs; the 2D work (QK, AV: 128 MACs a score on 65536 PEs) hides
+    under it except at most one 256 x 256 x 64 tile (64 cycles) at each end of a group."""
+    N, W = 16384, 1024
+    r = simulate("attention_sliding_window", "flat-cloud", {"M": N, "E": 64, "F": 64, "W": W},
+                 mapping="window-tiles", heads=2)
+    scores = N * W - W * (W - 1) // 2
+    assert r.result.action_counts["A"]["array1d.divide"] == 2 * scores
+    assert "186 full, 124 partial, 3786 skipped" in r.notes[-1]
+    one_d = 4 * scores / 256
+    assert one_d <= r.cycles / 2 <= one_d + 64 * 2 * 64
+
+
+def test_mask_on_other_variables_cannot_be_honoured():
+    c = ec.parse("""cascade odd
+rank E, M, P
+input Q[e,p], K[e,m]
+output QK
+QK[m,p] = Q[e,p] * K[e,m] where 2 * m <= p
+""")
+    with pytest.raises(MappingError, match="key coefficient 2 is not"):
+        simulate(c, "flat-cloud", {"M": 1024, "E": 64}, mapping="window-tiles")
+
+
+# -- bad specs -----------------------------------------------------------------------------------
+def _spec_file(tmp_path, **changes):
+    data = yaml.safe_load(load_spec("fusemax").to_yaml())
+    data.update(changes)
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+@pytest.mark.parametrize("changes, field, message", [
+    ({"binding": {"NOPE": "array2d"}}, "binding.NOPE", "not an Einsum"),
+    ({"binding": {"QK": "array3d"}}, "binding.QK", "unknown unit 'array3d'"),
+    ({"tile": 300}, "tile", "does not divide"),
+    ({"query_group": 1 << 20}, "query_group", "does not divide"),
+    ({"spill": {"QK": 0.5}}, "spill.QK", "not live across passes"),
+    ({"tile": "big"}, "tile", "expected a positive integer"),
+    ({"pipelin": "tiles"}, "pipelin", "Extra inputs"),
+])
+def test_bad_spec_names_file_and_field(tmp_path, capsys, changes, field, message):
+    p = _spec_file(tmp_path, **changes)
+    rc = main(["simulate", "attention_1pass", "--arch", "fusemax-cloud", "--size", "M=4K", "E=64", "F=64",
+               "--mapping", str(p)])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{p}: {field}:" in err and message in err and "Traceback" not in err
+
+
+def test_operator_missing_on_bound_unit(tmp_path, capsys):
+    p = _spec_file(tmp_path)  # LM (max) on FLAT's 2D array, which only has MACs
+    rc = main(["simulate", "attention_1pass", "--arch", "flat-cloud", "--size", "M=4K", "E=64", "F=64",
+               "--mapping", str(p)])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{p}: binding.LM:" in err and "'max'" in err
+
+
+def test_group_that_does_not_fit_the_buffer(tmp_path, capsys):
+    p = _spec_file(tmp_path, query_group=65536)  # Q and the running state of 64K rows: 17 MB > 16 MiB
+    rc = main(["simulate", "attention_1pass", "--arch", "fusemax-cloud", "--size", "M=64K", "E=64", "F=64",
+               "--mapping", str(p)])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{p}: query_group:" in err and "more than the 16777216 B buffer" in err
+
+
+def test_spec_yaml_round_trip(tmp_path):
+    for name in ("fusemax", "flat", "unfused", "window-tiles"):
+        spec = load_spec(name)
+        again = parse_spec(yaml.safe_load(spec.to_yaml()), "x")
+        assert again.model_dump() == spec.model_dump()
+
+
+# -- the mapper ----------------------------------------------------------------------------------
+def test_auto_no_slower_than_fusemax_and_flat():
+    sz = {"M": 4096, "E": 64, "F": 64}
+    for casc, arch, ref in (("attention_1pass", "fusemax-cloud", "fusemax"), ("attention_3pass", "flat-cloud", "flat")):
+        fixed = simulate(casc, arch, sz, mapping=ref, heads=12)
+        auto = simulate(casc, arch, sz, heads=12)
+        assert auto.latency_s <= fixed.latency_s * 1.01
+        assert auto.candidates_evaluated > 10
+
+
+def test_save_mapping_loads_back(tmp_path, capsys):
+    out = tmp_path / "m.yaml"
+    args = ["simulate", "attention_3pass", "--arch", "flat-cloud", "--size", "M=4K", "E=64", "F=64", "--json"]
+    assert main(args + ["--save-mapping", str(out)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(args + ["--mapping", str(out)]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["latency_s"] == pytest.approx(first["latency_s"], rel=1e-12)
+    for k in ("latency_s", "cycles", "energy_j", "energy_by_component", "dram_bytes", "util", "passes", "mapping",
+              "candidates_evaluated"):
+        assert k in first
+    assert first["passes"] == 3 and second["candidates_evaluated"] == 1
+
+
+def test_other_targets_have_null_fields(capsys):
+    assert main(["simulate", "attention_3pass", "--arch", "h200", "--size", "M=4K", "E=64", "F=64", "--json"]) == 0
+    gpu = json.loads(capsys.readouterr().out)
+    assert gpu["target"] == "gpu" and gpu["latency_s"] > 0 and gpu["energy_j"] is None and gpu["cycles"] is None
+    assert main(["simulate", "attention_3pass", "--arch", "spu-cheetah", "--network", "wan100", "--size", "M=256",
+                 "E=64", "F=64", "--json"]) == 0
+    pi = json.loads(capsys.readouterr().out)
+    assert pi["target"] == "private-inference" and pi["comm_bytes"] > 0 and pi["dram_bytes"] is None
+
+
+# -- properties ----------------------------------------------------------------------------------
+def _arch(dram_scale: float = 1.0, rows: int = 256):
+    data = yaml.safe_load((CONFIG_DIR / "flat-cloud.yaml").read_text())
+    data["dram"]["bandwidth_bytes_per_s"] *= dram_scale
+    data["units"]["array2d"]["rows"] = rows
+    data["units"]["array2d"]["cols"] = rows
+    return parse_architecture(data, "test.yaml")
+
+
+@settings(max_examples=12, deadline=None)
+@given(casc=st.sampled_from(["attention_3pass", "attention_1pass", "attention_2pass_causal", "attention_sliding_window"]),
+       n_exp=st.integers(9, 12), spec=st.sampled_from(["window-tiles", "unfused", "cascade"]),
+       dram=st.sampled_from([0.05, 0.25, 1.0]))
+def test_latency_bounds_and_monotonicity(casc, n_exp, spec, dram):
+    c = ec.load_library(casc)
+    s = load_spec(spec)
+    if c.ranks["M"].parts and s.fusion == "none" or spec == "cascade" and not c.ranks["M"].parts:
+        return
+    sizes = {"M": 2 ** n_exp, "E": 64, "F": 64, "W": 300}
+    sizes = {k: v for k, v in sizes.items() if k in c.size_names + c.params}
+    arch = _arch(dram)
+    r = simulate(c, arch, sizes, mapping=s, heads=2)
+    busy = max(r.result.busy_cycles.values())
+    assert r.cycles >= busy * (1 - 1e-9)
+    assert r.cycles >= r.dram_bytes / arch.dram_bytes_per_cycle * (1 - 1e-9)
+    faster = simulate(c, _arch(dram * 2), sizes, mapping=s, heads=2)
+    assert faster.cycles <= r.cycles * (1 + 1e-6)
+    if spec != "cascade":  # more PEs (rows x cols of the 2D array) never slow it down
+        bigger = simulate(c, _arch(dram, rows=512), sizes, mapping=s, heads=2)
+        assert bigger.cycles <= r.cycles * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("casc, spec, sizes", [
+    ("attention_1pass_causal", "fusemax-causal", {"M": 4096, "E": 64, "F": 64}),
+    ("attention_sliding_window", "window-tiles", {"M": 2048, "E": 64, "F": 64, "W": 300}),
+    ("attention_3pass", "unfused", {"M": 1024, "E": 64, "F": 64}),
+])
+def test_steady_equals_exact(casc, spec, sizes):
+    s = simulate(casc, spec and load_spec(spec).arch, sizes, mapping=spec, heads=3)
+    e = simulate(casc, load_spec(spec).arch, sizes, mapping=spec, heads=3, mode="exact")
+    assert s.cycles == pytest.approx(e.cycles, rel=0.01)
