@@ -30,6 +30,7 @@ validate-pi: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_evaluate.py
 	$(BIN)/python benchmarks/bench_study.py
+	$(BIN)/python benchmarks/bench_mapper.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

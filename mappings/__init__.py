@@ -23,8 +23,8 @@ def get_mapping(name: str) -> Mapping:
 
 
 def simulate(*args, **kwargs):
-    """See mappings.simulate.simulate (imported lazily)."""
-    from mappings.simulate import simulate as _simulate
+    """`mappings.simulation.simulate`: one cascade on an accelerator, the GPU model or a PI profile."""
+    from mappings.simulation import simulate as _simulate
     return _simulate(*args, **kwargs)
 
 

@@ -2,7 +2,7 @@
 
 Targets: a spatial accelerator (archsim/configs/*.yaml or a path), the GPU model (`h200`), or a
 private-inference profile (`spu-cheetah`, with `--network`). `--json` prints one object (the
-fields of mappings.simulate.SimulationResult; null where a field does not apply to the target).
+fields of mappings.simulation.SimulationResult; null where a field does not apply to the target).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _positive(text: str) -> int:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    from mappings.simulate import simulate
+    from mappings.simulation import simulate
     from studies.cascade_arg import load_cascade
     c = load_cascade(args.file)
     r = simulate(c, args.arch, parse_sizes(args.size), mapping=args.mapping, objective=args.objective,

@@ -12,7 +12,7 @@ import einsum_cascade as ec
 from archsim.config import CONFIG_DIR, parse_architecture
 from mappings import MappingError, load_spec, parse_spec
 from mappings.masks import key_intervals, pair_counts, tile_classes
-from mappings.simulate import simulate
+from mappings.simulation import simulate
 from studies.cli import main
 
 BERT64K = {"M": 65536, "E": 64, "F": 64}
@@ -223,3 +223,12 @@ def test_steady_equals_exact(casc, spec, sizes):
     s = simulate(casc, spec and load_spec(spec).arch, sizes, mapping=spec, heads=3)
     e = simulate(casc, load_spec(spec).arch, sizes, mapping=spec, heads=3, mode="exact")
     assert s.cycles == pytest.approx(e.cycles, rel=0.01)
+
+
+def test_docs_worked_example_is_the_spec_file_and_runs():
+    from pathlib import Path
+    root = Path(__file__).parents[1]
+    doc = (root / "docs" / "mapping.md").read_text()
+    assert (root / "mappings" / "specs" / "fusemax-causal.yaml").read_text() in doc
+    block = doc.split("```python\n")[-1].split("```")[0]
+    exec(compile(block, "docs/mapping.md", "exec"), {})
