@@ -9,6 +9,7 @@ from __future__ import annotations
 from mappings.base import Mapping, SpecMapping
 from mappings.spec import MappingSpec, SpecError, load_spec, parse_spec, spec_names
 from mappings.work import MappingError
+from mappings.simulation import SimulationResult, simulate
 
 # the FuseMax paper's five configurations (spec files in mappings/specs/)
 MAPPINGS = ("unfused", "flat", "cascade", "arch", "fusemax")
@@ -22,11 +23,5 @@ def get_mapping(name: str) -> Mapping:
     return SpecMapping(load_spec(name))
 
 
-def simulate(*args, **kwargs):
-    """`mappings.simulation.simulate`: one cascade on an accelerator, the GPU model or a PI profile."""
-    from mappings.simulation import simulate as _simulate
-    return _simulate(*args, **kwargs)
-
-
 __all__ = ["Mapping", "MappingSpec", "SpecMapping", "SpecError", "MappingError", "MAPPINGS", "get_mapping",
-           "load_spec", "parse_spec", "spec_names", "simulate"]
+           "load_spec", "parse_spec", "spec_names", "simulate", "SimulationResult"]
