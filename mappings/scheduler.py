@@ -401,8 +401,12 @@ def _resident_bytes(ctx: _Ctx, rows: int) -> float:
         if not ctx.streamed(t) and t not in ctx.spec.buffer_resident and ctx.spec.pipeline != "blocks":
             total += _words(c, t, bsz) * wb  # non-streamed inputs are held for the block by default
     for e in ctx.st.computing:
-        if e.iterative_var in ctx.rvars and e.name not in ctx.spec.register_file:
+        if e.name in ctx.spec.register_file:
+            continue
+        if e.iterative_var in ctx.rvars:  # recurrence state
             total += _words(c, e.name, bsz) * wb
+        elif ctx.n_tiles > 1 and ctx.st.passes[e.name] is not None and not ctx.streamed(e.name):
+            total += _words(c, e.name, bsz) * wb  # a sum or max over the tiles, accumulated in the buffer
     kept = [(1 - ctx.spec.spill.get(t, 0.0)) * _words(c, t, bsz) * wb for t in ctx.st.live]
     return total + max(kept, default=0.0)
 
@@ -487,6 +491,10 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
                         f"(+ {_staging_bytes(ctx, rows):.0f} B per tile), more than the {cap} B buffer of "
                         f"{ctx.arch.name}; spill live tensors or use smaller groups")
     lags = _lags(ctx, plans) if blocks_mode else {}
+    # outputs written through a view, or summed over the tiles: a DMA store once the source completes
+    late_stores = {o: ctx.source(o) for o in c.outputs
+                   if ctx.source(o) in by and (ctx.source(o) != o or (by[o].tiled and ctx.n_tiles > 1
+                                                                       and not ctx.streamed(o)))}
     loaded_in_pass: set[tuple[int, str]] = set()
     resident_inputs = set(spec.buffer_resident)
     if not blocks_mode:
@@ -526,7 +534,7 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
         reload = sum(f * _words(c, t, part) * wb for t, f in spilled_reads)
         if p.name in ctx.st.live and spec.spill.get(p.name, 0.0) > 0:
             store += spec.spill[p.name] * _words(c, p.name, part) * wb
-        if p.name in c.outputs:
+        if p.name in c.outputs and p.name not in late_stores:
             store += _words(c, p.name, part) * wb
         if spilled_reads and f_in >= 1.0:
             staging += 2 * sum(slice_keys * _words(c, t, part) / (ctx.T if p.tiled else ctx.N) * wb for t, _ in spilled_reads)
@@ -551,6 +559,10 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
         for p in plans:
             if not p.tiled and p.pass_ == k:
                 block_ops += op_for(p, k)
+        for out, src in late_stores.items():  # outputs complete only at the end of a pass: stored once
+            if by[src].pass_ == k:
+                block_ops.append(TileOp(f"STORE.{out}", None, 0.0, out, (src,),
+                                        store_bytes=_words(c, out, bsz) * wb))
         if k == 0:
             if block_ops:
                 segments.append(Segment("prologue", 1, tuple(block_ops)))
