@@ -232,3 +232,18 @@ def test_docs_worked_example_is_the_spec_file_and_runs():
     assert (root / "mappings" / "specs" / "fusemax-causal.yaml").read_text() in doc
     block = doc.split("```python\n")[-1].split("```")[0]
     exec(compile(block, "docs/mapping.md", "exec"), {})
+
+
+def test_linear_attention_hand_derived():
+    """linear-tiles on flat-cloud, N = 4096, E = F = 64 (1D: 256 PEs, elu 3 cycles; 2D: 65536 PEs).
+    1D per head: FQ = elu(Q) + 1: 4 E P / 256 = 4096 (before pass 1); FK = elu(K) + 1: 4 E N / 256
+    = 4096; the running state S += FK V: E F N MACs / 256 = 65536; Z += FK: E N / 256 = 1024;
+    AV = NUM / DEN: F P / 256 = 1024: 75,776 cycles. The 2D array's NUM (E F P / 65536 = 256) and
+    DEN (E P / 65536 = 4) wait for the states and AV waits for them: 260 cycles the 1D array idles.
+    The recurrence is a loop-carried dependency, so the states are never computed out of order."""
+    r = simulate("linear_attention_causal", "flat-cloud", {"M": 4096, "E": 64, "F": 64}, mapping="linear-tiles",
+                 heads=4)
+    one_d = 4096 + 4096 + 65536 + 1024 + 1024
+    assert r.result.busy_cycles["array1d"] == 4 * one_d
+    assert r.result.busy_cycles["array2d"] == 4 * 260
+    assert one_d + 260 <= r.cycles / 4 <= (one_d + 260) * 1.01
