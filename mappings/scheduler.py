@@ -243,6 +243,10 @@ class _Ctx:
             raise SpecError(f"{spec.source}: tile: {self.T} keys per tile does not divide {spec.rank} = {self.N}")
         self.n_tiles = self.N // self.T
         self.qr = spec.query_rank if spec.query_rank in cascade.ranks else None
+        if self.qr and cascade.ranks[self.qr].parts:
+            raise SpecError(f"{spec.source}: query_rank: {cascade.name} splits {self.qr} into "
+                            f"{' x '.join(cascade.ranks[self.qr].parts)}; the scheduler groups the rows of an "
+                            "unsplit query rank")
         self.qvar = next(iter(cascade.rank_vars(self.qr))) if self.qr else None
         self.P = int(sizes[self.qr]) if self.qr else 1
         self.sizes = dict(sizes)
