@@ -188,7 +188,7 @@ def search(c: ec.Cascade, arch: Architecture, sizes: dict, objective: str = "lat
            heads: int = 1, rank: str = "M") -> Found:
     """The best mapping of `c` at `sizes` on `arch` for `objective` (module docstring)."""
     memo = _cache(c)
-    key = ("search", arch.name, id(arch), tuple(sorted(sizes.items())), objective, batch, heads, rank)
+    key = ("search", repr(arch), tuple(sorted(sizes.items())), objective, batch, heads, rank)  # by content
     if key in memo:
         return memo[key]
     bindings = best_bindings(c, arch, sizes, rank, objective=objective)
