@@ -8,7 +8,8 @@ that fits the buffer). Register-file tensors follow a rule: a tensor made and us
 
 Search, cheapest first:
 1. bindings: every assignment of Einsums to allowed units is scored numerically at once (numpy:
-   the busiest unit's cycles, then compute energy), and the best few kept;
+   the busiest unit's cycles, then compute energy) and the best few kept, plus the few with the
+   fewest cross-unit dependencies among those within NEAR_BOUND of the best cycles;
 2. each kept binding x each structural choice is built into a schedule (pruned by buffer
    capacity: infeasible candidates raise and are dropped) and scored without simulation:
    bound = max(each unit's busy cycles, DRAM bytes / bandwidth); energy = exact (action counts);
@@ -37,6 +38,7 @@ from mappings.work import MappingError, cost_on_unit, fuse_operators
 MAX_BINDINGS = 4  # bindings kept after the numeric scoring of step 1
 MAX_SIMULATED = 8  # candidates simulated in step 3
 MAX_ENUMERATED = 200_000  # units ** Einsums above which bindings are chosen greedily
+NEAR_BOUND = 0.1  # bindings within 10% of the best busiest-unit cycles also kept, fewest hand-overs first
 
 
 @dataclass
@@ -96,11 +98,20 @@ def best_bindings(c: ec.Cascade, arch: Architecture, sizes: dict, rank: str = "M
         np.add.at(load, (np.arange(total), uidx[combos[:, j]]), cy[combos[:, j]])
         energy += jo[combos[:, j]]
     bound = load.max(axis=1)
-    order = np.lexsort((bound, energy)) if objective == "energy" else np.lexsort((energy, bound))
-    out = []
-    for i in order[:keep]:
-        out.append({n: options[j][combos[i, j]] for j, n in enumerate(names)})
-    return out
+    # cross-unit dependencies (each one a hand-over between units a tile must wait for)
+    cross = np.zeros(total)
+    index = {n: j for j, n in enumerate(names)}
+    st = _structure(c, rank)
+    for j, n in enumerate(names):
+        for src in {st.views.get(a.tensor, a.tensor) for a in c.einsum(n).reads}:
+            if src in index and src != n:
+                i = index[src]
+                cross += np.array([units.index(u) for u in options[i]])[combos[:, i]] != \
+                    np.array([units.index(u) for u in options[j]])[combos[:, j]]
+    order = list(np.lexsort((bound, energy)) if objective == "energy" else np.lexsort((energy, bound)))[:keep]
+    near = np.flatnonzero(bound <= bound.min() * (1 + NEAR_BOUND))  # nearly as balanced, fewer hand-overs
+    order += [i for i in near[np.lexsort((bound[near], cross[near]))] if i not in order][:keep]
+    return [{n: options[j][combos[i, j]] for j, n in enumerate(names)} for i in order]
 
 
 def _register_file(c: ec.Cascade, arch: Architecture, binding: dict[str, str], rank: str) -> list[str]:
