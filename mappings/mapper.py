@@ -213,7 +213,7 @@ def search(c: ec.Cascade, arch: Architecture, sizes: dict, objective: str = "lat
                 spill_fields = dict(spill or {})
                 spec = MappingSpec(name="auto", description=f"auto ({objective}) for {c.name} on {arch.name}",
                                    cascade=c.name, arch=arch.name, rank=rank, binding=binding, register_file=rf,
-                                   **fields, spill=spill_fields)
+                                   **fields, spill=spill_fields, source="auto mapping")
                 if spill is None:  # the least spilled fraction that fits
                     spec = _fit_spill(c, spec, arch, sizes, batch * heads)
                     if spec is None:
