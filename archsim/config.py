@@ -11,14 +11,14 @@ the file is replaced by that parameter (no expression evaluation).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping, Optional
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archsim.errors import ArchError
+from archsim.yamlio import YamlFileError, load_yaml_text
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 RF_ACTIONS = ("rf_read", "rf_write")
@@ -101,49 +101,6 @@ class Architecture:
         return self.buffer.width_bits / (8 * self.word_bytes)
 
 
-class _Reader:
-    """Typed access to a YAML mapping with errors naming file and dotted field."""
-
-    def __init__(self, file: str):
-        self.file = file
-
-    def error(self, path: str, message: str) -> ArchError:
-        return ArchError(self.file, path, message)
-
-    def get(self, data: Any, path: str, key: str, kind: str = "number", default: Any = ...) -> Any:
-        full = f"{path}.{key}" if path else key
-        if not isinstance(data, dict):
-            raise self.error(path or "<top>", "expected a mapping")
-        if data.get(key) is None and default is not ...:  # absent or null: the default
-            return default
-        if key not in data:
-            raise self.error(full, "missing field")
-        value = data[key]
-        if kind == "mapping":
-            if not isinstance(value, dict):
-                raise self.error(full, "expected a mapping")
-            return value
-        if kind == "str":
-            if not isinstance(value, str):
-                raise self.error(full, "expected a string")
-            return value
-        if kind == "list":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise self.error(full, "expected a list of names")
-            return tuple(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.error(full, f"expected a number, got {value!r}")
-        if kind == "positive" and value <= 0:
-            raise self.error(full, f"must be positive, got {value}")
-        if kind == "nonneg" and value < 0:
-            raise self.error(full, f"must not be negative, got {value}")
-        if kind == "count":
-            if value <= 0 or int(value) != value:
-                raise self.error(full, f"must be a positive integer, got {value}")
-            return int(value)
-        return float(value)
-
-
 def _substitute(data: Any, params: Mapping[str, Any], file: str, path: str = "") -> Any:
     if isinstance(data, dict):
         return {k: _substitute(v, params, file, f"{path}.{k}" if path else str(k)) for k, v in data.items()}
@@ -157,86 +114,128 @@ def _substitute(data: Any, params: Mapping[str, Any], file: str, path: str = "")
     return data
 
 
+# -- the schema (pydantic v2): types and ranges; cross-references are checked after it -----------
+Count = Annotated[int, Field(gt=0, strict=True)]
+Positive = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
+NonNeg = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _OperatorDoc(_Model):
+    cycles: Positive
+    actions: dict[str, NonNeg]
+
+
+class _RegisterFileDoc(_Model):
+    depth: Count
+    read_pj: NonNeg
+    write_pj: NonNeg
+    area_um2: NonNeg
+
+
+class _UnitDoc(_Model):
+    rows: Count
+    cols: Count
+    hardware: list[str]
+    register_file: _RegisterFileDoc
+    operators: dict[str, _OperatorDoc]
+
+
+class _BufferDoc(_Model):
+    capacity_bytes: Count
+    width_bits: Count
+    banks: Count
+    read_pj: NonNeg
+    write_pj: NonNeg
+    area_um2: NonNeg
+
+
+class _DramDoc(_Model):
+    bandwidth_bytes_per_s: Positive
+    pj_per_byte: NonNeg
+
+
+class ArchitectureDoc(_Model):
+    """The schema of an architecture file (units as in the module docstring)."""
+    name: str
+    clock_hz: Positive
+    word_bytes: Count
+    action_pj: dict[str, NonNeg]
+    area_um2: dict[str, NonNeg]
+    units: dict[str, _UnitDoc] = Field(min_length=1)
+    buffer: _BufferDoc
+    dram: _DramDoc
+    extra: Optional[dict[str, Any]] = None
+
+
+_MESSAGES = {"missing": "missing field", "extra_forbidden": "unknown field", "dict_type": "expected a mapping",
+             "list_type": "expected a list of names", "string_type": "expected a string",
+             "too_short": "no units"}
+
+
+def _schema_error(file: str, err: ValidationError) -> ArchError:
+    first = err.errors()[0]
+    loc = [str(x) for x in first["loc"] if not str(x).startswith("function-")]
+    field = ".".join(loc) or "<top>"
+    if first["type"] in ("int_type", "float_type", "int_from_float", "finite_number", "greater_than",
+                         "greater_than_equal"):
+        msg = f"{first['msg'].lower()}, got {first.get('input')!r}"
+    else:
+        msg = _MESSAGES.get(first["type"], first["msg"])
+    return ArchError(file, field, msg)
+
+
 def parse_architecture(data: Any, file: str = "<data>", params: Mapping[str, Any] | None = None) -> Architecture:
-    """Validate a parsed YAML document and build an Architecture."""
-    r = _Reader(file)
+    """Validate a parsed YAML document (schema: ArchitectureDoc) and build an Architecture; errors
+    name `file` and the dotted field. `params` set template parameters ("$name" values)."""
     if not isinstance(data, dict):
-        raise r.error("<top>", "expected a mapping at the top level")
-    tparams = dict(r.get(data, "", "template_params", "mapping", default={}))
+        raise ArchError(file, "<top>", "expected a mapping at the top level")
+    tparams = data.get("template_params") or {}
+    if not isinstance(tparams, dict):
+        raise ArchError(file, "template_params", "expected a mapping")
+    tparams = dict(tparams)
     unknown = set(params or {}) - set(tparams)
     if unknown:
-        raise r.error("template_params", f"unknown parameter(s) {sorted(unknown)}")
+        raise ArchError(file, "template_params", f"unknown parameter(s) {sorted(unknown)}")
     tparams.update(params or {})
     data = _substitute({k: v for k, v in data.items() if k != "template_params"}, tparams, file)
-
-    action_pj_raw = r.get(data, "", "action_pj", "mapping")
-    action_pj = {k: r.get(action_pj_raw, "action_pj", k, "nonneg") for k in action_pj_raw}
-    area_raw = r.get(data, "", "area_um2", "mapping")
-    area = {k: r.get(area_raw, "area_um2", k, "nonneg") for k in area_raw}
-
+    try:
+        doc = ArchitectureDoc.model_validate(data)
+    except ValidationError as err:
+        raise _schema_error(file, err) from None
     units: dict[str, PEArray] = {}
-    for uname, u in r.get(data, "", "units", "mapping").items():
+    for uname, u in doc.units.items():
         path = f"units.{uname}"
-        hardware = r.get(u, path, "hardware", "list")
-        for hw in hardware:
-            if hw not in area:
-                raise r.error(f"{path}.hardware", f"unknown unit {hw!r} (not in area_um2)")
-        rf = r.get(u, path, "register_file", "mapping")
-        rfile = RegisterFile(
-            depth=r.get(rf, f"{path}.register_file", "depth", "count"),
-            read_pj=r.get(rf, f"{path}.register_file", "read_pj", "nonneg"),
-            write_pj=r.get(rf, f"{path}.register_file", "write_pj", "nonneg"),
-            area_um2=r.get(rf, f"{path}.register_file", "area_um2", "nonneg"),
-        )
+        for hw in u.hardware:
+            if hw not in doc.area_um2:
+                raise ArchError(file, f"{path}.hardware", f"unknown unit {hw!r} (not in area_um2)")
         operators = {}
-        for oname, o in r.get(u, path, "operators", "mapping").items():
-            opath = f"{path}.operators.{oname}"
-            acts = r.get(o, opath, "actions", "mapping")
-            actions = {}
-            for a in acts:
-                count = r.get(acts, f"{opath}.actions", a, "nonneg")
-                if a not in RF_ACTIONS:
-                    if a not in action_pj:
-                        raise r.error(f"{opath}.actions.{a}", f"unknown action {a!r} (not in action_pj)")
-                    if not set(PROVIDED_BY.get(a, (a,))) & set(hardware):
-                        raise r.error(f"{opath}.actions.{a}", f"action {a!r} needs hardware {a!r}, which {uname} lacks")
-                actions[a] = count
-            operators[oname] = Operator(cycles=r.get(o, opath, "cycles", "positive"), actions=actions)
-        units[uname] = PEArray(
-            name=uname,
-            rows=r.get(u, path, "rows", "count"),
-            cols=r.get(u, path, "cols", "count"),
-            hardware=hardware,
-            register_file=rfile,
-            operators=operators,
-        )
-    if not units:
-        raise r.error("units", "no units")
-    b = r.get(data, "", "buffer", "mapping")
-    buffer = Buffer(
-        capacity_bytes=r.get(b, "buffer", "capacity_bytes", "count"),
-        width_bits=r.get(b, "buffer", "width_bits", "count"),
-        banks=r.get(b, "buffer", "banks", "count"),
-        read_pj=r.get(b, "buffer", "read_pj", "nonneg"),
-        write_pj=r.get(b, "buffer", "write_pj", "nonneg"),
-        area_um2=r.get(b, "buffer", "area_um2", "nonneg"),
-    )
-    d = r.get(data, "", "dram", "mapping")
-    dram = DRAM(
-        bandwidth_bytes_per_s=r.get(d, "dram", "bandwidth_bytes_per_s", "positive"),
-        pj_per_byte=r.get(d, "dram", "pj_per_byte", "nonneg"),
-    )
+        for oname, o in u.operators.items():
+            for a in o.actions:
+                if a in RF_ACTIONS:
+                    continue
+                if a not in doc.action_pj:
+                    raise ArchError(file, f"{path}.operators.{oname}.actions.{a}", f"unknown action {a!r} (not in action_pj)")
+                if not set(PROVIDED_BY.get(a, (a,))) & set(u.hardware):
+                    raise ArchError(file, f"{path}.operators.{oname}.actions.{a}",
+                                    f"action {a!r} needs hardware {a!r}, which {uname} lacks")
+            operators[oname] = Operator(cycles=float(o.cycles), actions={k: float(v) for k, v in o.actions.items()})
+        rf = u.register_file
+        units[uname] = PEArray(name=uname, rows=u.rows, cols=u.cols, hardware=tuple(u.hardware),
+                               register_file=RegisterFile(rf.depth, float(rf.read_pj), float(rf.write_pj),
+                                                          float(rf.area_um2)),
+                               operators=operators)
+    b, d = doc.buffer, doc.dram
     return Architecture(
-        name=r.get(data, "", "name", "str"),
-        source=file,
-        clock_hz=r.get(data, "", "clock_hz", "positive"),
-        word_bytes=r.get(data, "", "word_bytes", "count"),
-        units=units,
-        buffer=buffer,
-        dram=dram,
-        action_pj=action_pj,
-        area_um2=area,
-        extra=dict(r.get(data, "", "extra", "mapping", default={})),
+        name=doc.name, source=file, clock_hz=float(doc.clock_hz), word_bytes=doc.word_bytes, units=units,
+        buffer=Buffer(b.capacity_bytes, b.width_bits, b.banks, float(b.read_pj), float(b.write_pj), float(b.area_um2)),
+        dram=DRAM(float(d.bandwidth_bytes_per_s), float(d.pj_per_byte)),
+        action_pj={k: float(v) for k, v in doc.action_pj.items()},
+        area_um2={k: float(v) for k, v in doc.area_um2.items()},
+        extra=dict(doc.extra or {}),
     )
 
 
@@ -247,12 +246,15 @@ def load_architecture(path: str | Path, params: Mapping[str, Any] | None = None)
         p = CONFIG_DIR / f"{p}.yaml"
     if not p.exists():
         raise ArchError(str(path), "<file>", "no such architecture file")
+    if p.is_dir():
+        raise ArchError(str(p), "<file>", "cannot read: is a directory")
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ArchError(str(p), "<file>", f"cannot read: {err}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "<yaml>"
-        raise ArchError(str(p), where, f"invalid YAML: {getattr(err, 'problem', err)}") from None
+    try:
+        data = load_yaml_text(text, str(p))
+    except YamlFileError as err:  # names the file and line:column
+        where, _, message = str(err)[len(str(p)):].partition(": ")
+        raise ArchError(str(p), f"line{where}" if where.startswith(":") else "<yaml>", message) from None
     return parse_architecture(data, str(p), params)

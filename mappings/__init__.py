@@ -1,28 +1,27 @@
-"""Mappings: turn (cascade, workload, architecture) into a Schedule for archsim.
+"""Mappings: turn (cascade, sizes, architecture) into a Schedule for archsim.
 
-MAPPINGS maps a configuration name to a factory of Mapping objects (see mappings.base).
+A mapping is data: a `MappingSpec` (mappings/spec.py) loaded from YAML (mappings/specs/: unfused,
+flat, cascade, arch, fusemax, ...) and turned into a Schedule by the generic scheduler
+(mappings/scheduler.py). `simulate` is the one-call API; `mapping="auto"` searches (mappings/mapper.py).
 """
 from __future__ import annotations
 
-from mappings.base import Mapping
-from mappings.onepass import arch_only, cascade_on_flat, fusemax
-from mappings.threepass import FlatMapping, UnfusedMapping
+from mappings.base import Mapping, SpecMapping
+from mappings.spec import MappingSpec, SpecError, load_spec, parse_spec, spec_names
 from mappings.work import MappingError
+from mappings.simulation import SimulationResult, simulate
 
-MAPPINGS = {
-    "unfused": UnfusedMapping,
-    "flat": FlatMapping,
-    "cascade": cascade_on_flat,
-    "arch": arch_only,
-    "fusemax": fusemax,
-}
+# the FuseMax paper's five configurations (spec files in mappings/specs/)
+MAPPINGS = ("unfused", "flat", "cascade", "arch", "fusemax")
 
 
 def get_mapping(name: str) -> Mapping:
-    """A new Mapping for configuration `name` (unfused, flat, cascade, arch, fusemax).
+    """The Mapping of spec `name` (a file of mappings/specs/ or a YAML path).
 
     Raises MappingError (which the CLI reports without a traceback) for an unknown name.
     """
-    if name not in MAPPINGS:
-        raise MappingError(f"unknown mapping {name!r} (known: {', '.join(MAPPINGS)})")
-    return MAPPINGS[name]()
+    return SpecMapping(load_spec(name))
+
+
+__all__ = ["Mapping", "MappingSpec", "SpecMapping", "SpecError", "MappingError", "MAPPINGS", "get_mapping",
+           "load_spec", "parse_spec", "spec_names", "simulate", "SimulationResult"]

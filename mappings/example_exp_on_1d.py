@@ -1,11 +1,12 @@
 """Example of a new mapping: FuseMax's cascade and hardware, with SLN (exp) moved to the 1D array."""
-from mappings.onepass import FUSEMAX_BINDING, OnePassMapping
+from mappings import SpecMapping, load_spec
 
 
-def exp_on_1d() -> OnePassMapping:
-    binding = dict(FUSEMAX_BINDING, SLN="array1d")  # exp(QK - RM) now runs on the 1D array
-    return OnePassMapping("exp-on-1d", "fusemax-cloud", binding, array_resident=("QK",),
-                          description="FuseMax with the exp of SLN on the 1D array")
+def exp_on_1d() -> SpecMapping:
+    spec = load_spec("fusemax")
+    binding = dict(spec.binding, SLN="array1d")  # exp(QK - RM) now runs on the 1D array
+    return SpecMapping(spec.model_copy(update={"name": "exp-on-1d", "binding": binding, "register_file": ["QK"],
+                                               "description": "FuseMax with the exp of SLN on the 1D array"}))
 
 
 if __name__ == "__main__":

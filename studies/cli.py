@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "studies.cmd_gpu",
     "studies.cmd_sweep",
     "studies.cmd_fuse",
+    "studies.cmd_simulate",
 ]
 
 

@@ -14,6 +14,7 @@ REPORT_JOBS = [
     ("FuseMax vs FLAT", "studies.fusemax_vs_flat:write_report"),
     ("FuseMax Pareto sweep", "studies.pareto:write_report"),
     ("private inference (2PC cost model)", "studies.private_inference:write_report"),
+    ("every library cascade on both accelerators (auto mapping)", "studies.cascades_study:write_report"),
     ("GPU cross-validation (simulator vs measured kernels)", "studies.gpu_crossval:write_report"),
 ]
 

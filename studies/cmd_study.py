@@ -14,6 +14,7 @@ STUDIES = {
     "pareto": ("studies.pareto:register_args", "studies.pareto:main"),
     "private-inference": ("studies.private_inference:register_args", "studies.private_inference:main"),
     "gpu-crossval": ("studies.gpu_crossval:register_args", "studies.gpu_crossval:main"),
+    "cascades": ("studies.cascades_study:register_args", "studies.cascades_study:main"),
 }
 
 

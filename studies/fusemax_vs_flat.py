@@ -22,6 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from scipy.optimize import brentq  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from archsim.config import load_architecture  # noqa: E402
@@ -187,14 +188,11 @@ def summarize(points: list[dict], accounting: str = "correct") -> dict:
 
 
 def _solve(f, target: float, lo: float, hi: float) -> float | None:
-    """x in [lo, hi] with f(x) = target for a monotonic f (bisection), None if not bracketed."""
-    if (f(lo) - target) * (f(hi) - target) > 0:
+    """x in [lo, hi] with f(x) = target for a monotonic f (scipy's brentq), None if not bracketed."""
+    g = lambda x: f(x) - target  # noqa: E731
+    if g(lo) * g(hi) > 0:
         return None
-    rising = f(hi) > f(lo)
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if (f(mid) < target) == rising else (lo, mid)
-    return (lo + hi) / 2
+    return float(brentq(g, lo, hi, xtol=1e-12))
 
 
 def artifact_gap(points: list[dict]) -> dict:

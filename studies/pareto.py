@@ -27,7 +27,7 @@ from archsim.energy import area_um2  # noqa: E402
 from archsim.errors import ScheduleError  # noqa: E402
 from archsim.result import run  # noqa: E402
 from mappings import get_mapping  # noqa: E402
-from mappings.onepass import query_group_blocks  # noqa: E402
+from mappings.scheduler import context, query_group_rows  # noqa: E402
 from mappings.work import MappingError  # noqa: E402
 from mappings.workload import make_workload  # noqa: E402
 
@@ -73,10 +73,17 @@ def design_point(d: int, model: str = "BERT", seq_len: int = 256 * 1024) -> dict
         cap *= 2
     area = area_um2(arch)
     total = sum(area.values())
-    return {"d": d, "buffer_bytes": cap, "p1": query_group_blocks(seq_len, w.E, w.F, arch),
+    return {"d": d, "buffer_bytes": cap, "p1": _query_blocks(mapping, w, arch),
             "latency_s": r.seconds, "energy_j": r.joules, "cycles": r.cycles, "compute_cycles": compute,
             "dram_bytes": r.dram_bytes, "area_mm2": total / 1e6, "area_2d_fraction": area["array2d"] / total,
             "tried": tried}
+
+
+def _query_blocks(mapping, w, arch: Architecture) -> int:
+    """P1: query blocks (of the 2D array's columns) per query group of the mapping on `arch`."""
+    sizes = {"E": w.E, "F": w.F, "M": w.seq_len, "P": w.seq_len}
+    rows = query_group_rows(context(mapping.cascade(), mapping.spec, arch, sizes))
+    return rows // arch.units["array2d"].cols
 
 
 def _size(n: int) -> str:

@@ -6,7 +6,7 @@ import pytest
 from archsim.config import load_architecture
 from archsim.result import run
 from mappings import get_mapping
-from mappings.onepass import FUSEMAX_BINDING, OnePassMapping
+from mappings import SpecMapping, load_spec
 from mappings.work import MappingError
 from mappings.workload import Workload, WorkloadError, format_length, load_models, make_workload, parse_length
 
@@ -56,7 +56,7 @@ def test_energy_counts_every_register_file():
 
 
 def test_unbindable_einsum_is_an_error():
-    bad = OnePassMapping("bad", "flat-cloud", FUSEMAX_BINDING)  # LM needs max, FLAT's 2D has only MACs
+    bad = SpecMapping(load_spec("fusemax"))  # LM needs max, FLAT's 2D has only MACs
     with pytest.raises(MappingError, match="LM.*max"):
         bad.schedule(BERT1K, load_architecture("flat-cloud"))
 
@@ -105,7 +105,7 @@ def test_one_pass_query_groups_must_cover_the_sequence():
     data["units"]["array2d"]["rows"] = 128  # M0 = 128 keys, query blocks of 256 rows
     a = parse_architecture(data, "x.yaml")
     w = Workload("odd", B=1, D=256, E=64, F=64, H=1, S=1024, seq_len=384)  # 3 x 128, not a multiple of 256
-    with pytest.raises(MappingError, match="384 is not a multiple of the 256-row query group"):
+    with pytest.raises(MappingError, match="384 is not a multiple of the 256-row query block"):
         get_mapping("fusemax").schedule(w, a)
 
 

@@ -1,0 +1,113 @@
+"""`where` masks on (key, query) positions counted per tile with GLOBAL positions.
+
+A mask is a conjunction of affine comparisons of a cascade's `where`. Over the tiled key rank
+(global key position k = m, or m1*M0 + m0 for a partitioned rank) and the query rank (p), each
+comparison bounds k for a given p, so each query row sees an interval [lo(p), hi(p)] of keys.
+`tile_classes` counts, for every (query group, key tile) pair, how many (query, key) points are
+visible: a pair is full (every point visible), partial or empty. Counting uses sorted interval
+ends and prefix sums: O(P log P + groups x tiles), exact (tests compare it with brute force).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from einsum_cascade.ast import size_symbol, var_symbol
+from mappings.work import MappingError
+
+
+@dataclass(frozen=True)
+class TileClasses:
+    """Counts over all (query group, key tile) pairs: full, partial and empty pairs, visible points."""
+    full: int
+    partial: int
+    empty: int
+    points: int
+
+
+def key_intervals(cascade, where, key_vars: tuple[str, ...], query_var: str, sizes: dict,
+                  n_queries: int, n_keys: int, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) inclusive visible key interval per query position 0..n_queries-1 (hi < lo: none).
+
+    `key_vars`: (m,) or (m1, m0) with k = m1 * M0 + m0. Raises MappingError naming `who` for a
+    mask this counting cannot honour (a comparison on other variables, a key coefficient not +-1).
+    """
+    k, p = sympy.Symbol("__key", integer=True), var_symbol(query_var)
+    if len(key_vars) == 2:
+        m1, m0 = (var_symbol(v) for v in key_vars)
+        inner = cascade.var_rank[key_vars[1]]
+        to_key = {m0: k - size_symbol(inner) * m1}
+    else:
+        m1, to_key = None, {var_symbol(key_vars[0]): k}
+    subs = {size_symbol(n): v for n, v in sizes.items()}
+    lo = np.zeros(n_queries, dtype=np.int64)
+    hi = np.full(n_queries, n_keys - 1, dtype=np.int64)
+    pos = np.arange(n_queries, dtype=np.int64)
+    for c in where:
+        diff = sympy.expand(sympy.sympify(c.left - c.right).subs(to_key).subs(subs))
+        if m1 is not None:
+            diff = sympy.expand(diff)
+        extra = {str(s) for s in diff.free_symbols} - {str(k), str(p)}
+        if extra:
+            raise MappingError(f"{who}: mask '{c.left} {c.op} {c.right}' depends on {sorted(extra)}, not only on "
+                               f"the global key and query positions; this mapping cannot count it per tile")
+        a, b = diff.coeff(k), diff.coeff(p)
+        const = diff - a * k - b * p
+        if not (a.is_number and b.is_number and const.is_number):
+            raise MappingError(f"{who}: mask '{c.left} {c.op} {c.right}' is not affine in the key and query positions")
+        a, b, const = float(a), float(b), float(const)
+        rest = b * pos + const  # a*k + rest OP 0
+        op = c.op
+        if op in ("==", "!="):
+            raise MappingError(f"{who}: mask '{c.left} {c.op} {c.right}': equality masks cannot be counted per tile")
+        if a == 0:
+            ok = {"<": rest < 0, "<=": rest <= 0, ">": rest > 0, ">=": rest >= 0}[op]
+            hi = np.where(ok, hi, -1)
+            continue
+        if abs(a) != 1:
+            raise MappingError(f"{who}: mask '{c.left} {c.op} {c.right}': key coefficient {a:g} is not +-1")
+        bound = -rest / a  # k OP' bound
+        if a < 0:
+            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[op]
+        if op == "<":
+            hi = np.minimum(hi, np.ceil(bound).astype(np.int64) - 1)
+        elif op == "<=":
+            hi = np.minimum(hi, np.floor(bound).astype(np.int64))
+        elif op == ">":
+            lo = np.maximum(lo, np.floor(bound).astype(np.int64) + 1)
+        else:
+            lo = np.maximum(lo, np.ceil(bound).astype(np.int64))
+    return lo, hi
+
+
+def pair_counts(lo: np.ndarray, hi: np.ndarray, group: int, tile: int, n_keys: int) -> np.ndarray:
+    """Visible points of every (query group of `group` rows, key tile of `tile` keys) pair: an array
+    [groups, tiles]."""
+    n_q = len(lo)
+    bounds = np.arange(0, n_keys + 1, tile, dtype=np.int64)
+    out = np.zeros((n_q // group, len(bounds) - 1), dtype=np.int64)
+    for g in range(n_q // group):
+        a, b = lo[g * group:(g + 1) * group], hi[g * group:(g + 1) * group] + 1
+        keep = b > a
+        a, b = np.sort(a[keep]), np.sort(b[keep])
+        ca, cb = np.concatenate(([0], np.cumsum(a))), np.concatenate(([0], np.cumsum(b)))
+
+        def below(ends, csum):  # sum over rows of max(x - end, 0), for every boundary x
+            i = np.searchsorted(ends, bounds, side="left")
+            return i * bounds - csum[i]
+
+        visible = below(a, ca) - below(b, cb)  # keys < x visible, summed over the group's rows
+        out[g] = np.diff(visible)
+    return out
+
+
+def tile_classes(counts_list: list[np.ndarray], group: int, tile: int) -> TileClasses:
+    """Classify pairs over several masks: a pair is empty when every mask sees nothing in it, full
+    when every mask sees all group x tile points."""
+    stack = np.stack(counts_list)
+    empty = (stack == 0).all(axis=0)
+    full = (stack == group * tile).all(axis=0)
+    return TileClasses(full=int(full.sum()), partial=int((~empty & ~full).sum()), empty=int(empty.sum()),
+                       points=int(stack[0].sum()))

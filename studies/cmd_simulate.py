@@ -1,0 +1,81 @@
+"""`cascadesim simulate FILE --arch NAME|PATH [--mapping auto|NAME|PATH] ...`: one cascade on one target.
+
+Targets: a spatial accelerator (archsim/configs/*.yaml or a path), the GPU model (`h200`), or a
+private-inference profile (`spu-cheetah`, with `--network`). `--json` prints one object (the
+fields of mappings.simulation.SimulationResult; null where a field does not apply to the target).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from studies.errors import UsageError
+from studies.sizes_arg import add_size_argument, parse_sizes
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from mappings.simulation import simulate
+    from studies.cascade_arg import load_cascade
+    c = load_cascade(args.file)
+    r = simulate(c, args.arch, parse_sizes(args.size), mapping=args.mapping, objective=args.objective,
+                 batch=args.batch, heads=args.heads, mode=args.mode, network=args.network)
+    if args.save_mapping:
+        if r.target != "accelerator":
+            raise UsageError(f"--save-mapping: the {r.target} target has no mapping spec to save")
+        from mappings.spec import parse_spec
+        spec = parse_spec(r.mapping, str(args.save_mapping))
+        try:
+            Path(args.save_mapping).write_text(spec.to_yaml())
+        except OSError as err:
+            raise UsageError(f"--save-mapping: {args.save_mapping}: cannot write: {err.strerror or err}") from None
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=1))
+        return 0
+    print(f"{r.cascade} on {r.arch} ({r.target}), sizes "
+          + " ".join(f"{k}={v:g}" for k, v in r.sizes.items()) + f", batch {r.batch} x heads {r.heads}")
+    for k, how in r.sizes_defaulted.items():
+        print(f"  size {k} {how}")
+    print(f"  latency {r.latency_s:.6g} s" + (f" ({r.cycles:.6g} cycles)" if r.cycles is not None else ""))
+    if r.energy_j is not None:
+        print(f"  energy {r.energy_j:.6g} J: " + ", ".join(f"{k} {v:.3g}" for k, v in r.energy_by_component.items()))
+    if r.dram_bytes is not None:
+        print(f"  DRAM {r.dram_bytes:.6g} B; busy " + ", ".join(f"{u} {100 * x:.1f}%" for u, x in r.util.items())
+              + f"; bound by {r.bounding_unit}")
+    if r.comm_bytes is not None:
+        print(f"  {r.comm_bytes:.6g} B on the wire, {r.rounds} rounds ({r.network})")
+    if r.passes is not None:
+        print(f"  passes over M: {r.passes}")
+    if r.mapping is not None:
+        print(f"  mapping {r.mapping.get('name')} ({r.candidates_evaluated} candidate(s) evaluated"
+              + (f", objective {r.objective})" if args.mapping == "auto" else ")"))
+    for note in r.notes:
+        print(f"  {note}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("simulate", help="simulate a cascade on an accelerator, the GPU model or a PI profile")
+    p.add_argument("file", metavar="FILE", help="a .cascade file or a library cascade name")
+    p.add_argument("--arch", required=True, help="architecture name or YAML path, h200, or a PI profile (spu-cheetah)")
+    p.add_argument("--mapping", default="auto", help="auto (search), a spec name (mappings/specs/) or a YAML path")
+    p.add_argument("--objective", default="latency", choices=("latency", "energy", "edp"),
+                   help="what the auto mapping minimises")
+    add_size_argument(p)
+    p.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
+    p.add_argument("--heads", type=_positive, default=1, help="attention heads (default 1)")
+    p.add_argument("--mode", default="steady", choices=("steady", "exact"), help="archsim simulation mode")
+    p.add_argument("--network", help="network of a private-inference profile (default lan)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--save-mapping", type=Path, metavar="PATH", help="write the mapping used as YAML")
+    p.set_defaults(func=run_simulate)
