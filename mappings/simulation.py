@@ -111,13 +111,14 @@ def complete_sizes(c: ec.Cascade, sizes: dict[str, float] | None, query_rank: st
 
 
 def _is_gpu(arch: Any) -> bool:
-    """A GPU model file (archsim/configs/NAME.yaml with `sms`), not a spatial architecture."""
+    """A GPU description (a name in archsim/configs/gpus/, or a YAML file with `sms` and no `units`)."""
     if not isinstance(arch, (str, Path)):
         return False
+    from archsim.gpu_specs import known_gpus
+    if str(arch) in known_gpus():
+        return True
     p = Path(arch)
-    if not p.suffix:
-        p = CONFIG_DIR / f"{arch}.yaml"
-    if not p.is_file():
+    if p.suffix not in (".yaml", ".yml") or not p.is_file():
         return False
     from archsim.yamlio import load_yaml_file
     data = load_yaml_file(p, "architecture file")
@@ -189,21 +190,22 @@ def _accelerator_result(c, a: Architecture, sizes, how, batch, heads, spec: Mapp
 
 
 def _gpu(c: ec.Cascade, arch: str, sizes, batch: int, heads: int) -> SimulationResult:
-    """Thin adapter to mappings/gpu_mapping.py: the gpu_ref kernel implementing the cascade."""
-    from archsim.gpu_model import load_gpu
-    from mappings import gpu_mapping as gm
-    kernels = {v: k for k, v in gm.KERNEL_CASCADES.items()}
-    if c.name not in kernels:
+    """Thin adapter to mappings/gpu_predict.py: the gpu_ref kernel implementing the cascade."""
+    from mappings.gpu_mapping import AttentionShape
+    from mappings.gpu_predict import PROFILE_FOR_CASCADE, predict
+    if c.name not in PROFILE_FOR_CASCADE:
         raise MappingError(f"--arch {arch}: no GPU kernel implements cascade {c.name} "
-                           f"(kernels for: {', '.join(sorted(kernels))})")
+                           f"(kernels for: {', '.join(sorted(PROFILE_FOR_CASCADE))})")
     full, how = complete_sizes(c, sizes)
     if full.get("M") != full.get("P"):
         raise MappingError(f"--arch {arch}: the GPU kernels run self-attention (M = P), got M={full.get('M')}, P={full.get('P')}")
-    shape = gm.AttentionShape(batch=batch, heads=heads, seq_len=int(full["M"]), head_dim=int(full["E"]), causal=False)
-    seconds = gm.predict_kernel_time_s(load_gpu(arch), kernels[c.name], shape)
-    return SimulationResult(target="gpu", cascade=c.name, arch=arch, sizes=full, batch=batch, heads=heads,
-                            latency_s=seconds, passes=ec.passes(c, "M").passes if "M" in c.ranks else None,
-                            sizes_defaulted=how, notes=[f"gpu_ref kernel {kernels[c.name]}"])
+    shape = AttentionShape(batch=batch, heads=heads, seq_len=int(full["M"]), head_dim=int(full["E"]), causal=False)
+    kernel = PROFILE_FOR_CASCADE[c.name]
+    pred = predict(arch, kernel, shape)
+    return SimulationResult(target="gpu", cascade=c.name, arch=str(arch), sizes=full, batch=batch, heads=heads,
+                            latency_s=pred.time_s, bounding_unit=pred.bound, dram_bytes=pred.hbm_bytes,
+                            passes=ec.passes(c, "M").passes if "M" in c.ranks else None,
+                            sizes_defaulted=how, notes=[f"gpu_ref kernel profile {kernel} ({pred.dtype})"])
 
 
 def _private_inference(c: ec.Cascade, profile_name: str, sizes, batch: int, heads: int,
