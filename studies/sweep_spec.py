@@ -296,8 +296,8 @@ def apply_arch(doc: dict, source: str, params: dict, overrides: dict):
 def _mapping(name: str, base: Path) -> str:
     if name == "auto":
         return name
-    import mappings
-    names = getattr(mappings, "MAPPINGS", {})
+    from mappings import spec_names
+    names = spec_names()
     if name in names:
         return name
     path = _resolve_file(name, base)
