@@ -177,9 +177,9 @@ def index_vars(index: sympy.Expr, variables: set[str] | frozenset[str]) -> set[s
     return {str(s) for s in index.free_symbols} & set(variables)
 
 
-def value_vars(node, variables: set[str] | frozenset[str]) -> set[str]:
+def value_vars(node, variables: set[str] | frozenset[str], conditions: bool = True) -> set[str]:
     """Rank variables a value expression or condition depends on (explicitly reduced ones
-    excluded)."""
+    excluded; with `conditions=False`, those named only by reductions' `where` too)."""
     if isinstance(node, Access):
         out: set[str] = set()
         for index in node.indices:
@@ -190,15 +190,16 @@ def value_vars(node, variables: set[str] | frozenset[str]) -> set[str]:
     if isinstance(node, Comparison):
         return node.variables & set(variables)
     if isinstance(node, Reduce):
-        inner = value_vars(node.body, variables)
-        for cond in node.where:
-            inner |= value_vars(cond, variables)
+        inner = value_vars(node.body, variables, conditions)
+        if conditions:
+            for cond in node.where:
+                inner |= value_vars(cond, variables)
         if node.k is not None:
-            inner |= value_vars(node.k, variables)
+            inner |= value_vars(node.k, variables, conditions)
         return inner - set(node.vars)
     out = set()
     for child in children(node):
-        out |= value_vars(child, variables)
+        out |= value_vars(child, variables, conditions)
     return out
 
 

@@ -653,11 +653,11 @@ class _CascadeBuilder:
                     raise self.error("a recurrence may step one variable only", head)
                 iterative_var = str(free[0])
         explicit = set()
+        implicit = value_vars(expr, variables, conditions=False) - output_vars
         for node in walk(expr):
             if isinstance(node, Reduce):
                 explicit |= set(node.vars)
-                self._check_reduction_where(node, output_vars | explicit, variables, parser)
-        implicit = value_vars(expr, variables) - output_vars
+                self._check_reduction_where(node, output_vars | implicit | explicit, variables, parser)
         where_vars = set()
         for cond in where:
             where_vars |= value_vars(cond, variables)
