@@ -119,6 +119,9 @@ def _partition_subs(cascade: Cascade) -> dict:
     return subs
 
 
+_SIMPLIFY_MAX_OPS = 80  # larger counts (many inclusion-exclusion terms) are left as they are
+
+
 @functools.lru_cache(maxsize=4096)
 def _simplify(expr):
     """sympy.simplify, except for counts holding a Sum of a Piecewise (simplify can mangle those
@@ -126,6 +129,8 @@ def _simplify(expr):
     if not isinstance(expr, sympy.Basic):
         return expr
     if any(s.function.has(sympy.Piecewise) for s in expr.atoms(sympy.Sum)):
+        return expr
+    if sympy.count_ops(expr) > _SIMPLIFY_MAX_OPS:  # sympy.simplify takes minutes on such counts
         return expr
     return sympy.simplify(expr)
 

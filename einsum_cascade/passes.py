@@ -1,4 +1,4 @@
-"""The lower bound on passes over a rank (the rules of `cascade-language.md`).
+"""The lower bound on passes over a rank (the rules of `docs/cascade-language.md`).
 
 Each tensor gets a kind (streamed: it keeps an R-variable; global: it does not) and the pass in
 which it streams or at whose end it is complete; each Einsum that iterates over R runs in
