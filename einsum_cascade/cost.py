@@ -120,6 +120,13 @@ def _partition_subs(cascade: Cascade) -> dict:
 
 
 _SIMPLIFY_MAX_OPS = 80  # larger counts (many inclusion-exclusion terms) are left as they are
+_SIMPLIFY_MAX_MINMAX = 6  # so are counts with more Max/Min terms (sympy.simplify is slow on them)
+
+
+def simplify_count(expr):
+    """A count simplified with sympy.simplify where that is quick (cached); large counts (many
+    Max/Min terms, Sums of Piecewise) are returned as they are."""
+    return _simplify(expr)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -130,8 +137,9 @@ def _simplify(expr):
         return expr
     if any(s.function.has(sympy.Piecewise) for s in expr.atoms(sympy.Sum)):
         return expr
-    if sympy.count_ops(expr) > _SIMPLIFY_MAX_OPS:  # sympy.simplify takes minutes on such counts
-        return expr
+    minmax = sum(1 for _ in sympy.preorder_traversal(expr) if isinstance(_, (sympy.Max, sympy.Min)))
+    if sympy.count_ops(expr) > _SIMPLIFY_MAX_OPS or minmax > _SIMPLIFY_MAX_MINMAX:
+        return expr  # sympy.simplify takes minutes on such counts
     return sympy.simplify(expr)
 
 
@@ -246,4 +254,4 @@ def closed_form(expr: sympy.Expr, cascade: Cascade | None = None) -> sympy.Expr:
     return sympy.sympify(expr).replace(lambda e: isinstance(e, sympy.Sum), simplify_sum)
 
 
-__all__ = ["CascadeCost", "OPERATORS", "closed_form", "cost", "domain_points", "einsum_ops", "affine_max"]
+__all__ = ["CascadeCost", "OPERATORS", "closed_form", "simplify_count", "cost", "domain_points", "einsum_ops", "affine_max"]

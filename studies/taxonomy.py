@@ -8,7 +8,7 @@ import sympy
 
 import einsum_cascade as ec
 from einsum_cascade.ast import size_symbol
-from einsum_cascade.cost import closed_form
+from einsum_cascade.cost import closed_form, simplify_count
 
 # Sizes of the numeric column: the FuseMax paper's head dims at 4K tokens (section 1 of the
 # reference), 256-wide tiles, and library-specific ranks at typical values.
@@ -29,7 +29,7 @@ def taxonomy_rows() -> list[dict]:
         report = ec.passes(cascade, "M") if "M" in cascade.ranks else None
         cost = ec.cost(cascade)
         self_attention = {size_symbol("P"): size_symbol("M"), size_symbol("P0"): size_symbol("M0")}
-        per_query = {op: sympy.simplify(closed_form(v.subs(self_attention), cascade) / size_symbol("M"))
+        per_query = {op: simplify_count(closed_form(v.subs(self_attention), cascade) / size_symbol("M"))
                      for op, v in cost.total.items()}
         try:
             numeric = cost.at(_sizes_for(cascade))

@@ -352,3 +352,24 @@ def test_transposed_read_needs_equal_extents(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "studies.cli", "analyze", str(path), "--size",
                           "E=2", "F=3", "M=4", "P=5"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and f"{path}:5:11:" in bad.stderr
+
+
+def test_data_dependent_mask_on_a_contraction_and_its_upper_bound_count():
+    c = ec.parse("rank E, F, M, P\nparam KK\ninput Q[e,p], K[e,m], V[f,m]\noutput AV, BV\n"
+                 "QK[m,p] = Q[e,p] * K[e,m]\nT[p] = kth(KK, m: QK[m,p])\n"
+                 "AV[f,p] = QK[m,p] * V[f,m] where QK[m,p] >= T[p] and m <= p\n"
+                 "BV[f,p] = V[f,m] where not (QK[m,p] < T[p]) or m == 0\n")
+    n = 9
+    q, k, v = RNG.normal(size=(3, n)), RNG.normal(size=(3, n)), RNG.normal(size=(2, n))
+    out = c.evaluate({"Q": q, "K": k, "V": v}, {"KK": 2})
+    qk = k.T @ q
+    t = -np.sort(-qk, axis=0)[1]
+    m, p = np.arange(n)[:, None], np.arange(n)[None, :]
+    np.testing.assert_allclose(out["AV"], v @ np.where((qk >= t) & (m <= p), qk, 0), rtol=1e-12)
+    np.testing.assert_allclose(out["BV"], v @ ((qk >= t) | (m == 0)).astype(float), rtol=1e-12)
+    ops = ec.cost(c).at({"E": 3, "F": 2, "M": n, "P": n, "KK": 2}).per_einsum
+    # upper bound: the data-dependent comparison may be true, so AV counts the causal triangle
+    # (n (n + 1) / 2 per f) and BV every point; one compare per (m, p) the affine part admits
+    assert ops["AV"] == {"multiply": 2 * n * (n + 1) // 2, "add": 2 * n * (n + 1) // 2,
+                         "compare": n * (n + 1) // 2}
+    assert ops["BV"] == {"add": 2 * n * n, "compare": n * n}
