@@ -107,12 +107,13 @@ def sinks_mask(m: int, p: int, sinks: int, window: int) -> np.ndarray:
 
 
 def cosformer_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Quadratic cosFormer: relu(K).relu(Q) cos(pi/2 (p - m) / M), l1-normalised over keys."""
+    """Quadratic cosFormer: relu(K).relu(Q) cos(pi/2 (p - m) / M), normalised over keys (the
+    denominator clamped to 1e-6 as in the authors' code)."""
     n_keys = k.shape[1]
     m = np.arange(n_keys)[:, None]
     p = np.arange(q.shape[1])[None, :]
     weights = (np.maximum(k, 0).T @ np.maximum(q, 0)) * np.cos(np.pi / 2 * (p - m) / n_keys)
-    return v @ (weights / weights.sum(axis=0, keepdims=True))
+    return v @ (weights / np.maximum(weights.sum(axis=0, keepdims=True), 1e-6))
 
 
 def gated_linear_attention(q, k, v, a) -> np.ndarray:

@@ -373,3 +373,11 @@ def test_data_dependent_mask_on_a_contraction_and_its_upper_bound_count():
     assert ops["AV"] == {"multiply": 2 * n * (n + 1) // 2, "add": 2 * n * (n + 1) // 2,
                          "compare": n * (n + 1) // 2}
     assert ops["BV"] == {"add": 2 * n * n, "compare": n * n}
+
+
+def test_private_inference_rejects_new_constructs_with_a_clear_line():
+    run = subprocess.run([sys.executable, "-m", "studies.cli", "pi", "cascade", "topk_attention", "--size",
+                          "E=8", "F=8", "M=64", "P=64", "KK=4"], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2
+    assert "topk_attention.cascade:15:1: T: kth reduction has no secure-computation mapping" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -244,6 +244,10 @@ def test_attention_sinks_counts_only_visible_scores():
 def test_cosformer():
     inputs = qkv(24, 16, seed=25)
     assert_close(evaluate("cosformer", inputs), ref.cosformer_attention(**_lower(inputs)))
+    inputs["Q"][:, 3] = -1.0  # a query with no positive feature: weights 0, output 0 (not nan)
+    out = evaluate("cosformer", inputs)
+    assert np.all(out[:, 3] == 0.0)
+    assert_close(out, ref.cosformer_attention(**_lower(inputs)))
 
 
 def test_gated_linear_attention():
