@@ -3,7 +3,10 @@
 Convention (the FuseMax paper's accounting): an operator is counted once per point of the
 iteration space where it is evaluated; a reduction applies its operator once per point of its
 body (a sum of M terms counts M adds), so an implicitly summed product is one multiply and one
-add (a MAC) per point. Unary minus and constants are free. `where` conditions shrink the space.
+add (a MAC) per point. Unary minus, numbers and reads are free; a subexpression that depends on
+no iteration variable of its Einsum is counted once. `where` conditions shrink the space they
+restrict (exact counts: `einsum_cascade.points`); data-dependent ones count as an upper bound.
+See docs/cascade-language.md, "Counting operations".
 """
 from __future__ import annotations
 
@@ -26,7 +29,6 @@ from einsum_cascade.ast import (
     var_symbol,
     walk,
 )
-from einsum_cascade.errors import CascadeError
 from einsum_cascade.ir import Cascade, Einsum
 from einsum_cascade.points import PointsFn, close_sum, numeric_points, symbolic_points
 from einsum_cascade.sizes import affine_max

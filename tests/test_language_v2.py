@@ -214,6 +214,12 @@ def test_scalars_input_and_computed_leave_no_dummy_rank():
     assert [r.rank for r in ec.all_passes(c)] == ["M", "P"]
     ops = ec.cost(c).at({"M": 3, "P": 4}).per_einsum["Y"]
     assert ops == {"multiply": 12, "add": 1, "divide": 12}
+    # the bracketed spellings are the same scalars; a scalar k of a kth is an input of its pass
+    c2 = ec.parse("rank M, P\ninput X[m,p], A[], KK\noutput Y\nZ[] = sum(m, p: X[m,p])\n"
+                  "T[p] = kth(KK, m: X[m,p])\nY[m,p] = X[m,p] * (1 - A[]) / Z[] + T[p]\n")
+    out = c2.evaluate({"X": x, "A": np.float64(0.25), "KK": np.float64(2)})["Y"]
+    np.testing.assert_allclose(out, x * 0.75 / x.sum() + np.sort(x, axis=0)[-2][None, :])
+    assert "KK" in {a.tensor for a in c2.einsum("T").reads}
 
 
 # -- analyze never fails ------------------------------------------------------------------------
