@@ -292,7 +292,8 @@ def _conjunction(lits: list[Comparison], vars_: list[str], size) -> sympy.Expr:
             uppers.append(ceil - 1 if op == "<" else floor)
         if op in (">", ">=", "=="):
             lowers.append(floor + 1 if op == ">" else ceil)
-    count = sympy.Max(0, sympy.Min(*uppers) - sympy.Max(*lowers) + 1)
+    width = sympy.Min(*uppers) - sympy.Max(*lowers) + 1
+    count = width if _nonnegative(width) else sympy.Max(0, width)
     rest = [lit for lit in lits if lit not in involved[inner]]
     outer = [v for v in vars_ if v != inner]
     summed = [v for v in outer if var_symbol(v) in count.free_symbols
@@ -305,6 +306,14 @@ def _conjunction(lits: list[Comparison], vars_: list[str], size) -> sympy.Expr:
         return dense * count
     limits = [(var_symbol(v), 0, size(v) - 1) for v in summed]
     return dense * close_sum(sympy.Sum(count, *limits))
+
+
+def _nonnegative(x: sympy.Expr) -> bool:
+    """Whether `x` is provably >= 0 for every positive integer size and non-negative variable."""
+    judge = {sym: (1 + sympy.Symbol(f"{sym.name}_minus_1", integer=True, nonnegative=True)
+                   if sym.is_positive else sympy.Symbol(f"{sym.name}_v", integer=True, nonnegative=True))
+             for sym in x.free_symbols}
+    return x.subs(judge, simultaneous=True).is_nonnegative is True
 
 
 def close_sum(s: sympy.Sum, judge: dict | None = None) -> sympy.Expr:
