@@ -49,6 +49,49 @@ def affine_conditions(draw, depth: int = 0):
     return f"({t1}) or ({t2})", lambda *x: f1(*x) or f2(*x)
 
 
+@st.composite
+def conditions_with_data(draw, depth: int = 0):
+    """(text, truth(m, p, q, S, data)) where `data` is the truth of the data-dependent leaf."""
+    kind = draw(st.sampled_from(["affine", "data", "and", "or", "not"] if depth < 3 else ["affine", "data"]))
+    if kind == "affine":
+        text, f = draw(affine_conditions(3))
+        return text, lambda m, p, q, s, d: f(m, p, q, s)
+    if kind == "data":
+        return "A[m,p,q] > 0", lambda m, p, q, s, d: d
+    if kind == "not":
+        text, f = draw(conditions_with_data(depth + 1))
+        return f"not ({text})", lambda *x: not f(*x)
+    (t1, f1), (t2, f2) = draw(conditions_with_data(depth + 1)), draw(conditions_with_data(depth + 1))
+    if kind == "and":
+        return f"({t1}) and ({t2})", lambda *x: f1(*x) and f2(*x)
+    return f"({t1}) or ({t2})", lambda *x: f1(*x) or f2(*x)
+
+
+@settings(max_examples=30, deadline=None)
+@given(conditions_with_data(), st.fixed_dictionaries({
+    "M": st.integers(1, 5), "P": st.integers(1, 5), "Q": st.integers(1, 3), "S": st.integers(1, 3)}),
+    st.integers(0, 2**32 - 1))
+def test_data_dependent_conditions_count_an_upper_bound(cond, sizes, seed):
+    text, truth = cond
+    c = ec.parse(f"rank M, P, Q\nparam S\ninput A[m,p,q]\noutput X\nX[m,p,q] = A[m,p,q] where {text}\n")
+    counted = ec.domain_points(c, c.einsum("X"), sizes)
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((sizes["M"], sizes["P"], sizes["Q"]))
+    points = list(itertools.product(range(sizes["M"]), range(sizes["P"]), range(sizes["Q"])))
+    # never below the points present for any data: all true, all false, and random data
+    for data in (lambda *_: True, lambda *_: False, lambda m, p, q: a[m, p, q] > 0):
+        assert counted >= sum(bool(truth(m, p, q, sizes["S"], data(m, p, q))) for m, p, q in points)
+    # and exact where the data cannot matter: the points some data value admits
+    possible = sum(bool(truth(m, p, q, sizes["S"], True) or truth(m, p, q, sizes["S"], False))
+                   for m, p, q in points)
+    assert counted >= possible
+    # the evaluation is exactly the random-data points
+    out = c.evaluate({"A": a}, {"S": sizes["S"]})["X"]
+    present = np.array([[[truth(m, p, q, sizes["S"], a[m, p, q] > 0) for q in range(sizes["Q"])]
+                         for p in range(sizes["P"])] for m in range(sizes["M"])], dtype=bool)
+    np.testing.assert_array_equal(out, np.where(present, a, 0.0))
+
+
 def brute_force(f, sizes) -> int:
     return sum(bool(f(m, p, q, sizes["S"])) for m, p, q in itertools.product(
         range(sizes["M"]), range(sizes["P"]), range(sizes["Q"])))
