@@ -3,182 +3,111 @@
 Convention (the FuseMax paper's accounting): an operator is counted once per point of the
 iteration space where it is evaluated; a reduction applies its operator once per point of its
 body (a sum of M terms counts M adds), so an implicitly summed product is one multiply and one
-add (a MAC) per point. Unary minus and constants are free. `where` conditions shrink the space.
+add (a MAC) per point. Unary minus, numbers and reads are free; a subexpression that depends on
+no iteration variable of its Einsum is counted once. `where` conditions shrink the space they
+restrict (exact counts: `einsum_cascade.points`); data-dependent ones count as an upper bound.
+See docs/cascade-language.md, "Counting operations".
 """
 from __future__ import annotations
 
 import functools
-import itertools
-import math
-from collections.abc import Callable
+
 from dataclasses import dataclass
 
-import numpy as np
 import sympy
 
 from einsum_cascade.ast import (
     Binary,
+    BoolOp,
     Call,
-    Comparison,
-    Node,
+    Compare,
+    Not,
     Reduce,
     children,
     size_symbol,
+    value_vars,
     var_symbol,
+    walk,
 )
-from einsum_cascade.errors import CascadeError
 from einsum_cascade.ir import Cascade, Einsum
+from einsum_cascade.points import PointsFn, close_sum, numeric_points, symbolic_points
 from einsum_cascade.sizes import affine_max
 
 OPERATORS = ("multiply", "add", "max", "min", "exp", "divide")
 _BINARY_OP = {"+": "add", "-": "add", "*": "multiply", "/": "divide"}
-_REDUCE_OP = {"sum": "add", "max": "max", "min": "min", "prod": "multiply"}
-_MAX_ENUMERATED_POINTS = 200_000_000
-
-PointsFn = Callable[[frozenset, tuple], object]
+_REDUCE_OP = {"sum": "add", "max": "max", "min": "min", "prod": "multiply", "kth": "kth",
+              "kth_smallest": "kth"}
 
 
-def _count(node: Node, domain: frozenset, where: tuple, points: PointsFn, out: dict) -> None:
-    """Add the operators of `node`, evaluated over `domain`, to `out`."""
-    op = None
+def _operator(node) -> str | None:
+    """The operator a node applies once per point, or None (free: leaves, unary minus)."""
     if isinstance(node, Binary):
-        op = _BINARY_OP[node.op]
-    elif isinstance(node, Call):
-        op = node.func
-    if op is not None:
-        out[op] = out.get(op, 0) + points(domain, where)
-    if isinstance(node, Reduce):
-        inner = domain | frozenset(node.vars)
-        key = _REDUCE_OP[node.op]
-        out[key] = out.get(key, 0) + points(inner, where)
-        _count(node.body, inner, where, points, out)
-        return
-    for child in children(node):
-        _count(child, domain, where, points, out)
+        return _BINARY_OP[node.op]
+    if isinstance(node, Call):
+        return node.func
+    if isinstance(node, Compare):
+        return "compare"
+    if isinstance(node, (BoolOp, Not)):
+        return "logic"
+    return None
+
+
+def _count(node, domain: frozenset, where: tuple, points: PointsFn, out: dict,
+           variables: frozenset) -> None:
+    """Add the operators of `node`, evaluated over `domain` under `where`, to `out`.
+
+    A subexpression that depends on no iteration variable (`log(G)`, `1 - A` of a scalar A) is
+    computed once, outside the loops: its operators count one point."""
+    stack = [(node, domain, where)]
+    while stack:
+        current, dom, cond = stack.pop()
+        if not isinstance(current, Reduce) and dom and not value_vars(current, variables) \
+                and any(_operator(n) for n in walk(current)):
+            stack.append((current, frozenset(), ()))
+            continue
+        op = _operator(current)
+        if op is not None:
+            out[op] = out.get(op, 0) + points(dom, cond)
+        if isinstance(current, Reduce):
+            inner = dom | frozenset(current.vars)
+            inner_where = cond + tuple(current.where)
+            key = _REDUCE_OP[current.op]
+            out[key] = out.get(key, 0) + points(inner, inner_where)
+            stack.append((current.body, inner, inner_where))
+            if current.k is not None:
+                stack.append((current.k, dom, cond))
+            for c in current.where:
+                _data_conditions(c, inner_where, points, out, variables, stack)
+            continue
+        for child in children(current):
+            stack.append((child, dom, cond))
+
+
+def _data_conditions(cond, where: tuple, points: PointsFn, out: dict, variables: frozenset,
+                     stack: list) -> None:
+    """Queue each data-dependent comparison of `cond`, evaluated once per point of its own
+    variables (under the conditions of `where` on those variables)."""
+    for leaf in walk(cond):
+        if isinstance(leaf, Compare):
+            own = frozenset(value_vars(leaf, variables))
+            stack.append((leaf, own, tuple(c for c in where if value_vars(c, variables) <= own)))
 
 
 def einsum_ops(e: Einsum, points: PointsFn) -> dict:
     """Operator counts of one Einsum, with `points(vars, where)` counting iteration points."""
     out: dict = {}
     space = frozenset(e.space_vars)
+    variables = frozenset(e.output_vars | e.reduced_vars)
+    where = tuple(e.space_where)
     if e.implicit_vars:
-        out["add"] = points(space, e.where)
-    _count(e.expr, space, e.where, points, out)
+        out["add"] = points(space, where)
+    _count(e.expr, space, where, points, out, variables)
+    stack: list = []
+    for c in where:
+        _data_conditions(c, where, points, out, variables, stack)
+    for leaf, dom, cond in stack:
+        _count(leaf, dom, cond, points, out, variables)
     return out
-
-
-# -- counting points ---------------------------------------------------------------------------
-def _constrained(vars_: frozenset, where: tuple[Comparison, ...], cascade: Cascade):
-    """Comparisons whose variables all lie in `vars_`, and the variables they constrain."""
-    cmps = [c for c in where
-            if ({str(s) for s in (c.left - c.right).free_symbols} & cascade.variables) <= vars_]
-    constrained = set()
-    for c in cmps:
-        constrained |= {str(s) for s in (c.left - c.right).free_symbols} & cascade.variables
-    return cmps, constrained
-
-
-def _bounds(var: str, cmps, cascade: Cascade):
-    """Integer bounds of `var` implied by comparisons with coefficient +-1, or None."""
-    sym = var_symbol(var)
-    lowers, uppers = [], []
-    for c in cmps:
-        diff = sympy.expand(c.left - c.right)  # diff OP 0
-        coeff = diff.coeff(sym)
-        if coeff == 0:
-            continue
-        if coeff not in (1, -1) or c.op in ("==", "!="):
-            return None
-        rest = -(diff - coeff * sym) / coeff  # var (op') rest
-        op = c.op if coeff == 1 else {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[c.op]
-        if op == "<":
-            uppers.append(rest - 1)
-        elif op == "<=":
-            uppers.append(rest)
-        elif op == ">":
-            lowers.append(rest + 1)
-        else:
-            lowers.append(rest)
-    return lowers, uppers
-
-
-def symbolic_points(cascade: Cascade) -> PointsFn:
-    """Points of an iteration space as a sympy expression (a Sum where `where` constrains it)."""
-
-    def points(vars_: frozenset, where: tuple) -> sympy.Expr:
-        cmps, constrained = _constrained(vars_, where, cascade)
-        free = [v for v in vars_ if v not in constrained]
-        dense = sympy.Mul(*[size_symbol(cascade.var_rank[v]) for v in sorted(free)])
-        if not cmps:
-            return dense
-        ordered = sorted(constrained)
-        inner = ordered[-1]
-        size = lambda v: size_symbol(cascade.var_rank[v])  # noqa: E731
-        bounds = _bounds(inner, cmps, cascade)
-        others = [c for c in cmps if var_symbol(inner) not in (c.left - c.right).free_symbols]
-        if bounds is not None and not others:
-            lowers, uppers = bounds
-            lower = sympy.Max(0, *lowers)
-            upper = sympy.Min(size(inner) - 1, *uppers)
-            body = sympy.Max(0, upper - lower + 1)
-            limits = [(var_symbol(v), 0, size(v) - 1) for v in ordered[:-1]]
-        else:
-            conds = sympy.And(*[
-                {"<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt, ">=": sympy.Ge,
-                 "==": sympy.Eq, "!=": sympy.Ne}[c.op](c.left, c.right) for c in cmps])
-            body = sympy.Piecewise((1, conds), (0, True))
-            limits = [(var_symbol(v), 0, size(v) - 1) for v in ordered]
-        return dense * (sympy.Sum(body, *limits) if limits else body)
-
-    return points
-
-
-def numeric_points(cascade: Cascade, sizes: dict[str, float]) -> PointsFn:
-    """Points of an iteration space as an int for bound sizes (vectorised over the constrained
-    variables but one, whose count comes from its bounds)."""
-    subs = {size_symbol(n): v for n, v in sizes.items()}
-    extent = {v: int(sizes[r]) for v, r in cascade.var_rank.items()}
-
-    def points(vars_: frozenset, where: tuple) -> int:
-        cmps, constrained = _constrained(vars_, where, cascade)
-        dense = math.prod(extent[v] for v in vars_ if v not in constrained)
-        if not cmps:
-            return dense
-        ordered = sorted(constrained)
-        inner = ordered[-1]
-        outer = ordered[:-1]
-        bounds = _bounds(inner, cmps, cascade)
-        if bounds is None or any(var_symbol(inner) not in (c.left - c.right).free_symbols for c in cmps):
-            outer = ordered
-        if math.prod(extent[v] for v in outer) > _MAX_ENUMERATED_POINTS:
-            raise CascadeError(f"iteration space over {outer} too large to count", cascade.file)
-        grids = np.meshgrid(*[np.arange(extent[v]) for v in outer], indexing="ij", sparse=True)
-        env = dict(zip(outer, grids))
-
-        def value(expr):
-            expr = sympy.expand(sympy.sympify(expr).subs(subs))
-            total = float(expr.subs({var_symbol(v): 0 for v in outer}))
-            result = np.asarray(total, dtype=float)
-            for v in outer:
-                coeff = float(expr.coeff(var_symbol(v)))
-                if coeff:
-                    result = result + coeff * env[v]
-            return result
-
-        if outer is ordered:
-            ok = np.asarray(True)
-            for c in cmps:
-                ok = ok & {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
-                           "==": np.equal, "!=": np.not_equal}[c.op](value(c.left - c.right), 0)
-            return dense * int(np.broadcast_to(ok, tuple(extent[v] for v in outer)).sum())
-        lowers, uppers = bounds
-        lower = functools.reduce(np.maximum, [value(x) for x in lowers], np.asarray(0.0))
-        upper = functools.reduce(np.minimum, [value(x) for x in uppers], np.asarray(extent[inner] - 1.0))
-        counts = np.maximum(0.0, np.floor(upper) - np.ceil(lower) + 1)
-        full = tuple(extent[v] for v in outer)
-        return dense * int(np.broadcast_to(counts, full).sum())
-
-    return points
 
 
 # -- the cascade's cost ------------------------------------------------------------------------
@@ -192,8 +121,28 @@ def _partition_subs(cascade: Cascade) -> dict:
     return subs
 
 
+_SIMPLIFY_MAX_OPS = 80  # larger counts (many inclusion-exclusion terms) are left as they are
+_SIMPLIFY_MAX_MINMAX = 6  # so are counts with more Max/Min terms (sympy.simplify is slow on them)
+
+
+def simplify_count(expr):
+    """A count simplified with sympy.simplify where that is quick (cached); large counts (many
+    Max/Min terms, Sums of Piecewise) are returned as they are."""
+    return _simplify(expr)
+
+
+@functools.lru_cache(maxsize=4096)
 def _simplify(expr):
-    return sympy.simplify(expr) if isinstance(expr, sympy.Basic) else expr
+    """sympy.simplify, except for counts holding a Sum of a Piecewise (simplify can mangle those
+    into a Piecewise with free summation variables)."""
+    if not isinstance(expr, sympy.Basic):
+        return expr
+    if any(s.function.has(sympy.Piecewise) for s in expr.atoms(sympy.Sum)):
+        return expr
+    minmax = sum(1 for _ in sympy.preorder_traversal(expr) if isinstance(_, (sympy.Max, sympy.Min)))
+    if sympy.count_ops(expr) > _SIMPLIFY_MAX_OPS or minmax > _SIMPLIFY_MAX_MINMAX:
+        return expr  # sympy.simplify takes minutes on such counts
+    return sympy.simplify(expr)
 
 
 @dataclass
@@ -280,7 +229,7 @@ def _symbolic_elements(cascade: Cascade, name: str) -> sympy.Expr:
 def domain_points(cascade: Cascade, e: Einsum, sizes: dict[str, float]) -> int:
     """Points of `e`'s iteration space (output and implicitly reduced variables; `where` honoured)."""
     bound = cascade.bind_sizes({}, _only_known(cascade, sizes))
-    return int(numeric_points(cascade, bound)(frozenset(e.space_vars), e.where))
+    return int(numeric_points(cascade, bound)(frozenset(e.space_vars), e.space_where))
 
 
 def closed_form(expr: sympy.Expr, cascade: Cascade | None = None) -> sympy.Expr:
@@ -302,24 +251,9 @@ def closed_form(expr: sympy.Expr, cascade: Cascade | None = None) -> sympy.Expr:
                 judge[size_symbol(rank.name)] = sympy.Mul(*[at_least_one(p) for p in rank.parts])
 
     def simplify_sum(s: sympy.Sum) -> sympy.Expr:
-        body = s.function
-        if not (isinstance(body, sympy.Max) and len(body.args) == 2 and 0 in body.args):
-            return s
-        inner = next(a for a in body.args if a != 0)
-        limits = list(s.limits)
-        variables = [v for v, _, _ in limits]
-        try:
-            if sympy.Poly(inner, *variables).total_degree() > 1:
-                return s
-        except sympy.PolynomialError:
-            return s
-        for corner in itertools.product(*[(lo, hi) for _, lo, hi in limits]):
-            value = inner.subs(dict(zip(variables, corner))).subs(judge, simultaneous=True)
-            if sympy.expand(value).is_nonnegative is not True:
-                return s
-        return sympy.factor(sympy.Sum(inner, *limits).doit())
+        return close_sum(s, {k: v for k, v in judge.items()})
 
     return sympy.sympify(expr).replace(lambda e: isinstance(e, sympy.Sum), simplify_sum)
 
 
-__all__ = ["CascadeCost", "OPERATORS", "closed_form", "cost", "domain_points", "einsum_ops", "affine_max"]
+__all__ = ["CascadeCost", "OPERATORS", "closed_form", "simplify_count", "cost", "domain_points", "einsum_ops", "affine_max"]

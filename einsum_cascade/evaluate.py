@@ -7,6 +7,7 @@ run only over the steps of recurrences (iterative ranks).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -17,8 +18,11 @@ import sympy
 from einsum_cascade.ast import (
     Access,
     Binary,
+    BoolOp,
     Call,
+    Compare,
     Comparison,
+    Not,
     Node,
     Number,
     Reduce,
@@ -95,8 +99,12 @@ _FUNCTIONS = {
     "tanh": np.tanh,
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
     "erf": _erf,
+    "cos": np.cos,
+    "sin": np.sin,
+    "sign": np.sign,
     "max": np.maximum,
     "min": np.minimum,
+    "pow": np.power,
 }
 _BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
@@ -113,7 +121,7 @@ class _Evaluator:
         self.size_subs = {size_symbol(n): v for n, v in sizes.items()}
         self.tensors: dict[str, Labeled] = {}  # stored with vars = ("#0", "#1", ...)
         self.fixed: dict[str, int] = {}
-        self.explicit_where: tuple[Comparison, ...] = ()
+        self.line = 0  # line of the Einsum being evaluated (for errors)
         self._affine_cache: dict[sympy.Expr, tuple[dict[str, float], float]] = {}
 
     # -- affine index expressions ------------------------------------------------------------
@@ -161,11 +169,34 @@ class _Evaluator:
             return Labeled(-operand.data, operand.vars, operand.mask)
         if isinstance(node, Binary):
             return self.elementwise(_BINARY[node.op], [self.value(node.left), self.value(node.right)])
+        if isinstance(node, Call) and node.func == "select":
+            return self.select(*[self.value(a) for a in node.args])
         if isinstance(node, Call):
             return self.elementwise(_FUNCTIONS[node.func], [self.value(a) for a in node.args])
+        if isinstance(node, Compare):
+            return self.elementwise(_COMPARE[node.op], [self.value(node.left), self.value(node.right)])
+        if isinstance(node, BoolOp):
+            logic = np.logical_and if node.op == "and" else np.logical_or
+            func = lambda *xs: functools.reduce(logic, [x != 0 for x in xs])  # noqa: E731
+            return self.elementwise(func, [self.value(a) for a in node.args])
+        if isinstance(node, Not):
+            return self.elementwise(lambda x: x == 0, [self.value(node.arg)])
         if isinstance(node, Reduce):
-            return self.reduce(node.op, node.vars, node.body, None)
+            return self.reduce(node.op, node.vars, node.body, None, node.where, node.k)
         raise TypeError(f"unknown node {node!r}")
+
+    def select(self, cond: Labeled, a: Labeled, b: Labeled) -> Labeled:
+        """`select(cond, a, b)`: a where cond is non-zero, else b; present where cond and the
+        chosen operand are."""
+        want = _union(cond.vars, a.vars, b.vars)
+        c = _expand(cond.data, cond.vars, want) != 0
+        data = np.where(c, _expand(a.data, a.vars, want), _expand(b.data, b.vars, want))
+        mask = None
+        if cond.mask is not None or a.mask is not None or b.mask is not None:
+            ones = np.ones((), dtype=bool)
+            pick = lambda x: ones if x.mask is None else _expand(x.mask, x.vars, want)  # noqa: E731
+            mask = pick(cond) & np.where(c, pick(a), pick(b))
+        return Labeled(np.asarray(data, dtype=float), want, mask)
 
     def elementwise(self, func, operands: list[Labeled]) -> Labeled:
         want = _union(*(o.vars for o in operands))
@@ -194,8 +225,8 @@ class _Evaluator:
             # the M1 previous steps of an iterative tensor of M1 + 1), fixed ones picked by index.
             picks = tuple(self.fixed.get(v, slice(0, self.extents[v])) for v in plain)
             vars_ = tuple(v for v in plain if v not in self.fixed)
-            data = stored.data[picks]
-            mask = stored.mask[picks] if stored.mask is not None else None
+            data = np.asarray(stored.data[picks])
+            mask = np.asarray(stored.mask[picks]) if stored.mask is not None else None
             if data.shape != tuple(self.extents[v] for v in vars_):
                 return self._gather(node, stored)
             return Labeled(data, vars_, mask)
@@ -221,10 +252,12 @@ class _Evaluator:
         return Labeled(data, want, None if mask.all() else mask)
 
     # -- reductions --------------------------------------------------------------------------
-    def reduce(self, op: str, rvars: tuple[str, ...], body: Node, where: Labeled | None) -> Labeled:
-        """Reduce `body` over `rvars`, skipping absent points (and points where `where` is false).
-        An all-absent reduction gives the operator's identity."""
-        inside = self.reduction_where(rvars)
+    def reduce(self, op: str, rvars: tuple[str, ...], body: Node, where: Labeled | None,
+               conditions: tuple = (), k: Node | None = None) -> Labeled:
+        """Reduce `body` over `rvars`, skipping absent points (and points where `where` or the
+        reduction's own `conditions` are false). An all-absent reduction gives the operator's
+        identity; `kth` / `kth_smallest` give -inf / +inf when fewer than k points are present."""
+        inside = self.condition(conditions) if conditions else None
         if inside is not None:
             where = inside if where is None else self.combine(where, inside)
         if op == "sum":
@@ -239,7 +272,34 @@ class _Evaluator:
                 mask = mask & _expand(value.mask, value.vars, want)
             full = tuple(self.extents[v] for v in want)
             value = Labeled(np.broadcast_to(_expand(value.data, value.vars, want), full), want, mask)
+        if op in ("kth", "kth_smallest"):
+            return self._kth(op, value, rvars, self.value(k))
         return self._fold(op, value, rvars)
+
+    def _kth(self, op: str, value: Labeled, rvars: tuple[str, ...], k: Labeled) -> Labeled:
+        """The k-th largest (`kth`) or smallest (`kth_smallest`) present value over `rvars`."""
+        if k.mask is not None and not k.mask.all():
+            raise CascadeError(f"{op}: k is absent at some points", self.cascade.file, self.line, 1)
+        if not np.all((k.data == np.rint(k.data)) & (k.data >= 1)):
+            bad = k.data[~((k.data == np.rint(k.data)) & (k.data >= 1))].flat[0]
+            raise CascadeError(f"{op}: k must be a positive integer, got {bad:g}",
+                               self.cascade.file, self.line, 1)
+        live = tuple(v for v in rvars if v not in self.fixed)
+        keep = tuple(v for v in _union(value.vars, k.vars) if v not in live)
+        want = keep + live
+        full = tuple(self.extents[v] for v in want)
+        empty = -math.inf if op == "kth" else math.inf
+        data = value.data if value.mask is None else np.where(value.mask, value.data, empty)
+        data = np.broadcast_to(_expand(np.asarray(data), value.vars, want), full)
+        data = data.reshape(full[:len(keep)] + (-1,))
+        ordered = np.sort(data, axis=-1)
+        if op == "kth":
+            ordered = ordered[..., ::-1]
+        count = ordered.shape[-1]
+        index = np.broadcast_to(_expand(k.data, k.vars, keep), full[:len(keep)]).astype(np.int64) - 1
+        picked = np.take_along_axis(ordered, np.minimum(index, count - 1)[..., None], axis=-1)[..., 0]
+        picked = np.where(index < count, picked, empty)
+        return Labeled(np.asarray(picked, dtype=float), keep)
 
     def _fold(self, op: str, value: Labeled, rvars: tuple[str, ...]) -> Labeled:
         data = value.data
@@ -300,25 +360,39 @@ class _Evaluator:
         return Labeled(x.data.sum(axis=axes), tuple(v for v in x.vars if v not in vars_))
 
     # -- conditions --------------------------------------------------------------------------
-    def condition(self, where: tuple[Comparison, ...]) -> Labeled | None:
-        """The conjunction as a boolean Labeled array over its free variables."""
+    def condition(self, where: tuple) -> Labeled | None:
+        """A conjunction of conditions as a boolean Labeled array over its free variables."""
         result: Labeled | None = None
-        for cmp in where:
-            diff = self.affine_value(cmp.left - cmp.right)
-            part = Labeled(_COMPARE[cmp.op](diff.data, 0.0), diff.vars)
+        for cond in where:
+            part = self.truth(cond)
             result = part if result is None else self.combine(result, part)
         return result
+
+    def truth(self, cond) -> Labeled:
+        """One condition as a boolean Labeled array; a data-dependent comparison is false where
+        an operand is absent."""
+        if isinstance(cond, Comparison):
+            diff = self.affine_value(cond.left - cond.right)
+            return Labeled(_COMPARE[cond.op](diff.data, 0.0), diff.vars)
+        if isinstance(cond, BoolOp):
+            parts = [self.truth(a) for a in cond.args]
+            want = _union(*(p.vars for p in parts))
+            logic = np.logical_and if cond.op == "and" else np.logical_or
+            data = functools.reduce(logic, [_expand(p.data, p.vars, want) for p in parts])
+            return Labeled(np.asarray(data), want)
+        if isinstance(cond, Not):
+            inner = self.truth(cond.arg)
+            return Labeled(~inner.data, inner.vars)
+        value = self.value(cond)  # a data-dependent Compare: 0/1 with the operands' mask
+        data = value.data != 0
+        if value.mask is not None:
+            data = data & value.mask
+        return Labeled(np.asarray(data), value.vars)
 
     @staticmethod
     def combine(a: Labeled, b: Labeled) -> Labeled:
         want = _union(a.vars, b.vars)
         return Labeled(_expand(a.data, a.vars, want) & _expand(b.data, b.vars, want), want)
-
-    def reduction_where(self, rvars: tuple[str, ...]) -> Labeled | None:
-        """Comparisons of the current Einsum's `where` on variables of an explicit reduction."""
-        mine = tuple(c for c in self.explicit_where
-                     if set(map(str, (c.left - c.right).free_symbols)) & set(rvars))
-        return self.condition(mine) if mine else None
 
     # -- Einsums -----------------------------------------------------------------------------
     def allocate(self, name: str) -> None:
@@ -328,12 +402,8 @@ class _Evaluator:
 
     def run(self, e: Einsum) -> None:
         """Evaluate one Einsum (at the fixed step, inside a recurrence) and store its result."""
-        explicit = e.reduced_vars - e.implicit_vars
-        on_explicit = tuple(c for c in e.where
-                            if set(map(str, (c.left - c.right).free_symbols)) & explicit)
-        self.explicit_where = on_explicit
-        top_level = tuple(c for c in e.where if c not in on_explicit)
-        where = self.condition(top_level) if top_level else None
+        self.line = e.line
+        where = self.condition(e.space_where) if e.space_where else None
         implicit = tuple(v for v in sorted(e.implicit_vars) if v not in self.fixed)
         inner_where = where if where is not None and set(where.vars) & set(implicit) else None
         outer_where = where if where is not None and inner_where is None else None

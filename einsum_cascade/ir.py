@@ -47,6 +47,23 @@ class Tensor:
     iterative_slot: int | None = None
 
 
+@dataclass(frozen=True)
+class TransposedRead:
+    """A read that puts a rank in another slot than its tensor declares (`QK[p,m]` of a tensor
+    `QK[m,p]`): valid only where the extents of the swapped ranks are equal."""
+
+    access: Access
+    declared: tuple  # the tensor's index variables per slot (None: not a plain variable)
+    read: tuple  # the read's index variables per slot (None: not a plain variable)
+    slots: tuple  # the slots whose rank differs from the declared one
+
+    def describe(self, file: str) -> str:
+        decl = ", ".join(v or "?" for v in self.declared)
+        read = ", ".join(v or "?" for v in self.read)
+        return (f"{file}:{self.access.line}:{self.access.col}: {self.access.tensor}[{read}] reads a "
+                f"tensor declared {self.access.tensor}[{decl}] in another order")
+
+
 @dataclass
 class Einsum:
     """One statement `NAME[lhs] = expr [where ...]` of a cascade."""
@@ -62,6 +79,7 @@ class Einsum:
     implicit_vars: frozenset[str] = frozenset()
     reduced_vars: frozenset[str] = frozenset()
     reads: list[Access] = field(default_factory=list)
+    space_where: tuple = ()  # conjuncts of `where` over the top-level space (the rest sit in Reduce.where)
 
     @property
     def space_vars(self) -> frozenset[str]:
@@ -82,6 +100,7 @@ class Cascade:
     file: str = "<string>"
     arity: dict[str, int] = field(default_factory=dict)
     iterative_slot: dict[str, int] = field(default_factory=dict)
+    transposed_reads: list[TransposedRead] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.var_rank: dict[str, str] = {}
@@ -172,7 +191,23 @@ class Cascade:
         """Every rank size and param as a number, inferred from input shapes where possible."""
         from einsum_cascade.sizes import bind_sizes
 
-        return bind_sizes(self, inputs or {}, sizes or {})
+        bound = bind_sizes(self, inputs or {}, sizes or {})
+        self.check_transposed_reads(bound)
+        return bound
+
+    def check_transposed_reads(self, sizes: dict[str, float]) -> None:
+        """CascadeError at the read when a transposed read swaps ranks of different extents."""
+        from einsum_cascade.errors import CascadeError
+
+        for t in self.transposed_reads:
+            for d in t.slots:
+                want, got = self.var_rank[t.declared[d]], self.var_rank[t.read[d]]
+                if want in sizes and got in sizes and sizes[want] != sizes[got]:
+                    raise CascadeError(
+                        f"{t.access.tensor} is declared {t.access.tensor}[{', '.join(v or '?' for v in t.declared)}] "
+                        f"but read as {t.access.tensor}[{', '.join(v or '?' for v in t.read)}]: index {d + 1} "
+                        f"ranges over {got} = {sizes[got]:g} where the tensor has {want} = {sizes[want]:g}",
+                        self.file, t.access.line, t.access.col)
 
     def tensor_shape(self, name: str, sizes: dict[str, float]) -> tuple[int, ...]:
         """The extent of each dimension of a tensor for bound sizes."""

@@ -1,4 +1,4 @@
-"""The lower bound on passes over a rank (the rules of `cascade-language.md`).
+"""The lower bound on passes over a rank (the rules of `docs/cascade-language.md`).
 
 Each tensor gets a kind (streamed: it keeps an R-variable; global: it does not) and the pass in
 which it streams or at whose end it is complete; each Einsum that iterates over R runs in
@@ -7,6 +7,8 @@ p(E) = max(1, passes of streamed inputs, 1 + passes of global inputs).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import networkx as nx
 
 from einsum_cascade.errors import CascadeError
 from einsum_cascade.ir import Cascade, Einsum
@@ -28,17 +30,32 @@ class PassReport:
 
     cascade: str
     rank: str
-    passes: int
+    passes: int | None  # None when unbounded
     einsums: list[EinsumPass]
     live_across_passes: list[str]
     chains: dict[int, list[str]] = field(default_factory=dict)
     restreamed_inputs: list[str] = field(default_factory=list)
+    grows_with: str | None = None  # unbounded: passes grow with this rank (`passes` is None)
+    growth_chain: list[str] = field(default_factory=list)  # the loop that makes them grow
+
+    @property
+    def unbounded(self) -> bool:
+        """True when the passes over the rank grow with the steps of a recurrence."""
+        return self.grows_with is not None
+
+    def describe(self) -> str:
+        """`3`, or `unbounded: grows with M (S -> PRED -> S)`."""
+        if not self.unbounded:
+            return str(self.passes)
+        return f"unbounded: grows with {self.grows_with} ({' -> '.join(self.growth_chain)})"
 
     def to_json(self) -> dict:
         return {
             "cascade": self.cascade,
             "rank": self.rank,
             "passes": self.passes,
+            "unbounded": ({"grows_with": self.grows_with, "chain": list(self.growth_chain)}
+                          if self.unbounded else None),
             "einsums": [{"name": e.name, "pass": e.pass_, "kind": e.kind} for e in self.einsums],
             "live_across_passes": list(self.live_across_passes),
             "chains": {str(k): v for k, v in self.chains.items()},
@@ -105,9 +122,7 @@ def passes(cascade: Cascade, rank: str = "M") -> PassReport:
         if not changed:
             break
     else:
-        raise CascadeError(
-            "passes do not converge: a recurrence reads a global result of itself", cascade.file
-        )
+        return _unbounded(cascade, rank, mains, iterates, kind, complete, rvars)
     total = max([p for p in run_pass.values() if p is not None], default=0)
     einsums = [EinsumPass(e.name, run_pass[e.name], kind[e.name], complete[e.name]) for e in mains]
     live, restreamed = [], []
@@ -125,6 +140,36 @@ def passes(cascade: Cascade, rank: str = "M") -> PassReport:
     live.sort(key=order.get)
     chains = {k: _chain(cascade, mains, k, run_pass, complete, kind, rvars) for k in range(2, total + 1)}
     return PassReport(cascade.name, rank, total, einsums, live, chains, restreamed)
+
+
+def _unbounded(cascade, rank, mains, iterates, kind, complete, rvars) -> PassReport:
+    """The report of a rank whose passes do not converge: a recurrence over another rank reads,
+    at each step, a global result (over `rank`) of its previous step, so every step needs one
+    more pass. The loop is the cycle through the tensors whose pass still grows."""
+    growing = set()
+    for e in mains:  # one more sweep: what still grows
+        reads = _reads(cascade, e, kind, rvars)
+        if iterates[e.name]:
+            value = max([1] + [complete[r.tensor] + (1 if r.is_global else 0) for r in reads])
+        else:
+            value = max([0] + [complete[r.tensor] for r in reads])
+        if value != complete[e.name]:
+            growing.add(e.name)
+        complete[e.name] = value
+    sub = cascade.graph.subgraph(growing)
+    try:
+        cycle = [u for u, _ in nx.find_cycle(sub)]
+    except nx.NetworkXNoCycle:
+        cycle = sorted(growing)
+    order = {e.name: i for i, e in enumerate(mains)}
+    start = min(range(len(cycle)), key=lambda i: order.get(cycle[i], 0)) if cycle else 0
+    chain = cycle[start:] + cycle[:start] + cycle[start:start + 1]
+    steps = [cascade.einsum(n).iterative_var for n in cycle if cascade.einsum(n).iterative_var]
+    rank_of = {v: r for r in cascade.ranks for v in cascade.rank_vars(r)}
+    grows = rank_of.get(steps[0], cascade.var_rank.get(steps[0])) if steps else "the recurrence"
+    einsums = [EinsumPass(e.name, None if e.name in growing or not iterates[e.name] else complete[e.name],
+                          kind[e.name], complete[e.name]) for e in mains]
+    return PassReport(cascade.name, rank, None, einsums, [], {}, [], grows, chain)
 
 
 def _chain(cascade, mains, k, run_pass, complete, kind, rvars) -> list[str]:

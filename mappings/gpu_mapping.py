@@ -85,13 +85,33 @@ def _reads_tensor(node: cascade_ast.Node) -> bool:
 def _folded_ops(node: cascade_ast.Node) -> tuple[int, int]:
     """(exp calls, other operators) in tensor-free sub-expressions, which a kernel folds away."""
     if isinstance(node, (cascade_ast.Binary, cascade_ast.Call)) and not _reads_tensor(node):
-        exps = _count_exp(node)
-        return exps, _ops_of(node) - exps
+        # einsum_cascade.cost counts a constant (rank-variable-free) part once, not per point:
+        # only the rest is folded per point
+        per_point = [n for n in _varying(node) if isinstance(n, (cascade_ast.Binary, cascade_ast.Call))]
+        exps = sum(1 for n in per_point if isinstance(n, cascade_ast.Call) and n.func == "exp")
+        return exps, len(per_point) - exps
     exps = other = 0
     for child in cascade_ast.children(node):
         e, o = _folded_ops(child)
         exps, other = exps + e, other + o
     return exps, other
+
+
+def _varying(node: cascade_ast.Node) -> list:
+    """The nodes of a sub-expression outside its constant (rank-variable-free) parts."""
+    if not any(isinstance(n, cascade_ast.Var) for n in cascade_ast.walk(node)):
+        return []
+    return [node] + [n for c in cascade_ast.children(node) for n in _varying(c)]
+
+
+def _constant_ops(node: cascade_ast.Node) -> tuple[int, int]:
+    """(exp calls, other operators) in constant sub-expressions (no tensor, no rank variable)."""
+    if isinstance(node, (cascade_ast.Binary, cascade_ast.Call)) and not _reads_tensor(node) \
+            and not any(isinstance(n, cascade_ast.Var) for n in cascade_ast.walk(node)):
+        exps = _count_exp(node)
+        return exps, _ops_of(node) - exps
+    parts = [_constant_ops(c) for c in cascade_ast.children(node)]
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
 
 def _count_exp(node: cascade_ast.Node) -> int:
@@ -144,8 +164,9 @@ class CascadeWork:
             ops = counts[name]
             folded_exp, folded_other = _folded_ops(e.expr)
             points = ec.domain_points(self.cascade, e, sizes) if (folded_exp or folded_other) else 0
-            exps += ops.get("exp", 0) - folded_exp * points
-            alu += sum(v for k, v in ops.items() if k != "exp") - folded_other * points
+            const_exp, const_other = _constant_ops(e.expr)  # counted once by einsum_cascade.cost
+            exps += ops.get("exp", 0) - folded_exp * points - const_exp
+            alu += sum(v for k, v in ops.items() if k != "exp") - folded_other * points - const_other
         return Work(tensor, exps, alu)
 
 

@@ -249,6 +249,24 @@ def _walk(node: Node):
         yield from _walk(child)
 
 
+def _check_supported(c: ec.Cascade) -> None:
+    """CascadeError for the constructs of cascade language v2 that have no secure mapping yet
+    (comparisons, select, kth, Boolean or data-dependent where conditions)."""
+    from einsum_cascade.ast import BoolOp, Compare, Comparison, Not, walk
+
+    for e in c.einsums:
+        nodes = list(walk(e.expr)) + [n for cond in e.where for n in walk(cond)]
+        for n in nodes:
+            what = (f"{n.op} reduction" if isinstance(n, Reduce) and n.op not in ("sum", "max", "min", "prod")
+                    else "select" if isinstance(n, Call) and n.func == "select"
+                    else "a comparison or and/or/not" if isinstance(n, (Compare, BoolOp, Not))
+                    else None)
+            if what is None and isinstance(n, Reduce) and any(not isinstance(w, Comparison) for w in n.where):
+                what = "a Boolean or data-dependent where"
+            if what:
+                raise ec.CascadeError(f"{e.name}: {what} has no secure-computation mapping", c.file, e.line, 1)
+
+
 class CascadeMapper:
     """Prices one cascade at bound sizes on one backend profile."""
 
@@ -260,6 +278,7 @@ class CascadeMapper:
                                   f"cascade {c.name} (inputs: {', '.join(c.inputs)})", c.file)
         if gelu_form not in ("tanh", "erf"):
             raise ValueError(f"gelu_form must be 'tanh' or 'erf', got {gelu_form!r}")
+        _check_supported(c)
         self.c = c
         self.sizes = complete_sizes(c, sizes)
         self.profile = profile

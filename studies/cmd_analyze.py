@@ -7,6 +7,7 @@ import json
 import sympy
 
 import einsum_cascade as ec
+from einsum_cascade.ast import Reduce, is_data_dependent, walk
 from einsum_cascade.passes import PassReport
 from studies.cascade_arg import load_cascade
 from studies.errors import UsageError
@@ -35,6 +36,7 @@ def analysis_json(cascade: ec.Cascade, ranks: list[str], sizes: dict[str, float]
     else:
         out = {"cascade": cascade.name, "ranks": [r.to_json() for r in reports]}
     out["cost"] = cost_json
+    out["notes"] = analysis_notes(cascade)
     return out
 
 
@@ -42,7 +44,23 @@ def _format_ops(ops: dict) -> str:
     return ", ".join(f"{op} {v}" for op, v in ops.items()) or "-"
 
 
+def analysis_notes(cascade: ec.Cascade) -> list[str]:
+    """Facts a reader of the numbers must know: transposed reads, data-dependent masks."""
+    notes = [t.describe(cascade.file) + " (allowed only where the swapped ranks have equal sizes)"
+             for t in cascade.transposed_reads]
+    for e in cascade.einsums:
+        conds = list(e.space_where) + [c for n in walk(e.expr) if isinstance(n, Reduce) for c in n.where]
+        if any(is_data_dependent(c) for c in conds):
+            notes.append(f"{e.name} (line {e.line}) has a data-dependent mask: its points are "
+                         "counted as an upper bound (every point the affine conditions admit)")
+    return notes
+
+
 def format_passes(report: PassReport) -> list[str]:
+    if report.unbounded:
+        return [f"passes over {report.rank}: {report.describe()}",
+                f"  each step of the recurrence over {report.grows_with} needs a global result over "
+                f"{report.rank} of its previous step: {' -> '.join(report.growth_chain)}"]
     lines = [f"passes over {report.rank}: {report.passes}"]
     by_pass: dict = {}
     for e in report.einsums:
@@ -81,6 +99,7 @@ def format_analysis(cascade: ec.Cascade, ranks: list[str], sizes: dict[str, floa
     for name, size in cost.tensor_sizes.items():
         extra = f" = {at.tensor_sizes[name]}" if at is not None else ""
         lines.append(f"  {name:<{width}}  {sympy.sstr(size)}{extra}")
+    lines += [f"note: {n}" for n in analysis_notes(cascade)]
     return "\n".join(lines)
 
 

@@ -143,3 +143,79 @@ def softplus_centred_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> n
     s = k.T @ q
     w = np.logaddexp(0.0, s - s.mean(axis=0, keepdims=True))
     return v @ (w / w.sum(axis=0, keepdims=True))
+# -- cascade language v2 library entries (issue 11) ---------------------------------------------
+
+def topk_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, top: int) -> np.ndarray:
+    """Softmax over the `top` largest scores of each query (np.argsort per column)."""
+    scores = k.T @ q
+    keep = np.zeros_like(scores, dtype=bool)
+    order = np.argsort(-scores, axis=0)[:top]
+    np.put_along_axis(keep, order, True, axis=0)
+    return softmax_attention(q, k, v, mask=keep)
+
+
+def differential_attention(q1, k1, q2, k2, v, lam: float) -> np.ndarray:
+    """softmax(Q1.K1) V - lam softmax(Q2.K2) V (Ye et al. 2025)."""
+    return softmax_attention(q1, k1, v) - lam * softmax_attention(q2, k2, v)
+
+
+def sinks_mask(m: int, p: int, sinks: int, window: int) -> np.ndarray:
+    """StreamingLLM: key m visible to query p when m <= p and (m < sinks or p - window < m)."""
+    keys = np.arange(m)[:, None]
+    queries = np.arange(p)[None, :]
+    return (keys <= queries) & ((keys < sinks) | (keys > queries - window))
+
+
+def cosformer_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Quadratic cosFormer: relu(K).relu(Q) cos(pi/2 (p - m) / M), normalised over keys (the
+    denominator clamped to 1e-6 as in the authors' code)."""
+    n_keys = k.shape[1]
+    m = np.arange(n_keys)[:, None]
+    p = np.arange(q.shape[1])[None, :]
+    weights = (np.maximum(k, 0).T @ np.maximum(q, 0)) * np.cos(np.pi / 2 * (p - m) / n_keys)
+    return v @ (weights / np.maximum(weights.sum(axis=0, keepdims=True), 1e-6))
+
+
+def gated_linear_attention(q, k, v, a) -> np.ndarray:
+    """S_t = diag(a_t) S_{t-1} + k_t v_t^T; o_t = S_t^T q_t, one token at a time."""
+    state = np.zeros((k.shape[0], v.shape[0]))
+    out = np.zeros((v.shape[0], q.shape[1]))
+    for t in range(q.shape[1]):
+        state = a[:, t][:, None] * state + np.outer(k[:, t], v[:, t])
+        out[:, t] = state.T @ q[:, t]
+    return out
+
+
+def selective_scan(x, dt, a, b, c, ds) -> np.ndarray:
+    """Mamba's selective scan: h_t = exp(dt_t A) h_{t-1} + dt_t B_t x_t; y_t = C_t h_t + D x_t."""
+    n, d = a.shape
+    h = np.zeros((n, d))
+    y = np.zeros_like(x)
+    for t in range(x.shape[1]):
+        h = np.exp(dt[:, t][None, :] * a) * h + dt[:, t][None, :] * b[:, t][:, None] * x[:, t][None, :]
+        y[:, t] = c[:, t] @ h + ds * x[:, t]
+    return y
+
+
+def stick_breaking_attention(q, k, v) -> np.ndarray:
+    """Query p gives key m < p the weight beta_mp prod_{m<j<p} (1 - beta_jp), beta = sigmoid(QK)."""
+    beta = 1.0 / (1.0 + np.exp(-(k.T @ q)))
+    weights = np.zeros_like(beta)
+    for p in range(q.shape[1]):
+        for m in range(p):
+            weights[m, p] = beta[m, p] * np.prod(1.0 - beta[m + 1:p, p])
+    return v @ weights
+
+
+def flow_attention(q, k, v) -> np.ndarray:
+    """Flow-Attention (Wu et al. 2022), non-causal, phi = sigmoid, written per the paper's eqs."""
+    phi_q, phi_k = 1 / (1 + np.exp(-q)), 1 / (1 + np.exp(-k))       # [e,p], [e,m]
+    incoming = phi_q.T @ phi_k.sum(axis=1)                          # I[p]
+    outgoing = phi_k.T @ phi_q.sum(axis=1)                          # O[m]
+    conserved_in = phi_q.T @ (phi_k / outgoing[None, :]).sum(axis=1)
+    conserved_out = phi_k.T @ (phi_q / incoming[None, :]).sum(axis=1)
+    competition = np.exp(conserved_out - conserved_out.max())
+    competition = competition / competition.sum() * k.shape[1]       # softmax over keys, times M
+    values = v * competition[None, :]                                # [f,m]
+    out = (values @ phi_k.T) @ phi_q / incoming[None, :]             # [f,p]
+    return out * (1 / (1 + np.exp(-conserved_in)))[None, :]

@@ -1,4 +1,4 @@
-"""Pass analysis (the worked example of cascade-language.md) and symbolic operation counts."""
+"""Pass analysis (the worked example of docs/cascade-language.md) and symbolic operation counts."""
 from __future__ import annotations
 
 import sympy

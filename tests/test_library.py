@@ -22,6 +22,9 @@ REQUIRED = {
     "attention_sliding_window", "sigmoid_attention", "softplus_attention",
     "softplus_attention_deferred", "linear_attention", "linear_attention_causal",
     "lightning_attention", "based_attention", "agent_attention", "attention_temperature",
+    # cascade language v2 (issue 11)
+    "topk_attention", "differential_attention", "attention_sinks", "cosformer",
+    "gated_linear_attention", "selective_scan", "stick_breaking_attention", "flow_attention",
 }
 FUSEMAX_EINSUMS = ["BK", "BV", "QK", "LM", "RM", "PRM", "SPD", "SPNV",
                    "SLN", "SLD", "SLNV", "RD", "RNV", "AV"]
@@ -199,6 +202,120 @@ def test_agent_attention():
     agents = 1.5 * np.random.default_rng(18).standard_normal((E, 5))
     expected = ref.agent_attention(**_lower(inputs), a=agents)
     assert_close(evaluate("agent_attention", {**inputs, "A": agents}), expected)
+
+
+# -- cascade language v2 entries ----------------------------------------------------------------
+
+@pytest.mark.parametrize("top", [1, 3, 24])
+def test_topk_attention(top):
+    inputs = qkv(24, 16, seed=21)
+    expected = ref.topk_attention(**_lower(inputs), top=top)
+    assert_close(evaluate("topk_attention", inputs, {"KK": top}), expected)
+    if top == 24:  # keeping every key is plain softmax attention
+        assert_close(evaluate("topk_attention", inputs, {"KK": top}), ref.softmax_attention(**_lower(inputs)))
+
+
+def test_differential_attention():
+    first, second = qkv(24, 16, seed=22), qkv(24, 16, seed=23)
+    inputs = {"Q1": first["Q"], "K1": first["K"], "Q2": second["Q"], "K2": second["K"], "V": first["V"]}
+    expected = ref.differential_attention(first["Q"], first["K"], second["Q"], second["K"], first["V"], 0.8)
+    assert_close(evaluate("differential_attention", inputs, {"LAM": 0.8}), expected)
+
+
+@pytest.mark.parametrize("sinks, window", [(1, 3), (4, 2), (2, 20)])
+def test_attention_sinks(sinks, window):
+    n = 20
+    inputs = qkv(n, n, seed=24 + sinks)
+    expected = ref.softmax_attention(**_lower(inputs), mask=ref.sinks_mask(n, n, sinks, window))
+    assert_close(evaluate("attention_sinks", inputs, {"S": sinks, "W": window}), expected)
+
+
+def test_attention_sinks_counts_only_visible_scores():
+    # by hand: M = P = 64, S = 4, W = 8: rows p < 12 see p + 1 keys (78 in all), the 52 others
+    # see S + W = 12: 78 + 52 * 12 = 702 scores, each one multiply per e
+    at = ec.cost(ec.load_library("attention_sinks")).at({"E": 2, "F": 3, "M": 64, "P": 64, "S": 4, "W": 8})
+    assert at.per_einsum["QK"]["multiply"] == 2 * 702
+    assert at.per_einsum["SN"]["exp"] == 702
+    assert at.per_einsum["SNV"]["multiply"] == 3 * 702
+    mask = ref.sinks_mask(64, 64, 4, 8)
+    assert int(mask.sum()) == 702
+
+
+def test_cosformer():
+    inputs = qkv(24, 16, seed=25)
+    assert_close(evaluate("cosformer", inputs), ref.cosformer_attention(**_lower(inputs)))
+    inputs["Q"][:, 3] = -1.0  # a query with no positive feature: weights 0, output 0 (not nan)
+    out = evaluate("cosformer", inputs)
+    assert np.all(out[:, 3] == 0.0)
+    assert_close(out, ref.cosformer_attention(**_lower(inputs)))
+
+
+def test_gated_linear_attention():
+    n = 16
+    inputs = qkv(n, n, seed=26)
+    gates = np.random.default_rng(27).uniform(0.5, 1.0, size=(E, n))
+    expected = ref.gated_linear_attention(**_lower(inputs), a=gates)
+    assert_close(evaluate("gated_linear_attention", {**inputs, "A": gates}), expected)
+    # RetNet: one decay gamma for every feature and step equals lightning's decayed attention
+    expected = ref.decayed_causal_linear_attention(**_lower(inputs), decay=0.9)
+    assert_close(evaluate("gated_linear_attention", {**inputs, "A": np.full((E, n), 0.9)}), expected)
+
+
+def test_selective_scan():
+    rng = np.random.default_rng(28)
+    n, d, t = 4, 3, 10
+    arrays = {"X": rng.standard_normal((d, t)), "DT": rng.uniform(0.01, 0.5, (d, t)),
+              "A": -rng.uniform(0.5, 2.0, (n, d)), "B": rng.standard_normal((n, t)),
+              "C": rng.standard_normal((n, t)), "DS": rng.standard_normal(d)}
+    expected = ref.selective_scan(*(arrays[k] for k in ("X", "DT", "A", "B", "C", "DS")))
+    out = ec.load_library("selective_scan").evaluate(arrays)["Y"]
+    assert_close(out, expected)
+
+
+def test_stick_breaking_attention():
+    n = 16
+    inputs = qkv(n, n, seed=29)
+    assert_close(evaluate("stick_breaking_attention", inputs), ref.stick_breaking_attention(**_lower(inputs)))
+
+
+def test_flow_attention():
+    inputs = qkv(24, 16, seed=30)
+    assert_close(evaluate("flow_attention", inputs), ref.flow_attention(**_lower(inputs)))
+
+
+# Per-Einsum passes of the new entries, derived by hand from the rules (docs/cascade-language.md):
+# an Einsum iterating over the rank runs in max(1, streamed inputs' pass, 1 + global inputs'
+# completion); one that does not iterate runs in no pass.
+HAND_PASSES = {
+    ("topk_attention", "M"): {"QK": 1, "T": 1, "GM": 1, "SN": 2, "SD": 2, "SNV": 2, "AV": None},
+    ("differential_attention", "M"): {"QK1": 1, "QK2": 1, "GM1": 1, "GM2": 1, "SN1": 2, "SN2": 2,
+                                      "SD1": 2, "SD2": 2, "SNV1": 2, "SNV2": 2, "AV": None},
+    ("attention_sinks", "M"): {"QK": 1, "GM": 1, "SN": 2, "SD": 2, "SNV": 2, "AV": None},
+    ("cosformer", "M"): {"RQ": None, "RK": 1, "QC": None, "QS": None, "KC": 1, "KS": 1, "KCV": 1,
+                         "KSV": 1, "KCS": 1, "KSS": 1, "NUM": None, "DEN": None, "AV": None},
+    ("gated_linear_attention", "M"): {"KV": 1, "S": 1, "AV": None},
+    ("gated_linear_attention", "P"): {"KV": None, "S": None, "AV": 1},
+    ("selective_scan", "N"): {"DA": 1, "DBX": 1, "H": 1, "CH": 1, "Y": None},
+    ("stick_breaking_attention", "M"): {"QK": 1, "LB": 1, "L1": 1, "LR": 1, "C": 1, "SB": 1,
+                                        "W": 1, "AV": 1},
+    ("flow_attention", "M"): {"PQ": None, "PK": 1, "SK": 1, "SQ": None, "I": None, "O": 1,
+                              "SKO": 1, "SQI": None, "IH": None, "OH": 2, "GO": 2, "EO": 3,
+                              "SO": 3, "KV": 3, "AV": None},
+    ("flow_attention", "P"): {"PQ": 1, "PK": None, "SK": None, "SQ": 1, "I": 1, "O": None,
+                              "SKO": None, "SQI": 1, "IH": 2, "OH": None, "GO": None, "EO": None,
+                              "SO": None, "KV": None, "AV": 2},
+}
+
+
+@pytest.mark.parametrize("stem, rank", sorted(HAND_PASSES))
+def test_new_entries_pass_per_einsum_by_hand(stem, rank):
+    report = ec.passes(ec.load_library(stem), rank)
+    assert {e.name: e.pass_ for e in report.einsums} == HAND_PASSES[stem, rank]
+
+
+def test_flow_attention_live_tensors_by_hand():
+    # over P: PQ and I stream in pass 1 and are read by AV in pass 2
+    assert ec.passes(ec.load_library("flow_attention"), "P").live_across_passes == ["PQ", "I"]
 
 
 def _lower(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -55,7 +55,7 @@ ERRORS = [
     (HEADER + "X[p] = Y[p]\nY[p] = Q[e,p]\n", 4, 8, "used before its definition"),
     (HEADER + "R[m+1,p] = R[m,p] + Q[e,p]\n", 4, 1, "no initial value"),
     (HEADER + "X[m,p] = Q[e,p] * K[e,m] where m * p < 3\n", 4, 32, "not affine"),
-    (HEADER + "X[m,p] = Q[e,p] * K[e,m] where Q[e,p] < 3\n", 4, 32, "not affine"),
+    (HEADER + "X[m,p] = Q[e,p] * K[e,m] where exp(m) < 3\n", 4, 32, "not affine"),
     (HEADER + "X[m,p] = Q[e, m*p]\n", 4, 15, "not affine"),
     (HEADER + "X[m,p] = Q[e,p] $ K[e,m]\n", 4, 17, "unexpected character '$'"),
     (HEADER + "X[m,p] = (Q[e,p]\n", 4, 17, "expected ')'"),
