@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import yaml
 
 from archsim.errors import ArchError
+from archsim.filecache import cached_load
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 RF_ACTIONS = ("rf_read", "rf_write")
@@ -247,6 +248,11 @@ def load_architecture(path: str | Path, params: Mapping[str, Any] | None = None)
         p = CONFIG_DIR / f"{p}.yaml"
     if not p.exists():
         raise ArchError(str(path), "<file>", "no such architecture file")
+    key = ("architecture", str(path), repr(sorted((params or {}).items())))
+    return cached_load(p, lambda: _read_architecture(p, params), key)  # once per process and file
+
+
+def _read_architecture(p: Path, params: Mapping[str, Any] | None) -> Architecture:
     try:
         data = yaml.safe_load(p.read_text())
     except (OSError, UnicodeDecodeError) as err:

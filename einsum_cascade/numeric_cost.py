@@ -13,8 +13,11 @@ cascade at several sizes.
 """
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
 import math
+import pickle
 import threading
 import weakref
 from collections import Counter
@@ -142,6 +145,12 @@ class CompiledCost:
                                         modules="math")
         self._tensor_names = names
 
+    def for_cascade(self, cascade: Cascade) -> "CompiledCost":
+        """The same compiled terms attached to `cascade` (an equal cascade)."""
+        twin = copy.copy(self)
+        twin.cascade = cascade
+        return twin
+
     def at(self, sizes: dict[str, float]) -> CascadeCost:
         """Integer counts per Einsum and in total, and tensor sizes, at `sizes` (partitions
         completed from the whole; unknown names ignored), as `cost(cascade).at(sizes)`."""
@@ -163,19 +172,35 @@ def _exact(x: float) -> float | int:
 
 
 _LOCK = threading.Lock()
-_COMPILED: dict[int, tuple[weakref.ref, CompiledCost]] = {}
+_BY_OBJECT: dict[int, tuple[weakref.ref, CompiledCost]] = {}
+_BY_CONTENT: dict[bytes, CompiledCost] = {}
+_MAX_CONTENT = 256
 
 
 def compiled_cost(cascade: Cascade) -> CompiledCost:
-    """The CompiledCost of `cascade`, built once per cascade object in this process."""
+    """The CompiledCost of `cascade`, built once per cascade content in this process (equal
+    cascades, e.g. copies from the per-process load cache, share one)."""
     key = id(cascade)
     with _LOCK:
-        hit = _COMPILED.get(key)
+        hit = _BY_OBJECT.get(key)
         if hit is not None and hit[0]() is cascade:
             return hit[1]
-    compiled = CompiledCost(cascade)
+    try:
+        content = hashlib.sha256(pickle.dumps(cascade)).digest()
+    except (pickle.PicklingError, TypeError, AttributeError):
+        content = None
     with _LOCK:
-        _COMPILED[key] = (weakref.ref(cascade, lambda _ref, key=key: _COMPILED.pop(key, None)), compiled)
+        compiled = _BY_CONTENT.get(content) if content is not None else None
+    if compiled is None:
+        compiled = CompiledCost(cascade)
+    else:
+        compiled = compiled.for_cascade(cascade)
+    with _LOCK:
+        if content is not None:
+            if len(_BY_CONTENT) >= _MAX_CONTENT:
+                _BY_CONTENT.clear()
+            _BY_CONTENT[content] = compiled
+        _BY_OBJECT[key] = (weakref.ref(cascade, lambda _ref, key=key: _BY_OBJECT.pop(key, None)), compiled)
     return compiled
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from archsim.config import Architecture
+from archsim.filecache import cached_load
 from archsim.schedule import Schedule, Segment, TileOp
 from mappings.base import Mapping, plan_einsums
 from mappings.work import MappingError
@@ -37,7 +38,7 @@ DATAFLOW_FILE = Path(__file__).parent / "flat_dataflow.yaml"
 def flat_dataflow(seq_len: int, E: int) -> dict:
     """FLAT's dataflow choice for a length in tokens (table keyed by K tokens) and head dim (e64 / e128):
     stationarity, granularity (query rows or "head"), onchip (tensor names), spilled (fraction)."""
-    table = yaml.safe_load(DATAFLOW_FILE.read_text())
+    table = cached_load(DATAFLOW_FILE, lambda: yaml.safe_load(DATAFLOW_FILE.read_text()), "flat_dataflow")
     key = seq_len // 1024
     if seq_len % 1024 or key not in table:
         raise MappingError(f"flat: no dataflow in {DATAFLOW_FILE.name} for sequence length {seq_len} "
