@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from dataclasses import dataclass
 
 import simpy
@@ -95,8 +96,47 @@ def _flatten(s: Schedule) -> list[_Inst]:
     return insts
 
 
+_MEMO: dict[tuple, tuple[float, float]] = {}
+_MEMO_LOCK = threading.Lock()
+MEMO_ENTRIES = 4096
+
+
+def timing_key(s: Schedule, arch: Architecture) -> tuple:
+    """What the timing of `s` on `arch` depends on (not names of the schedule, Einsums or actions)."""
+    ops = tuple((seg.iterations, tuple((op.name, op.unit, op.cycles, op.deps, op.load_bytes, op.store_bytes,
+                                        op.buffer_bytes, op.hold_until, op.load_after_deps, op.lag)
+                                       for op in seg.ops)) for seg in s.segments)
+    units = tuple(sorted(arch.units))
+    return (s.blocks, s.reserved_buffer_bytes, ops, arch.buffer.capacity_bytes, arch.dram_bytes_per_cycle, units)
+
+
 def simulate_exact(s: Schedule, arch: Architecture) -> tuple[float, float]:
-    """Simulate every op. Returns (cycles, peak buffer bytes)."""
+    """Simulate every op. Returns (cycles, peak buffer bytes). Memoised per process by the
+    schedule's timing content (`timing_key`): a repeated sub-simulation is not run again."""
+    try:
+        key = timing_key(s, arch)
+        hash(key)
+    except TypeError:  # an unhashable field: simulate without the memo
+        return _simulate_exact(s, arch)
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+    if hit is not None:
+        return hit
+    result = _simulate_exact(s, arch)
+    with _MEMO_LOCK:
+        if len(_MEMO) >= MEMO_ENTRIES:
+            _MEMO.clear()
+        _MEMO[key] = result
+    return result
+
+
+def clear_memo() -> None:
+    """Forget every memoised simulation (for benchmarks)."""
+    with _MEMO_LOCK:
+        _MEMO.clear()
+
+
+def _simulate_exact(s: Schedule, arch: Architecture) -> tuple[float, float]:
     insts = _flatten(s)
     capacity = arch.buffer.capacity_bytes - s.reserved_buffer_bytes
     if capacity < 0:
