@@ -23,6 +23,7 @@ import simpy
 from archsim.config import Architecture
 from archsim.errors import ScheduleError
 from archsim.schedule import Schedule, TileOp
+from archsim.streaming import simulate_streamed
 
 BLOCK_SAMPLES = (2, 4)
 ITER_SAMPLES = (8, 16)
@@ -137,7 +138,15 @@ def clear_memo() -> None:
 
 
 def _simulate_exact(s: Schedule, arch: Architecture) -> tuple[float, float]:
-    insts = _flatten(s)
+    capacity = _capacity(s, arch)
+    # the schedule's structure errors first, as the reference finds them: on a small copy (the
+    # same ops and lags; at most max_lag + 2 blocks and 2 iterations per segment)
+    _flatten(s.with_counts(min(s.blocks, s.max_lag + 2), tuple(min(seg.iterations, 2) for seg in s.segments)))
+    return simulate_streamed(s, capacity, arch.dram_bytes_per_cycle)
+
+
+def _capacity(s: Schedule, arch: Architecture) -> float:
+    """Buffer bytes left to the schedule's ops (bytes); checks that each op fits and runs on a known unit."""
     capacity = arch.buffer.capacity_bytes - s.reserved_buffer_bytes
     if capacity < 0:
         raise ScheduleError(f"{s.name}: reserved buffer {s.reserved_buffer_bytes:.0f} B exceeds "
@@ -148,6 +157,14 @@ def _simulate_exact(s: Schedule, arch: Architecture) -> tuple[float, float]:
                                 f"only {capacity:.0f} B available in {arch.name}")
         if op.unit is not None and op.unit not in arch.units:
             raise ScheduleError(f"{s.name}: op {op.name!r} runs on unknown unit {op.unit!r}")
+    return capacity
+
+
+def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]:
+    """The reference implementation of the model on simpy, every op instance materialised
+    (tests check that `simulate_exact` gives the same results). Returns (cycles, peak buffer bytes)."""
+    capacity = _capacity(s, arch)
+    insts = _flatten(s)
     env = simpy.Environment()
     bpc = arch.dram_bytes_per_cycle
     done = [env.event() for _ in insts]

@@ -177,6 +177,10 @@ _BY_CONTENT: dict[bytes, CompiledCost] = {}
 _MAX_CONTENT = 256
 
 
+def _forget(key: int, table: dict, _ref) -> None:
+    table.pop(key, None)
+
+
 def compiled_cost(cascade: Cascade) -> CompiledCost:
     """The CompiledCost of `cascade`, built once per cascade content in this process (equal
     cascades, e.g. copies from the per-process load cache, share one)."""
@@ -200,7 +204,7 @@ def compiled_cost(cascade: Cascade) -> CompiledCost:
             if len(_BY_CONTENT) >= _MAX_CONTENT:
                 _BY_CONTENT.clear()
             _BY_CONTENT[content] = compiled
-        _BY_OBJECT[key] = (weakref.ref(cascade, lambda _ref, key=key: _BY_OBJECT.pop(key, None)), compiled)
+        _BY_OBJECT[key] = (weakref.ref(cascade, functools.partial(_forget, key, _BY_OBJECT)), compiled)
     return compiled
 
 
