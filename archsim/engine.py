@@ -141,8 +141,16 @@ def _simulate_exact(s: Schedule, arch: Architecture) -> tuple[float, float]:
     capacity = _capacity(s, arch)
     # the schedule's structure errors first, as the reference finds them: on a small copy (the
     # same ops and lags; at most max_lag + 2 blocks and 2 iterations per segment)
-    _flatten(s.with_counts(min(s.blocks, s.max_lag + 2), tuple(min(seg.iterations, 2) for seg in s.segments)))
+    small = s.with_counts(min(s.blocks, s.max_lag + 2), tuple(min(seg.iterations, 2) for seg in s.segments))
+    structure = (small.blocks, tuple((seg.iterations, tuple((op.name, op.deps, op.hold_until, op.lag) for op in seg.ops))
+                                     for seg in small.segments))
+    if structure not in _VALID:
+        _flatten(small)
+        _VALID.add(structure)
     return simulate_streamed(s, capacity, arch.dram_bytes_per_cycle)
+
+
+_VALID: set[tuple] = set()  # structures whose small copy _flatten accepted
 
 
 def _capacity(s: Schedule, arch: Architecture) -> float:

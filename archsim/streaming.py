@@ -20,6 +20,7 @@ if it had been registered at time 0 (`_Wait.rank`).
 from __future__ import annotations
 
 import bisect
+import gc
 import heapq
 import itertools
 from collections import deque
@@ -57,6 +58,12 @@ class _Loop:
     def succeed(self, ev: _Event) -> None:
         ev.triggered = True
         self.schedule(ev)
+
+    @staticmethod
+    def succeed_quiet(ev: _Event) -> None:
+        """Trigger and process at once an event that nothing will ever wait for (not scheduled)."""
+        ev.triggered = True
+        ev.callbacks = None
 
     def timeout(self, delay: float) -> _Event:
         ev = _Event()
@@ -221,7 +228,7 @@ class _Container:
 class _Inst:
     """One op instance: its events, the events it waits for, and the bytes its end frees."""
 
-    __slots__ = ("op", "dep_done", "dep_stored", "done", "stored", "loaded", "releases", "rank")
+    __slots__ = ("op", "dep_done", "dep_stored", "done", "stored", "loaded", "releases", "rank", "quiet")
 
     def __init__(self, op: TileOp):
         self.op = op
@@ -261,62 +268,100 @@ class _Stream:
             return False
         return True
 
-    def _generate(self) -> Iterator[None]:
+    def _plan(self) -> list[list[tuple]]:
+        """Per segment and op: (op, dependencies as (segment, iteration offset or None for the
+        last iteration, name), hold-until target as (segment, same iteration?, name) or None)."""
         s, seg_of = self.s, self.seg_of
-        index: dict[int, dict[tuple, _Inst]] = {}
-        pending: dict[tuple, list[float]] = {}  # hold_until target key -> bytes it frees
+        plans = []
+        for si, seg in enumerate(s.segments):
+            plan = []
+            for op in seg.ops:
+                deps = []
+                for ref in op.deps:
+                    prev = ref.startswith("prev:")
+                    name = ref[5:] if prev else ref
+                    if name not in seg_of:
+                        raise ScheduleError(f"{s.name}: op {op.name!r} depends on unknown op {name!r}")
+                    tsi = seg_of[name]
+                    if prev:
+                        if tsi != si:
+                            raise ScheduleError(f"{s.name}: {op.name!r}: 'prev:{name}' must name an op of the "
+                                                "same segment")
+                        deps.append((tsi, -1, name))
+                    elif tsi == si:
+                        deps.append((tsi, 0, name))
+                    elif tsi < si:
+                        deps.append((tsi, None, name))
+                    else:
+                        raise ScheduleError(f"{s.name}: op {op.name!r} depends on {name!r} of a later segment")
+                hold = None
+                if op.hold_until and op.hold_until != op.name:
+                    if op.hold_until not in seg_of:
+                        raise ScheduleError(f"{s.name}: op {op.name!r} holds until unknown op {op.hold_until!r}")
+                    tsi = seg_of[op.hold_until]
+                    hold = (tsi, tsi == si, op.hold_until)
+                plan.append((op, tuple(deps), hold))
+            plans.append(plan)
+        # events nobody ever waits for are not scheduled (that cannot change the others' order)
+        self.done_waited = {ref.removeprefix("prev:") for seg in s.segments for op in seg.ops for ref in op.deps}
+        self.stored_waited = {ref.removeprefix("prev:") for seg in s.segments for op in seg.ops
+                              if op.load_after_deps for ref in op.deps}
+        return plans
+
+    def _generate(self) -> Iterator[None]:
+        s = self.s
+        plans = self._plan()
+        done_waited, stored_waited = self.done_waited, self.stored_waited
+        index: dict[int, dict[tuple, _Inst]] = {}  # per block: (segment, iteration, name) -> instance
+        pending: dict[tuple, list[float]] = {}  # (block, hold_until target key) -> bytes it frees
         holders: dict[tuple, str] = {}
-
-        def resolve(block: int, si: int, it: int, ref: str, who: str) -> _Inst | None:
-            prev = ref.startswith("prev:")
-            name = ref[5:] if prev else ref
-            if name not in seg_of:
-                raise ScheduleError(f"{s.name}: op {who!r} depends on unknown op {name!r}")
-            tsi = seg_of[name]
-            if prev:
-                if tsi != si:
-                    raise ScheduleError(f"{s.name}: {who!r}: 'prev:{name}' must name an op of the same segment")
-                if it == 0:
-                    return None
-                key = (tsi, it - 1, name)
-            elif tsi == si:
-                key = (tsi, it, name)
-            elif tsi < si:
-                key = (tsi, s.segments[tsi].iterations - 1, name)
-            else:
-                raise ScheduleError(f"{s.name}: op {who!r} depends on {name!r} of a later segment")
-            found = index.get(block, {}).get(key)
-            if found is None:
-                raise ScheduleError(f"{s.name}: op {who!r} depends on {name!r}, which is issued after it (lag)")
-            return found
-
-        max_lag = s.max_lag
-        for b in range(s.blocks + max_lag):
+        last = [seg.iterations - 1 for seg in s.segments]
+        blocks, max_lag = s.blocks, s.max_lag
+        on_new = self.on_new
+        for b in range(blocks + max_lag):
             for si, seg in enumerate(s.segments):
+                plan = plans[si]
                 for it in range(seg.iterations):
-                    for op in seg.ops:
+                    for op, deps, hold in plan:
                         blk = b - op.lag
-                        if not 0 <= blk < s.blocks:
+                        if not 0 <= blk < blocks:
                             continue
+                        mine = index.get(blk)
+                        if mine is None:
+                            mine = index[blk] = {}
                         inst = _Inst(op)
-                        deps = [resolve(blk, si, it, r, op.name) for r in op.deps]
-                        deps = [d for d in deps if d is not None]
-                        inst.dep_done = [d.done for d in deps]
-                        inst.dep_stored = [d.stored for d in deps] if op.load_after_deps else None
+                        inst.quiet = (op.name not in done_waited, op.name not in stored_waited)
+                        done, stored = [], []
+                        for tsi, offset, name in deps:
+                            if offset == -1:
+                                if it == 0:
+                                    continue
+                                found = mine.get((tsi, it - 1, name))
+                            else:
+                                found = mine.get((tsi, it if offset == 0 else last[tsi], name))
+                            if found is None:
+                                raise ScheduleError(f"{s.name}: op {op.name!r} depends on {name!r}, which is "
+                                                    "issued after it (lag)")
+                            done.append(found.done)
+                            stored.append(found.stored)
+                        inst.dep_done = done
+                        inst.dep_stored = stored if op.load_after_deps else None
                         key = (si, it, op.name)
-                        index.setdefault(blk, {})[key] = inst
-                        inst.releases.extend(pending.pop((blk, *key), ()))
-                        holders.pop((blk, *key), None)
-                        if op.hold_until and op.hold_until != op.name:
-                            if op.hold_until not in seg_of:
-                                raise ScheduleError(f"{s.name}: op {op.name!r} holds until unknown op "
-                                                    f"{op.hold_until!r}")
-                            tsi = seg_of[op.hold_until]
-                            tit = it if tsi == si else s.segments[tsi].iterations - 1
-                            target = (tsi, tit, op.hold_until)
-                            if target in index.get(blk, {}):
+                        mine[key] = inst
+                        if it >= 2 and not max_lag:
+                            # two iterations back: no later instance can depend on it (without lags,
+                            # which issue an op's dependents in a later round)
+                            mine.pop((si, it - 2, op.name), None)
+                        if pending:
+                            inst.releases.extend(pending.pop((blk, *key), ()))
+                        if holders:
+                            holders.pop((blk, *key), None)
+                        if hold is not None:
+                            tsi, same, name = hold
+                            target = (tsi, it if same else last[tsi], name)
+                            if target in mine:
                                 raise ScheduleError(f"{s.name}: op {op.name!r} holds its buffer bytes until "
-                                                    f"{op.hold_until!r}, which is issued before it")
+                                                    f"{name!r}, which is issued before it")
                             if op.buffer_bytes > 0:
                                 pending.setdefault((blk, *target), []).append(op.buffer_bytes)
                             holders.setdefault((blk, *target), op.name)
@@ -329,10 +374,10 @@ class _Stream:
                             self.unit_rank[op.unit] = self.created
                             self.created += 1
                         self.produced += 1
-                        self.on_new(inst)
+                        on_new(inst)
                         yield
             done_block = b - max_lag  # no later instance belongs to this block
-            if 0 <= done_block < s.blocks:
+            if 0 <= done_block < blocks:
                 index.pop(done_block, None)
                 for key in [k for k in holders if k[0] == done_block]:
                     raise ScheduleError(f"{s.name}: hold_until target {key[3]!r} never runs")
@@ -358,7 +403,20 @@ def first_units(s: Schedule) -> list[str]:
 
 def simulate_streamed(s: Schedule, capacity: float, bytes_per_cycle: float) -> tuple[float, float]:
     """(cycles, peak buffer bytes) of `s` with `capacity` bytes of buffer for its ops (already
-    checked) and a DRAM channel of `bytes_per_cycle`; same results as the simpy reference."""
+    checked) and a DRAM channel of `bytes_per_cycle`; same results as the simpy reference.
+
+    The cyclic garbage collector is paused meanwhile: the loop creates many short-lived objects
+    and almost no reference cycles (a few hundred per run), which are collected afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _simulate(s, capacity, bytes_per_cycle)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _simulate(s: Schedule, capacity: float, bytes_per_cycle: float) -> tuple[float, float]:
     loop = _Loop()
     bpc = bytes_per_cycle
     buffer = _Container(loop, max(capacity, 1))
@@ -418,7 +476,7 @@ def simulate_streamed(s: Schedule, capacity: float, bytes_per_cycle: float) -> t
             yield req
             yield loop.timeout(op.store_bytes / bpc)
             dram.release()
-        loop.succeed(inst.stored)
+        loop.succeed_quiet(inst.stored) if inst.quiet[1] else loop.succeed(inst.stored)
         stored_count[0] += 1
         for amount in inst.releases:
             occupancy["now"] -= amount
@@ -430,7 +488,7 @@ def simulate_streamed(s: Schedule, capacity: float, bytes_per_cycle: float) -> t
         yield _AllOf(loop, waits, rank)
         if inst.op.cycles > 0:
             yield loop.timeout(inst.op.cycles)
-        loop.succeed(inst.done)
+        loop.succeed_quiet(inst.done) if inst.quiet[0] else loop.succeed(inst.done)
         loop.start(finish(inst))
 
     def run_unit(unit: str):
