@@ -1,4 +1,4 @@
-"""Discrete-event execution of a Schedule on an Architecture (simpy).
+"""Discrete-event execution of a Schedule on an Architecture.
 
 Each unit executes its ops in program order, an op starting when its dependencies are done
 and its operands are loaded. A loader process reserves buffer bytes in program order (it
@@ -10,6 +10,11 @@ Modes: `exact` simulates every tile. `steady` (default) simulates small copies o
 schedule (a few blocks, a few iterations per segment) and extrapolates the cycle count
 multilinearly in the counts, which is exact once the pipeline is in a steady state (time
 affine in each count). Action counts, busy cycles and DRAM bytes are summed exactly.
+
+Implementations: `simulate_exact_simpy` states the model on simpy (the reference, every op
+instance materialised); `simulate_exact` runs the same model on the lean, streamed event loop of
+`archsim.streaming` (the same results bit for bit, memory linear in the instances in flight) and
+memoises each simulation per process by its timing content (`timing_key`).
 """
 from __future__ import annotations
 
