@@ -288,7 +288,8 @@ class _Evaluator:
         batch, inner, x, y, x_free, y_free = _matmul_layout(a, b, shared, needed, self.want_order)
         xm = _expand(x.data, x.vars, batch + x_free + inner).reshape(size(batch), size(x_free), size(inner))
         ym = _expand(y.data, y.vars, batch + inner + y_free).reshape(size(batch), size(inner), size(y_free))
-        out = np.matmul(xm, ym).reshape(tuple(ext[v] for v in batch + x_free + y_free))
+        out = np.empty(tuple(ext[v] for v in batch + x_free + y_free))  # owned: a temporary
+        np.matmul(xm, ym, out=out.reshape(size(batch), size(x_free), size(y_free)))
         return Labeled(out, batch + x_free + y_free)
 
     @staticmethod
