@@ -46,7 +46,10 @@ def load_cached(path: str | Path) -> Cascade:
         data = _PARSED.get(key)
     if data is None:
         cascade = load(p)
-        data = pickle.dumps(cascade)
+        try:
+            data = pickle.dumps(cascade)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return cascade  # not picklable (a new kind of field): parsed afresh on every call
         with _LOCK:
             if len(_PARSED) >= _MAX_PARSED:
                 _PARSED.clear()
