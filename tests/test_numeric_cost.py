@@ -81,3 +81,21 @@ def test_causal_count_by_hand():
     n, e = 7, 3
     ops = numeric_cost(cascade, {"M": n, "P": n, "E": e, "F": 2}).per_einsum["QK"]
     assert ops == {"multiply": e * n * (n + 1) // 2, "add": e * n * (n + 1) // 2}
+
+
+@pytest.mark.parametrize("where,check", [
+    ("m <= p", lambda m, p, w: m <= p),
+    ("p - W < m and m <= p", lambda m, p, w: p - w < m <= p),
+    ("2*m != p and m + p < W", lambda m, p, w: 2 * m != p and m + p < w),   # enumerated, not bounded
+    ("m >= 3", lambda m, p, w: m >= 3),
+])
+@pytest.mark.parametrize("n_m,n_p,w", [(5, 7, 3), (9, 4, 6), (1, 1, 1)])
+def test_masked_counts_equal_brute_force(where, check, n_m, n_p, w):
+    """A masked MAC counted point by point in Python: one multiply and one add per e and per
+    (m, p) where the condition holds."""
+    cascade = ec.parse(f"rank E, M, P\nparam W\ninput Q[e,p], K[e,m]\noutput S\nS[m,p] = Q[e,p] * K[e,m] where {where}\n")
+    e = 3
+    points = sum(1 for m in range(n_m) for p in range(n_p) if check(m, p, w))
+    ops = numeric_cost(cascade, {"E": e, "M": n_m, "P": n_p, "W": w}).per_einsum["S"]
+    assert ops.get("multiply", 0) == e * points and ops.get("add", 0) == e * points
+    assert ops == ec.cost(cascade).at({"E": e, "M": n_m, "P": n_p, "W": w}).per_einsum["S"]
