@@ -37,11 +37,10 @@ def schedules(draw):
         for oi in range(draw(st.integers(1, 4))):
             name = f"s{si}o{oi}"
             same = [o.name for o in ops]
-            earlier = [n for n in names]
+            earlier = list(names)  # ops of earlier segments
             deps = draw(st.lists(st.sampled_from(same + earlier + [f"prev:{n}" for n in same + [name]]),
                                  max_size=3, unique=True)) if same + earlier else \
                 draw(st.lists(st.just(f"prev:{name}"), max_size=1))
-            later_same = []  # hold_until: this op or a later op of this segment
             ops.append(TileOp(
                 name, draw(st.sampled_from(UNITS)), float(draw(st.sampled_from([0, 1, 5, 10, 37.5, 100]))),
                 deps=tuple(deps),
@@ -51,7 +50,6 @@ def schedules(draw):
                 load_after_deps=draw(st.booleans()),
                 lag=draw(st.sampled_from([0, 0, 0, 1, 2])) if si == 0 else 0,
             ))
-            later_same.append(name)
         # some ops hold their bytes until the last op of the segment
         if len(ops) > 1 and draw(st.booleans()):
             ops[0] = replace(ops[0], hold_until=ops[-1].name)
