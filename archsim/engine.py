@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import simpy
 
@@ -107,13 +107,21 @@ _MEMO_LOCK = threading.Lock()
 MEMO_ENTRIES = 4096
 
 
+# fields that do not affect timing (names, breakdown labels, energy actions); every other field of
+# TileOp, Segment and Schedule, present or added later, is part of the memo key
+_NOT_TIMING = {"TileOp": {"einsum", "actions"}, "Segment": {"name", "ops"}, "Schedule": {"name", "notes", "segments"}}
+
+
+def _timing_fields(obj) -> tuple:
+    skip = _NOT_TIMING[type(obj).__name__]
+    return tuple(getattr(obj, f.name) for f in fields(obj) if f.name not in skip)
+
+
 def timing_key(s: Schedule, arch: Architecture) -> tuple:
-    """What the timing of `s` on `arch` depends on (not names of the schedule, Einsums or actions)."""
-    ops = tuple((seg.iterations, tuple((op.name, op.unit, op.cycles, op.deps, op.load_bytes, op.store_bytes,
-                                        op.buffer_bytes, op.hold_until, op.load_after_deps, op.lag)
-                                       for op in seg.ops)) for seg in s.segments)
-    units = tuple(sorted(arch.units))
-    return (s.blocks, s.reserved_buffer_bytes, ops, arch.buffer.capacity_bytes, arch.dram_bytes_per_cycle, units)
+    """What the timing of `s` on `arch` depends on: every field of the schedule, its segments and
+    ops except names, Einsum labels and actions; and the whole architecture (its repr)."""
+    segments = tuple((_timing_fields(seg), tuple(_timing_fields(op) for op in seg.ops)) for seg in s.segments)
+    return (_timing_fields(s), segments, repr(arch))
 
 
 def simulate_exact(s: Schedule, arch: Architecture) -> tuple[float, float]:
