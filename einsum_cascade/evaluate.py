@@ -288,9 +288,19 @@ class _Evaluator:
         batch, inner, x, y, x_free, y_free = _matmul_layout(a, b, shared, needed, self.want_order)
         xm = _expand(x.data, x.vars, batch + x_free + inner).reshape(size(batch), size(x_free), size(inner))
         ym = _expand(y.data, y.vars, batch + inner + y_free).reshape(size(batch), size(inner), size(y_free))
-        out = np.empty(tuple(ext[v] for v in batch + x_free + y_free))  # owned: a temporary
+        order = batch + x_free + y_free
+        stored = tuple(v for v in self.want_order if v in order)
+        if batch and len(x_free) == len(y_free) == 1 and set(stored) == set(order) and stored != order \
+                and size(batch) <= _MAX_LOOPED_BATCH:
+            # a few large products written straight into the stored tensor's layout (no transposing copy)
+            out = np.empty(tuple(ext[v] for v in stored))  # owned: a temporary
+            view = out.transpose([stored.index(v) for v in order])
+            for n, idx in enumerate(np.ndindex(*(ext[v] for v in batch))):
+                np.matmul(xm[n], ym[n], out=view[idx])
+            return Labeled(out, stored)
+        out = np.empty(tuple(ext[v] for v in order))  # owned: a temporary
         np.matmul(xm, ym, out=out.reshape(size(batch), size(x_free), size(y_free)))
-        return Labeled(out, batch + x_free + y_free)
+        return Labeled(out, order)
 
     @staticmethod
     def _sum_out(x: Labeled, vars_: list[str]) -> Labeled:
@@ -445,6 +455,9 @@ class _Evaluator:
             for name in order:
                 self.run(cascade.einsum(name))
         self.fixed = {}
+
+
+_MAX_LOOPED_BATCH = 256  # batched products looped in Python (to write a strided output) at most
 
 
 def _is_temporary(data: np.ndarray) -> bool:

@@ -57,3 +57,13 @@ def test_library_evaluation_leaves_inputs_unchanged():
         cascade = ec.load_library(stem)
         cascade.evaluate(inputs, {"M0": 4} if cascade.ranks["M"].parts else {})
         assert all(np.array_equal(inputs[k], before[k]) for k in inputs)
+
+
+@pytest.mark.parametrize("lhs,subscripts", [("O[f,b,p]", "bkp,fbk->fbp"), ("O[b,f,p]", "bkp,fbk->bfp"),
+                                            ("O[p,b,f]", "bkp,fbk->pbf")])
+def test_batched_contraction_written_in_the_stored_layout(lhs, subscripts):
+    """A batched product (shared, kept variable b) stored in several axis orders."""
+    c = ec.parse(f"rank B, F, K, P\ninput X[b,k,p], Y[f,b,k]\noutput O\n{lhs} = X[b,k,p] * Y[f,b,k]\n")
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((3, 4, 6)), rng.standard_normal((2, 3, 4))
+    assert np.allclose(c.evaluate({"X": x, "Y": y})["O"], np.einsum(subscripts, x, y))
