@@ -28,8 +28,7 @@ validate-pi: $(STAMP)
 	$(BIN)/python benchmarks/pi/validate_cascades.py
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_evaluate.py
-	$(BIN)/python benchmarks/bench_study.py
+	$(BIN)/python benchmarks/bench_speed.py
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_mapper.py
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archsim.errors import ArchError
+from archsim.filecache import cached_load
 from archsim.yamlio import YamlFileError, load_yaml_text
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -248,6 +249,11 @@ def load_architecture(path: str | Path, params: Mapping[str, Any] | None = None)
         raise ArchError(str(path), "<file>", "no such architecture file")
     if p.is_dir():
         raise ArchError(str(p), "<file>", "cannot read: is a directory")
+    key = ("architecture", str(path), repr(sorted((params or {}).items())))
+    return cached_load(p, lambda: _read_architecture(p, params), key)  # once per process and file
+
+
+def _read_architecture(p: Path, params: Mapping[str, Any] | None) -> Architecture:
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:

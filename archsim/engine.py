@@ -1,4 +1,4 @@
-"""Discrete-event execution of a Schedule on an Architecture (simpy).
+"""Discrete-event execution of a Schedule on an Architecture.
 
 Each unit executes its ops in program order, an op starting when its dependencies are done
 and its operands are loaded. A loader process reserves buffer bytes in program order (it
@@ -10,18 +10,25 @@ Modes: `exact` simulates every tile. `steady` (default) simulates small copies o
 schedule (a few blocks, a few iterations per segment) and extrapolates the cycle count
 multilinearly in the counts, which is exact once the pipeline is in a steady state (time
 affine in each count). Action counts, busy cycles and DRAM bytes are summed exactly.
+
+Implementations: `simulate_exact_simpy` states the model on simpy (the reference, every op
+instance materialised); `simulate_exact` runs the same model on the lean, streamed event loop of
+`archsim.streaming` (the same results bit for bit, memory linear in the instances in flight) and
+memoises each simulation per process by its timing content (`timing_key`).
 """
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, fields
 
 import simpy
 
 from archsim.config import Architecture
 from archsim.errors import ScheduleError
 from archsim.schedule import Schedule, TileOp
+from archsim.streaming import simulate_streamed
 
 BLOCK_SAMPLES = (2, 4)
 ITER_SAMPLES = (8, 16)
@@ -95,9 +102,72 @@ def _flatten(s: Schedule) -> list[_Inst]:
     return insts
 
 
+_MEMO: dict[tuple, tuple[float, float]] = {}
+_MEMO_LOCK = threading.Lock()
+MEMO_ENTRIES = 4096
+
+
+# fields that do not affect timing (names, breakdown labels, energy actions); every other field of
+# TileOp, Segment and Schedule, present or added later, is part of the memo key
+_NOT_TIMING = {"TileOp": {"einsum", "actions"}, "Segment": {"name", "ops"}, "Schedule": {"name", "notes", "segments"}}
+
+
+def _timing_fields(obj) -> tuple:
+    skip = _NOT_TIMING[type(obj).__name__]
+    return tuple(getattr(obj, f.name) for f in fields(obj) if f.name not in skip)
+
+
+def timing_key(s: Schedule, arch: Architecture) -> tuple:
+    """What the timing of `s` on `arch` depends on: every field of the schedule, its segments and
+    ops except names, Einsum labels and actions; and the whole architecture (its repr)."""
+    segments = tuple((_timing_fields(seg), tuple(_timing_fields(op) for op in seg.ops)) for seg in s.segments)
+    return (_timing_fields(s), segments, repr(arch))
+
+
 def simulate_exact(s: Schedule, arch: Architecture) -> tuple[float, float]:
-    """Simulate every op. Returns (cycles, peak buffer bytes)."""
-    insts = _flatten(s)
+    """Simulate every op. Returns (cycles, peak buffer bytes). Memoised per process by the
+    schedule's timing content (`timing_key`): a repeated sub-simulation is not run again."""
+    try:
+        key = timing_key(s, arch)
+        hash(key)
+    except TypeError:  # an unhashable field: simulate without the memo
+        return _simulate_exact(s, arch)
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+    if hit is not None:
+        return hit
+    result = _simulate_exact(s, arch)
+    with _MEMO_LOCK:
+        if len(_MEMO) >= MEMO_ENTRIES:
+            _MEMO.clear()
+        _MEMO[key] = result
+    return result
+
+
+def clear_memo() -> None:
+    """Forget every memoised simulation (for benchmarks)."""
+    with _MEMO_LOCK:
+        _MEMO.clear()
+
+
+def _simulate_exact(s: Schedule, arch: Architecture) -> tuple[float, float]:
+    capacity = _capacity(s, arch)
+    # the schedule's structure errors first, as the reference finds them: on a small copy (the
+    # same ops and lags; at most max_lag + 2 blocks and 2 iterations per segment)
+    small = s.with_counts(min(s.blocks, s.max_lag + 2), tuple(min(seg.iterations, 2) for seg in s.segments))
+    structure = (small.blocks, tuple((seg.iterations, tuple((op.name, op.deps, op.hold_until, op.lag) for op in seg.ops))
+                                     for seg in small.segments))
+    if structure not in _VALID:
+        _flatten(small)
+        _VALID.add(structure)
+    return simulate_streamed(s, capacity, arch.dram_bytes_per_cycle)
+
+
+_VALID: set[tuple] = set()  # structures whose small copy _flatten accepted
+
+
+def _capacity(s: Schedule, arch: Architecture) -> float:
+    """Buffer bytes left to the schedule's ops (bytes); checks that each op fits and runs on a known unit."""
     capacity = arch.buffer.capacity_bytes - s.reserved_buffer_bytes
     if capacity < 0:
         raise ScheduleError(f"{s.name}: reserved buffer {s.reserved_buffer_bytes:.0f} B exceeds "
@@ -108,6 +178,14 @@ def simulate_exact(s: Schedule, arch: Architecture) -> tuple[float, float]:
                                 f"only {capacity:.0f} B available in {arch.name}")
         if op.unit is not None and op.unit not in arch.units:
             raise ScheduleError(f"{s.name}: op {op.name!r} runs on unknown unit {op.unit!r}")
+    return capacity
+
+
+def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]:
+    """The reference implementation of the model on simpy, every op instance materialised
+    (tests check that `simulate_exact` gives the same results). Returns (cycles, peak buffer bytes)."""
+    capacity = _capacity(s, arch)
+    insts = _flatten(s)
     env = simpy.Environment()
     bpc = arch.dram_bytes_per_cycle
     done = [env.event() for _ in insts]

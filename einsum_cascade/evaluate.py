@@ -122,6 +122,7 @@ class _Evaluator:
         self.tensors: dict[str, Labeled] = {}  # stored with vars = ("#0", "#1", ...)
         self.fixed: dict[str, int] = {}
         self.line = 0  # line of the Einsum being evaluated (for errors)
+        self.want_order: tuple[str, ...] = ()  # layout of products (see _matmul_layout)
         self._affine_cache: dict[sympy.Expr, tuple[dict[str, float], float]] = {}
 
     # -- affine index expressions ------------------------------------------------------------
@@ -202,7 +203,8 @@ class _Evaluator:
         want = _union(*(o.vars for o in operands))
         arrays = [_expand(o.data, o.vars, want) for o in operands]
         with np.errstate(all="ignore"):
-            data = func(*arrays)
+            scratch = _scratch(func, arrays)
+            data = func(*arrays) if scratch is None else func(*arrays, out=scratch)
         mask = None
         for operand in operands:
             if operand.mask is not None:
@@ -341,16 +343,24 @@ class _Evaluator:
         a = self._sum_out(a, [v for v in a.vars if v not in b.vars and v not in needed])
         b = self._sum_out(b, [v for v in b.vars if v not in a.vars and v not in needed])
         shared = [v for v in a.vars if v in b.vars]
-        batch = tuple(v for v in shared if v in needed)
-        inner = tuple(v for v in shared if v not in needed)
-        a_free = tuple(v for v in a.vars if v not in b.vars)
-        b_free = tuple(v for v in b.vars if v not in a.vars)
         ext = {v: n for x in (a, b) for v, n in zip(x.vars, x.data.shape)}
         size = lambda vs: math.prod(ext[v] for v in vs)  # noqa: E731
-        am = _expand(a.data, a.vars, batch + a_free + inner).reshape(size(batch), size(a_free), size(inner))
-        bm = _expand(b.data, b.vars, batch + inner + b_free).reshape(size(batch), size(inner), size(b_free))
-        out = np.matmul(am, bm).reshape(tuple(ext[v] for v in batch + a_free + b_free))
-        return Labeled(out, batch + a_free + b_free)
+        batch, inner, x, y, x_free, y_free = _matmul_layout(a, b, shared, needed, self.want_order)
+        xm = _expand(x.data, x.vars, batch + x_free + inner).reshape(size(batch), size(x_free), size(inner))
+        ym = _expand(y.data, y.vars, batch + inner + y_free).reshape(size(batch), size(inner), size(y_free))
+        order = batch + x_free + y_free
+        stored = tuple(v for v in self.want_order if v in order)
+        if batch and len(x_free) == len(y_free) == 1 and set(stored) == set(order) and stored != order \
+                and size(batch) <= _MAX_LOOPED_BATCH:
+            # a few large products written straight into the stored tensor's layout (no transposing copy)
+            out = np.empty(tuple(ext[v] for v in stored))  # owned: a temporary
+            view = out.transpose([stored.index(v) for v in order])
+            for n, idx in enumerate(np.ndindex(*(ext[v] for v in batch))):
+                np.matmul(xm[n], ym[n], out=view[idx])
+            return Labeled(out, stored)
+        out = np.empty(tuple(ext[v] for v in order))  # owned: a temporary
+        np.matmul(xm, ym, out=out.reshape(size(batch), size(x_free), size(y_free)))
+        return Labeled(out, order)
 
     @staticmethod
     def _sum_out(x: Labeled, vars_: list[str]) -> Labeled:
@@ -403,6 +413,7 @@ class _Evaluator:
     def run(self, e: Einsum) -> None:
         """Evaluate one Einsum (at the fixed step, inside a recurrence) and store its result."""
         self.line = e.line
+        self.want_order = tuple(v for v in _ordered_vars(e) if v not in self.fixed)  # layout of products
         where = self.condition(e.space_where) if e.space_where else None
         implicit = tuple(v for v in sorted(e.implicit_vars) if v not in self.fixed)
         inner_where = where if where is not None and set(where.vars) & set(implicit) else None
@@ -428,6 +439,21 @@ class _Evaluator:
         if extra:
             raise CascadeError(f"{e.name}: right-hand side depends on {sorted(extra)} "
                                "which is neither on the left nor reduced", self.cascade.file, e.line, 1)
+        strided = self._strided_target(e.lhs, out_vars, stored.data.shape)
+        if strided is not None:  # a view of the stored tensor: no index arrays
+            picks, order = strided
+            if _is_temporary(value.data) and value.vars == order and value.mask is None \
+                    and stored.mask is None and value.data.shape == stored.data.shape \
+                    and all(p == slice(0, n, 1) for p, n in zip(picks, stored.data.shape)):
+                stored.data = value.data  # the whole tensor, already laid out: adopt it
+                return
+            value = _broadcast(value, order, self.extents)
+            stored.data[picks] = value.data
+            if value.mask is not None or stored.mask is not None:
+                if stored.mask is None:
+                    stored.mask = np.ones(stored.data.shape, dtype=bool)
+                stored.mask[picks] = True if value.mask is None else value.mask
+            return
         value = _broadcast(value, out_vars, self.extents)
         indices = [self.affine_value(index) for index in e.lhs]
         full = tuple(self.extents[v] for v in out_vars)
@@ -438,6 +464,37 @@ class _Evaluator:
             if stored.mask is None:
                 stored.mask = np.ones(stored.data.shape, dtype=bool)
             stored.mask[picks] = True if value.mask is None else value.mask
+
+    def _strided_target(self, lhs: tuple, out_vars: tuple[str, ...], shape: tuple[int, ...]):
+        """(basic index, variable order) writing the left-hand side as a strided view, when
+        each index is a constant or one free variable times a positive integer plus a constant,
+        each variable in one index, all inside `shape`; else None (a fancy-indexed write)."""
+        picks: list = []
+        order: list[str] = []
+        for index, extent in zip(lhs, shape):
+            coeffs, constant = self.affine(index)
+            constant += sum(c * self.fixed[v] for v, c in coeffs.items() if v in self.fixed)
+            free = [(v, c) for v, c in coeffs.items() if v not in self.fixed and c != 0]
+            if not float(constant).is_integer():
+                return None
+            start = int(constant)
+            if not free:
+                if not 0 <= start < extent:
+                    return None
+                picks.append(start)
+                continue
+            if len(free) != 1:
+                return None
+            var, step = free[0]
+            n = self.extents[var]
+            if var in order or not float(step).is_integer() or step < 1 or start < 0 \
+                    or start + int(step) * (n - 1) >= extent:
+                return None
+            picks.append(slice(start, start + int(step) * (n - 1) + 1, int(step)))
+            order.append(var)
+        if sorted(order) != sorted(out_vars):
+            return None
+        return tuple(picks), tuple(order)
 
     def run_recurrence(self, members: list[str]) -> None:
         """Evaluate a strongly connected group of Einsums step by step over its iterative rank."""
@@ -468,6 +525,59 @@ class _Evaluator:
             for name in order:
                 self.run(cascade.einsum(name))
         self.fixed = {}
+
+
+_MAX_LOOPED_BATCH = 256  # batched products looped in Python (to write a strided output) at most
+
+
+def _is_temporary(data: np.ndarray) -> bool:
+    """True for an array computed by this evaluation and referenced by nothing else: it owns its
+    memory (every read of a stored tensor or an input is a view with a base)."""
+    return (isinstance(data, np.ndarray) and data.base is None and data.flags.owndata
+            and data.flags.writeable and data.flags.c_contiguous and data.dtype == np.float64
+            and data.ndim > 0)
+
+
+def _scratch(func, arrays: list[np.ndarray]) -> np.ndarray | None:
+    """An operand that a ufunc may overwrite with its result (a temporary of the result's shape)."""
+    if not isinstance(func, np.ufunc) or func.nout != 1 or func.nin != len(arrays):
+        return None
+    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+    for a in arrays:
+        if _is_temporary(a) and a.shape == shape:
+            return a
+    return None
+
+
+def _copies(data: np.ndarray, have: tuple[str, ...], want: tuple[str, ...]) -> int:
+    """Elements copied to lay `data` (axes `have`) out in the order `want` (0 for a view)."""
+    view = _expand(data, have, tuple(v for v in want if v in have))
+    return 0 if view.flags.c_contiguous else view.size
+
+
+def _matmul_layout(a: Labeled, b: Labeled, shared: list[str], needed: set[str], want: tuple[str, ...]):
+    """(batch, inner, x, y, x_free, y_free) for x[batch, x_free, inner] @ y[batch, inner, y_free]:
+    the operand order and axis orders that copy the fewest elements, counting a product that is
+    not in the order `want` (the stored tensor's) as copied once more when stored."""
+    rank = {v: i for i, v in enumerate(want)}
+    by_want = lambda vs: tuple(sorted(vs, key=lambda v: rank.get(v, len(rank))))  # noqa: E731
+    best = None
+    for x, y in ((a, b), (b, a)):
+        for arrange in (tuple, by_want):
+            batch = arrange(v for v in shared if v in needed)
+            inner = tuple(v for v in shared if v not in needed)
+            x_free = arrange(v for v in x.vars if v not in y.vars)
+            y_free = arrange(v for v in y.vars if v not in x.vars)
+            out = batch + x_free + y_free
+            stored = tuple(v for v in want if v in out)
+            cost = _copies(x.data, x.vars, batch + x_free + inner) + \
+                _copies(y.data, y.vars, batch + inner + y_free)
+            if stored != tuple(v for v in out if v in rank):
+                extent = dict(zip(x.vars + y.vars, x.data.shape + y.data.shape))
+                cost += math.prod(extent[v] for v in out)
+            if best is None or cost < best[0]:
+                best = (cost, (batch, inner, x, y, x_free, y_free))
+    return best[1]
 
 
 def _ordered_vars(e: Einsum) -> tuple[str, ...]:

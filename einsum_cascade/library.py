@@ -1,12 +1,23 @@
-"""The attention library: the `.cascade` files shipped in `einsum_cascade/library/`."""
+"""The attention library: the `.cascade` files shipped in `einsum_cascade/library/`.
+
+Parsed cascades are cached per process (`load_cached`): a file is parsed once while its
+modification time and size are unchanged, and every call returns a fresh copy, so a caller
+that changes its cascade cannot change anyone else's.
+"""
 from __future__ import annotations
 
+import pickle
+import threading
 from pathlib import Path
 
 from einsum_cascade.ir import Cascade
 from einsum_cascade.parser import load
 
 LIBRARY_DIR = Path(__file__).parent / "library"
+
+_LOCK = threading.Lock()
+_PARSED: dict[tuple[str, int, int], bytes] = {}
+_MAX_PARSED = 256
 
 
 def library_names() -> list[str]:
@@ -22,6 +33,30 @@ def library_path(stem: str) -> Path:
     return path
 
 
+def load_cached(path: str | Path) -> Cascade:
+    """`parser.load(path)`, parsed once per process while the file is unchanged (a fresh copy
+    on every call). Errors are not cached."""
+    p = Path(path)
+    try:
+        st = p.stat()
+        key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    except (OSError, RuntimeError, ValueError):
+        return load(p)  # let the parser report the file error
+    with _LOCK:
+        data = _PARSED.get(key)
+    if data is None:
+        cascade = load(p)
+        try:
+            data = pickle.dumps(cascade)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return cascade  # not picklable (a new kind of field): parsed afresh on every call
+        with _LOCK:
+            if len(_PARSED) >= _MAX_PARSED:
+                _PARSED.clear()
+            _PARSED[key] = data
+    return pickle.loads(data)
+
+
 def load_library(stem: str) -> Cascade:
-    """Parse a library cascade by stem."""
-    return load(library_path(stem))
+    """Parse a library cascade by stem (cached per process, see `load_cached`)."""
+    return load_cached(library_path(stem))

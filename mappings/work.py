@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Mapping
 
-import einsum_cascade as ec
+from einsum_cascade.numeric_cost import numeric_cost
 
 from archsim.config import PEArray
 
@@ -15,8 +15,9 @@ class MappingError(ValueError):
 
 def einsum_ops(cascade, sizes: Mapping[str, float]) -> dict[str, dict[str, float]]:
     """Operator counts of each main Einsum of `cascade` at `sizes` (all ranks and params bound),
-    from `einsum_cascade.cost` (the FuseMax paper's counting convention)."""
-    per = ec.cost(cascade).at(dict(sizes)).per_einsum
+    from `einsum_cascade.cost`'s counting rules (the FuseMax paper's convention), evaluated
+    numerically (`einsum_cascade.numeric_cost`: no symbolic simplification)."""
+    per = numeric_cost(cascade, dict(sizes)).per_einsum
     return {name: {op: float(n) for op, n in ops.items() if n} for name, ops in per.items()}
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from archsim.filecache import cached_load
+
 MODELS_FILE = Path(__file__).parent / "models.yaml"
 FIELDS = ("B", "D", "E", "F", "H", "S")
 
@@ -33,7 +35,11 @@ class Workload:
 
 
 def load_models(path: Path = MODELS_FILE) -> dict[str, dict[str, int]]:
-    """Model name -> sizes (FIELDS, each a positive integer) from a YAML file."""
+    """Model name -> sizes (FIELDS, each a positive integer) from a YAML file (read once per process)."""
+    return cached_load(path, lambda: _read_models(path), "models")
+
+
+def _read_models(path: Path) -> dict[str, dict[str, int]]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:

@@ -29,10 +29,30 @@ def _runner(target: str):
     return run
 
 
+class _LazyStudyParser(argparse.ArgumentParser):
+    """A study's parser whose arguments are added (its module imported) only when that study is
+    parsed or its help printed, so that the command line starts without importing every study."""
+
+    register_target: str | None = None
+
+    def _ensure(self) -> None:
+        target, self.register_target = self.register_target, None
+        if target is not None:
+            _resolve(target)(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._ensure()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._ensure()
+        return super().format_help()
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("study", help="run a study and write its report")
-    studies = parser.add_subparsers(dest="study", required=True)
+    studies = parser.add_subparsers(dest="study", required=True, parser_class=_LazyStudyParser)
     for name, (args_target, run_target) in STUDIES.items():
         sub = studies.add_parser(name, help=f"the {name} study")
-        _resolve(args_target)(sub)
+        sub.register_target = args_target
         sub.set_defaults(func=_runner(run_target))
