@@ -2,151 +2,47 @@
 
 `cost(cascade).at(sizes)` builds and simplifies the symbolic counts first (tens to hundreds of
 milliseconds of sympy per cascade) and then throws them away. The simulation path needs only
-the numbers: `numeric_cost(cascade, sizes)` gives the same `CascadeCost` of integers from the
-raw count terms, compiled once per cascade object (per process) into plain functions of the
-sizes: each term is a dense product of extents or, under a `where`, a count over the
-constrained variables whose bounds are affine forms with lambdified coefficients.
-
-The counting rules are those of `einsum_cascade.cost` (the traversal `cost.einsum_ops` is
-reused, so both count the same terms); tests check numeric == symbolic for every library
-cascade at several sizes.
+the numbers: `numeric_cost(cascade, sizes)` gives the same `CascadeCost` of integers by walking
+each Einsum with the exact point counter `einsum_cascade.points.numeric_points` (the traversal
+`cost.einsum_ops` is shared, so both count the same terms). The tensor-size formulas are
+lambdified once per cascade content, and the counts at one set of sizes are memoised per process
+(the mapper and the studies ask for the same point many times). Tests check numeric == symbolic
+for every library cascade at several sizes.
 """
 from __future__ import annotations
 
 import copy
 import functools
 import hashlib
-import math
 import pickle
 import threading
 import weakref
-from collections import Counter
-from collections.abc import Callable
 
-import numpy as np
 import sympy
 
-from einsum_cascade.ast import size_symbol, var_symbol
-from einsum_cascade.cost import (
-    _MAX_ENUMERATED_POINTS,
-    CascadeCost,
-    _bounds,
-    _constrained,
-    _only_known,
-    _op_order,
-    _sum_ops,
-    _symbolic_elements,
-    einsum_ops,
-)
-from einsum_cascade.errors import CascadeError
+from einsum_cascade.ast import size_symbol
+from einsum_cascade.cost import CascadeCost, _only_known, _op_order, _sum_ops, _symbolic_elements, einsum_ops
 from einsum_cascade.ir import Cascade
+from einsum_cascade.points import numeric_points
 
-_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
-            "==": np.equal, "!=": np.not_equal}
-
-
-class _Terms(Counter):
-    """A formal sum of point-count terms (term key -> multiplicity), added like a number."""
-
-    def __add__(self, other):
-        if isinstance(other, int) and other == 0:
-            return _Terms(self)
-        out = _Terms(self)
-        out.update(other)
-        return out
-
-    __radd__ = __add__
-
-
-class _Affine:
-    """An affine form in some rank variables whose coefficients are functions of the sizes."""
-
-    def __init__(self, expr: sympy.Expr, outer: list[str], size_syms: list[sympy.Symbol]):
-        expr = sympy.expand(sympy.sympify(expr))
-        syms = [var_symbol(v) for v in outer]
-        constant = expr.subs({s: 0 for s in syms})
-        coeffs = [expr.coeff(s) for s in syms]
-        self.outer = outer
-        self._fn = sympy.lambdify(size_syms, [constant, *coeffs], modules="math")
-
-    def __call__(self, sizes: tuple, env: dict[str, np.ndarray]) -> np.ndarray:
-        constant, *coeffs = self._fn(*sizes)
-        result = np.asarray(float(constant), dtype=float)
-        for v, c in zip(self.outer, coeffs):
-            c = float(c)
-            if c:
-                result = result + c * env[v]
-        return result
-
-
-def _compile_term(cascade: Cascade, vars_: frozenset, where: tuple,
-                  size_syms: list[sympy.Symbol]) -> Callable[[dict[str, int], tuple], int]:
-    """A function (extents by variable, size values) -> points of the iteration space `vars_`
-    under `where` (the rules of cost.numeric_points)."""
-    cmps, constrained = _constrained(vars_, where, cascade)
-    dense_vars = tuple(v for v in vars_ if v not in constrained)
-    if not cmps:
-        return lambda extent, sizes: math.prod(extent[v] for v in dense_vars)
-    ordered = sorted(constrained)
-    inner = ordered[-1]
-    bounds = _bounds(inner, cmps, cascade)
-    enumerate_all = bounds is None or any(var_symbol(inner) not in (c.left - c.right).free_symbols
-                                          for c in cmps)
-    outer = ordered if enumerate_all else ordered[:-1]
-    if enumerate_all:
-        tests = [(_COMPARE[c.op], _Affine(c.left - c.right, outer, size_syms)) for c in cmps]
-    else:
-        lowers = [_Affine(x, outer, size_syms) for x in bounds[0]]
-        uppers = [_Affine(x, outer, size_syms) for x in bounds[1]]
-
-    def points(extent: dict[str, int], sizes: tuple) -> int:
-        dense = math.prod(extent[v] for v in dense_vars)
-        if math.prod(extent[v] for v in outer) > _MAX_ENUMERATED_POINTS:
-            raise CascadeError(f"iteration space over {outer} too large to count", cascade.file)
-        grids = np.meshgrid(*[np.arange(extent[v]) for v in outer], indexing="ij", sparse=True)
-        env = dict(zip(outer, grids))
-        full = tuple(extent[v] for v in outer)
-        if enumerate_all:
-            ok = np.asarray(True)
-            for compare, form in tests:
-                ok = ok & compare(form(sizes, env), 0)
-            return dense * int(np.broadcast_to(ok, full).sum())
-        lower = functools.reduce(np.maximum, [f(sizes, env) for f in lowers], np.asarray(0.0))
-        upper = functools.reduce(np.minimum, [f(sizes, env) for f in uppers],
-                                 np.asarray(extent[inner] - 1.0))
-        counts = np.maximum(0.0, np.floor(upper) - np.ceil(lower) + 1)
-        return dense * int(np.broadcast_to(counts, full).sum())
-
-    return points
+_MAX_MEMO = 4096  # count sets kept per compiled cascade
 
 
 class CompiledCost:
-    """The raw count terms of a cascade, ready to be evaluated at sizes (see module docstring)."""
+    """A cascade's tensor-size formulas compiled once, and its counts memoised per sizes."""
 
     def __init__(self, cascade: Cascade):
         self.cascade = cascade
         self.size_names = sorted(set(cascade.size_names) | set(cascade.params))
         size_syms = [size_symbol(n) for n in self.size_names]
-        recorded: dict[str, dict[str, _Terms]] = {}
-        keys: dict[tuple, None] = {}
-
-        def record(vars_: frozenset, where: tuple) -> _Terms:
-            keys.setdefault((vars_, where))
-            return _Terms({(vars_, where): 1})
-
-        for e in cascade.einsums:
-            if not e.is_initial:
-                recorded[e.name] = einsum_ops(e, record)
-        self.per_einsum = {name: {op: dict(terms) for op, terms in sorted(ops.items(), key=lambda kv: _op_order(kv[0]))}
-                           for name, ops in recorded.items()}
-        self.terms = {key: _compile_term(cascade, key[0], key[1], size_syms) for key in keys}
-        names = list(cascade.inputs) + cascade.defined
-        self._elements = sympy.lambdify(size_syms, [_symbolic_elements(cascade, n) for n in names],
+        self._tensor_names = list(cascade.inputs) + cascade.defined
+        self._elements = sympy.lambdify(size_syms, [_symbolic_elements(cascade, n) for n in self._tensor_names],
                                         modules="math")
-        self._tensor_names = names
+        self._memo: dict[tuple, tuple[dict, dict, dict]] = {}
+        self._lock = threading.Lock()
 
     def for_cascade(self, cascade: Cascade) -> "CompiledCost":
-        """The same compiled terms attached to `cascade` (an equal cascade)."""
+        """The same compiled formulas and memo attached to `cascade` (an equal cascade)."""
         twin = copy.copy(self)
         twin.cascade = cascade
         return twin
@@ -156,14 +52,25 @@ class CompiledCost:
         completed from the whole; unknown names ignored), as `cost(cascade).at(sizes)`."""
         c = self.cascade
         bound = c.bind_sizes({}, _only_known(c, sizes)) if sizes else {}
-        values = tuple(_exact(bound[n]) if n in bound else size_symbol(n) for n in self.size_names)
-        extent = {v: int(bound[r]) for v, r in c.var_rank.items()} if bound else {}
-        counted = {key: fn(extent, values) for key, fn in self.terms.items()}
-        per = {name: {op: int(sum(counted[k] * m for k, m in terms.items())) for op, terms in ops.items()}
-               for name, ops in self.per_einsum.items()}
-        elements = self._elements(*values)
-        tensor_sizes = {n: int(x) for n, x in zip(self._tensor_names, elements)}
-        return CascadeCost(c, per, _sum_ops(per.values()), tensor_sizes)
+        key = tuple(sorted(bound.items()))
+        with self._lock:
+            hit = self._memo.get(key)
+        if hit is None:
+            points = numeric_points(c, bound)
+            per = {}
+            for e in c.einsums:
+                if not e.is_initial:
+                    ops = einsum_ops(e, points)
+                    per[e.name] = {k: int(ops[k]) for k in sorted(ops, key=_op_order)}
+            values = tuple(_exact(bound[n]) if n in bound else size_symbol(n) for n in self.size_names)
+            tensor_sizes = {n: int(x) for n, x in zip(self._tensor_names, self._elements(*values))}
+            hit = (per, _sum_ops(per.values()), tensor_sizes)
+            with self._lock:
+                if len(self._memo) >= _MAX_MEMO:
+                    self._memo.clear()
+                self._memo[key] = hit
+        per, total, tensor_sizes = hit
+        return CascadeCost(c, {n: dict(ops) for n, ops in per.items()}, dict(total), dict(tensor_sizes))
 
 
 def _exact(x: float) -> float | int:
