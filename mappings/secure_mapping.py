@@ -33,6 +33,7 @@ import sympy
 
 import einsum_cascade as ec
 from einsum_cascade.cost import numeric_points
+from einsum_cascade.sizes import missing_sizes_message
 from archsim.secure_backend import BackendProfile, Network
 from einsum_cascade.ast import Access, Binary, Call, Node, Number, Reduce, Size, Unary, Var, children, value_vars
 
@@ -105,9 +106,9 @@ def complete_sizes(c: ec.Cascade, sizes: dict[str, float]) -> dict[str, float]:
                 bound[inner] = math.ceil(bound[whole] / bound[outer])
             elif outer in bound and inner in bound and whole not in bound:
                 bound[whole] = bound[outer] * bound[inner]
-    for name in c.size_names + c.params:
-        if name not in bound:
-            raise ec.CascadeError(f"size {name!r} is not bound: pass it (--size {name}=N)", c.file)
+    missing = [name for name in c.size_names + c.params if name not in bound]
+    if missing:
+        raise ec.CascadeError(missing_sizes_message(missing, sizes), c.file)
     return bound
 
 

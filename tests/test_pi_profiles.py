@@ -96,7 +96,7 @@ def test_cli_model_json(capsys):
     (["pi", "model", "--layers", "1", "--context", "8", "--heads", "5"], "--heads: 5 does not divide"),
     (["pi", "cascade", "softplus_attention", "--size", "E=2,F=2,M=4,P=4", "--profile", "crypten"],
      "operator 'softplus' has no cost in backend profile 'crypten'"),
-    (["pi", "cascade", "attention_3pass", "--size", "E=2,M=4"], "size 'F' is not bound"),
+    (["pi", "cascade", "attention_3pass", "--size", "E=2,M=4"], "sizes 'F', 'P' are not bound"),
     (["pi", "cascade", "attention_3pass", "--size", "E=two"], "--size: expected NAME=NUMBER"),
     (["pi", "cascade", "no_such_cascade", "--size", "E=2"], "'no_such_cascade' is neither a file nor a library"),
     (["pi", "cascade", "attention_3pass", "--size", "E=2,F=2,M=4,P=4", "--plaintext", "ZZ"],
