@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from archsim.errors import ArchError
+from archsim.yamlio import YamlFileError, load_yaml_file
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 RF_ACTIONS = ("rf_read", "rf_write")
@@ -248,11 +247,7 @@ def load_architecture(path: str | Path, params: Mapping[str, Any] | None = None)
     if not p.exists():
         raise ArchError(str(path), "<file>", "no such architecture file")
     try:
-        data = yaml.safe_load(p.read_text())
-    except (OSError, UnicodeDecodeError) as err:
-        raise ArchError(str(p), "<file>", f"cannot read: {err}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "<yaml>"
-        raise ArchError(str(p), where, f"invalid YAML: {getattr(err, 'problem', err)}") from None
+        data = load_yaml_file(p, "architecture file")
+    except YamlFileError as err:
+        raise ArchError(str(p), "<file>", str(err).removeprefix(str(p)).lstrip(": ")) from None
     return parse_architecture(data, str(p), params)

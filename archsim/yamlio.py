@@ -97,6 +97,8 @@ def read_text_file(path: str | Path, what: str = "file", max_bytes: int = MAX_BY
         if p.is_dir():
             raise YamlFileError(f"{name}: is a directory, expected a {what}")
         if not p.exists():
+            if p.is_symlink():
+                raise YamlFileError(f"{name}: a symbolic link that cannot be resolved (dangling or a loop)")
             raise YamlFileError(f"{name}: no such {what}")
         size = p.stat().st_size
         if size > max_bytes:

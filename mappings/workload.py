@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from archsim.yamlio import YamlFileError, load_yaml_file
 
 MODELS_FILE = Path(__file__).parent / "models.yaml"
 FIELDS = ("B", "D", "E", "F", "H", "S")
@@ -35,9 +35,9 @@ class Workload:
 def load_models(path: Path = MODELS_FILE) -> dict[str, dict[str, int]]:
     """Model name -> sizes (FIELDS, each a positive integer) from a YAML file."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise WorkloadError(f"{path}: invalid YAML: {err}") from None
+        data = load_yaml_file(path, "models file")
+    except YamlFileError as err:
+        raise WorkloadError(str(err)) from None
     if not isinstance(data, dict):
         raise WorkloadError(f"{path}: expected a mapping of model name -> sizes")
     for name, sizes in data.items():

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from archsim.yamlio import read_text_file
 from studies.errors import UsageError
 
 if TYPE_CHECKING:
@@ -214,9 +215,11 @@ def load_measurements(paths: list[Path]) -> tuple[list[Measurement], dict]:
     env: dict = {}
     for path in paths:
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_text_file(path, "measurements file"))
         except json.JSONDecodeError as err:
             raise MeasurementError(f"{path}: not valid JSON ({err})") from None
+        except RecursionError:
+            raise MeasurementError(f"{path}: not valid JSON (nested too deeply)") from None
         if not isinstance(data, dict) or data.get("schema") != BENCH_SCHEMA:
             raise MeasurementError(f"{path}: field 'schema' must be {BENCH_SCHEMA!r}")
         if not isinstance(data.get("records"), list):
