@@ -192,8 +192,22 @@ def _partition_subs(cascade: Cascade) -> dict:
     return subs
 
 
+def _is_monomial(expr: sympy.Basic) -> bool:
+    """A number, a symbol, or a product of numbers and integer powers of symbols: already canonical."""
+    factors = expr.args if isinstance(expr, sympy.Mul) else (expr,)
+    return all(f.is_Number or f.is_Symbol or (isinstance(f, sympy.Pow) and f.base.is_Symbol and f.exp.is_Integer)
+               for f in factors)
+
+
+@functools.lru_cache(maxsize=4096)
+def _simplify_cached(expr: sympy.Basic) -> sympy.Basic:
+    return expr if _is_monomial(expr) else sympy.simplify(expr)
+
+
 def _simplify(expr):
-    return sympy.simplify(expr) if isinstance(expr, sympy.Basic) else expr
+    """sympy.simplify, skipped for monomials (which it returns unchanged) and cached: a cascade of
+    thousands of Einsums repeats the same few counts."""
+    return _simplify_cached(expr) if isinstance(expr, sympy.Basic) else expr
 
 
 @dataclass
@@ -228,10 +242,13 @@ def _only_known(cascade: Cascade, sizes: dict[str, float]) -> dict[str, float]:
 
 
 def _sum_ops(per_einsum) -> dict:
-    total: dict = {}
+    """Per-operator totals; sympy terms are added in one `Add` (linear, not one Add per Einsum)."""
+    terms: dict = {}
     for ops in per_einsum:
         for k, v in ops.items():
-            total[k] = total.get(k, 0) + v
+            terms.setdefault(k, []).append(v)
+    total = {k: sympy.Add(*vs) if any(isinstance(v, sympy.Basic) for v in vs) else sum(vs)
+             for k, vs in terms.items()}
     return dict(sorted(total.items(), key=lambda kv: _op_order(kv[0])))
 
 
@@ -252,20 +269,23 @@ def cost(cascade: Cascade) -> CascadeCost:
                        for k, v in sorted(ops.items(), key=lambda kv: _op_order(kv[0]))}
     total = {k: _simplify(v) for k, v in _sum_ops(per.values()).items()}
     sizes = {}
+    writers: dict[str, list[Einsum]] = {}
+    for e in cascade.einsums:
+        writers.setdefault(e.name, []).append(e)
     for name in list(cascade.inputs) + cascade.defined:
-        sizes[name] = _simplify(_symbolic_elements(cascade, name).subs(subs))
+        sizes[name] = _simplify(_symbolic_elements(cascade, name, writers.get(name, [])).subs(subs))
     return CascadeCost(cascade, per, total, sizes)
 
 
-def _symbolic_elements(cascade: Cascade, name: str) -> sympy.Expr:
+def _symbolic_elements(cascade: Cascade, name: str, writers: list[Einsum]) -> sympy.Expr:
+    """Elements of tensor `name`: declared extents for an input, else the largest index any of
+    its `writers` (the Einsums that define it) writes, plus one."""
     if name in cascade.inputs:
         return sympy.Mul(*[size_symbol(cascade.var_rank[v]) for v in cascade.inputs[name].indices])
     extents = []
     for d in range(cascade.arity[name]):
         candidates = []
-        for e in cascade.einsums:
-            if e.name != name:
-                continue
+        for e in writers:
             index = sympy.expand(e.lhs[d])
             top = index
             for var in cascade.variables:

@@ -342,6 +342,10 @@ def main(args: argparse.Namespace) -> int:
 
     if any(t < 1 for t in args.contexts):
         raise UsageError("--contexts: lengths must be positive integers")
+    untiled = sorted({t for t in args.contexts if t > TILE and t % TILE})
+    if untiled:
+        raise UsageError(f"--contexts {' '.join(map(str, untiled))}: the tiled cascades (attention_1pass, ...) "
+                         f"split the context into tiles of {TILE}: give multiples of {TILE} (or lengths up to {TILE})")
     write_study(args.out, sorted(set(args.contexts)))
     return 0
 
