@@ -22,7 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from studies.progress import progress as tqdm  # noqa: E402  (tqdm on a terminal, lines in a log)
 
 from archsim.config import load_architecture  # noqa: E402
 from archsim.result import reprice, run  # noqa: E402

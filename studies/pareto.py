@@ -20,7 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from studies.progress import progress as tqdm  # noqa: E402  (tqdm on a terminal, lines in a log)
 
 from archsim.config import Architecture, load_architecture  # noqa: E402
 from archsim.energy import area_um2  # noqa: E402

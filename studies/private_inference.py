@@ -180,10 +180,10 @@ def accelerator_proxy(c: ec.Cascade, sizes: dict[str, float]) -> dict:
 def attention_comparison(profile: BackendProfile, networks: list[Network],
                          contexts: list[int] = CONTEXTS) -> list[dict]:
     """Per query (per token of a T-token prompt), one head: bytes, rounds and latency on each network."""
-    from tqdm import tqdm
+    from studies.progress import progress
 
     rows = []
-    for name in tqdm(ATTENTION_CASCADES, desc="attention cascades", leave=False):
+    for name in progress(ATTENTION_CASCADES, desc="attention cascades"):
         c = ec.load_library(name)
         for context in contexts:
             sizes = attention_head_sizes(c, context)
