@@ -82,11 +82,30 @@ def test_cli_cascade_json_matches_hand_count(tmp_path, capsys):
 
 
 def test_cli_model_json(capsys):
-    rc = main(["pi", "model", "--layers", "2", "--context", "16", "--variant", "SM+LN+R", "--json"])
-    out = json.loads(capsys.readouterr().out)
-    assert rc == 0 and out["comm_bytes"] > 0 and out["rounds"] > 0
-    assert set(out["latency_s"]) == {"lan", "wan400", "wan100"}
-    assert "by_class" in out["breakdown"]
+    """The CLI's JSON against a hand derivation: SM+LN+G and SM+LN+R differ only in the FFN
+    activation, T x FFN elements per layer, so their bytes differ by L * T * FFN * (gelu_tanh - relu
+    bytes per element) and their rounds by L * (gelu_tanh - relu rounds); latency is
+    bytes / bandwidth + rounds * RTT + compute on the shipped networks (LAN 3 Gbit/s 0.8 ms,
+    WAN 400 Mbit/s 10 ms, WAN 100 Mbit/s 80 ms)."""
+    layers, context, ffn = 2, 16, 3072
+    outs = {}
+    for variant in ("SM+LN+G", "SM+LN+R"):
+        rc = main(["pi", "model", "--layers", str(layers), "--context", str(context), "--ffn", str(ffn),
+                   "--variant", variant, "--json"])
+        assert rc == 0
+        outs[variant] = json.loads(capsys.readouterr().out)
+    gelu, relu = load_profile("spu-cheetah").op("gelu_tanh"), load_profile("spu-cheetah").op("relu")
+    g, r = outs["SM+LN+G"], outs["SM+LN+R"]
+    assert g["comm_bytes"] - r["comm_bytes"] == pytest.approx(
+        layers * context * ffn * (gelu.bytes_per_element - relu.bytes_per_element), rel=1e-9)
+    assert g["rounds"] - r["rounds"] == layers * (gelu.rounds - relu.rounds)
+    networks = {"lan": (3e9, 0.8e-3), "wan400": (400e6, 10e-3), "wan100": (100e6, 80e-3)}
+    for out in (g, r):
+        assert set(out["latency_s"]) == set(networks)
+        for name, (bps, rtt) in networks.items():
+            assert out["latency_s"][name] == pytest.approx(
+                out["compute_s"] + 8 * out["comm_bytes"] / bps + out["rounds"] * rtt, rel=1e-12)
+        assert sum(out["breakdown"]["by_class"].values()) == pytest.approx(out["comm_bytes"], rel=1e-12)
 
 
 @pytest.mark.parametrize("argv, message", [
