@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from archsim.yamlio import YamlFileError, load_yaml_file
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 # Above this many programs of unequal length, the scheduler is approximated by its fluid bound.
@@ -74,11 +75,9 @@ def load_gpu(path_or_name: str | Path) -> GPUArchitecture:
     if not path.suffix:
         path = CONFIG_DIR / f"{path_or_name}.yaml"
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise GPUConfigError(f"{path}: no such GPU architecture file") from None
-    except yaml.YAMLError as err:
-        raise GPUConfigError(f"{path}: not valid YAML ({err})") from None
+        data = load_yaml_file(path, "GPU architecture file")
+    except YamlFileError as err:
+        raise GPUConfigError(str(err)) from None
     if not isinstance(data, dict):
         raise GPUConfigError(f"{path}: expected a mapping of fields")
     fields = {f.name: f.type for f in dataclasses.fields(GPUArchitecture)}

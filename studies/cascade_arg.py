@@ -28,7 +28,10 @@ def load_cascade(arg: str, what: str = "FILE") -> ec.Cascade:
             text = read_text_file(arg, "cascade file", MAX_CASCADE_BYTES)
         except YamlFileError as err:
             raise UsageError(f"{what}: {err}") from None
-        return ec.parse(text, str(Path(arg)))
+        try:
+            return ec.parse(text, str(Path(arg)))
+        except RecursionError:  # a parser without its own depth limit
+            raise ec.CascadeError("expressions nested too deeply", str(Path(arg))) from None
     stem = arg.removeprefix("blocks/")
     if stem in ec.library_names():
         return ec.load_library(stem)

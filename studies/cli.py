@@ -41,22 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_out(args: argparse.Namespace) -> None:
+def _check_out(args: argparse.Namespace, argv: list[str]) -> None:
     """An `--out` folder that is an existing file (or empty) is a usage error, before any work."""
+    if any(a == "--out=" or (a == "--out" and i + 1 < len(argv) and argv[i + 1].strip() == "")
+           for i, a in enumerate(argv)):  # Path("") would silently be the current folder
+        raise UsageError("--out: empty; give an output folder")
     out = getattr(args, "out", None)
     if out is None or getattr(args, "command", None) == "gpu":  # gpu bench --out is a JSON file
         return
-    if str(out) == "":
-        raise UsageError("--out: empty; give an output folder")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     try:
-        _check_out(args)
+        _check_out(args, argv)
         return int(args.func(args) or 0)
     except CascadeError as err:
         print(f"cascadesim: {err}", file=sys.stderr)
