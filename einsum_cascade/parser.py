@@ -1,4 +1,4 @@
-"""A hand-written parser for the cascade language (`shared/docs/cascade-language.md`).
+"""A hand-written parser for the cascade language (`docs/cascade-language.md`).
 
 Text is read one statement a line: a regular-expression tokenizer, then a recursive-descent parser
 per line, then whole-cascade checks (arity, definitions, initial values, cycles). Every error is a

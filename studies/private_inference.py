@@ -21,7 +21,7 @@ from mappings.work import MappingError
 from mappings.workload import WorkloadError, make_workload
 from studies.fusemax_vs_flat import simulate_point
 
-PAPER = "Jha and Reagen, \"Entropy-Guided Attention for Private LLMs\", 2025 (shared docs, reference-private-inference.md section 1)"
+PAPER = "Jha and Reagen, \"Entropy-Guided Attention for Private LLMs\", 2025 (docs/references/reference-private-inference.md section 1)"
 # GPT-2, d = 768, H = 12, FFN 3072, L = 12: variant -> (communication GB, latency minutes).
 PAPER_T128 = {"SM+LN+G": (25.32, 8.21), "SM+LN+R": (9.44, 6.06), "SM+ScFFN": (6.95, 5.68), "SM+ScFuFFN": (6.43, 4.76)}
 PAPER_T512 = {"SM+LN+G": (145.24, 30.74), "SM+LN+R": (81.71, 23.54), "SM+ScFFN": (71.76, 21.51),

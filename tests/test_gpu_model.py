@@ -16,7 +16,7 @@ def h200():
 
 
 def test_h200_config_holds_the_reference_figures(h200):
-    # reference-gpu.md section 1.
+    # docs/references/reference-gpu.md section 1.
     assert h200.sms == 132 and h200.tensor_flops_per_s == 989e12 and h200.hbm_bytes_per_s == 4.8e12
     assert h200.l2_bytes == 50e6 and h200.exp_per_s == 3.9e12 and h200.smem_bytes_per_block == 227 * 1024
 

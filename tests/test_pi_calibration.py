@@ -1,8 +1,8 @@
 """Calibration targets of the private-inference model against the Entropy-Guided paper.
 
 Source of every paper figure: Jha and Reagen, "Entropy-Guided Attention for Private LLMs" (2025),
-GPT-2 tables for L = 12 at T = 128 and T = 512, as given in the shared docs
-(reference-private-inference.md section 1).
+GPT-2 tables for L = 12 at T = 128 and T = 512, as given in docs/references/reference-private-inference.md
+(docs/references/reference-private-inference.md section 1).
 """
 from __future__ import annotations
 

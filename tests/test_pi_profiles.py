@@ -24,7 +24,7 @@ def test_shipped_profiles_and_networks():
 
 
 def test_crypten_profile_is_the_reference_table():
-    # reference-private-inference.md section 2, CrypTen 0.4.1 online phase: exp 128 B / 8 rounds,
+    # docs/references/reference-private-inference.md section 2, CrypTen 0.4.1 online phase: exp 128 B / 8 rounds,
     # reciprocal 1,104 B / 38, ReLU 464 B / 9, GELU (tanh) 832 B / 26, LayerNorm 54 B / 19, x*y 32 B / 1.
     p = load_profile("crypten")
     expected = {"exp": (128, 8), "recip": (1104, 38), "relu": (464, 9), "gelu_tanh": (832, 26),
