@@ -150,8 +150,11 @@ def numeric_points(cascade: Cascade, sizes: dict[str, float]) -> PointsFn:
         bounds = _bounds(inner, cmps, cascade)
         if bounds is None or any(var_symbol(inner) not in (c.left - c.right).free_symbols for c in cmps):
             outer = ordered
-        if math.prod(extent[v] for v in outer) > _MAX_ENUMERATED_POINTS:
-            raise CascadeError(f"iteration space over {outer} too large to count", cascade.file)
+        enumerated = math.prod(extent[v] for v in outer)
+        if enumerated > _MAX_ENUMERATED_POINTS:
+            raise CascadeError(f"iteration space over {outer} too large to count: {enumerated:.3g} rows to "
+                               f"enumerate, the limit is {_MAX_ENUMERATED_POINTS:.3g}; use smaller sizes "
+                               "(the symbolic counts of `analyze` without --size hold at any size)", cascade.file)
         grids = np.meshgrid(*[np.arange(extent[v]) for v in outer], indexing="ij", sparse=True)
         env = dict(zip(outer, grids))
 
