@@ -37,6 +37,7 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_evaluate.py
 	$(BIN)/python benchmarks/bench_study.py
+	$(BIN)/python benchmarks/bench_large_cascade.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -213,3 +213,54 @@ def _summary():
     if target:
         Path(target).write_text(summary + "\n")
     print("\n" + summary)
+
+
+# -- rows of the issue's table that are not command lines --------------------------------------
+def test_billion_laughs_under_extra_of_an_architecture_is_refused(tmp_path):
+    from archsim.errors import ArchError
+
+    text = (CONFIG_DIR / "fusemax-cloud.yaml").read_text()
+    laughs = ("extra:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+              "  c: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n")
+    path = tmp_path / "laughs.yaml"
+    path.write_text(text + laughs)
+    outcome = guarded(load_architecture, path, seconds=20)
+    assert outcome.kind == "ok" and outcome.status == 2
+    assert "YAML aliases (*a) are not allowed" in outcome.stderr and str(path) in outcome.stderr
+    with pytest.raises(ArchError):
+        load_architecture(path)
+
+
+def test_a_gpu_file_that_is_not_utf8_names_the_file(tmp_path):
+    from archsim.gpu_model import GPUConfigError
+
+    path = tmp_path / "g.yaml"
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(GPUConfigError, match=f"{path}: not UTF-8"):
+        load_gpu(path)
+
+
+def _chain_cascade(statements: int) -> str:
+    """A chain of `statements` Einsums over M and P: every third a row max and an exp of the
+    difference (each forcing one more pass over M), the others elementwise."""
+    lines = ["cascade chain", "rank E, M, P", "input Q[e,p], K[e,m]", "output Y", "X0[m,p] = Q[e,p] * K[e,m]"]
+    for i in range(1, statements):
+        if i % 3 == 0:
+            lines += [f"R{i}[p] = max(m: X{i - 1}[m,p])", f"X{i}[m,p] = exp(X{i - 1}[m,p] - R{i}[p])"]
+        else:
+            lines.append(f"X{i}[m,p] = X{i - 1}[m,p] * 2 + 1")
+    lines.append(f"Y[p] = sum(m: X{statements - 1}[m,p])")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_cascade_of_thousands_of_statements_is_analysed(tmp_path):
+    """3,000 statements (4,000 Einsums) within the time bound (a hang guard, not a speed test:
+    `make bench` times 10,000); the passes are those of the chain: one per row max, plus one."""
+    path = tmp_path / "chain.cascade"
+    path.write_text(_chain_cascade(3000))
+    from fuzz_harness import run_cli
+
+    outcome = run_cli(["analyze", str(path), "--rank", "M", "--json"], seconds=300)
+    assert (outcome.kind, outcome.status) == ("ok", 0), outcome.detail or outcome.stderr
+    c = ec.load(path)
+    assert ec.passes(c, "M").passes == 1 + 2999 // 3
