@@ -164,7 +164,7 @@ def parse_architecture(data: Any, file: str = "<data>", params: Mapping[str, Any
     tparams = dict(r.get(data, "", "template_params", "mapping", default={}))
     unknown = set(params or {}) - set(tparams)
     if unknown:
-        raise r.error("template_params", f"unknown parameter(s) {sorted(unknown)}")
+        raise r.error("template_params", f"unknown parameter(s) {sorted(map(str, unknown))}")
     tparams.update(params or {})
     data = _substitute({k: v for k, v in data.items() if k != "template_params"}, tparams, file)
 

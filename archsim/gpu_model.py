@@ -81,7 +81,7 @@ def load_gpu(path_or_name: str | Path) -> GPUArchitecture:
     if not isinstance(data, dict):
         raise GPUConfigError(f"{path}: expected a mapping of fields")
     fields = {f.name: f.type for f in dataclasses.fields(GPUArchitecture)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(map(str, set(data) - set(fields)))
     if unknown:
         raise GPUConfigError(f"{path}: unknown field {unknown[0]!r}")
     values = {}

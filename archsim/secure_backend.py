@@ -131,7 +131,7 @@ def parse_profile(data: Any, source: str) -> BackendProfile:
         entry = _mapping(entry, where)
         unknown = set(entry) - {"bytes_per_element", "rounds", "seconds_per_element"}
         if unknown:
-            raise ProfileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+            raise ProfileError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
         for required in ("bytes_per_element", "rounds"):
             if required not in entry:
                 raise ProfileError(f"{where}: missing field '{required}'")
@@ -142,7 +142,7 @@ def parse_profile(data: Any, source: str) -> BackendProfile:
     fixed_doc = _mapping(doc.get("fixed", {}), f"{source}: field 'fixed'")
     unknown = set(fixed_doc) - {"bytes", "rounds", "seconds"}
     if unknown:
-        raise ProfileError(f"{source}: field 'fixed': unknown field(s) {', '.join(sorted(unknown))}")
+        raise ProfileError(f"{source}: field 'fixed': unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     fixed = FixedCost(
         bytes=_number(fixed_doc.get("bytes", 0), f"{source}: field 'fixed.bytes'"),
         rounds=_number(fixed_doc.get("rounds", 0), f"{source}: field 'fixed.rounds'", integer=True),
@@ -185,7 +185,7 @@ def parse_networks(data: Any, source: str) -> dict[str, Network]:
                 raise ProfileError(f"{where}: missing field '{required}'")
         unknown = set(entry) - {"bandwidth_mbps", "rtt_ms", "description"}
         if unknown:
-            raise ProfileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+            raise ProfileError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
         out[str(name)] = Network(
             name=str(name),
             bandwidth_bps=_number(entry["bandwidth_mbps"], f"{source}: field 'networks.{name}.bandwidth_mbps'",
