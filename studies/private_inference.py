@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import einsum_cascade as ec
+from archsim.errors import ScheduleError
 from archsim.secure_backend import CONFIG_DIR, BackendProfile, Network, load_network, load_profile, parse_profile
 from mappings.secure_mapping import map_cascade
 from mappings.secure_transformer import DecoderConfig, ModelCost, attention_sizes, model_cost
@@ -163,8 +164,8 @@ def accelerator_seconds_per_query(name: str, context: int) -> float | None:
         return None
     try:
         point = simulate_point(ACCELERATOR_MODEL, str(context), config)
-    except (MappingError, WorkloadError):  # the mapping does not support this length (tile multiple)
-        return None
+    except (MappingError, WorkloadError, ScheduleError):  # the mapping does not support this length
+        return None  # (not a tile multiple, or a tile larger than the buffer)
     batch = make_workload(ACCELERATOR_MODEL, context).B
     return point["latency_s"] / (batch * context)
 
