@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     sizes = parse_sizes(args.size)
     cascades = [load_cascade(args.file)]
     if args.check_against:
-        cascades.append(load_cascade(args.check_against))
+        cascades.append(load_cascade(args.check_against, "--check-against"))
     used = set().union(*(set(c.size_names) | set(c.params) for c in cascades))
     unknown = sorted(set(sizes) - used)
     if unknown:

@@ -20,6 +20,7 @@ import einsum_cascade as ec
 from archsim.config import CONFIG_DIR, load_architecture
 from archsim.gpu_model import load_gpu
 from archsim.secure_backend import load_networks, load_profile
+from archsim.yamlio import load_yaml_file
 from fuzz_harness import PROJECT_ERRORS, check_case, guarded, load_corpus
 from mappings.workload import MODELS_FILE, load_models
 from studies.cascade_arg import load_cascade
@@ -110,7 +111,7 @@ _DOCUMENT = st.recursive(_LEAF, lambda inner: st.lists(inner, max_size=4)
 
 
 def _shipped(name: str) -> dict:
-    return yaml.safe_load(Path(name).read_text())
+    return load_yaml_file(name)
 
 
 _SHIPPED = {
@@ -187,8 +188,7 @@ def _sizes_through_the_analysis(text: str) -> None:
     sizes = parse_sizes([[text]])
     for value in sizes.values():
         assert isinstance(value, int) or math.isfinite(value)
-    known = {k: v for k, v in sizes.items()}
-    full = {"E": 2, "F": 2, "M": 8, "P": 8, "M0": 4} | known
+    full = {"E": 2, "F": 2, "M": 8, "P": 8, "M0": 4} | sizes
     ec.cost(_CASCADE_1PASS).at(full)
 
 
