@@ -14,7 +14,7 @@ MAX_CASCADE_BYTES = 16 * 1024 * 1024  # larger cascade files are refused
 
 def _is_path(arg: str) -> bool:
     """Whether `arg` names something on disk (a symlink loop or a dangling link counts)."""
-    return os.path.lexists(arg) or arg.endswith(".cascade") or os.sep in arg and not arg.startswith("blocks/")
+    return os.path.lexists(arg) or arg.endswith(".cascade") or (os.sep in arg and not arg.startswith("blocks/"))
 
 
 def load_cascade(arg: str, what: str = "FILE") -> ec.Cascade:
