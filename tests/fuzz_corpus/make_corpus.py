@@ -155,6 +155,8 @@ for option, name in (("--profile", "p.yaml"), ("--networks-file", "n.yaml")):
         case("pi-file", [*PI, option, f"{{dir}}/{name}"], 2, message, {name: content})
     case("pi-file", [*PI, option, "{dir}"], 2, "{dir}: is a directory")
     case("pi-file", [*PI, option, "{dir}/missing.yaml"], 2, "{dir}/missing.yaml: no such")
+case("pi-file", [*PI, "--networks-file", "{dir}/deep.yaml"], 2, "{dir}/deep.yaml:1:101: nested deeper than 100 levels",
+     {"deep.yaml": text("[" * 10000 + "]" * 10000 + "\n")})  # the networks file of 10,000 nested [
 case("pi-file", [*PI, "--profile", ""], 2, "backend profile: empty name")
 case("pi-file", [*PI, "--profile", "nope"], 2, "unknown backend profile 'nope'")
 
