@@ -157,3 +157,18 @@ def test_private_inference_sizes_are_positive_integers(value):
     outcome = run_cli(["pi", "cascade", "attention_3pass", "--size", f"M={value}", "E=4", "F=4", "P=4"])
     assert outcome.status == 2
     assert f"--size M={value}: a size must be a positive integer" in outcome.stderr
+
+
+# -- progress in a log ---------------------------------------------------------------------------
+
+
+def test_progress_in_a_log_is_whole_lines(capsys, monkeypatch):
+    import studies.progress as progress_module
+
+    clock = iter(range(0, 1000, 4))  # 4 s per item: a line every third item (LOG_EVERY_S = 10)
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
+    assert list(progress_module.progress(range(7), desc="points")) == list(range(7))
+    print("next message")
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert err.splitlines() == ["points: 0/7", "points: 3/7 (12 s)", "points: 6/7 (24 s)", "points: 7/7 done (32 s)"]
