@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test report install validate validate-pi bench clean
+.PHONY: test report install validate validate-pi bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,18 @@ validate: $(STAMP)
 validate-pi: $(STAMP)
 	$(BIN)/python benchmarks/pi/validate_cascades.py
 
+# the fuzzing of tests/test_fuzz.py at full strength: random (not the suite's fixed) examples,
+# FUZZ_EXAMPLES per property; prints and writes the counts of inputs, crashes and hangs
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=explore CASCADESIM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	CASCADESIM_FUZZ_SUMMARY=tests/fuzz_corpus/last_run.txt $(BIN)/python -m pytest tests/test_fuzz.py -q -s
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_speed.py
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_mapper.py
+	$(BIN)/python benchmarks/bench_large_cascade.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archsim.errors import ArchError
 from archsim.filecache import cached_load
-from archsim.yamlio import YamlFileError, load_yaml_text
+from archsim.yamlio import YamlFileError, load_yaml_file
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 RF_ACTIONS = ("rf_read", "rf_write")
@@ -200,7 +200,7 @@ def parse_architecture(data: Any, file: str = "<data>", params: Mapping[str, Any
     tparams = dict(tparams)
     unknown = set(params or {}) - set(tparams)
     if unknown:
-        raise ArchError(file, "template_params", f"unknown parameter(s) {sorted(unknown)}")
+        raise ArchError(file, "template_params", f"unknown parameter(s) {sorted(map(str, unknown))}")
     tparams.update(params or {})
     data = _substitute({k: v for k, v in data.items() if k != "template_params"}, tparams, file)
     try:
@@ -255,12 +255,8 @@ def load_architecture(path: str | Path, params: Mapping[str, Any] | None = None)
 
 def _read_architecture(p: Path, params: Mapping[str, Any] | None) -> Architecture:
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ArchError(str(p), "<file>", f"cannot read: {err}") from None
-    try:
-        data = load_yaml_text(text, str(p))
+        data = load_yaml_file(p, "architecture file")
     except YamlFileError as err:  # names the file and line:column
-        where, _, message = str(err)[len(str(p)):].partition(": ")
-        raise ArchError(str(p), f"line{where}" if where.startswith(":") else "<yaml>", message) from None
+        where, _, message = str(err).removeprefix(str(p)).partition(": ")
+        raise ArchError(str(p), f"line{where}" if where.startswith(":") else "<file>", message) from None
     return parse_architecture(data, str(p), params)

@@ -8,7 +8,7 @@ Energies in joules, areas in um2.
 
 Accounting (`accounting=`): "correct" (the default) prices every action. "artifact"
 reproduces the two bookkeeping errors of the FuseMax paper's public artifact
-(/work/shared/docs/reference-fusemax.md section 3), so that results can be compared with the
+(docs/references/reference-fusemax.md section 3), so that results can be compared with the
 paper's published energies: (1) register-file energy counted for one PE of each array instead
 of all of them (each unit's `rf_read` / `rf_write` energy divided by its PE count), and
 (2) the exp-unit energy of the paper's "cascade" configuration lost through a misspelled key

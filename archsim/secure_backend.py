@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from archsim.yamlio import YamlFileError, load_yaml_file
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "pi"
 DEFAULT_PROFILE = "spu-cheetah"
@@ -108,16 +108,11 @@ def _mapping(value: Any, where: str) -> dict:
 
 
 def _load_yaml(path: Path) -> Any:
+    """One profile or networks file through the project's safe loader; errors as ProfileError."""
     try:
-        text = path.read_text()
-    except OSError as err:
-        raise ProfileError(f"{path}: cannot read ({err.strerror})") from err
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        pos = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise ProfileError(f"{path}{pos}: invalid YAML ({getattr(err, 'problem', err)})") from err
+        return load_yaml_file(path, "profile or networks file")
+    except YamlFileError as err:
+        raise ProfileError(str(err)) from None
 
 
 def parse_profile(data: Any, source: str) -> BackendProfile:
@@ -136,7 +131,7 @@ def parse_profile(data: Any, source: str) -> BackendProfile:
         entry = _mapping(entry, where)
         unknown = set(entry) - {"bytes_per_element", "rounds", "seconds_per_element"}
         if unknown:
-            raise ProfileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+            raise ProfileError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
         for required in ("bytes_per_element", "rounds"):
             if required not in entry:
                 raise ProfileError(f"{where}: missing field '{required}'")
@@ -147,7 +142,7 @@ def parse_profile(data: Any, source: str) -> BackendProfile:
     fixed_doc = _mapping(doc.get("fixed", {}), f"{source}: field 'fixed'")
     unknown = set(fixed_doc) - {"bytes", "rounds", "seconds"}
     if unknown:
-        raise ProfileError(f"{source}: field 'fixed': unknown field(s) {', '.join(sorted(unknown))}")
+        raise ProfileError(f"{source}: field 'fixed': unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     fixed = FixedCost(
         bytes=_number(fixed_doc.get("bytes", 0), f"{source}: field 'fixed.bytes'"),
         rounds=_number(fixed_doc.get("rounds", 0), f"{source}: field 'fixed.rounds'", integer=True),
@@ -164,10 +159,11 @@ def profile_names() -> list[str]:
 
 def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> BackendProfile:
     """A shipped profile by name (`spu-cheetah`, `crypten`, `paper-fit`) or a YAML file path."""
+    if str(name_or_path).strip() == "":
+        raise ProfileError(f"backend profile: empty name (known: {', '.join(profile_names())}; or give a .yaml path)")
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.exists():
-            raise ProfileError(f"{path}: no such backend profile file")
+    if path.suffix in (".yaml", ".yml", ".json") or path.exists() or str(name_or_path) == "":
+        pass  # a file: _load_yaml names it on every error
     else:
         path = CONFIG_DIR / f"{name_or_path}.yaml"
         if str(name_or_path) == "networks" or not path.exists():
@@ -189,7 +185,7 @@ def parse_networks(data: Any, source: str) -> dict[str, Network]:
                 raise ProfileError(f"{where}: missing field '{required}'")
         unknown = set(entry) - {"bandwidth_mbps", "rtt_ms", "description"}
         if unknown:
-            raise ProfileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+            raise ProfileError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
         out[str(name)] = Network(
             name=str(name),
             bandwidth_bps=_number(entry["bandwidth_mbps"], f"{source}: field 'networks.{name}.bandwidth_mbps'",

@@ -1,4 +1,4 @@
-"""Systolic-array timing of a GEMM: SCALE-Sim's per-fold count (reference-peers.md).
+"""Systolic-array timing of a GEMM: SCALE-Sim's per-fold count (docs/references/reference-peers.md).
 
 GEMM (M, N, K): ifmap M x K, filter K x N, output M x N, on an R x C array. Each fold runs
 skewed fill, stream and drain to completion before the next; a partial fold costs a full one.

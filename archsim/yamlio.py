@@ -71,20 +71,25 @@ def load_yaml_text(text: str, source: str = "<text>") -> Any:
     """Parse one YAML (or JSON) document from `text`; errors name `source` and line:column."""
     if text.startswith("\ufeff"):
         text = text[1:]
-    loader = _BoundedLoader(text, source)
+    loader = None
     try:
+        loader = _BoundedLoader(text, source)  # the reader rejects control characters here
         return loader.get_single_data()
     except YamlFileError:
         raise
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         raise YamlFileError(f"{source}{_where(mark)}: invalid YAML: {err.problem or err.context}") from None
+    except yaml.reader.ReaderError as err:
+        raise YamlFileError(f"{source}: invalid YAML: character {err.character!r} at position {err.position} "
+                            f"is not allowed") from None
     except yaml.YAMLError as err:
         raise YamlFileError(f"{source}: invalid YAML: {err}") from None
     except RecursionError:
         raise YamlFileError(f"{source}: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_text_file(path: str | Path, what: str = "file", max_bytes: int = MAX_BYTES) -> str:
@@ -97,6 +102,8 @@ def read_text_file(path: str | Path, what: str = "file", max_bytes: int = MAX_BY
         if p.is_dir():
             raise YamlFileError(f"{name}: is a directory, expected a {what}")
         if not p.exists():
+            if p.is_symlink():
+                raise YamlFileError(f"{name}: a symbolic link that cannot be resolved (dangling or a loop)")
             raise YamlFileError(f"{name}: no such {what}")
         size = p.stat().st_size
         if size > max_bytes:

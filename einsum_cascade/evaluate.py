@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import networkx as nx
@@ -609,8 +610,12 @@ def evaluation_order(cascade: Cascade) -> list[list[str]]:
     return groups
 
 
-def evaluate(cascade: Cascade, inputs: dict[str, np.ndarray], sizes: dict[str, float]) -> dict[str, np.ndarray]:
-    """Evaluate `cascade` on `inputs`; returns each output (absent points read as 0)."""
+def evaluate(cascade: Cascade, inputs: dict[str, np.ndarray], sizes: dict[str, float],
+             trace: Callable[[str, np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
+    """Evaluate `cascade` on `inputs`; returns each output (absent points read as 0).
+
+    `trace(name, data)`, if given, sees each defined tensor once its group is computed (in
+    evaluation order; absent points as 0), e.g. to find where non-finite values first appear."""
     for name, decl in cascade.inputs.items():
         if name not in inputs:
             raise CascadeError(f"missing input tensor {name!r}", cascade.file, decl.line, 1)
@@ -623,13 +628,17 @@ def evaluate(cascade: Cascade, inputs: dict[str, np.ndarray], sizes: dict[str, f
         recurrent = len(group) > 1 or cascade.graph.has_edge(group[0], group[0])
         if recurrent:
             ev.run_recurrence(group)
-            continue
-        name = group[0]
-        ev.allocate(name)
-        initial = cascade.initial(name)
-        if initial is not None:
-            ev.run(initial)
-        ev.run(cascade.einsum(name))
+        else:
+            name = group[0]
+            ev.allocate(name)
+            initial = cascade.initial(name)
+            if initial is not None:
+                ev.run(initial)
+            ev.run(cascade.einsum(name))
+        if trace is not None:
+            for member in group:
+                stored = ev.tensors[member]
+                trace(member, stored.data if stored.mask is None else np.where(stored.mask, stored.data, 0.0))
     results = {}
     for name in cascade.outputs:
         stored = ev.tensors[name]

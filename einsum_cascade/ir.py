@@ -126,19 +126,27 @@ class Cascade:
         r = self.ranks[rank]
         return {r.var} | {p.lower() for p in r.parts}
 
+    def _index(self) -> dict[tuple[str, bool], Einsum]:
+        """(name, is_initial) -> the first such Einsum; rebuilt if `einsums` changed length."""
+        cached = self.__dict__.get("_einsum_index")
+        if cached is None or cached[0] != len(self.einsums):
+            index: dict[tuple[str, bool], Einsum] = {}
+            for e in self.einsums:
+                index.setdefault((e.name, e.is_initial), e)
+            cached = (len(self.einsums), index)
+            self.__dict__["_einsum_index"] = cached
+        return cached[1]
+
     def einsum(self, name: str) -> Einsum:
         """The main (non-initial) Einsum that defines tensor `name`."""
-        for e in self.einsums:
-            if e.name == name and not e.is_initial:
-                return e
-        raise KeyError(name)
+        try:
+            return self._index()[(name, False)]
+        except KeyError:
+            raise KeyError(name) from None
 
     def initial(self, name: str) -> Einsum | None:
         """The initial-value Einsum of an iterative tensor, or None."""
-        for e in self.einsums:
-            if e.name == name and e.is_initial:
-                return e
-        return None
+        return self._index().get((name, True))
 
     @property
     def tensors(self) -> dict[str, Tensor]:

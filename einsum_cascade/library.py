@@ -1,4 +1,5 @@
-"""The attention library: the `.cascade` files shipped in `einsum_cascade/library/`.
+"""The attention library: the `.cascade` files shipped in `einsum_cascade/library/`, and the
+building blocks of a transformer layer (layernorm, FFN, ...) in `library/blocks/`.
 
 Parsed cascades are cached per process (`load_cached`): a file is parsed once while its
 modification time and size are unchanged, and every call returns a fresh copy, so a caller
@@ -14,6 +15,7 @@ from einsum_cascade.ir import Cascade
 from einsum_cascade.parser import load
 
 LIBRARY_DIR = Path(__file__).parent / "library"
+BLOCKS_DIR = LIBRARY_DIR / "blocks"
 
 _LOCK = threading.Lock()
 _PARSED: dict[tuple[str, int, int], bytes] = {}
@@ -25,12 +27,19 @@ def library_names() -> list[str]:
     return sorted(p.stem for p in LIBRARY_DIR.glob("*.cascade"))
 
 
+def block_names() -> list[str]:
+    """Stems of the building-block cascades (`library/blocks/`), sorted."""
+    return sorted(p.stem for p in BLOCKS_DIR.glob("*.cascade"))
+
+
 def library_path(stem: str) -> Path:
-    """Path of a library cascade by stem; KeyError lists the known stems."""
-    path = LIBRARY_DIR / f"{stem}.cascade"
-    if not path.is_file():
-        raise KeyError(f"no library cascade {stem!r}; known: {', '.join(library_names())}")
-    return path
+    """Path of a library cascade (or, failing that, a building block) by stem; KeyError lists the known stems."""
+    for folder in (LIBRARY_DIR, BLOCKS_DIR):
+        path = folder / f"{stem}.cascade"
+        if path.is_file():
+            return path
+    raise KeyError(f"no library cascade {stem!r}; known: {', '.join(library_names())}; "
+                   f"blocks: {', '.join(block_names())}")
 
 
 def load_cached(path: str | Path) -> Cascade:
@@ -58,5 +67,5 @@ def load_cached(path: str | Path) -> Cascade:
 
 
 def load_library(stem: str) -> Cascade:
-    """Parse a library cascade by stem (cached per process, see `load_cached`)."""
+    """Parse a library cascade (or a building block) by stem (cached per process, see `load_cached`)."""
     return load_cached(library_path(stem))

@@ -104,9 +104,12 @@ def passes(cascade: Cascade, rank: str = "M") -> PassReport:
         kind[e.name] = "streamed" if e.output_vars & rvars else "global"
         complete[e.name] = 0
     run_pass: dict[str, int | None] = {}
+    # The passes are the least fixed point of monotone max-rules, so any sweep order gives the
+    # same result; sweeping in dependency order converges in a few sweeps (not one per statement).
+    ordered = _dependency_order(cascade, mains)
     for _ in range(4 * len(mains) + 4):
         changed = False
-        for e in mains:
+        for e in ordered:
             reads = _reads(cascade, e, kind, rvars)
             if iterates[e.name]:
                 value = max(
@@ -138,7 +141,11 @@ def passes(cascade: Cascade, rank: str = "M") -> PassReport:
                     target.append(r.tensor)
     order = {e.name: i for i, e in enumerate(mains)}
     live.sort(key=order.get)
-    chains = {k: _chain(cascade, mains, k, run_pass, complete, kind, rvars) for k in range(2, total + 1)}
+    by_pass: dict[int, list[Einsum]] = {}
+    for e in mains:
+        if run_pass[e.name] is not None:
+            by_pass.setdefault(run_pass[e.name], []).append(e)
+    chains = {k: _chain(cascade, by_pass.get(k, []), k, complete, kind, rvars) for k in range(2, total + 1)}
     return PassReport(cascade.name, rank, total, einsums, live, chains, restreamed)
 
 
@@ -172,12 +179,32 @@ def _unbounded(cascade, rank, mains, iterates, kind, complete, rvars) -> PassRep
     return PassReport(cascade.name, rank, None, einsums, [], {}, [], grows, chain)
 
 
-def _chain(cascade, mains, k, run_pass, complete, kind, rvars) -> list[str]:
+def _dependency_order(cascade: Cascade, mains: list[Einsum]) -> list[Einsum]:
+    """`mains` with producers before consumers (recurrence loops kept together), ties by statement order."""
+    import networkx as nx
+
+    cached = cascade.__dict__.get("_pass_order")
+    if cached is not None and cached[0] == len(cascade.einsums):
+        return cached[1]
+    position = {e.name: i for i, e in enumerate(mains)}
+    graph = nx.DiGraph()
+    graph.add_nodes_from(position)
+    graph.add_edges_from((u, v) for u, v in cascade.graph.edges if u in position and v in position)
+    condensed = nx.condensation(graph)
+    key = lambda c: min(position[n] for n in condensed.nodes[c]["members"])  # noqa: E731
+    order = []
+    for comp in nx.lexicographical_topological_sort(condensed, key=key):
+        order.extend(sorted(condensed.nodes[comp]["members"], key=position.get))
+    result = [mains[position[n]] for n in order]
+    cascade.__dict__["_pass_order"] = (len(cascade.einsums), result)
+    return result
+
+
+def _chain(cascade, in_pass_k, k, complete, kind, rvars) -> list[str]:
     """Einsums that force pass k: a tensor streamed in pass k-1, the global result reduced
-    from it (complete only at the end of pass k-1), and the first Einsum of pass k reading it."""
-    for e in mains:
-        if run_pass[e.name] != k:
-            continue
+    from it (complete only at the end of pass k-1), and the first Einsum of pass k reading it.
+    `in_pass_k`: the Einsums that run in pass k, in statement order."""
+    for e in in_pass_k:
         for r in _reads(cascade, e, kind, rvars):
             if r.is_global and complete[r.tensor] == k - 1:
                 chain = [r.tensor, e.name]

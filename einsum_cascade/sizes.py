@@ -29,6 +29,12 @@ def bind_sizes(
                 f"unknown size or param {name!r} (known: {', '.join(sorted(known_names))})",
                 cascade.file,
             )
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise CascadeError(f"size or param {name} = {value!r} must be a finite number", cascade.file)
+        if name in cascade.size_names:
+            if value != int(value) or value < 1:
+                raise CascadeError(f"size {name} = {value} must be a positive integer", cascade.file)
+            value = int(value)
         bound[name] = value
     for name, decl in cascade.inputs.items():
         if name not in inputs:
@@ -52,18 +58,24 @@ def bind_sizes(
         for rank in cascade.ranks.values():
             if rank.parts:
                 _complete_partition(cascade, rank.name, rank.parts, bound)
-    for name in cascade.size_names + cascade.params:
-        if name not in bound:
-            raise CascadeError(
-                f"size {name!r} is not bound: pass it (sizes={{'{name}': ...}} or --size {name}=N)",
-                cascade.file,
-            )
+    missing = [name for name in cascade.size_names + cascade.params if name not in bound]
+    if missing:
+        raise CascadeError(missing_sizes_message(missing, sizes), cascade.file)
     for name in cascade.size_names:
         value = bound[name]
         if value != int(value) or value < 1:
             raise CascadeError(f"size {name} = {value} must be a positive integer", cascade.file)
         bound[name] = int(value)
     return bound
+
+
+def missing_sizes_message(missing: list[str], given) -> str:
+    """`size 'F' is not bound` (or `sizes 'F', 'P' are not bound`), with what was given and how to add them."""
+    names = ", ".join(f"'{n}'" for n in missing)
+    head = f"size {names} is not bound" if len(missing) == 1 else f"sizes {names} are not bound"
+    return (f"{head} (given: {', '.join(sorted(given)) or 'none'}); numbers need every size: add "
+            f"--size {' '.join(f'{n}=N' for n in missing)} (sizes={{'{missing[0]}': ...}} in Python), "
+            "or give no sizes for the symbolic counts")
 
 
 def _complete_partition(cascade: Cascade, whole: str, parts: tuple[str, ...], bound: dict) -> None:

@@ -41,7 +41,7 @@ def gemm_schedule(name: str, M: int, N: int, K: int, arch: Architecture, timing:
 
 
 def layer_gemms(w: Workload) -> list[tuple[str, int, int, int]]:
-    """The six GEMMs (name, M, N, K) of one layer, R = B*P rows (reference-fusemax.md section 5)."""
+    """The six GEMMs (name, M, N, K) of one layer, R = B*P rows (docs/references/reference-fusemax.md section 5)."""
     R, EH = w.B * w.seq_len, w.E * w.H
     return [("Q", R, EH, w.D), ("K", R, EH, w.D), ("V", R, w.F * w.H, w.D), ("O", R, w.D, w.F * w.H),
             ("FFN1", R, w.S, w.D), ("FFN2", R, w.D, w.S)]

@@ -29,10 +29,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import networkx as nx
-import numpy as np
 import sympy
 
 import einsum_cascade as ec
+from einsum_cascade.cost import numeric_points
+from einsum_cascade.sizes import missing_sizes_message
 from archsim.secure_backend import BackendProfile, Network
 from einsum_cascade.ast import Access, Binary, Call, Node, Number, Reduce, Size, Unary, Var, children, value_vars
 
@@ -89,6 +90,13 @@ def complete_sizes(c: ec.Cascade, sizes: dict[str, float]) -> dict[str, float]:
         if name not in known:
             raise ec.CascadeError(f"unknown size or param {name!r} (known: {', '.join(sorted(known))})", c.file)
     bound = dict(sizes)
+    for name, value in bound.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ec.CascadeError(f"--size {name}={value!r}: expected a finite number", c.file)
+        if name in c.size_names and (value != int(value) or value < 1):
+            raise ec.CascadeError(f"--size {name}={value!r}: a size must be a positive integer", c.file)
+        if name in c.size_names:
+            bound[name] = int(value)
     for rank in c.ranks.values():
         if len(rank.parts) == 2:
             whole, (outer, inner) = rank.name, rank.parts
@@ -98,47 +106,29 @@ def complete_sizes(c: ec.Cascade, sizes: dict[str, float]) -> dict[str, float]:
                 bound[inner] = math.ceil(bound[whole] / bound[outer])
             elif outer in bound and inner in bound and whole not in bound:
                 bound[whole] = bound[outer] * bound[inner]
-    for name in c.size_names + c.params:
-        if name not in bound:
-            raise ec.CascadeError(f"size {name!r} is not bound: pass it (--size {name}=N)", c.file)
+    missing = [name for name in c.size_names + c.params if name not in bound]
+    if missing:
+        raise ec.CascadeError(missing_sizes_message(missing, sizes), c.file)
     return bound
 
 
 class _Counter:
-    """Counts points of iteration spaces of one cascade at bound sizes (where-clauses honoured)."""
+    """Counts points of iteration spaces of one cascade at bound sizes (where-clauses honoured).
+
+    The counting is `einsum_cascade.cost.numeric_points`: per-row bounds of the innermost
+    constrained variable, never a dense mask over the whole space."""
 
     def __init__(self, c: ec.Cascade, sizes: dict[str, float]):
         self.c = c
         self.sizes = sizes
-        self.size_subs = {sympy.Symbol(n, positive=True): v for n, v in sizes.items()}
+        self._points = numeric_points(c, sizes)
 
     def extent(self, var: str) -> int:
         return int(self.sizes[self.c.var_rank[var]])
 
     def points(self, variables: set[str] | frozenset[str], where: tuple = ()) -> int:
         """Number of points over `variables`, keeping those comparisons whose variables all lie in them."""
-        clauses = []
-        for comp in where:
-            expr = sympy.sympify(comp.left - comp.right).subs(self.size_subs)
-            cvars = {str(s) for s in expr.free_symbols}
-            if cvars and cvars <= set(variables):
-                clauses.append((expr, comp.op, sorted(cvars)))
-        grid_vars = sorted({v for _, _, cv in clauses for v in cv})
-        free = 1
-        for v in set(variables) - set(grid_vars):
-            free *= self.extent(v)
-        if not grid_vars:
-            return free
-        axes = np.meshgrid(*[np.arange(self.extent(v), dtype=np.int64) for v in grid_vars],
-                           indexing="ij", sparse=True)
-        coord = dict(zip(grid_vars, axes))
-        keep = np.ones([self.extent(v) for v in grid_vars], dtype=bool)
-        for expr, op, cvars in clauses:
-            constant = float(expr.subs({s: 0 for s in expr.free_symbols}))
-            diff = constant + sum(float(expr.coeff(s)) * coord[str(s)] for s in expr.free_symbols)
-            keep &= {"<": diff < 0, "<=": diff <= 0, ">": diff > 0, ">=": diff >= 0,
-                     "==": diff == 0, "!=": diff != 0}[op]
-        return free * int(keep.sum())
+        return int(self._points(frozenset(variables), tuple(where)))
 
 
 class _EinsumMapper:

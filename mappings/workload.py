@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from archsim.yamlio import YamlFileError, load_yaml_file
 
 from archsim.filecache import cached_load
 
@@ -41,9 +41,9 @@ def load_models(path: Path = MODELS_FILE) -> dict[str, dict[str, int]]:
 
 def _read_models(path: Path) -> dict[str, dict[str, int]]:
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise WorkloadError(f"{path}: invalid YAML: {err}") from None
+        data = load_yaml_file(path, "models file")
+    except YamlFileError as err:
+        raise WorkloadError(str(err)) from None
     if not isinstance(data, dict):
         raise WorkloadError(f"{path}: expected a mapping of model name -> sizes")
     for name, sizes in data.items():

@@ -45,10 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_out(args: argparse.Namespace, argv: list[str]) -> None:
+    """An `--out` folder that is an existing file (or empty) is a usage error, before any work."""
+    if any(a == "--out=" or (a == "--out" and i + 1 < len(argv) and argv[i + 1].strip() == "")
+           for i, a in enumerate(argv)):  # Path("") would silently be the current folder
+        raise UsageError("--out: empty; give an output folder")
+    out = getattr(args, "out", None)
+    if out is None or getattr(args, "command", None) == "gpu":  # gpu bench --out is a JSON file
+        return
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     try:
+        _check_out(args, argv)
         return int(args.func(args) or 0)
     except CascadeError as err:
         print(f"cascadesim: {err}", file=sys.stderr)
@@ -58,6 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except FileNotFoundError as err:
         print(f"cascadesim: error: no such file: {err.filename}", file=sys.stderr)
+        return 2
+    except OSError as err:  # an output folder that is a file, a read-only folder, a full disk, ...
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"cascadesim: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print("cascadesim: error: input nested too deeply to process", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("cascadesim: error: out of memory; try smaller sizes (`analyze` counts without evaluating)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cascadesim: interrupted", file=sys.stderr)

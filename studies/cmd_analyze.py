@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import sympy
 
@@ -103,8 +104,14 @@ def format_analysis(cascade: ec.Cascade, ranks: list[str], sizes: dict[str, floa
     return "\n".join(lines)
 
 
+LARGE_CASCADE = 1000  # Einsums; above this, say on stderr that the analysis may take a while
+
+
 def run(args: argparse.Namespace) -> int:
     cascade = load_cascade(args.file)
+    if len(cascade.einsums) > LARGE_CASCADE:
+        print(f"analysing {len(cascade.einsums)} Einsums over {len(cascade.ranks)} rank(s) "
+              f"(about a second per thousand) ...", file=sys.stderr, flush=True)
     if args.rank is not None and args.rank not in cascade.ranks:
         raise UsageError(f"--rank {args.rank}: not a rank of {args.file} "
                          f"(ranks: {', '.join(cascade.ranks)})")

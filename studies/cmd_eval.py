@@ -3,13 +3,40 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
+import sys
 
+import networkx as nx
 import numpy as np
 
 import einsum_cascade as ec
+from einsum_cascade.evaluate import evaluate as cascade_evaluate
 from studies.cascade_arg import load_cascade
 from studies.errors import UsageError
-from studies.sizes_arg import add_size_argument, parse_sizes
+from studies.sizes_arg import add_size_argument, parse_byte_count, parse_sizes
+
+
+DEFAULT_MAX_MEMORY = 8 * 2**30  # bytes
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
 
 
 def _known(cascade: ec.Cascade, sizes: dict[str, float]) -> dict[str, float]:
@@ -39,20 +66,91 @@ def checksum(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array, dtype=np.float64).tobytes()).hexdigest()[:12]
 
 
+def _bytes_text(n: float) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}" if n / scale < 1e4 else f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def memory_needed(cascade: ec.Cascade, sizes: dict[str, float]) -> tuple[int, str, int]:
+    """Bytes (float64) of every tensor of `cascade` at `sizes`, and the largest tensor with its bytes.
+
+    The evaluator holds every tensor at once; a temporary of an Einsum is at most the size of
+    its largest operand or result, so the peak is about the total plus the largest tensor."""
+    bound = cascade.bind_sizes({}, _known(cascade, sizes))
+    per = {name: 8 * math.prod(cascade.tensor_shape(name, bound))
+           for name in list(cascade.inputs) + cascade.defined}
+    largest = max(per, key=per.get)
+    return sum(per.values()) + per[largest], largest, per[largest]
+
+
+def check_memory(cascades: list[ec.Cascade], sizes: dict[str, float], limit: int) -> None:
+    """UsageError saying what evaluation at `sizes` would need when it is above `limit` bytes."""
+    for cascade in cascades:
+        need, largest, largest_bytes = memory_needed(cascade, sizes)
+        if need > limit:
+            shown = ", ".join(f"{k}={v}" for k, v in sizes.items())
+            raise UsageError(
+                f"eval of {cascade.name} at {shown} needs about {_bytes_text(need)} "
+                f"({_bytes_text(largest_bytes)} for {largest}); the limit is {_bytes_text(limit)} "
+                "(--max-memory); use `analyze` for counts at this size, or smaller sizes")
+
+
+def first_nonfinite(cascade: ec.Cascade, tensors: dict[str, np.ndarray], output: str) -> str:
+    """The Einsum (in evaluation order) among `output` and its ancestors where non-finite values
+    first appear; tensors of recurrences (which may start at -inf) only if no other has them."""
+    from einsum_cascade.evaluate import evaluation_order
+
+    wanted = nx.ancestors(cascade.graph, output) | {output}
+    plain, recurrent = [], []
+    for group in evaluation_order(cascade):
+        is_recurrence = len(group) > 1 or cascade.graph.has_edge(group[0], group[0])
+        for name in group:
+            if name in wanted and not np.isfinite(tensors[name]).all():
+                (recurrent if is_recurrence else plain).append(name)
+    return (plain or recurrent or [output])[0]
+
+
+def evaluate_checked(cascade: ec.Cascade, inputs: dict[str, np.ndarray],
+                     sizes: dict[str, float]) -> dict[str, np.ndarray]:
+    """Evaluate; NonFiniteOutput naming the Einsum where non-finite values of an output first appear."""
+    tensors: dict[str, np.ndarray] = {}
+    with np.errstate(all="ignore"):
+        results = cascade_evaluate(cascade, inputs, sizes, trace=tensors.__setitem__)
+    for name, value in results.items():
+        bad = int(np.size(value) - np.isfinite(value).sum())
+        if bad:
+            origin = cascade.einsum(first_nonfinite(cascade, tensors, name))
+            raise NonFiniteOutput(
+                f"{cascade.file}:{origin.line}:1: output {name} has {bad} non-finite value(s) of "
+                f"{np.size(value)}; they first appear in Einsum {origin.name}")
+    return results
+
+
+class NonFiniteOutput(Exception):
+    """An output of `eval` holds NaN or infinity (exit status 1)."""
+
+
 def run(args: argparse.Namespace) -> int:
     sizes = parse_sizes(args.size)
     cascades = [load_cascade(args.file)]
     if args.check_against:
-        cascades.append(load_cascade(args.check_against))
+        cascades.append(load_cascade(args.check_against, "--check-against"))
     used = set().union(*(set(c.size_names) | set(c.params) for c in cascades))
     unknown = sorted(set(sizes) - used)
     if unknown:
         raise UsageError(f"--size: {', '.join(unknown)} is not a size or param of the cascade(s)")
+    check_memory(cascades, sizes, args.max_memory)
     inputs = random_inputs(cascades, sizes, args.seed)
     results = []
-    for cascade in cascades:
-        mine = {n: inputs[n] for n in cascade.inputs}
-        results.append(cascade.evaluate(mine, _known(cascade, sizes)))
+    try:
+        for cascade in cascades:
+            mine = {n: inputs[n] for n in cascade.inputs}
+            results.append(evaluate_checked(cascade, mine, _known(cascade, sizes)))
+    except NonFiniteOutput as err:
+        print(f"cascadesim: error: {err}", file=sys.stderr)
+        return 1
     first = results[0]
     for name, value in first.items():
         print(f"{name}: shape {value.shape}  sum {value.sum():.10g}  "
@@ -83,9 +181,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a cascade on random inputs")
     parser.add_argument("file", help="a .cascade file or a library cascade name")
     add_size_argument(parser)
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed, an integer >= 0 (default 0)")
+    parser.add_argument("--max-memory", type=parse_byte_count, default=DEFAULT_MAX_MEMORY, metavar="BYTES",
+                        help="refuse sizes whose tensors need more (e.g. 512M, 16G; default 8G)")
     parser.add_argument("--check-against", metavar="FILE2",
                         help="evaluate FILE2 (file or library name) on the same inputs and compare outputs")
-    parser.add_argument("--rtol", type=float, default=1e-9, help="relative tolerance (of max |FILE2|)")
-    parser.add_argument("--atol", type=float, default=1e-12, help="absolute tolerance")
+    parser.add_argument("--rtol", type=_tolerance, default=1e-9, help="relative tolerance (of max |FILE2|)")
+    parser.add_argument("--atol", type=_tolerance, default=1e-12, help="absolute tolerance")
     parser.set_defaults(func=run)

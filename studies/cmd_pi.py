@@ -67,11 +67,20 @@ def run_cascade(args: argparse.Namespace) -> int:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default=DEFAULT_PROFILE,
-                        help=f"backend profile name or YAML file (default {DEFAULT_PROFILE})")
-    parser.add_argument("--network", help="one network (default: every known network)")
+                        help="backend profile name (spu-cheetah, crypten, paper-fit) or YAML file")
+    parser.add_argument("--network", help="one network, e.g. lan, wan400, wan100 (default: every known network)")
     parser.add_argument("--networks-file", type=Path, help="YAML file of extra networks (networks: {NAME: {bandwidth_mbps, rtt_ms}})")
-    parser.add_argument("--gelu", choices=("tanh", "erf"), default="tanh", help="GELU form (default tanh)")
+    parser.add_argument("--gelu", choices=("tanh", "erf"), default="tanh", help="GELU form")
     parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that states each option's default (where it has one)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.required or action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 def _positive(text: str) -> int:
@@ -88,20 +97,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pi = subparsers.add_parser("pi", help="private-inference (two-party) cost of a model or a cascade")
     sub = pi.add_subparsers(dest="pi_command", required=True)
 
-    model = sub.add_parser("model", help="a GPT-2-style decoder under two-party computation")
-    model.add_argument("--layers", type=_positive, required=True)
+    model = sub.add_parser("model", help="a GPT-2-style decoder under two-party computation",
+                           formatter_class=_Help)
+    model.add_argument("--layers", type=_positive, required=True, help="decoder layers L")
     model.add_argument("--context", type=_positive, required=True, help="prompt tokens T")
-    model.add_argument("--variant", default="SM+LN+G", help=f"one of {', '.join(VARIANTS)}")
-    model.add_argument("--d-model", type=_positive, default=768)
-    model.add_argument("--heads", type=_positive, default=12)
-    model.add_argument("--ffn", type=_positive, default=3072)
-    model.add_argument("--vocab", type=_positive, default=50257)
+    model.add_argument("--variant", default="SM+LN+G",
+                       help=f"which nonlinearities the decoder keeps (SM softmax, LN LayerNorm, G GELU, R ReLU, "
+                            f"ScFFN / ScFuFFN scaled / fused FFN without LayerNorm): one of {', '.join(VARIANTS)}")
+    model.add_argument("--d-model", type=_positive, default=768, help="model width d")
+    model.add_argument("--heads", type=_positive, default=12, help="attention heads H (must divide --d-model)")
+    model.add_argument("--ffn", type=_positive, default=3072, help="FFN hidden width")
+    model.add_argument("--vocab", type=_positive, default=50257, help="vocabulary size of the output layer")
     model.add_argument("--attention", default="attention_3pass",
                        help="library attention cascade (attention_temperature: entropy-guided, temperature-scaled)")
     _common(model)
     model.set_defaults(func=run_model)
 
-    cascade = sub.add_parser("cascade", help="one cascade under two-party computation")
+    cascade = sub.add_parser("cascade", help="one cascade under two-party computation",
+                             formatter_class=_Help)
     cascade.add_argument("file", help="a .cascade file or a library name")
     add_size_argument(cascade)
     cascade.add_argument("--plaintext", action="append", default=[],

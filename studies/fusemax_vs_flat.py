@@ -23,7 +23,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from scipy.optimize import brentq  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+
+from studies.progress import progress as tqdm  # noqa: E402  (tqdm on a terminal, lines in a log)
 
 from archsim.config import load_architecture  # noqa: E402
 from archsim.result import reprice, run  # noqa: E402
@@ -37,7 +38,7 @@ MODELS = ["BERT", "TrXL", "T5", "XLM"]
 LENGTHS = ["1K", "4K", "16K", "64K", "256K", "1M"]
 CONFIGS = ["unfused", "flat", "cascade", "arch", "fusemax"]
 COLUMNS = ["kind", "model", "seq_len", "config", "latency_s", "energy_j", "dram_bytes", "util_2d", "util_1d"]
-# the paper's means over the 24 points (reference-fusemax.md section 6)
+# the paper's means over the 24 points (docs/references/reference-fusemax.md section 6)
 PAPER = {"fusemax_speedup": 6.72, "energy_ratio": 0.787, "e2e_speedup": 5.30, "e2e_energy": 0.833,
          "unfused_speedup": 0.668, "cascade_speedup": 0.907, "arch_speedup": 2.18}
 # the point field holding the energy (joules) under each accounting of archsim.energy

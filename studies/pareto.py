@@ -1,7 +1,7 @@
 """Study: FuseMax at 256K tokens over array sizes d x d, d in {16, ..., 512}: latency vs area.
 
 Each design point is a d x d 2D array, a 1D array of d PEs and a global buffer "sized to the
-smallest power of two that keeps the design compute-bound" (reference-fusemax.md section 7).
+smallest power of two that keeps the design compute-bound" (docs/references/reference-fusemax.md section 7).
 The buffer holds one d-key block of K and of V plus the running state of P1 query blocks of d
 rows (E + F + 2 words a row; the mapping takes the largest P1 that fits). K and V are
 re-streamed from DRAM once per group of P1 blocks, so a small buffer (small P1) makes the
@@ -20,7 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from studies.progress import progress as tqdm  # noqa: E402  (tqdm on a terminal, lines in a log)
 
 from archsim.config import Architecture, load_architecture  # noqa: E402
 from archsim.energy import area_um2  # noqa: E402
@@ -116,7 +116,7 @@ def run_pareto(out: Path, ds: list[int] = DS, progress: bool = True) -> list[dic
         tried = ", ".join(f"{_size(c)}: {x:.3f}" for c, x in r["tried"]) or "-"
         lines.append(f"| {r['d']} | {_size(r['buffer_bytes'])} | {r['p1']} | {tried} | {r['latency_s']:.4g} | "
                      f"{r['area_mm2']:.4g} | {100 * r['area_2d_fraction']:.1f}% |")
-    lines += ["", "Paper (reference-fusemax.md section 7): latency falls as 1/d^2 while area grows as d^2; "
+    lines += ["", "Paper (docs/references/reference-fusemax.md section 7): latency falls as 1/d^2 while area grows as d^2; "
               "the 2D array is about 87-99% of the area.", "", "![pareto](pareto.png)", ""]
     (out / "report.md").write_text("\n".join(lines))
     return rows

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import einsum_cascade as ec
+from archsim.errors import ScheduleError
 from archsim.secure_backend import CONFIG_DIR, BackendProfile, Network, load_network, load_profile, parse_profile
 from mappings.secure_mapping import map_cascade
 from mappings.secure_transformer import DecoderConfig, ModelCost, attention_sizes, model_cost
@@ -21,7 +22,7 @@ from mappings.work import MappingError
 from mappings.workload import WorkloadError, make_workload
 from studies.fusemax_vs_flat import simulate_point
 
-PAPER = "Jha and Reagen, \"Entropy-Guided Attention for Private LLMs\", 2025 (shared docs, reference-private-inference.md section 1)"
+PAPER = "Jha and Reagen, \"Entropy-Guided Attention for Private LLMs\", 2025 (docs/references/reference-private-inference.md section 1)"
 # GPT-2, d = 768, H = 12, FFN 3072, L = 12: variant -> (communication GB, latency minutes).
 PAPER_T128 = {"SM+LN+G": (25.32, 8.21), "SM+LN+R": (9.44, 6.06), "SM+ScFFN": (6.95, 5.68), "SM+ScFuFFN": (6.43, 4.76)}
 PAPER_T512 = {"SM+LN+G": (145.24, 30.74), "SM+LN+R": (81.71, 23.54), "SM+ScFFN": (71.76, 21.51),
@@ -163,8 +164,8 @@ def accelerator_seconds_per_query(name: str, context: int) -> float | None:
         return None
     try:
         point = simulate_point(ACCELERATOR_MODEL, str(context), config)
-    except (MappingError, WorkloadError):  # the mapping does not support this length (tile multiple)
-        return None
+    except (MappingError, WorkloadError, ScheduleError):  # the mapping does not support this length
+        return None  # (not a tile multiple, or a tile larger than the buffer)
     batch = make_workload(ACCELERATOR_MODEL, context).B
     return point["latency_s"] / (batch * context)
 
@@ -180,10 +181,10 @@ def accelerator_proxy(c: ec.Cascade, sizes: dict[str, float]) -> dict:
 def attention_comparison(profile: BackendProfile, networks: list[Network],
                          contexts: list[int] = CONTEXTS) -> list[dict]:
     """Per query (per token of a T-token prompt), one head: bytes, rounds and latency on each network."""
-    from tqdm import tqdm
+    from studies.progress import progress
 
     rows = []
-    for name in tqdm(ATTENTION_CASCADES, desc="attention cascades", leave=False):
+    for name in progress(ATTENTION_CASCADES, desc="attention cascades"):
         c = ec.load_library(name)
         for context in contexts:
             sizes = attention_head_sizes(c, context)
@@ -342,6 +343,10 @@ def main(args: argparse.Namespace) -> int:
 
     if any(t < 1 for t in args.contexts):
         raise UsageError("--contexts: lengths must be positive integers")
+    untiled = sorted({t for t in args.contexts if t > TILE and t % TILE})
+    if untiled:
+        raise UsageError(f"--contexts {' '.join(map(str, untiled))}: the tiled cascades (attention_1pass, ...) "
+                         f"split the context into tiles of {TILE}: give multiples of {TILE} (or lengths up to {TILE})")
     write_study(args.out, sorted(set(args.contexts)))
     return 0
 

@@ -1,5 +1,5 @@
 """Energy accounting: "correct" vs "artifact" (the FuseMax artifact's two bookkeeping errors,
-/work/shared/docs/reference-fusemax.md section 3), checked against hand-derived action counts."""
+docs/references/reference-fusemax.md section 3), checked against hand-derived action counts."""
 import dataclasses
 
 import pytest

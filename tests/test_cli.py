@@ -52,7 +52,7 @@ def test_errors_exit_2_without_traceback(tmp_path):
     bad.write_text("rank M\ninput X[m]\noutput Y\nY[m] = nope(X[m])\n")
     cases = [
         (["analyze", str(bad)], f"{bad}:4:8: unknown function 'nope'"),
-        (["analyze", str(tmp_path / "missing.cascade")], "no such file"),
+        (["analyze", str(tmp_path / "missing.cascade")], "no such cascade file"),
         (["analyze", "no_such_cascade"], "neither a file nor a library cascade"),
         (["eval", str(ec.library_path("attention_3pass")), "--size", "M=abc"], "--size: expected NAME=NUMBER"),
         (["eval", str(ec.library_path("attention_3pass")), "--size", "M=8", "P=8", "E=2"], "size 'F' is not bound"),

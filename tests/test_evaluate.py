@@ -105,7 +105,7 @@ def test_size_errors_name_the_size():
     c = ec.parse("rank E, P\nrank M = M1 * M0\ninput K[e,m], Q[e,p]\noutput X\n"
                  "X[m1,m0,p] = K[e, m1*M0+m0] * Q[e,p]\n")
     k, q = RNG.normal(size=(2, 8)), RNG.normal(size=(2, 3))
-    with pytest.raises(ec.CascadeError, match="size 'M0' is not bound"):
+    with pytest.raises(ec.CascadeError, match="sizes 'M0', 'M1' are not bound"):
         c.evaluate({"K": k, "Q": q})
     with pytest.raises(ec.CascadeError, match="not divisible"):
         c.evaluate({"K": k, "Q": q}, {"M0": 3})

@@ -24,7 +24,7 @@ def test_shapes_follow_the_token_and_width_budget():
 
 
 def test_flop_and_byte_counts_by_hand():
-    # reference-gpu.md: 4 B H N^2 D, halved when causal.
+    # docs/references/reference-gpu.md: 4 B H N^2 D, halved when causal.
     assert bench.flop_count("attention_1pass", 2, 3, 10, 16, False) == 4 * 2 * 3 * 100 * 16
     assert bench.flop_count("attention_3pass", 2, 3, 10, 16, True) == 2 * 2 * 3 * 100 * 16
     # linear: 4 N D^2 + 2 N b D per head = 4*8*16*16 + 2*8*4*16 = 8192 + 1024.

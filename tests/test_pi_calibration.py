@@ -1,8 +1,8 @@
 """Calibration targets of the private-inference model against the Entropy-Guided paper.
 
 Source of every paper figure: Jha and Reagen, "Entropy-Guided Attention for Private LLMs" (2025),
-GPT-2 tables for L = 12 at T = 128 and T = 512, as given in the shared docs
-(reference-private-inference.md section 1).
+GPT-2 tables for L = 12 at T = 128 and T = 512, as given in docs/references/reference-private-inference.md
+(docs/references/reference-private-inference.md section 1).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import yaml
 
 from archsim.secure_backend import load_profile, parse_profile
 from mappings.secure_transformer import model_cost
-from studies.private_inference import (BASELINE, HEADLINE, PAPER_FIT_PATH, PAPER_T128, PAPER_T512,
+from studies.private_inference import (BASELINE, HEADLINE, PAPER_FIT_PATH, PAPER_T512,
                                        calibrate_paper_fit, paper_config)
 
 PAPER_SAVING_T128 = 3.94  # SM+ScFuFFN over SM+LN+G, communication, T = 128
@@ -29,10 +29,8 @@ def fitted(spu):
     return parse_profile(doc, "<paper-fit>"), doc, network
 
 
-def test_paper_fit_reproduces_the_t128_rows_it_was_fitted_on(fitted):
-    profile, _, _ = fitted
-    for variant, (gb, _) in PAPER_T128.items():
-        assert model_cost(paper_config(variant, 128), profile).comm_bytes / 1e9 == pytest.approx(gb, rel=1e-3)
+# The fit has four unknowns and the T = 128 table four rows: it reproduces them by construction, so
+# no test compares it with them. Its checks are the T = 512 rows it never saw (below).
 
 
 def test_shipped_paper_fit_is_the_calibration_of_the_shipped_spu_profile(fitted):

@@ -24,7 +24,7 @@ def test_shipped_profiles_and_networks():
 
 
 def test_crypten_profile_is_the_reference_table():
-    # reference-private-inference.md section 2, CrypTen 0.4.1 online phase: exp 128 B / 8 rounds,
+    # docs/references/reference-private-inference.md section 2, CrypTen 0.4.1 online phase: exp 128 B / 8 rounds,
     # reciprocal 1,104 B / 38, ReLU 464 B / 9, GELU (tanh) 832 B / 26, LayerNorm 54 B / 19, x*y 32 B / 1.
     p = load_profile("crypten")
     expected = {"exp": (128, 8), "recip": (1104, 38), "relu": (464, 9), "gelu_tanh": (832, 26),
@@ -82,11 +82,30 @@ def test_cli_cascade_json_matches_hand_count(tmp_path, capsys):
 
 
 def test_cli_model_json(capsys):
-    rc = main(["pi", "model", "--layers", "2", "--context", "16", "--variant", "SM+LN+R", "--json"])
-    out = json.loads(capsys.readouterr().out)
-    assert rc == 0 and out["comm_bytes"] > 0 and out["rounds"] > 0
-    assert set(out["latency_s"]) == {"lan", "wan400", "wan100"}
-    assert "by_class" in out["breakdown"]
+    """The CLI's JSON against a hand derivation: SM+LN+G and SM+LN+R differ only in the FFN
+    activation, T x FFN elements per layer, so their bytes differ by L * T * FFN * (gelu_tanh - relu
+    bytes per element) and their rounds by L * (gelu_tanh - relu rounds); latency is
+    bytes / bandwidth + rounds * RTT + compute on the shipped networks (LAN 3 Gbit/s 0.8 ms,
+    WAN 400 Mbit/s 10 ms, WAN 100 Mbit/s 80 ms)."""
+    layers, context, ffn = 2, 16, 3072
+    outs = {}
+    for variant in ("SM+LN+G", "SM+LN+R"):
+        rc = main(["pi", "model", "--layers", str(layers), "--context", str(context), "--ffn", str(ffn),
+                   "--variant", variant, "--json"])
+        assert rc == 0
+        outs[variant] = json.loads(capsys.readouterr().out)
+    gelu, relu = load_profile("spu-cheetah").op("gelu_tanh"), load_profile("spu-cheetah").op("relu")
+    g, r = outs["SM+LN+G"], outs["SM+LN+R"]
+    assert g["comm_bytes"] - r["comm_bytes"] == pytest.approx(
+        layers * context * ffn * (gelu.bytes_per_element - relu.bytes_per_element), rel=1e-9)
+    assert g["rounds"] - r["rounds"] == layers * (gelu.rounds - relu.rounds)
+    networks = {"lan": (3e9, 0.8e-3), "wan400": (400e6, 10e-3), "wan100": (100e6, 80e-3)}
+    for out in (g, r):
+        assert set(out["latency_s"]) == set(networks)
+        for name, (bps, rtt) in networks.items():
+            assert out["latency_s"][name] == pytest.approx(
+                out["compute_s"] + 8 * out["comm_bytes"] / bps + out["rounds"] * rtt, rel=1e-12)
+        assert sum(out["breakdown"]["by_class"].values()) == pytest.approx(out["comm_bytes"], rel=1e-12)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -96,7 +115,7 @@ def test_cli_model_json(capsys):
     (["pi", "model", "--layers", "1", "--context", "8", "--heads", "5"], "--heads: 5 does not divide"),
     (["pi", "cascade", "softplus_attention", "--size", "E=2,F=2,M=4,P=4", "--profile", "crypten"],
      "operator 'softplus' has no cost in backend profile 'crypten'"),
-    (["pi", "cascade", "attention_3pass", "--size", "E=2,M=4"], "size 'F' is not bound"),
+    (["pi", "cascade", "attention_3pass", "--size", "E=2,M=4"], "sizes 'F', 'P' are not bound"),
     (["pi", "cascade", "attention_3pass", "--size", "E=two"], "--size: expected NAME=NUMBER"),
     (["pi", "cascade", "no_such_cascade", "--size", "E=2"], "'no_such_cascade' is neither a file nor a library"),
     (["pi", "cascade", "attention_3pass", "--size", "E=2,F=2,M=4,P=4", "--plaintext", "ZZ"],

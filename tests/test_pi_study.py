@@ -8,7 +8,7 @@ import pytest
 from archsim.secure_backend import load_profile
 from mappings.secure_transformer import DecoderConfig, model_cost
 from studies.cli import main
-from studies.private_inference import PAPER_T128
+from studies.private_inference import PAPER_T512
 
 
 def test_temperature_attention_costs_what_softmax_costs_when_the_temperature_is_a_weight():
@@ -24,9 +24,10 @@ def test_study_writes_report_tables_and_figure(tmp_path, capsys):
     out = tmp_path / "pi"
     assert main(["study", "private-inference", "--out", str(out), "--contexts", "128"]) == 0
     results = json.loads((out / "results.json").read_text())
-    # Part 1: the paper-fit rows at T = 128 are the paper's (Entropy-Guided paper, L = 12, T = 128 table).
-    fitted = {r["variant"]: r["model_comm_gb"] for r in results["paper_fit"] if r["context"] == 128}
-    assert fitted == pytest.approx({v: gb for v, (gb, _) in PAPER_T128.items()}, rel=1e-3)
+    # Part 1: the paper-fit profile (fitted on the T = 128 rows only) predicts the paper's T = 512
+    # rows (Entropy-Guided paper, L = 12, T = 512 table) within 10%, and the report shows them.
+    held_out = {r["variant"]: r["model_comm_gb"] for r in results["paper_fit"] if r["context"] == 512}
+    assert held_out == pytest.approx({v: gb for v, (gb, _) in PAPER_T512.items()}, rel=0.10)
     # Part 4: every attention cascade at T = 128, with LAN and WAN latencies.
     names = {r["cascade"] for r in results["attention"]}
     assert {"attention_3pass", "attention_2pass", "attention_1pass", "sigmoid_attention",

@@ -1,6 +1,6 @@
 """Compare archsim's systolic timing with SCALE-Sim itself on GEMMs (`make validate`).
 
-Installs SCALE-Sim (`scalesim`, with numpy < 2.4; reference-peers.md) into benchmarks/peers/.venv
+Installs SCALE-Sim (`scalesim`, with numpy < 2.4; docs/references/reference-peers.md) into benchmarks/peers/.venv
 (git-ignored) and runs it, through its Python API and without trace dumps, on every GEMM shape of
 SHAPES on 32x32 and 256x256 arrays for the output-, weight- and input-stationary dataflows: one
 SCALE-Sim run per (array, dataflow) with one topology layer per shape. The "Total Cycles" column of

@@ -121,7 +121,7 @@ def main() -> int:
         print("validate_cascades: no SPU environment; run benchmarks/pi/measure_spu.py first", file=sys.stderr)
         return 2
     sys.path.insert(0, str(HERE.parent.parent))
-    from tqdm import tqdm
+    from studies.progress import progress as tqdm
 
     results = []
     ok = True
