@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import einsum_cascade as ec
 from archsim.config import CONFIG_DIR, load_architecture
-from archsim.gpu_model import load_gpu
+from archsim.gpu_specs import GPU_DIR, load_gpu
 from archsim.secure_backend import load_networks, load_profile
 from archsim.yamlio import load_yaml_file
 from fuzz_harness import PROJECT_ERRORS, check_case, guarded, load_corpus
@@ -118,7 +118,7 @@ _SHIPPED = {
     "architecture": _shipped(CONFIG_DIR / "fusemax-cloud.yaml"),
     "profile": _shipped(CONFIG_DIR / "pi" / "spu-cheetah.yaml"),
     "networks": _shipped(CONFIG_DIR / "pi" / "networks.yaml"),
-    "gpu": _shipped(CONFIG_DIR / "h200.yaml"),
+    "gpu": _shipped(GPU_DIR / "h200.yaml"),
     "models": _shipped(MODELS_FILE),
 }
 _LOADERS = {"architecture": load_architecture, "profile": load_profile, "networks": load_networks,

@@ -232,8 +232,8 @@ case("study", ["study", "fusemax-vs-flat", "--out", "{dir}/out", "--accounting",
      "argument --accounting: invalid choice")
 case("study", ["study", "fusemax-vs-flat", "--out", "{dir}/out", "--lengths", "1X"], 2, "bad sequence length '1X'")
 case("study", ["study", "fusemax-vs-flat", "--out", "{dir}/out", "--models", "GPT9"], 2, "unknown model 'GPT9'")
-for content, message in ((raw(b"\xff\xfe"), "{dir}/m.json: not UTF-8"), (text("{"), "{dir}/m.json: not valid JSON"),
-                         (text("[" * 5000 + "]" * 5000), "{dir}/m.json: not valid JSON"),
+for content, message in ((raw(b"\xff\xfe"), "{dir}/m.json: not UTF-8"), (text("{"), "{dir}/m.json:1:2: invalid YAML"),
+                         (text("[" * 5000 + "]" * 5000), "{dir}/m.json:1:101: nested deeper than"),
                          (text("{}"), "field 'schema' must be")):
     case("study", ["study", "gpu-crossval", "--out", "{dir}/out", "--measurements", "{dir}/m.json"], 2, message,
          {"m.json": content})
