@@ -248,7 +248,7 @@ def load_architecture(path: str | Path, params: Mapping[str, Any] | None = None)
     if not p.exists():
         raise ArchError(str(path), "<file>", "no such architecture file")
     if p.is_dir():
-        raise ArchError(str(p), "<file>", "cannot read: is a directory")
+        raise ArchError(str(p), "<file>", "is a directory")
     key = ("architecture", str(path), repr(sorted((params or {}).items())))
     return cached_load(p, lambda: _read_architecture(p, params), key)  # once per process and file
 

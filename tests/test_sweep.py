@@ -418,7 +418,7 @@ def test_a_second_sweep_into_the_same_folder_is_refused(tmp_path, capsys):
     assert "--out: another sweep is writing to" in capsys.readouterr().err
     (tmp_path / "file").write_text("")
     assert main(["sweep", str(write_spec(tmp_path)), "--out", str(tmp_path / "file"), "--quiet"]) == 2
-    assert "is a file, not a folder" in capsys.readouterr().err
+    assert "exists and is not a folder" in capsys.readouterr().err
 
 
 def test_dry_run_counts_points_and_journal(tmp_path, capsys):
