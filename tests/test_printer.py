@@ -123,3 +123,75 @@ def test_copied_conditions_are_printed_once():
     assert line.count("m < S") == 1
     assert line.count("QK[m, p] >= T[p]") == 1
     assert line.startswith("O[p] = sum(m: B[m, p] where m < S) + max(m: QK[m, p] where -W + p < m and m <= p)")
+
+
+# -- property test: random trees of every construct print and parse back -----------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from einsum_cascade.ast import FUNCTIONS_1, KTH_REDUCTIONS, REDUCTIONS, var_symbol  # noqa: E402
+
+_M, _P, _W = var_symbol("m"), var_symbol("p"), sympy.Symbol("W", positive=True)
+_OPS = ["<", "<=", ">", ">=", "==", "!="]
+
+
+def _trees(leaves):
+    """Value trees over `leaves`: arithmetic, functions, select, comparisons, and/or/not."""
+    def extend(children):
+        return st.one_of(
+            st.builds(Unary, st.just("-"), children),
+            st.builds(Binary, st.sampled_from(["+", "-", "*", "/"]), children, children),
+            st.builds(lambda f, a: Call(f, (a,)), st.sampled_from(sorted(FUNCTIONS_1)), children),
+            st.builds(lambda f, a, b: Call(f, (a, b)), st.sampled_from(["max", "min", "pow"]), children, children),
+            st.builds(lambda c, a, b: Call("select", (c, a, b)), children, children, children),
+            st.builds(Compare, st.sampled_from(_OPS), children, children),
+            st.builds(lambda op, xs: BoolOp(op, tuple(xs)), st.sampled_from(["and", "or"]),
+                      st.lists(children, min_size=2, max_size=3)),
+            st.builds(Not, children),
+        )
+    return st.recursive(leaves, extend, max_leaves=8)
+
+
+def _flat(cond):
+    """A condition as the parser builds it: nested and/or of the same operator merged."""
+    if isinstance(cond, BoolOp):
+        args = []
+        for a in (_flat(x) for x in cond.args):
+            args.extend(a.args if isinstance(a, BoolOp) and a.op == cond.op else [a])
+        return BoolOp(cond.op, tuple(args))
+    if isinstance(cond, Not):
+        return Not(_flat(cond.arg))
+    return cond
+
+
+_P_LEAVES = st.one_of(st.builds(Number, st.sampled_from([0.0, 1.0, 2.5, 1e-3, math.inf])),
+                      st.just(Size("W")), st.just(Var("p")), st.just(Access("A", ())),
+                      st.just(Access("X", (sympy.Integer(0), _P))))
+_M_LEAVES = st.one_of(_P_LEAVES, st.just(Var("m")), st.just(Access("X", (_M, _P))),
+                      st.just(Access("X", (_P, _M + 1))))
+_CONDITION_LEAVES = st.one_of(
+    st.just(Comparison(_M, "<=", _P)), st.just(Comparison(_P - _W, "<", _M)),
+    st.builds(lambda op, other: Compare(op, Access("X", (_M, _P)), other), st.sampled_from(_OPS), _P_LEAVES))
+_CONDITIONS = st.recursive(_CONDITION_LEAVES, lambda c: st.one_of(
+    st.builds(lambda op, xs: BoolOp(op, tuple(xs)), st.sampled_from(["and", "or"]),
+              st.lists(c, min_size=2, max_size=3)),
+    st.builds(Not, c)), max_leaves=4).map(_flat)
+
+
+@st.composite
+def _reductions(draw):
+    op = draw(st.sampled_from(sorted(REDUCTIONS | KTH_REDUCTIONS)))
+    cond = draw(st.none() | _CONDITIONS)
+    where = () if cond is None else (cond.args if isinstance(cond, BoolOp) and cond.op == "and" else (cond,))
+    k = draw(_trees(_P_LEAVES)) if op in KTH_REDUCTIONS else None
+    return Reduce(op, ("m",), draw(_trees(_M_LEAVES)), tuple(where), k)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_trees(st.one_of(_P_LEAVES, _reductions())))
+def test_random_trees_of_every_construct_print_and_parse_back(tree):
+    head = "cascade t\nrank M, P\nparam W\ninput X[m,p], A\noutput O\n"
+    text = head + f"O[p] = {format_expr(tree)}\n"
+    parsed = ec.parse(text, "random.cascade")
+    assert shape(parsed.einsums[0].expr) == shape(tree), text
