@@ -113,3 +113,12 @@ def test_a_data_dependent_mask_on_a_first_pass_value_fuses():
     keep = (x > 0) | (np.arange(8)[:, None] == 0)
     want = np.where(keep, np.exp(x - x.max(axis=0)), 0).sum(axis=0)
     assert np.max(np.abs(got - want)) <= 1e-9 * np.max(np.abs(want))
+
+
+def test_cli_json_on_attention_sinks(capsys):
+    import json
+
+    assert main(["fuse", "attention_sinks", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["status"], out["passes_before"], out["passes_after"]) == ("reduced", 2, 1)
+    assert out["check_error"] <= 1e-9
