@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from einsum_cascade.ast import size_symbol, var_symbol
+from einsum_cascade.ast import Comparison, size_symbol, var_symbol
+from einsum_cascade.printer import format_expr
 from mappings.work import MappingError
 
 
@@ -46,6 +47,9 @@ def key_intervals(cascade, where, key_vars: tuple[str, ...], query_var: str, siz
     hi = np.full(n_queries, n_keys - 1, dtype=np.int64)
     pos = np.arange(n_queries, dtype=np.int64)
     for c in where:
+        if not isinstance(c, Comparison):  # language v2: or / not / a data-dependent comparison
+            raise MappingError(f"{who}: mask '{format_expr(c)}' is not an affine comparison: the tile "
+                               "counting handles conjunctions of affine comparisons only")
         diff = sympy.expand(sympy.sympify(c.left - c.right).subs(to_key).subs(subs))
         if m1 is not None:
             diff = sympy.expand(diff)

@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass, field
 
 import einsum_cascade as ec
-from einsum_cascade.ast import Access
+from einsum_cascade.ast import Access, value_vars
 from einsum_cascade.cost import einsum_ops as _einsum_ops
 from einsum_cascade.cost import numeric_points
 
@@ -327,7 +327,7 @@ class _Ctx:
 # -- masks -------------------------------------------------------------------------------------
 def _mask_of(ctx: _Ctx, e) -> tuple:
     keyed = set(ctx.key_vars)
-    return tuple(c for c in e.where if {str(s) for s in (c.left - c.right).free_symbols} & keyed)
+    return tuple(c for c in e.where if value_vars(c, ctx.c.variables) & keyed)
 
 
 def _classes(cascade, masks: tuple, key_vars: tuple, qvar: str, sizes_key: tuple, P: int, N: int, G: int, T: int):

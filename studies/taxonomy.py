@@ -1,6 +1,7 @@
 """The taxonomy report: every library cascade with its passes over M, live tensors and
-per-query operation counts (symbolic and at M = 4096), like the FuseMax paper's table; and,
-from `cascadesim fuse`, the fewest passes found and the operation overhead of the rewrite."""
+per-query operation counts (symbolic and at M = 4096), like the FuseMax paper's table; from
+`cascadesim fuse`, the fewest passes found and the operation overhead of the rewrite; and the
+simulated latency on fusemax-cloud at 64K tokens before and after fusion (generic mapper)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,8 +16,17 @@ from einsum_cascade.fuse import FuseResult, fuse
 
 # Sizes of the numeric column: the FuseMax paper's head dims at 4K tokens (section 1 of the
 # reference), 256-wide tiles, and library-specific ranks at typical values.
+# Params (W window, S sinks, B bias, G gain, L and LAM the differential lambda) are illustrative
+# values; they do not change a cascade's passes.
 TAXONOMY_SIZES = {"E": 64, "F": 64, "M": 4096, "P": 4096, "M0": 256, "P0": 256, "N": 64, "W": 256,
-                  "B": 0.0, "G": 1.0, "L": 0.5}
+                  "B": 0.0, "G": 1.0, "L": 0.5, "LAM": 0.5, "S": 4}
+
+# The latency columns: BERT-base heads (E = F = 64) at 64K tokens (M = P = 65,536) on the
+# fusemax-cloud architecture, the generic mapper's `auto` mapping (objective latency), one
+# (batch, head) pair; other ranks and params as in TAXONOMY_SIZES.
+LATENCY_ARCH = "fusemax-cloud"
+LATENCY_SIZES = {"M": 65536, "P": 65536, "E": 64, "F": 64}
+LATENCY_HEADS = 1
 
 
 def _sizes_for(cascade: ec.Cascade) -> dict[str, float]:
@@ -68,25 +78,100 @@ def fusion_columns(cascade: ec.Cascade) -> dict:
     return {"fewest": result.passes_after, "overhead": f"{', '.join(result.rules)}: {text}"}
 
 
-def fusion_latency_rows(simulate: Callable[[ec.Cascade], float], stems: list[str] | None = None) -> list[dict]:
-    """Simulated latency before and after fusion, for the report's latency columns.
+def fusemax_cloud_latency(cascade: ec.Cascade) -> float:
+    """Simulated latency (seconds) of `cascade` on fusemax-cloud at LATENCY_SIZES, auto mapping
+    optimising latency, LATENCY_HEADS (batch, head) pair. Raises MappingError (with the mapper's
+    reason) where the cascade cannot be mapped."""
+    from mappings import simulate
 
-    `simulate(cascade) -> seconds` must map any cascade to a latency (the generic mapper of
-    issue 9 on `fusemax-cloud` at 64K tokens is the intended one; it is not wired here, and the
-    report shows no latency until it is). Cascades that fuse() does not reduce are skipped.
+    names = set(cascade.size_names) | set(cascade.params)
+    sizes = {k: v for k, v in {**TAXONOMY_SIZES, **LATENCY_SIZES}.items()
+             if k in names and k not in ("M0", "P0")}  # tiles: the mapping's choice
+    return simulate(cascade, LATENCY_ARCH, sizes, mapping="auto", objective="latency",
+                    batch=1, heads=LATENCY_HEADS).latency_s
+
+
+def fusion_latency_rows(simulate: Callable[[ec.Cascade], float] | None = None,
+                        stems: list[str] | None = None, progress: bool = False) -> list[dict]:
+    """Simulated latency before and after fusion, for the report's latency table.
+
+    `simulate(cascade) -> seconds` (default `fusemax_cloud_latency`) is called on the library
+    cascade and on its fused form, for the cascades `fuse` reduces over M (the others have no
+    "after"). A cascade the simulator cannot map (MappingError, CascadeError) gets its reason in
+    `reason_before` / `reason_after` and no number.
     """
+    from mappings.work import MappingError
+
+    simulate = simulate or fusemax_cloud_latency
+    stems = list(stems or ec.library_names())
+    if progress:
+        from tqdm import tqdm
+        stems = tqdm(stems, desc="latency before/after fusion", unit="cascade")
     rows = []
-    for stem in stems or ec.library_names():
+    for stem in stems:
         cascade = ec.load_library(stem)
         if "M" not in cascade.ranks:
             continue
         result: FuseResult = fuse(cascade, "M")
         if result.status != "reduced":
             continue
-        before, after = simulate(cascade), simulate(result.cascade)
-        rows.append({"stem": stem, "latency_before_s": before, "latency_after_s": after,
-                     "speedup": before / after})
+        row = {"stem": stem, "passes_before": result.passes_before, "passes_after": result.passes_after}
+        for side, c in (("before", cascade), ("after", result.cascade)):
+            try:
+                row[f"latency_{side}_s"], row[f"reason_{side}"] = simulate(c), None
+            except (MappingError, ec.CascadeError) as err:
+                row[f"latency_{side}_s"], row[f"reason_{side}"] = None, str(err)
+        both = row["latency_before_s"] is not None and row["latency_after_s"] is not None
+        row["speedup"] = row["latency_before_s"] / row["latency_after_s"] if both else None
+        rows.append(row)
     return rows
+
+
+def render_latency(rows: list[dict]) -> str:
+    """The latency section: a table and sentences whose numbers come from `rows`."""
+    sizes = ", ".join(f"{k} = {v:,}" for k, v in LATENCY_SIZES.items())
+    lines = [
+        f"## Simulated latency on {LATENCY_ARCH} before and after fusion",
+        "",
+        f"Each cascade that `fuse` reduces over M, as written and fused, simulated on `{LATENCY_ARCH}` with",
+        "the generic mapper (`mappings.simulate`, `mapping=\"auto\"`, objective latency; `docs/mapping.md`) at",
+        f"BERT-base head sizes and 64K tokens ({sizes}), {LATENCY_HEADS} (batch, head) pair (latency of one",
+        "head; heads are independent and scale it), other params as above. A cascade the mapper cannot map",
+        "shows the mapper's reason instead of a number.",
+        "",
+        "| cascade | passes as written -> fused | latency as written (ms) | latency fused (ms) | speedup |",
+        "|---|---|---|---|---|",
+    ]
+
+    def cell(row, side):
+        value = row[f"latency_{side}_s"]
+        if value is None:
+            return "not mapped: " + row[f"reason_{side}"].replace("|", "/")
+        return f"{value * 1e3:,.4g}"
+
+    for row in rows:
+        speed = f"{row['speedup']:.2f}x" if row["speedup"] is not None else "-"
+        lines.append(f"| {row['stem']} | {row['passes_before']} -> {row['passes_after']} | "
+                     f"{cell(row, 'before')} | {cell(row, 'after')} | {speed} |")
+    both = [r for r in rows if r["speedup"] is not None]
+    lines.append("")
+    lines.append(f"{len(rows)} cascades are reduced by `fuse`; {len(both)} of them are mapped both as "
+                 f"written and fused, {len(rows) - len(both)} are not (reason in the table).")
+    if both:
+        best = max(both, key=lambda r: r["speedup"])
+        worst = min(both, key=lambda r: r["speedup"])
+        faster = [r for r in both if r["speedup"] > 1.0]
+        speedups = sorted(r["speedup"] for r in both)
+        median = (speedups[(len(speedups) - 1) // 2] + speedups[len(speedups) // 2]) / 2
+        lines.append(f"Fusion is faster for {len(faster)} of the {len(both)}; speedups range from "
+                     f"{worst['speedup']:.2f}x ({worst['stem']}) to {best['speedup']:.2f}x ({best['stem']}), "
+                     f"median {median:.2f}x.")
+        slower = [r for r in both if r["speedup"] < 1.0]
+        if slower:
+            lines.append("Slower after fusion: " + ", ".join(
+                f"{r['stem']} ({(1 / r['speedup'] - 1) * 100:.1f}% more time)" for r in slower)
+                + ".")
+    return "\n".join(lines) + "\n"
 
 
 def _ops(ops: dict, fmt) -> str:
@@ -123,11 +208,15 @@ def render(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out_root: Path) -> Path:
-    """Write `out_root/taxonomy/report.md`; returns its path."""
+def write_report(out_root: Path, latency: bool = True) -> Path:
+    """Write `out_root/taxonomy/report.md` (with the latency section unless `latency` is False);
+    returns its path."""
     out = Path(out_root) / "taxonomy"
     out.mkdir(parents=True, exist_ok=True)
     path = out / "report.md"
-    path.write_text(render(taxonomy_rows()))
+    text = render(taxonomy_rows())
+    if latency:
+        text += "\n" + render_latency(fusion_latency_rows(progress=True))
+    path.write_text(text)
     print(f"wrote {path}")
     return path

@@ -68,7 +68,7 @@ def test_errors_exit_2_without_traceback(tmp_path):
 def test_taxonomy_report(tmp_path):
     from studies.taxonomy import write_report
 
-    path = write_report(tmp_path)
+    path = write_report(tmp_path, latency=False)  # the latency section: tests/test_fuse_library.py
     text = path.read_text()
     for stem in ec.library_names():
         assert f"| {stem} |" in text

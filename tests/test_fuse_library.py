@@ -185,4 +185,50 @@ def test_latency_rows_use_the_given_simulator():
 
     # a stand-in simulator: latency proportional to the passes (not a model of any hardware)
     rows = fusion_latency_rows(lambda c: float(ec.passes(c, "M").passes), ["attention_3pass", "attention_1pass"])
-    assert rows == [{"stem": "attention_3pass", "latency_before_s": 3.0, "latency_after_s": 1.0, "speedup": 3.0}]
+    assert rows == [{"stem": "attention_3pass", "passes_before": 3, "passes_after": 1,
+                     "latency_before_s": 3.0, "reason_before": None,
+                     "latency_after_s": 1.0, "reason_after": None, "speedup": 3.0}]
+
+
+def test_latency_rows_show_the_reason_of_a_cascade_that_cannot_be_mapped():
+    from mappings.work import MappingError
+    from studies.taxonomy import fusion_latency_rows, render_latency
+
+    def simulate(c):  # a stand-in: only the fused (1-pass) cascades map
+        if ec.passes(c, "M").passes > 1:
+            raise MappingError(f"{c.name}: stand-in refusal")
+        return 0.002
+
+    rows = fusion_latency_rows(simulate, ["attention_3pass", "softplus_attention"])
+    assert [r["reason_before"] for r in rows] == ["attention_3pass: stand-in refusal",
+                                                  "softplus_attention: stand-in refusal"]
+    assert all(r["latency_after_s"] == 0.002 and r["speedup"] is None for r in rows)
+    text = render_latency(rows)
+    assert "| attention_3pass | 3 -> 1 | not mapped: attention_3pass: stand-in refusal | 2 | - |" in text
+    assert "2 cascades are reduced by `fuse`; 0 of them are mapped both as written and fused, 2 are not" in text
+
+
+def test_render_latency_sentences_come_from_the_rows():
+    from studies.taxonomy import render_latency
+
+    rows = [{"stem": s, "passes_before": 3, "passes_after": 1, "latency_before_s": b, "reason_before": None,
+             "latency_after_s": a, "reason_after": None, "speedup": b / a}
+            for s, b, a in (("x", 0.006, 0.002), ("y", 0.001, 0.002), ("z", 0.004, 0.002))]
+    text = render_latency(rows)
+    # speedups 3, 0.5, 2: median 2; y takes 1 / 0.5 - 1 = 100% more time
+    assert "Fusion is faster for 2 of the 3; speedups range from 0.50x (y) to 3.00x (x), median 2.00x." in text
+    assert "Slower after fusion: y (100.0% more time)." in text
+    assert "| x | 3 -> 1 | 6 | 2 | 3.00x |" in text
+
+
+def test_default_latency_simulator_on_fusemax_cloud_at_64k():
+    from studies.taxonomy import fusion_latency_rows
+
+    rows = {r["stem"]: r for r in fusion_latency_rows(stems=["attention_3pass", "seq_layernorm"])}
+    # 3 passes at 64K tokens: the P x M live tensors of the written cascade cannot stay on chip,
+    # the fused 1-pass cascade keeps only per-query state, so it must be faster
+    three = rows["attention_3pass"]
+    assert three["speedup"] > 1 and three["reason_before"] is None
+    # the layer norm's rsqrt has no unit on fusemax-cloud: the reason, not a number
+    ln = rows["seq_layernorm"]
+    assert ln["latency_before_s"] is None and "no unit of fusemax-cloud has every operator" in ln["reason_before"]

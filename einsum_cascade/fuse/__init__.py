@@ -205,7 +205,11 @@ def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: boo
     except TypeError as err:  # a construct the printer does not know (a newer language)
         return FuseResult(status="refused", passes_after=before.passes,
                           reasons={"printer": f"cannot write the result as text: {err}"}, **base)
-    fused = parse(draft, f"<fused {cascade.name}>")
+    try:
+        fused = parse(draft, f"<fused {cascade.name}>")
+    except CascadeError as err:  # a rule produced text the language rejects: refuse, say why
+        return FuseResult(status="refused", passes_after=before.passes,
+                          reasons={"printer": f"the rewrite is not a valid cascade: {err}"}, **base)
     after = passes(fused, rank)
     header.append(f"passes over {rank}: {before.passes} -> {after.passes}")
     if result.rules:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from einsum_cascade.ast import Reduce, walk
+from einsum_cascade.fuse.conditions import condition_vars
 from einsum_cascade.ir import Cascade
 
 # (scale of every input, keys per tile M0, tiles M1, seed)
@@ -26,8 +28,9 @@ def check_sizes(original: Cascade, rank: str, m0: int, m1: int) -> dict[str, int
     rvars = original.rank_vars(rank)
     paired = set()
     for e in original.einsums:
-        for c in e.where:
-            names = {str(s) for s in (c.left - c.right).free_symbols}
+        conds = list(e.where) + [c for n in walk(e.expr) if isinstance(n, Reduce) for c in n.where]
+        for c in conds:
+            names = condition_vars(c, original.variables)
             if names & rvars:
                 paired |= {original.var_rank[v] for v in names if v in original.var_rank}
     total = m0 * m1

@@ -36,7 +36,8 @@ def extremum_of(ctx, access) -> tuple[str, sympy.Expr, frozenset] | None:
     if mapping is None:
         return None
     body = ctx.substituted_sympy(e.expr.body, mapping)
-    where = frozenset(ctx.canon(tuple(ctx.subs_comparison(c, mapping) for c in e.where)))
+    conds = tuple(e.where) + tuple(e.expr.where)  # the Einsum's and the reduction's own masks
+    where = frozenset(ctx.canon(tuple(ctx.subs_comparison(c, mapping) for c in conds)))
     return e.expr.op, body, where
 
 

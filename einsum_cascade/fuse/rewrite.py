@@ -27,6 +27,8 @@ import sympy
 from einsum_cascade.ast import (
     FUNCTIONS_1,
     FUNCTIONS_2,
+    FUNCTIONS_3,
+    KTH_REDUCTIONS,
     REDUCTIONS,
     Access,
     Comparison,
@@ -39,6 +41,8 @@ from einsum_cascade.ast import (
     walk,
 )
 from einsum_cascade.fuse import correction, moments, online
+from einsum_cascade.fuse.conditions import canon as _condition_key
+from einsum_cascade.fuse.conditions import condition_vars, reads, subs_condition
 from einsum_cascade.fuse.algebra import Atoms, to_ast, to_sympy
 from einsum_cascade.fuse.deferred import separate
 from einsum_cascade.fuse.refusals import Refusal, text
@@ -86,8 +90,8 @@ def _unique(where) -> tuple[Comparison, ...]:
     return tuple(out)
 
 
-def _canon(c: Comparison) -> str:
-    return f"{sympy.srepr(sympy.expand(c.left - c.right))} {c.op} 0"
+def _canon(c) -> str:
+    return _condition_key(c)
 
 
 class Rewriter:
@@ -108,7 +112,8 @@ class Rewriter:
         self.variables |= {m1_size.lower(), m0_size.lower()}
         self.taken = (set(cascade.tensors) | set(cascade.size_names) | set(cascade.params)
                       | set(cascade.variables) | set(tile_names) | _RESERVED
-                      | FUNCTIONS_1 | FUNCTIONS_2 | REDUCTIONS)
+                      | FUNCTIONS_1 | FUNCTIONS_2 | FUNCTIONS_3 | REDUCTIONS | KTH_REDUCTIONS
+                      | {"or", "not"})
         self.pending: list[Emitted] = []
         self.running: dict[tuple, online.RunningMax] = {}
         self.sums: dict[tuple, sympy.Expr] = {}
@@ -199,9 +204,9 @@ class Rewriter:
         return to_sympy(node, self.atoms, read=plain).subs(mapping, simultaneous=True)
 
     @staticmethod
-    def subs_comparison(c: Comparison, mapping: dict) -> Comparison:
-        return Comparison(sympy.sympify(c.left).subs(mapping, simultaneous=True), c.op,
-                          sympy.sympify(c.right).subs(mapping, simultaneous=True))
+    def subs_comparison(c, mapping: dict):
+        """A condition (any kind) with variables replaced."""
+        return subs_condition(c, mapping)
 
     def canon(self, where) -> list[str]:
         return sorted({_canon(c) for c in where})
@@ -224,6 +229,7 @@ class Rewriter:
         if depth > 64:
             raise Refusal(f"inlining through {name} is too deep")
         wheres.extend(self.subs_comparison(c, mapping) for c in e.where)
+        self.check_conditions(wheres)
         return self.substituted_sympy(e.expr, mapping,
                                       read=lambda a: self.read(a, wheres, depth + 1))
 
@@ -277,7 +283,8 @@ class Rewriter:
         for t in tensors:
             if t in graph:
                 seen |= nx.ancestors(graph, t)
-        return any(e.where for e in self.cascade.einsums if e.name in seen)
+        return any(e.where or any(isinstance(n, Reduce) and n.where for n in walk(e.expr))
+                   for e in self.cascade.einsums if e.name in seen)
 
     # -- one reduction -----------------------------------------------------------------------
     def materialise(self, u: sympy.Expr, where) -> sympy.Expr:
@@ -336,7 +343,7 @@ class Rewriter:
                 if self.sym_vars(scale) or scale == 0:
                     continue
                 reduced, body = found[0].vars, found[0].body
-                where = tuple(c for c in e.where if self._where_vars([c]) & set(reduced))
+                where = tuple(found[0].where)  # its own mask and the Einsum's copied into it
             u = to_sympy(body, self.atoms)
             self._known[(sympy.srepr(u), tuple(reduced), tuple(self.canon(where)), keep)] = me / scale
         return self._known
@@ -348,7 +355,7 @@ class Rewriter:
         reduced_set = set(reduced)
         where_vars = set()
         for c in where:
-            where_vars |= {str(s) for s in (c.left - c.right).free_symbols} & self.variables
+            where_vars |= condition_vars(c, self.variables)
         exps = [f for f in sympy.Mul.make_args(u) if isinstance(f, sympy.exp)]
         x_vars = self.sym_vars(sympy.Add(*[f.args[0] for f in exps])) if exps else set()
         keep = tuple(v for v in out if v in (self.sym_vars(u) | where_vars | x_vars))
@@ -385,9 +392,7 @@ class Rewriter:
         pv = tuple(v for v in out if v in x_vars)
         if set(pv) != x_vars - {self.rvar}:
             raise Refusal(f"the exponent {self.show(x)} has variables outside the reduction's output")
-        x_where = tuple(c for c in where
-                        if ({str(s) for s in (c.left - c.right).free_symbols} & self.variables)
-                        <= set(pv) | {self.rvar})
+        x_where = tuple(c for c in where if condition_vars(c, self.variables) <= set(pv) | {self.rvar})
         rkey = (sympy.srepr(x), pv, tuple(self.canon(x_where)))
         rmax = self.running.get(rkey)
         if rmax is None:
@@ -409,6 +414,7 @@ class Rewriter:
                   out: tuple[str, ...], owner: str, rules: set, matches: list) -> sympy.Expr:
         """The value of op over `reduced` of `body`, every sum computed in the first pass."""
         wheres = list(where)
+        self.check_conditions(wheres)
         expr = to_sympy(body, self.atoms, read=lambda a: self.read(a, wheres)).subs(self.aliases)
         late = self.late_symbols()
         reduced_set = set(reduced)
@@ -421,6 +427,10 @@ class Rewriter:
                       "inlined: it reads only pass-1 values")
             rules.add("inlined")
             return self.atoms.symbol(Access(name, lhs))
+        if op in KTH_REDUCTIONS:
+            raise Refusal(f"{op} over {self.rvar} of {self.show(expr)}: the k-th largest (smallest) is "
+                          "an order statistic of values that depend on a global complete only after "
+                          "the pass; no running state of fixed size gives it (not decomposable)")
         if op != "sum":
             raise Refusal(f"{op} over {self.rvar} of {self.show(expr)}: an extremum or product of "
                           "an expression of a global complete only after the pass does not "
@@ -443,11 +453,39 @@ class Rewriter:
             rules.add("multiplicative correction")
         return value
 
-    @staticmethod
-    def _where_vars(where) -> set[str]:
+    def late_reads(self, node) -> list[Access]:
+        """Reads in `node` (a value or condition) of tensors complete or streamed only after the
+        first pass."""
+        return [a for a in reads(node) if self.is_late_global(a) or self.is_late_streamed(a.tensor)]
+
+    def describe_global(self, tensor: str) -> str:
+        """A few words on what a global is (an order statistic is named as such)."""
+        if tensor in self.cascade.tensors and tensor not in self.cascade.inputs:
+            e = self.cascade.einsum(tensor)
+            if isinstance(e.expr, Reduce) and e.expr.op in KTH_REDUCTIONS:
+                which = "largest" if e.expr.op == "kth" else "smallest"
+                return (f"{tensor}, the k-th {which} ({e.expr.op}) over "
+                        f"{', '.join(e.expr.vars)}, an order statistic")
+        return tensor
+
+    def check_conditions(self, wheres) -> None:
+        """Refuse a mask that reads a value complete only after the first pass (a top-k or
+        threshold selection on a global): which points enter a sum is then unknown while the
+        sum streams, and no correction factor can add or remove a point afterwards."""
+        for c in wheres:
+            late = self.late_reads(c)
+            if late:
+                from einsum_cascade.printer import format_expr
+                names = ", ".join(dict.fromkeys(self.describe_global(a.tensor) for a in late))
+                raise Refusal(f"the mask {format_expr(c)} reads {names}, complete only after a pass: "
+                              "a selection of points by a global is not decomposable (which points "
+                              "enter the sum is unknown while it streams; no correction factor adds "
+                              "or removes a point)")
+
+    def _where_vars(self, where) -> set[str]:
         out = set()
         for c in where:
-            out |= {str(s) for s in (c.left - c.right).free_symbols}
+            out |= condition_vars(c, self.variables)
         return out
 
     def hoist(self, value: sympy.Expr, out_vars) -> sympy.Expr:
@@ -510,7 +548,10 @@ class Rewriter:
                 return None
             if set(node.vars) & self.rvars - {self.rvar}:
                 raise Refusal(f"{e.name} reduces over {', '.join(node.vars)} together")
-            mine = [c for c in e.where if self._where_vars([c]) & set(node.vars)]
+            # the reduction's own mask and the conjuncts of e.where the parser copied into it
+            mine = list(node.where)
+            if node.k is not None and self.late_reads(node.k):
+                raise Refusal(f"{e.name}: the k of {node.op} reads a global complete only after the pass")
             return self.reduction(node.op, tuple(node.vars), node.body, mine, space, e.name,
                                   rules, matches)
 
@@ -541,7 +582,8 @@ class Rewriter:
             try:
                 try:
                     new = self.rewrite_einsum(e, rules, matches)
-                except (TypeError, ValueError) as err:  # a construct the algebra does not know
+                except (TypeError, ValueError, AttributeError, KeyError, NotImplementedError) as err:
+                    # a construct the algebra or a rule does not know (a newer language)
                     raise Refusal(f"{e.name} uses a construct the rules do not handle ({err})") from err
             except Refusal as why:  # undo what the failed rewrite registered
                 (self.sums, self.running, self.taken, self.x_tensors, self.factors, self.aliases,
@@ -618,7 +660,7 @@ def _ordered(items: list[Emitted]) -> list[Emitted]:
     graph.add_nodes_from(groups)
     for name, members in groups.items():
         for item in members:
-            for n in walk(item.einsum.expr):
+            for n in _nodes(item.einsum):
                 if isinstance(n, Access) and n.tensor in groups and n.tensor != name:
                     graph.add_edge(n.tensor, name)
     condensed = nx.condensation(graph)
@@ -634,7 +676,7 @@ def _live(cascade: Cascade, items: list[Emitted]) -> list[Emitted]:
     """Only the Einsums the outputs depend on (dead-code elimination)."""
     reads: dict[str, set[str]] = {}
     for item in items:
-        names = {n.tensor for n in walk(item.einsum.expr) if isinstance(n, Access)}
+        names = {n.tensor for n in _nodes(item.einsum) if isinstance(n, Access)}
         reads.setdefault(item.einsum.name, set()).update(names)
     live, stack = set(), list(cascade.outputs)
     while stack:
@@ -644,3 +686,10 @@ def _live(cascade: Cascade, items: list[Emitted]) -> list[Emitted]:
         live.add(name)
         stack.extend(reads.get(name, ()))
     return [item for item in items if item.einsum.name in live]
+
+
+def _nodes(e: Einsum):
+    """Every node of an Einsum: its expression (reductions' masks included) and its `where`."""
+    yield from walk(e.expr)
+    for cond in e.where:
+        yield from walk(cond)
