@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test report install validate validate-pi bench clean
+.PHONY: test report install validate validate-pi validate-accelforge bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,17 @@ report: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/python benchmarks/peers/scalesim_check.py
 
+# AccelForge needs Python >= 3.12: its own venv from pyenv's 3.12.1 (override with AF_PYTHON=...).
+AF_VENV := .venv-accelforge
+AF_PYTHON ?= $(shell pyenv prefix 3.12.1 2>/dev/null)/bin/python
+$(AF_VENV)/.installed:
+	$(AF_PYTHON) -m venv $(AF_VENV)
+	$(AF_VENV)/bin/pip install -q accelforge==1.0.467
+	touch $@
+
+validate-accelforge: $(STAMP) $(AF_VENV)/.installed
+	$(BIN)/python benchmarks/peers/accelforge_check.py --accelforge-python $(AF_VENV)/bin/python
+
 validate-pi: $(STAMP)
 	$(BIN)/python benchmarks/pi/validate_cascades.py
 
@@ -32,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_study.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(AF_VENV) build *.egg-info
