@@ -28,6 +28,7 @@ validate: $(STAMP)
 AF_VENV := .venv-accelforge
 AF_PYTHON ?= $(shell pyenv prefix 3.12.1 2>/dev/null)/bin/python
 $(AF_VENV)/.installed:
+	@$(AF_PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "AccelForge needs Python >= 3.12: set AF_PYTHON=/path/to/python3.12")'
 	$(AF_PYTHON) -m venv $(AF_VENV)
 	$(AF_VENV)/bin/pip install -q accelforge==1.0.467
 	touch $@
