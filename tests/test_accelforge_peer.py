@@ -221,3 +221,40 @@ def test_stored_mappings_tile_like_the_project_mappings(tokens):
     fused = ac.project_schedule(ac.Point("fused", tokens), ARCH)
     assert fused.blocks == tokens // outer_p("fused")
     assert outer_p("qk") == outer_p("av") == ARCH.units["array2d"].cols
+
+
+# ---------------------------------------------------------------- the project's side of the mapper comparison
+
+def test_project_best_is_the_best_of_todays_mappings(monkeypatch):
+    import mappings
+    from archsim.result import run
+    monkeypatch.delattr(mappings, "simulate", raising=False)
+    point = ac.Point("fused", 1024)
+    best = ac.project_best(point, ARCH)
+    runs = {}
+    for name, make in ac.project_candidates(point, ARCH).items():
+        try:
+            runs[name] = run(make(), ARCH)
+        except ValueError:
+            continue
+    assert "unfused" in runs and len(runs) >= 2
+    assert best["best_latency"]["cycles"] == min(r.cycles for r in runs.values())
+    assert best["best_energy"]["energy_pj"] == pytest.approx(min(r.joules for r in runs.values()) * 1e12)
+
+
+def test_project_best_switches_to_the_auto_mapper_when_it_exists(monkeypatch):
+    """Once issue 9's mappings.simulate exists, project_best calls it with mapping="auto" per objective."""
+    import types
+    import mappings
+    calls = []
+
+    def fake_simulate(cascade, arch, sizes, mapping, objective):
+        calls.append((cascade.name, sizes["M"], mapping, objective))
+        return types.SimpleNamespace(cycles=100.0 if objective == "latency" else 200.0,
+                                     joules=2e-6 if objective == "latency" else 1e-6)
+
+    monkeypatch.setattr(mappings, "simulate", fake_simulate, raising=False)
+    best = ac.project_best(ac.Point("qk", 4096), ARCH)
+    assert calls == [("qk", 4096, "auto", "latency"), ("qk", 4096, "auto", "energy")]
+    assert best["best_latency"]["cycles"] == 100.0 and best["best_energy"]["energy_pj"] == pytest.approx(1e6)
+    assert "auto" in best["source"]

@@ -217,7 +217,10 @@ def project_best(point: Point, arch: Architecture) -> dict:
             GEMM_CASCADES[point.kind])
         sizes = {"E": E, "F": F, "M": point.tokens, "P": point.tokens}
         for objective in ("latency", "energy"):
-            r = mappings.simulate(cascade, arch, sizes, mapping="auto", objective=objective)
+            try:
+                r = mappings.simulate(cascade, arch, sizes, mapping="auto", objective=objective)
+            except TypeError:  # an API that takes the architecture by name
+                r = mappings.simulate(cascade, ARCH_NAME, sizes, mapping="auto", objective=objective)
             out[f"best_{objective}"] = {"mapping": "auto", "cycles": r.cycles, "energy_pj": r.joules * 1e12}
         out["source"] = "mappings.simulate(mapping='auto')"
     else:
