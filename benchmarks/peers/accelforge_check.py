@@ -8,12 +8,13 @@ Points: the two GEMMs of attention (QK, AV) and the 3-pass cascade unfused and f
 one head, E = F = 64, on a FuseMax-cloud-like architecture with the project's energy table
 (accelforge/arch_fusemax_cloud.yaml). For each point AccelForge evaluates a STORED mapping
 (accelforge/mapping_*.yaml) that makes the project mapping's choices (tiling, what lives in the buffer,
-what goes to DRAM, units fully used), and the project simulates its own mapping (PROJECT_MAPPINGS).
+what goes to DRAM, units fully used), and the project simulates its own mapping (`project_schedule`).
 Compared per component: DRAM bytes (exact), compute energy per unit (within 1%), buffer energy (10%),
-cycles (10%); register-file energy is listed, not checked (module `compare`). A difference outside the
-tolerance passes only when a named, computed explanation closes it (EXPLANATIONS).
+cycles (10%); register-file energy is listed, not checked (`compare`). A difference outside the
+tolerance passes only when a named, computed difference closes it (`duplicate_loads`,
+`gemm_edge_overcount_words`).
 
-Mappers: on the same points AccelForge's mapper (time-boxed per point) against the project's best
+Mappers: on the same workloads AccelForge's mapper (time-boxed per workload) against the project's best
 mapping (`project_best`: `mappings.simulate(..., mapping="auto")` where that exists, else the best of
 today's mappings). Both tools' wall times are recorded.
 
@@ -311,7 +312,7 @@ def save_results(data: dict, path: Path = RESULTS) -> None:
 
 def af_totals(af: dict) -> dict:
     """AccelForge's evaluation summed over Einsums: energy by component (pJ), DRAM bytes, buffer
-    accesses, duplicate DRAM loads (module `EXPLANATIONS`)."""
+    accesses, duplicate DRAM loads (`duplicate_loads`)."""
     energy: dict = {}
     dram = 0.0
     buffer_words: dict = {}
