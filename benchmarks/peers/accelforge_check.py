@@ -489,7 +489,7 @@ def write_report(data: dict, rows: list[dict], projects: dict, bests: dict, onep
         own_en = f"{min(e['energy_pj'] for e in own) / 1e6:,.1f}"
         if m and "error" not in m:
             af_lat, af_en, af_wall = fmt(m["best_latency"]["latency"]), f"{m['best_energy']['energy_pj'] / 1e6:,.1f}", \
-                f"{m['wall_s']:.0f}"
+                f"{m['wall_s']:.0f}" + (f" (AccelForge time limit {m['time_limit_s']:g})" if m.get("time_limit_s") else "")
         else:
             af_lat = af_en = "-"
             af_wall = (m or {}).get("error", "not run")
@@ -624,7 +624,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stored", action="store_true", help="compare the stored results; do not run AccelForge")
     ap.add_argument("--no-mapper", action="store_true", help="skip AccelForge's mapper")
     ap.add_argument("--rerun-mapper", action="store_true", help="run the mapper even where a result is stored")
-    ap.add_argument("--mapper-timeout", type=float, default=1800.0, help="seconds per point for the mapper")
+    ap.add_argument("--mapper-timeout", type=float, default=1800.0,
+                    help="wall seconds per workload for the mapper; past it the workload is recorded as timed out")
+    ap.add_argument("--mapper-time-limit", type=float, default=None,
+                    help="AccelForge's own mapper.time_limit (CPU seconds shared by its jobs; jobs that run out "
+                         "are dropped, so the search is partial but returns a result)")
     args = ap.parse_args(argv)
     arch = load_architecture(ARCH_NAME)
     data = load_results()
@@ -649,12 +653,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_mapper:
             for p in tqdm(MAPPER_POINTS, desc="AccelForge mapper", unit="workload"):
                 key = file_digest(ARCH_YAML, p.workload) + ":" + version
+                if args.mapper_time_limit:
+                    key += f":limit{args.mapper_time_limit:g}"
                 old = data.setdefault("mapper", {}).get(p.workload_name)
-                if old and old.get("inputs") == key and not args.rerun_mapper:
+                if old and old.get("inputs", "").split(":limit")[0] == key.split(":limit")[0] and \
+                        "error" not in old and not args.rerun_mapper:
                     continue  # resume: this point's mapper result is current
                 t0 = time.perf_counter()
                 try:
-                    m = run_driver(args.accelforge_python, ["map", str(ARCH_YAML), str(p.workload), "both"],
+                    m = run_driver(args.accelforge_python, ["map", str(ARCH_YAML), str(p.workload), "both"] +
+                                   ([str(args.mapper_time_limit)] if args.mapper_time_limit else []),
                                    args.mapper_timeout)
                 except RuntimeError as err:
                     m = {"error": str(err)[:300], "wall_s": time.perf_counter() - t0}
