@@ -590,9 +590,10 @@ def explanations(rows: list[dict], data: dict, projects: dict, onepass: dict, ar
         out.append(f"- {p.name}: AccelForge reads {fmt(extra)} more buffer words than archsim for QK and AV "
                    f"({extra * pj_read / 1e6:,.1f} uJ of the {(total['accelforge'] - total['project']) / 1e6:+,.1f} uJ "
                    f"buffer difference): it reads an operand tile into the 2D array for every 256-wide tile of "
-                   f"the other operand, archsim's `mappings.base.plan_einsums` one read per element per block. "
-                   f"In the fused mapping archsim's own DRAM traffic re-streams Q, K and V through the buffer "
-                   f"(it counts those writes), so its reads are an undercount there.")
+                   f"the other operand, archsim's `mappings.base.plan_einsums` one read per element per block." +
+                   (" Here archsim's own DRAM traffic re-streams Q, K and V through the buffer (it counts those "
+                    "writes), so its reads are an undercount (mappings.threepass.FlatMapping)."
+                    if p.kind == "fused" else ""))
     cyc = [r for r in rows if r["quantity"] == "cycles"]
     if cyc:
         worst = max(cyc, key=lambda r: abs(r["rel"]))
