@@ -277,6 +277,9 @@ def run_driver(python: str, args: list[str], timeout_s: float) -> dict:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise RuntimeError(f"timed out after {timeout_s:.0f} s") from None
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): take the driver and its workers down too
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     if proc.returncode:
         raise RuntimeError(f"exit {proc.returncode}: {(err or out).strip()[-1500:]}")
     return json.loads(out)
@@ -631,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="AccelForge's own mapper.time_limit (CPU seconds shared by its jobs; jobs that run out "
                          "are dropped, so the search is partial but returns a result)")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that run_driver cleans up on SIGTERM
     arch = load_architecture(ARCH_NAME)
     data = load_results()
     if not args.stored:
