@@ -281,7 +281,8 @@ def run_driver(python: str, args: list[str], timeout_s: float) -> dict:
         os.killpg(proc.pid, signal.SIGKILL)
         raise
     if proc.returncode:
-        raise RuntimeError(f"exit {proc.returncode}: {(err or out).strip()[-1500:]}")
+        lines = (err or out).strip().splitlines() or [""]
+        raise RuntimeError(f"exit {proc.returncode}: {lines[-1][-300:]}")
     return json.loads(out)
 
 
@@ -492,7 +493,7 @@ def write_report(data: dict, rows: list[dict], projects: dict, bests: dict, onep
         own_en = f"{min(e['energy_pj'] for e in own) / 1e6:,.1f}"
         if m and "error" not in m:
             af_lat, af_en, af_wall = fmt(m["best_latency"]["latency"]), f"{m['best_energy']['energy_pj'] / 1e6:,.1f}", \
-                f"{m['wall_s']:.0f}" + (f" (AccelForge time limit {m['time_limit_s']:g})" if m.get("time_limit_s") else "")
+                f"{m['wall_s']:.0f}"
         else:
             af_lat = af_en = "-"
             af_wall = (m or {}).get("error", "not run")
@@ -647,9 +648,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rerun-mapper", action="store_true", help="run the mapper even where a result is stored")
     ap.add_argument("--mapper-timeout", type=float, default=1800.0,
                     help="wall seconds per workload for the mapper; past it the workload is recorded as timed out")
-    ap.add_argument("--mapper-time-limit", type=float, default=None,
-                    help="AccelForge's own mapper.time_limit (CPU seconds shared by its jobs; jobs that run out "
-                         "are dropped, so the search is partial but returns a result)")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that run_driver cleans up on SIGTERM
     arch = load_architecture(ARCH_NAME)
@@ -675,19 +673,20 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_mapper:
             for p in tqdm(MAPPER_POINTS, desc="AccelForge mapper", unit="workload"):
                 key = file_digest(ARCH_YAML, p.workload) + ":" + version
-                if args.mapper_time_limit:
-                    key += f":limit{args.mapper_time_limit:g}"
                 old = data.setdefault("mapper", {}).get(p.workload_name)
-                if old and old.get("inputs", "").split(":limit")[0] == key.split(":limit")[0] and \
-                        "error" not in old and not args.rerun_mapper:
+                if old and old.get("inputs") == key and "error" not in old and not args.rerun_mapper:
                     continue  # resume: this point's mapper result is current
                 t0 = time.perf_counter()
                 try:
-                    m = run_driver(args.accelforge_python, ["map", str(ARCH_YAML), str(p.workload), "both"] +
-                                   ([str(args.mapper_time_limit)] if args.mapper_time_limit else []),
+                    m = run_driver(args.accelforge_python, ["map", str(ARCH_YAML), str(p.workload), "both"],
                                    args.mapper_timeout)
                 except RuntimeError as err:
-                    m = {"error": str(err)[:300], "wall_s": time.perf_counter() - t0}
+                    m = {"error": str(err)[-300:], "wall_s": time.perf_counter() - t0}
+                except BaseException:  # interrupted: record it, keep what is done
+                    data["mapper"][p.workload_name] = {"error": f"interrupted after {time.perf_counter() - t0:.0f} s",
+                                                       "wall_s": time.perf_counter() - t0, "inputs": key}
+                    save_results(data)
+                    raise
                 m["inputs"] = key
                 data["mapper"][p.workload_name] = m
                 save_results(data)

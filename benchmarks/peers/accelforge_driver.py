@@ -2,13 +2,14 @@
 
 Called by accelforge_check.py (which runs in the project's Python) as
     python accelforge_driver.py evaluate ARCH WORKLOAD MAPPING
-    python accelforge_driver.py map ARCH WORKLOAD both [TIME_LIMIT]
+    python accelforge_driver.py map ARCH WORKLOAD both
 and prints one JSON object on stdout: AccelForge's version, wall seconds, total latency (cycles of the
 architecture's clock) and energy (pJ), and per Einsum: latency per component, action counts per
 "component.action" (memory actions also per tensor) and energy per component. With `map`: the mapper
 optimises latency and energy together; the best mapping for each (as an indented loop tree) with its
-numbers. TIME_LIMIT (seconds, default none) is AccelForge's own `mapper.time_limit`: it shares that CPU
-time among its jobs and drops the jobs that run out, so a time-limited search may miss mappings.
+numbers. The caller time-boxes
+the run (AccelForge 1.0.467's own `mapper.time_limit` sets RLIMIT_CPU in its reused joblib workers, which
+kills them: it is not used).
 
 Only the standard library and accelforge are imported: this file is not part of the project's package.
 """
@@ -68,7 +69,6 @@ def main(argv: list[str]) -> int:
     from importlib.metadata import version
 
     mode, arch, workload, last = argv[1:5]
-    time_limit = float(argv[5]) if len(argv) > 5 else float("inf")
     t0 = time.perf_counter()
     if mode == "evaluate":
         result = af.Spec.from_yaml(arch, workload, last).evaluate_mapping()
@@ -82,11 +82,10 @@ def main(argv: list[str]) -> int:
         ffm_mappings.Mappings.render = lambda self, *a, **k: ""
         spec = af.Spec.from_yaml(arch, workload)
         spec.mapper.metrics = af.Metrics.LATENCY | af.Metrics.ENERGY
-        spec.mapper.time_limit = time_limit
         result = spec.map_workload_to_arch(print_progress=False)
         if len(result.data) == 0:
             raise RuntimeError("the mapper found no valid mapping")
-        out = {"pareto_mappings": int(len(result.data)), "time_limit_s": time_limit if time_limit < float("inf") else None}
+        out = {"pareto_mappings": int(len(result.data))}
         for objective, metric in (("latency", "latency"), ("energy", "energy")):
             row = result.data.sort_values(f"Total{SEP}{metric}", kind="stable").iloc[0]
             best = summarise(row)
