@@ -280,6 +280,8 @@ def run_driver(python: str, args: list[str], timeout_s: float) -> dict:
     except BaseException:  # interrupted (Ctrl-C, SIGTERM): take the driver and its workers down too
         os.killpg(proc.pid, signal.SIGKILL)
         raise
+    if proc.returncode == 3:  # the driver's own report of a failure, with wall time and peak memory
+        return json.loads(out)
     if proc.returncode:
         lines = (err or out).strip().splitlines() or [""]
         raise RuntimeError(f"exit {proc.returncode}: {lines[-1][-300:]}")
@@ -665,6 +667,8 @@ def main(argv: list[str] | None = None) -> int:
         for p in tqdm(POINTS, desc="AccelForge evaluate", unit="point"):
             try:
                 ev = run_driver(args.accelforge_python, ["evaluate", str(ARCH_YAML), str(p.workload), str(p.mapping)], 600)
+                if "error" in ev:
+                    raise RuntimeError(ev["error"])
             except RuntimeError as err:
                 print(f"accelforge_check: evaluating {p.mapping.name}: {err}", file=sys.stderr)
                 return 2

@@ -16,7 +16,9 @@ Only the standard library and accelforge are imported: this file is not part of 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import threading
 import time
 from collections import defaultdict
 
@@ -64,12 +66,68 @@ def describe_mapping(make) -> str:
         return f"(not describable: {type(err).__name__}: {err})"
 
 
+def tree_rss_bytes(root: int) -> int:
+    """Resident bytes of process `root` and all its descendants (AccelForge's joblib workers), from /proc."""
+    children: dict = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += sum(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+        except (OSError, ValueError):
+            pass
+        stack += children.get(pid, [])
+    return total
+
+
+class PeakMemory(threading.Thread):
+    """Samples tree_rss_bytes of this process every `every` seconds; `.peak` in bytes (0 without /proc)."""
+
+    def __init__(self, every: float = 2.0):
+        super().__init__(daemon=True)
+        self.every, self.peak = every, 0
+
+    def run(self) -> None:
+        if not os.path.isdir("/proc"):
+            return
+        while True:
+            self.peak = max(self.peak, tree_rss_bytes(os.getpid()))
+            time.sleep(self.every)
+
+
 def main(argv: list[str]) -> int:
     import accelforge as af
     from importlib.metadata import version
 
     mode, arch, workload, last = argv[1:5]
     t0 = time.perf_counter()
+    memory = PeakMemory()
+    memory.start()
+    try:
+        out = run(af, mode, arch, workload, last)
+    except Exception as err:  # noqa: BLE001 - reported to the caller as data (exit 3)
+        lines = str(err).strip().splitlines() or [""]
+        json.dump({"error": f"{type(err).__name__}: {lines[0][:300]}", "wall_s": time.perf_counter() - t0,
+                   "peak_rss_gb": memory.peak / 2**30}, sys.stdout)
+        return 3
+    out["wall_s"] = time.perf_counter() - t0
+    out["peak_rss_gb"] = memory.peak / 2**30
+    out["accelforge_version"] = version("accelforge")
+    json.dump(out, sys.stdout, default=str)
+    return 0
+
+
+def run(af, mode: str, arch: str, workload: str, last: str) -> dict:
+    """One evaluation (`last` = the mapping file) or one mapper run; the summary dict."""
     if mode == "evaluate":
         result = af.Spec.from_yaml(arch, workload, last).evaluate_mapping()
         row = result.data.iloc[0]
@@ -92,11 +150,8 @@ def main(argv: list[str]) -> int:
             best["mapping"] = describe_mapping(row[f"Total{SEP}mapping"])
             out[f"best_{objective}"] = best
     else:
-        raise SystemExit(f"unknown mode {mode!r} (evaluate or map)")
-    out["wall_s"] = time.perf_counter() - t0
-    out["accelforge_version"] = version("accelforge")
-    json.dump(out, sys.stdout, default=str)
-    return 0
+        raise ValueError(f"unknown mode {mode!r} (evaluate or map)")
+    return out
 
 
 if __name__ == "__main__":
