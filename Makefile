@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test report install validate validate-pi bench fuzz clean
+.PHONY: test report install validate validate-pi validate-accelforge bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,18 @@ report: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/python benchmarks/peers/scalesim_check.py
 
+# AccelForge needs Python >= 3.12: its own venv from pyenv's 3.12.1 (override with AF_PYTHON=...).
+AF_VENV := .venv-accelforge
+AF_PYTHON ?= $(shell pyenv prefix 3.12.1 2>/dev/null)/bin/python
+$(AF_VENV)/.installed:
+	@$(AF_PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "AccelForge needs Python >= 3.12: set AF_PYTHON=/path/to/python3.12")'
+	$(AF_PYTHON) -m venv $(AF_VENV)
+	$(AF_VENV)/bin/pip install -q accelforge==1.0.467
+	touch $@
+
+validate-accelforge: $(STAMP) $(AF_VENV)/.installed
+	$(BIN)/python benchmarks/peers/accelforge_check.py --accelforge-python $(AF_VENV)/bin/python
+
 validate-pi: $(STAMP)
 	$(BIN)/python benchmarks/pi/validate_cascades.py
 
@@ -41,4 +53,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_large_cascade.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(AF_VENV) build *.egg-info
