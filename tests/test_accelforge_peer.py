@@ -180,7 +180,10 @@ def test_accelforge_arch_uses_the_project_energy_table():
 def test_stored_mappings_are_consistent_with_workload_and_arch(point):
     """Each Einsum of the workload is computed exactly once, on the unit the project binds it to; every
     node names a component of the arch and a tensor or rank variable of the workload."""
-    from mappings.threepass import FLAT_BINDING
+    import einsum_cascade as ec
+    from mappings import load_spec
+    from mappings.scheduler import resolve_binding
+    FLAT_BINDING = resolve_binding(ec.load_library("attention_3pass"), load_spec("flat"), ARCH)
     workload = ac.load_accelforge_yaml(point.workload)["workload"]
     einsums = {e["einsum"].split("[")[0]: e["einsum"] for e in workload["einsums"]}
     tensors = {t for text in einsums.values() for t in _tensors(text)}
@@ -206,18 +209,18 @@ def _tensors(einsum_text: str) -> list[str]:
 
 @pytest.mark.parametrize("tokens", [1024, 4096])
 def test_stored_mappings_tile_like_the_project_mappings(tokens):
-    """The unfused mapping's chunk of query rows is UnfusedMapping's; the fused mapping's granule is
-    FlatMapping's (fused_dataflow); the GEMM folds are 256 x 256 tiles, as mappings.gemm's."""
-    from mappings.threepass import UnfusedMapping
+    """The unfused mapping's chunk of query rows is the `unfused` spec's; the fused mapping's granule is
+    FLAT's spec at that granule (fused_dataflow); the GEMM folds are 256 x 256 tiles, as mappings.gemm's."""
+    from mappings import get_mapping
     k = tokens // 1024
 
     def outer_p(name):
         nodes = nodes_of(ac.load_accelforge_yaml(ac.AF_DIR / f"mapping_{name}_{k}k.yaml")["mapping"])
         return next(n["tile_shape"] for n in nodes if n["!"] == "Temporal" and n["rank_variable"] == "p")
 
-    sched = UnfusedMapping().schedule(ac.one_head(tokens), ARCH)
+    sched = get_mapping("unfused").schedule(ac.one_head(tokens), ARCH)
     assert outer_p("unfused") == tokens // sched.segments[0].iterations
-    assert outer_p("fused") == ac.fused_dataflow(tokens)["granularity"]
+    assert outer_p("fused") == ac.fused_dataflow(tokens).spec.query_group
     fused = ac.project_schedule(ac.Point("fused", tokens), ARCH)
     assert fused.blocks == tokens // outer_p("fused")
     assert outer_p("qk") == outer_p("av") == ARCH.units["array2d"].cols

@@ -143,29 +143,38 @@ def one_head(tokens: int):
     return Workload(model="one-head", B=1, D=E, E=E, F=F, H=1, S=E, seq_len=tokens)
 
 
-def fused_dataflow(tokens: int) -> dict:
-    """The FLAT dataflow of the fused point (see FUSED_GRANULE)."""
-    return {"stationarity": "output", "granularity": FUSED_GRANULE[tokens], "onchip": {"QK", "A"}, "spilled": 0.0}
+def flat_granule_mapping(rows: int):
+    """FLAT's fused 3-pass mapping (mappings/specs/flat.yaml) with one dataflow: output stationary,
+    `rows` query rows per granule, the scores QK and A (= SN) kept on chip, nothing else resident."""
+    from mappings import SpecMapping, load_spec
+    spec = load_spec("flat").model_copy(update={
+        "name": f"flat-granule-{rows}", "variants": [], "stationarity": "output", "query_group": rows,
+        "buffer_resident": [], "spill": {"QK": 0.0, "SN": 0.0}})
+    return SpecMapping(spec)
+
+
+def fused_dataflow(tokens: int):
+    """The FLAT mapping of the fused point (see FUSED_GRANULE)."""
+    return flat_granule_mapping(FUSED_GRANULE[tokens])
 
 
 def project_schedule(point: Point, arch: Architecture):
     """The project's schedule for `point` with the same mapping choices as the stored AccelForge mapping.
 
-    Today's mappings: mappings.gemm.gemm_schedule for the GEMMs, mappings.threepass.UnfusedMapping and
-    FlatMapping (with fused_dataflow) for the cascade. When issue 9's spec-driven `mappings.simulate`
-    lands, this is the one function to switch to specs (`mapping=` a spec file per point).
+    mappings.gemm.gemm_schedule for the GEMMs; the `unfused` spec and FLAT's spec with the fused
+    point's granule (fused_dataflow) for the cascade.
     """
+    from mappings import get_mapping
     from mappings.gemm import gemm_schedule
-    from mappings.threepass import FlatMapping, UnfusedMapping
     n = point.tokens
     if point.kind == "qk":
         return gemm_schedule("QK", n, n, E, arch)      # rows m, columns p, reduction e
     if point.kind == "av":
         return gemm_schedule("AV", n, F, n, arch)      # rows p, columns f, reduction m
     if point.kind == "unfused":
-        return UnfusedMapping().schedule(one_head(n), arch)
+        return get_mapping("unfused").schedule(one_head(n), arch)
     if point.kind == "fused":
-        return FlatMapping(fused_dataflow(n)).schedule(one_head(n), arch)
+        return fused_dataflow(n).schedule(one_head(n), arch)
     raise ValueError(f"unknown point kind {point.kind!r}")
 
 
@@ -190,15 +199,14 @@ def project_candidates(point: Point, arch: Architecture) -> dict:
     mapper (`mapping: auto`) until `mappings.simulate` exists. GEMMs: the one GEMM mapping. 3-pass:
     `unfused` and FLAT's fused dataflow at every granule of query rows (256 .. all) that fits the buffer
     (FLAT itself picks one per length; here the best is taken)."""
-    from mappings.threepass import FlatMapping, UnfusedMapping
+    from mappings import get_mapping
     if point.kind in ("qk", "av"):
         return {"gemm": lambda: project_schedule(point, arch)}
     n = point.tokens
-    out = {"unfused": lambda: UnfusedMapping().schedule(one_head(n), arch)}
+    out = {"unfused": lambda: get_mapping("unfused").schedule(one_head(n), arch)}
     rows = 256
     while rows <= n:
-        df = {"stationarity": "output", "granularity": rows, "onchip": {"QK", "A"}, "spilled": 0.0}
-        out[f"flat(granule {rows})"] = lambda df=df: FlatMapping(df).schedule(one_head(n), arch)
+        out[f"flat(granule {rows})"] = lambda rows=rows: flat_granule_mapping(rows).schedule(one_head(n), arch)
         rows *= 2
     return out
 
@@ -248,9 +256,9 @@ GEMM_CASCADES = {
 
 def onepass_reference(tokens: int, arch: Architecture) -> dict:
     """The project's FuseMax mapping of the 1-pass cascade at `tokens` (AccelForge cannot express it)."""
-    from mappings.onepass import fusemax
+    from mappings import get_mapping
     t0 = time.perf_counter()
-    r = run(fusemax().schedule(one_head(tokens), arch), arch)
+    r = run(get_mapping("fusemax").schedule(one_head(tokens), arch), arch)
     return {"cycles": r.cycles, "energy_pj": r.joules * 1e12, "wall_s": time.perf_counter() - t0}
 
 
@@ -614,7 +622,7 @@ def explanations(rows: list[dict], data: dict, projects: dict, onepass: dict, ar
                    f"buffer difference): it reads an operand tile into the 2D array for every 256-wide tile of "
                    f"the other operand, archsim's `mappings.base.plan_einsums` one read per element per block." +
                    (" Here archsim's own DRAM traffic re-streams Q, K and V through the buffer (it counts those "
-                    "writes), so its reads are an undercount (mappings.threepass.FlatMapping)."
+                    "writes), so its reads are an undercount (the `flat` spec in mappings/specs/)."
                     if p.kind == "fused" else ""))
     cyc = [r for r in rows if r["quantity"] == "cycles"]
     if cyc:
