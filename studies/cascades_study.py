@@ -20,7 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from studies.progress import progress as progress_bar  # noqa: E402  (tqdm on a terminal, lines in a log)
 
 import einsum_cascade as ec  # noqa: E402
 from archsim.errors import ScheduleError  # noqa: E402
@@ -109,7 +109,7 @@ def run_study(out: Path, cascades: list[str] | None = None, archs: list[str] | N
     with cache.open("a") as f:
         if f.tell() and not cache.read_bytes().endswith(b"\n"):
             f.write("\n")
-        for key in tqdm(todo, desc="cascades", disable=not progress):
+        for key in progress_bar(todo, desc="cascades", disable=not progress):
             if key in done:
                 continue
             p = simulate_point(*key)

@@ -105,8 +105,8 @@ def fusion_latency_rows(simulate: Callable[[ec.Cascade], float] | None = None,
     simulate = simulate or fusemax_cloud_latency
     stems = list(stems or ec.library_names())
     if progress:
-        from tqdm import tqdm
-        stems = tqdm(stems, desc="latency before/after fusion", unit="cascade")
+        from studies.progress import progress as progress_bar
+        stems = progress_bar(stems, desc="latency before/after fusion")
     rows = []
     for stem in stems:
         cascade = ec.load_library(stem)
