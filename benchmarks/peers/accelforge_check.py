@@ -549,10 +549,12 @@ def mapper_verdict(data: dict, bests: dict, onepass: dict, projects: dict | None
                 "mapping (negative: the mapper found better): " + ", ".join(same_model) + ".")
     else:
         text = "AccelForge's mapper has no result yet (run `make validate-accelforge`)."
-    failed = {k: v["error"] for k, v in data.get("mapper", {}).items() if "error" in v}
+    failed = {k: v for k, v in data.get("mapper", {}).items() if "error" in v}
     if failed:
-        text += " AccelForge's mapper gave no result for " + ", ".join(
-            f"{k} ({v})" for k, v in sorted(failed.items())) + "."
+        text += " AccelForge's mapper gave no result for " + "; ".join(
+            f"{k} ({v['error'][:160]}; after {v['wall_s']:.0f} s" +
+            (f", peak resident memory of AccelForge and its workers {v['peak_rss_gb']:.1f} GB)"
+             if v.get("peak_rss_gb") else ")") for k, v in sorted(failed.items())) + "."
     gaps = []
     for q in POINTS:
         af = data["points"][q.name]["evaluate"]
