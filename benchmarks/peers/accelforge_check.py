@@ -498,7 +498,8 @@ def write_report(data: dict, rows: list[dict], projects: dict, bests: dict, onep
                 f"{m['wall_s']:.0f}"
         else:
             af_lat = af_en = "-"
-            af_wall = (m or {}).get("error", "not run")
+            af_wall = "not run" if not m else f"no result after {m['wall_s']:.0f} ({m['error'].split(':')[0]}" + (
+                f", {m['peak_rss_gb']:.1f} GB" if m.get("peak_rss_gb") else "") + ")"
         L.append(f"| {p.workload_name} | {af_lat} | {own_lat} | {fmt(b['best_latency']['cycles'])} | {af_en} | "
                  f"{own_en} | {b['best_energy']['energy_pj'] / 1e6:,.1f} | {b['best_latency']['mapping']} / "
                  f"{b['best_energy']['mapping']} | {af_wall} | {b['wall_s']:.3f} |")
