@@ -506,7 +506,8 @@ def write_report(data: dict, rows: list[dict], projects: dict, bests: dict, onep
                 f"{m['wall_s']:.0f}"
         else:
             af_lat = af_en = "-"
-            af_wall = (m or {}).get("error", "not run")
+            af_wall = "not run" if not m else f"no result after {m['wall_s']:.0f} ({m['error'].split(':')[0]}" + (
+                f", {m['peak_rss_gb']:.1f} GB" if m.get("peak_rss_gb") else "") + ")"
         L.append(f"| {p.workload_name} | {af_lat} | {own_lat} | {fmt(b['best_latency']['cycles'])} | {af_en} | "
                  f"{own_en} | {b['best_energy']['energy_pj'] / 1e6:,.1f} | {b['best_latency']['mapping']} / "
                  f"{b['best_energy']['mapping']} | {af_wall} | {b['wall_s']:.3f} |")
@@ -557,10 +558,12 @@ def mapper_verdict(data: dict, bests: dict, onepass: dict, projects: dict | None
                 "mapping (negative: the mapper found better): " + ", ".join(same_model) + ".")
     else:
         text = "AccelForge's mapper has no result yet (run `make validate-accelforge`)."
-    failed = {k: v["error"] for k, v in data.get("mapper", {}).items() if "error" in v}
+    failed = {k: v for k, v in data.get("mapper", {}).items() if "error" in v}
     if failed:
-        text += " AccelForge's mapper gave no result for " + ", ".join(
-            f"{k} ({v})" for k, v in sorted(failed.items())) + "."
+        text += " AccelForge's mapper gave no result for " + "; ".join(
+            f"{k} ({v['error'][:160]}; after {v['wall_s']:.0f} s" +
+            (f", peak resident memory of AccelForge and its workers {v['peak_rss_gb']:.1f} GB)"
+             if v.get("peak_rss_gb") else ")") for k, v in sorted(failed.items())) + "."
     gaps = []
     for q in POINTS:
         af = data["points"][q.name]["evaluate"]
