@@ -41,6 +41,16 @@ EXTRA_SIZES = {
     "agent_attention": {"N": 256},  # 256 agent tokens, the largest of Agent Attention (Han et al., 2024)
     "lightning_attention": {"G": 1, "P0": 256},  # no decay; blocks of 256 queries
     "sigmoid_attention": {"B": 0},  # the bias value does not change the work
+    # 4 sink tokens and a 1,024-token cache as in StreamingLLM (Xiao et al., 2024)
+    "attention_sinks": {"S": 4, "W": 1020},
+    # lambda of differential attention (Ye et al., 2025: lambda_init 0.2-0.8); the value does not change the work
+    "differential_attention": {"LAM": 0.8},
+    "diff_attention_3pass": {"L": 0.8},
+    # Mamba's state size N = 16 (Gu and Dao, 2023), one channel per head dimension (D = 64)
+    "selective_scan": {"D": 64, "N": 16},
+    # thresholds and k: illustrative; the data-dependent masks are counted as upper bounds
+    "threshold_attention_refused": {"W": 5.0},
+    "topk_attention": {"KK": 256},
 }
 COLUMNS = ["cascade", "arch", "seq_len", "status", "passes", "latency_s", "energy_j", "dram_bytes", "bounding_unit",
            "util_2d", "util_1d", "candidates", "reason"]

@@ -224,13 +224,12 @@ def project_best(point: Point, arch: Architecture) -> dict:
         import einsum_cascade as ec
         cascade = ec.load_library("attention_3pass") if point.kind in ("unfused", "fused") else ec.parse(
             GEMM_CASCADES[point.kind])
-        sizes = {"E": E, "F": F, "M": point.tokens, "P": point.tokens}
+        sizes = {k: v for k, v in {"E": E, "F": F, "M": point.tokens, "P": point.tokens}.items()
+                 if k in cascade.size_names}
         for objective in ("latency", "energy"):
-            try:
-                r = mappings.simulate(cascade, arch, sizes, mapping="auto", objective=objective)
-            except TypeError:  # an API that takes the architecture by name
-                r = mappings.simulate(cascade, ARCH_NAME, sizes, mapping="auto", objective=objective)
-            out[f"best_{objective}"] = {"mapping": "auto", "cycles": r.cycles, "energy_pj": r.joules * 1e12}
+            r = mappings.simulate(cascade, arch, sizes, mapping="auto", objective=objective)
+            out[f"best_{objective}"] = {"mapping": f"auto ({r.mapping['name']}, {r.candidates_evaluated} candidates)",
+                                        "cycles": r.cycles, "energy_pj": r.energy_j * 1e12}
         out["source"] = "mappings.simulate(mapping='auto')"
     else:
         results = {}
