@@ -1,8 +1,9 @@
 """Sweep speed: a 200-point sweep with 1 and 2 process workers (printed ratio), and the per-point
 overhead of the Dask executor (a LocalCluster of 2 processes) against the process pool.
 
-The points are FuseMax on fusemax-template: 4 array sizes d x 5 DRAM bandwidths x 5 sequence
-lengths x 2 head counts. Each run writes into a fresh folder (no journal to resume from).
+The points are attention_1pass on fusemax-template, each mapped by the mapper (`mapping: auto`, tens
+to hundreds of ms a point, as in a real design-space sweep): 4 array sizes d x 5 DRAM bandwidths x
+5 sequence lengths x 2 head counts. Each run writes into a fresh folder (no journal to resume from).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ SPEC = {
     "name": "bench",
     "arch": "fusemax-template",
     "cascades": ["attention_1pass"],
-    "mapping": "fusemax",
+    "mapping": "auto",
     "sizes": {"M": [1024, 2048, 4096, 8192, 16384], "P": "same-as-M", "E": 64, "F": 64},
     "heads": [1, 12],
     "vary": {"d": {"from": 32, "to": 256, "times": 2},
