@@ -1,7 +1,7 @@
 """Speed benchmarks of issue 15, printed as measured ratios against their targets (`make bench`).
 
-1. the cold FuseMax-vs-FLAT study (a fresh process, an empty output folder): wall and CPU
-   seconds against the 10 s target;
+1. the cold FuseMax-vs-FLAT study (a fresh process, an empty output folder) with 1 and 2
+   workers: wall and CPU seconds against the 10 s target, the load average, and the ratio;
 2. one point at 1K and at 1M (FuseMax, and the other configurations for reference): best of 3
    in a warm process with the simulation memo emptied first, against 50 ms;
 3. exact mode (every tile simulated, a fresh process each): one head at 64K and 256K, and all
@@ -68,10 +68,18 @@ def _child(args: list[str], code: str | None = None) -> tuple[float, float, str]
 
 
 def bench_cold_study() -> None:
-    with tempfile.TemporaryDirectory() as d:
-        wall, cpu, _ = _child(["-m", "studies.cli", "study", "fusemax-vs-flat", "--out", d])
-    print(f"cold study fusemax-vs-flat: {wall:.2f} s wall, {cpu:.2f} s CPU "
-          f"(target {STUDY_TARGET_S:.0f} s: ratio {wall / STUDY_TARGET_S:.2f} wall, {cpu / STUDY_TARGET_S:.2f} CPU)")
+    """The cold study with --workers 1 and 2 (CPU includes the workers'), and the load it ran under."""
+    walls = {}
+    for workers in (1, 2):
+        load = os.getloadavg()[0]
+        with tempfile.TemporaryDirectory() as d:
+            wall, cpu, _ = _child(["-m", "studies.cli", "study", "fusemax-vs-flat", "--workers", str(workers),
+                                   "--out", d])
+        walls[workers] = wall
+        print(f"cold study fusemax-vs-flat, --workers {workers}: {wall:.2f} s wall, {cpu:.2f} s CPU, "
+              f"load average {load:.1f} on {os.cpu_count()} cores (target {STUDY_TARGET_S:.0f} s: ratio "
+              f"{wall / STUDY_TARGET_S:.2f} wall, {cpu / STUDY_TARGET_S:.2f} CPU)")
+    print(f"cold study, 2 workers / 1 worker: {walls[2] / walls[1]:.2f} in wall time")
 
 
 def bench_points() -> None:

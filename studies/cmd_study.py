@@ -50,9 +50,9 @@ class _LazyStudyParser(argparse.ArgumentParser):
 def _fusemax_vs_flat_accounting(args) -> int:
     """`study fusemax-vs-flat --accounting artifact`: the study, with its means printed under the paper
     artifact's energy accounting (the report always shows both accountings)."""
-    from studies.fusemax_vs_flat import PAPER, run_study, summarize
+    from studies.fusemax_vs_flat import PAPER, run_study, summarize, workers_arg
 
-    points = run_study(args.out, args.models, args.lengths)
+    points = run_study(args.out, args.models, args.lengths, workers=workers_arg(args))
     print(f"energy accounting: {args.accounting}")
     for k, v in summarize(points, args.accounting).items():
         print(f"{k}: {v:.3f} (paper {PAPER.get(k, '-')})")
