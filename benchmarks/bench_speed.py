@@ -1,7 +1,7 @@
 """Speed benchmarks of issue 15, printed as measured ratios against their targets (`make bench`).
 
-1. the cold FuseMax-vs-FLAT study (a fresh process, an empty output folder): wall and CPU
-   seconds against the 10 s target;
+1. the cold FuseMax-vs-FLAT study (a fresh process, an empty output folder) with 1 and 2
+   workers: wall and CPU seconds against the 10 s target, the load average, and the ratio;
 2. one point at 1K and at 1M (FuseMax, and the other configurations for reference): best of 3
    in a warm process with the simulation memo emptied first, against 50 ms;
 3. exact mode (every tile simulated, a fresh process each): one head at 64K and 256K, and all
@@ -54,6 +54,23 @@ print(json.dumps({"wall": time.perf_counter() - t, "cpu": time.process_time() - 
 """
 
 
+# The study in a fresh process. The pool's workers are children of the forkserver, which this process
+# never waits for, so their CPU time is not in RUSAGE_CHILDREN: it is read from the forkserver's
+# /proc entry (its own and its reaped children's ticks) before this process exits.
+STUDY_CHILD = """
+import json, os, sys
+from studies.cli import main
+rc = main(sys.argv[1:])
+import multiprocessing.forkserver as fs
+pid, ticks = getattr(fs._forkserver, "_forkserver_pid", None), 0
+if pid:
+    with open(f"/proc/{pid}/stat") as f:
+        ticks = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:15])
+print(json.dumps({"pool_cpu": ticks / os.sysconf("SC_CLK_TCK")}))
+sys.exit(rc)
+"""
+
+
 def _child(args: list[str], code: str | None = None) -> tuple[float, float, str]:
     """(wall s, CPU s of the child, stdout) of a fresh Python process in the project root."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -68,10 +85,19 @@ def _child(args: list[str], code: str | None = None) -> tuple[float, float, str]
 
 
 def bench_cold_study() -> None:
-    with tempfile.TemporaryDirectory() as d:
-        wall, cpu, _ = _child(["-m", "studies.cli", "study", "fusemax-vs-flat", "--out", d])
-    print(f"cold study fusemax-vs-flat: {wall:.2f} s wall, {cpu:.2f} s CPU "
-          f"(target {STUDY_TARGET_S:.0f} s: ratio {wall / STUDY_TARGET_S:.2f} wall, {cpu / STUDY_TARGET_S:.2f} CPU)")
+    """The cold study with --workers 1 and 2 (CPU includes the workers'), and the load it ran under."""
+    walls = {}
+    for workers in (1, 2):
+        load = os.getloadavg()[0]
+        with tempfile.TemporaryDirectory() as d:
+            wall, cpu, stdout = _child(["study", "fusemax-vs-flat", "--workers", str(workers), "--out", d],
+                                       STUDY_CHILD)
+        cpu += json.loads(stdout.splitlines()[-1])["pool_cpu"]
+        walls[workers] = wall
+        print(f"cold study fusemax-vs-flat, --workers {workers}: {wall:.2f} s wall, {cpu:.2f} s CPU, "
+              f"load average {load:.1f} on {os.cpu_count()} cores (target {STUDY_TARGET_S:.0f} s: ratio "
+              f"{wall / STUDY_TARGET_S:.2f} wall, {cpu / STUDY_TARGET_S:.2f} CPU)")
+    print(f"cold study, 2 workers / 1 worker: {walls[2] / walls[1]:.2f} in wall time")
 
 
 def bench_points() -> None:

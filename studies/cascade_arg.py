@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import einsum_cascade as ec
-from archsim.yamlio import YamlFileError, read_text_file
 from studies.errors import UsageError
+
+if TYPE_CHECKING:  # imported when the command runs, not to build the parser
+    import einsum_cascade as ec
 
 MAX_CASCADE_BYTES = 16 * 1024 * 1024  # larger cascade files are refused
 
@@ -21,6 +23,9 @@ def load_cascade(arg: str, what: str = "FILE") -> ec.Cascade:
     """Parse `arg` as a file if it names one (or ends in .cascade), else as a library or block name.
 
     Every failure is one UsageError or CascadeError naming the argument or the file."""
+    import einsum_cascade as ec
+    from archsim.yamlio import YamlFileError, read_text_file
+
     if arg.strip() == "":
         raise UsageError(f"{what}: empty; give a .cascade file or a library cascade name")
     if _is_path(arg):

@@ -9,20 +9,33 @@ import argparse
 import importlib
 import sys
 
-from archsim.errors import ArchError, ScheduleError
-from archsim.gpu_model import GPUConfigError
-from archsim.secure_backend import ProfileError
-from archsim.yamlio import YamlFileError
-from einsum_cascade.errors import CascadeError
-from mappings.secure_transformer import DecoderConfigError
-from mappings.work import MappingError
-from mappings.workload import WorkloadError
 from studies.errors import UsageError
-from studies.sweep_spec import SweepSpecError
 
-# Errors of bad input (files, fields, options): printed as one line, exit status 2.
-INPUT_ERRORS = (UsageError, ArchError, ScheduleError, GPUConfigError, ProfileError,
-                DecoderConfigError, MappingError, WorkloadError, YamlFileError, SweepSpecError)
+# Errors of bad input (files, fields, options), as (defining module, class name): printed as one
+# line, exit status 2. They are resolved when an error is caught, and only in modules already
+# imported (an error of a module not imported cannot have been raised), so that building the
+# parser imports none of the packages (sympy, numpy, ...).
+CASCADE_ERROR = ("einsum_cascade.errors", "CascadeError")
+INPUT_ERROR_NAMES = (
+    ("studies.errors", "UsageError"), ("archsim.errors", "ArchError"), ("archsim.errors", "ScheduleError"),
+    ("archsim.gpu_specs", "GPUConfigError"), ("archsim.secure_backend", "ProfileError"),
+    ("mappings.secure_transformer", "DecoderConfigError"), ("mappings.work", "MappingError"),
+    ("mappings.workload", "WorkloadError"), ("archsim.yamlio", "YamlFileError"),
+    ("studies.sweep_spec", "SweepSpecError"),
+)
+
+
+def _loaded(names) -> tuple[type, ...]:
+    """The classes of `names` ((module, class) pairs) whose modules are imported."""
+    classes = (getattr(sys.modules.get(module), name, None) for module, name in names)
+    return tuple(c for c in classes if isinstance(c, type))
+
+
+def __getattr__(name: str):
+    """`INPUT_ERRORS`: every input-error class (imports their modules; for tests and tools)."""
+    if name == "INPUT_ERRORS":
+        return tuple(getattr(importlib.import_module(m), c) for m, c in INPUT_ERROR_NAMES)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 COMMAND_MODULES = [
     "studies.cmd_analyze",
@@ -64,29 +77,33 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_out(args, argv)
         return int(args.func(args) or 0)
-    except CascadeError as err:
-        print(f"cascadesim: {err}", file=sys.stderr)
-        return 2
-    except INPUT_ERRORS as err:
-        print(f"cascadesim: error: {err}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as err:
-        print(f"cascadesim: error: no such file: {err.filename}", file=sys.stderr)
-        return 2
-    except OSError as err:  # an output folder that is a file, a read-only folder, a full disk, ...
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"cascadesim: error: {where}{err.strerror or err}", file=sys.stderr)
-        return 2
-    except RecursionError:
-        print("cascadesim: error: input nested too deeply to process", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print("cascadesim: error: out of memory; try smaller sizes (`analyze` counts without evaluating)",
-              file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("cascadesim: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - bad input is one line; anything else is re-raised
+        message = one_line(err)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return 2
+
+
+def one_line(err: BaseException) -> str | None:
+    """The one-line message of an input error (exit status 2), None for anything else (a bug)."""
+    if isinstance(err, _loaded([CASCADE_ERROR])):
+        return f"cascadesim: {err}"
+    if isinstance(err, _loaded(INPUT_ERROR_NAMES)):
+        return f"cascadesim: error: {err}"
+    if isinstance(err, FileNotFoundError):
+        return f"cascadesim: error: no such file: {err.filename}"
+    if isinstance(err, OSError):  # an output folder that is a file, a read-only folder, a full disk, ...
+        where = f"{err.filename}: " if err.filename else ""
+        return f"cascadesim: error: {where}{err.strerror or err}"
+    if isinstance(err, RecursionError):
+        return "cascadesim: error: input nested too deeply to process"
+    if isinstance(err, MemoryError):
+        return "cascadesim: error: out of memory; try smaller sizes (`analyze` counts without evaluating)"
+    return None
 
 
 if __name__ == "__main__":

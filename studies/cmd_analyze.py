@@ -4,19 +4,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-import sympy
-
-import einsum_cascade as ec
-from einsum_cascade.ast import Reduce, is_data_dependent, walk
-from einsum_cascade.passes import PassReport
 from studies.cascade_arg import load_cascade
 from studies.errors import UsageError
 from studies.sizes_arg import add_size_argument, parse_sizes
 
+if TYPE_CHECKING:  # the package is imported when a command runs, not to build the parser
+    import einsum_cascade as ec
+    from einsum_cascade.passes import PassReport
+
 
 def analysis_json(cascade: ec.Cascade, ranks: list[str], sizes: dict[str, float]) -> dict:
     """Everything `analyze --json` prints, as a dict."""
+    import einsum_cascade as ec
+
     reports = [ec.passes(cascade, r) for r in ranks]
     cost = ec.cost(cascade)
     cost_json = {
@@ -47,6 +49,8 @@ def _format_ops(ops: dict) -> str:
 
 def analysis_notes(cascade: ec.Cascade) -> list[str]:
     """Facts a reader of the numbers must know: transposed reads, data-dependent masks."""
+    from einsum_cascade.ast import Reduce, is_data_dependent, walk
+
     notes = [t.describe(cascade.file) + " (allowed only where the swapped ranks have equal sizes)"
              for t in cascade.transposed_reads]
     for e in cascade.einsums:
@@ -81,6 +85,10 @@ def format_passes(report: PassReport) -> list[str]:
 
 
 def format_analysis(cascade: ec.Cascade, ranks: list[str], sizes: dict[str, float]) -> str:
+    import sympy
+
+    import einsum_cascade as ec
+
     lines = [f"cascade {cascade.name} ({cascade.file})"]
     for r in ranks:
         lines += format_passes(ec.passes(cascade, r))

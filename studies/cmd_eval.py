@@ -5,15 +5,16 @@ import argparse
 import hashlib
 import math
 import sys
+from typing import TYPE_CHECKING
 
-import networkx as nx
-import numpy as np
-
-import einsum_cascade as ec
-from einsum_cascade.evaluate import evaluate as cascade_evaluate
 from studies.cascade_arg import load_cascade
 from studies.errors import UsageError
 from studies.sizes_arg import add_size_argument, parse_byte_count, parse_sizes
+
+if TYPE_CHECKING:  # imported when the command runs, not to build the parser
+    import numpy as np
+
+    import einsum_cascade as ec
 
 
 DEFAULT_MAX_MEMORY = 8 * 2**30  # bytes
@@ -46,6 +47,8 @@ def _known(cascade: ec.Cascade, sizes: dict[str, float]) -> dict[str, float]:
 
 def random_inputs(cascades: list[ec.Cascade], sizes: dict[str, float], seed: int) -> dict[str, np.ndarray]:
     """Standard-normal inputs for every input of every cascade (shared by name), in a fixed order."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     inputs: dict[str, np.ndarray] = {}
     for cascade in cascades:
@@ -63,6 +66,8 @@ def random_inputs(cascades: list[ec.Cascade], sizes: dict[str, float], seed: int
 
 def checksum(array: np.ndarray) -> str:
     """First 12 hex digits of the SHA-256 of the float64 bytes."""
+    import numpy as np
+
     return hashlib.sha256(np.ascontiguousarray(array, dtype=np.float64).tobytes()).hexdigest()[:12]
 
 
@@ -100,6 +105,9 @@ def check_memory(cascades: list[ec.Cascade], sizes: dict[str, float], limit: int
 def first_nonfinite(cascade: ec.Cascade, tensors: dict[str, np.ndarray], output: str) -> str:
     """The Einsum (in evaluation order) among `output` and its ancestors where non-finite values
     first appear; tensors of recurrences (which may start at -inf) only if no other has them."""
+    import networkx as nx
+    import numpy as np
+
     from einsum_cascade.evaluate import evaluation_order
 
     wanted = nx.ancestors(cascade.graph, output) | {output}
@@ -115,6 +123,10 @@ def first_nonfinite(cascade: ec.Cascade, tensors: dict[str, np.ndarray], output:
 def evaluate_checked(cascade: ec.Cascade, inputs: dict[str, np.ndarray],
                      sizes: dict[str, float]) -> dict[str, np.ndarray]:
     """Evaluate; NonFiniteOutput naming the Einsum where non-finite values of an output first appear."""
+    import numpy as np
+
+    from einsum_cascade.evaluate import evaluate as cascade_evaluate
+
     tensors: dict[str, np.ndarray] = {}
     with np.errstate(all="ignore"):
         results = cascade_evaluate(cascade, inputs, sizes, trace=tensors.__setitem__)
@@ -133,6 +145,8 @@ class NonFiniteOutput(Exception):
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     sizes = parse_sizes(args.size)
     cascades = [load_cascade(args.file)]
     if args.check_against:

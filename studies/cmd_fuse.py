@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sympy
-
-from einsum_cascade.errors import CascadeError
-from einsum_cascade.fuse import FuseResult, fuse
 from studies.cascade_arg import load_cascade
 from studies.errors import UsageError
 from studies.sizes_arg import add_size_argument, parse_sizes
+
+if TYPE_CHECKING:  # imported when the command runs, not to build the parser
+    from einsum_cascade.fuse import FuseResult
 
 # Sizes of the numeric overhead when --size gives none: the FuseMax paper's head dims at 4K
 # tokens with 256-key tiles (as the taxonomy report).
@@ -61,6 +61,8 @@ def overhead_sizes(result: FuseResult, sizes: dict[str, float], block_value: int
 
 def overhead_numbers(result: FuseResult, sizes: dict[str, float]) -> tuple[dict | None, str]:
     """The overhead at `sizes`, or None and what is missing or inconsistent."""
+    from einsum_cascade.errors import CascadeError
+
     missing = _missing(result, sizes)
     if missing:
         return None, f"give --size {' '.join(f'{m}=N' for m in missing)} for the numbers"
@@ -87,6 +89,8 @@ def _ops(ops: dict) -> str:
 
 
 def format_result(result: FuseResult, sizes: dict[str, float], out_path: str | None) -> str:
+    import sympy
+
     c = result.original
     lines = [f"cascade {c.name} ({c.file})",
              f"passes over {result.rank}: {result.passes_before} as written -> "
@@ -131,6 +135,8 @@ def format_result(result: FuseResult, sizes: dict[str, float], out_path: str | N
 
 
 def run(args: argparse.Namespace) -> int:
+    from einsum_cascade.fuse import fuse
+
     cascade = load_cascade(args.file)
     if args.rank not in cascade.ranks:
         raise UsageError(f"--rank {args.rank}: not a rank of {args.file} (ranks: {', '.join(cascade.ranks)})")

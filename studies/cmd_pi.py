@@ -9,14 +9,19 @@ import argparse
 import json
 from pathlib import Path
 
-from archsim.secure_backend import DEFAULT_PROFILE, Network, load_network, load_networks, load_profile
-from mappings.secure_mapping import map_cascade
-from mappings.secure_transformer import VARIANTS, DecoderConfig, model_cost
+from typing import TYPE_CHECKING
+
 from studies.cascade_arg import load_cascade
+from studies.lazy_parser import LazyParser
 from studies.sizes_arg import add_size_argument, parse_sizes
+
+if TYPE_CHECKING:  # imported when the command runs, not to build the parser
+    from archsim.secure_backend import Network
 
 
 def _networks(args: argparse.Namespace) -> list[Network]:
+    from archsim.secure_backend import load_network, load_networks
+
     if args.network:
         return [load_network(args.network, args.networks_file)]
     return list(load_networks(args.networks_file).values())
@@ -42,6 +47,9 @@ def _print(result: dict, networks: list[Network], as_json: bool, title: str) -> 
 
 
 def run_model(args: argparse.Namespace) -> int:
+    from archsim.secure_backend import load_profile
+    from mappings.secure_transformer import DecoderConfig, model_cost
+
     profile = load_profile(args.profile)
     networks = _networks(args)
     cfg = DecoderConfig(layers=args.layers, context=args.context, variant=args.variant, d_model=args.d_model,
@@ -55,6 +63,9 @@ def run_model(args: argparse.Namespace) -> int:
 
 
 def run_cascade(args: argparse.Namespace) -> int:
+    from archsim.secure_backend import load_profile
+    from mappings.secure_mapping import map_cascade
+
     profile = load_profile(args.profile)
     networks = _networks(args)
     c = load_cascade(args.file)
@@ -66,6 +77,8 @@ def run_cascade(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    from archsim.secure_backend import DEFAULT_PROFILE
+
     parser.add_argument("--profile", default=DEFAULT_PROFILE,
                         help="backend profile name (spu-cheetah, crypten, paper-fit) or YAML file")
     parser.add_argument("--network", help="one network, e.g. lan, wan400, wan100 (default: every known network)")
@@ -95,10 +108,21 @@ def _positive(text: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     pi = subparsers.add_parser("pi", help="private-inference (two-party) cost of a model or a cascade")
-    sub = pi.add_subparsers(dest="pi_command", required=True)
-
+    sub = pi.add_subparsers(dest="pi_command", required=True, parser_class=LazyParser)
     model = sub.add_parser("model", help="a GPT-2-style decoder under two-party computation",
                            formatter_class=_Help)
+    model.register_target = "studies.cmd_pi:_model_args"
+    model.set_defaults(func=run_model)
+    cascade = sub.add_parser("cascade", help="one cascade under two-party computation",
+                             formatter_class=_Help)
+    cascade.register_target = "studies.cmd_pi:_cascade_args"
+    cascade.set_defaults(func=run_cascade)
+
+
+def _model_args(model: argparse.ArgumentParser) -> None:
+    """Arguments of `pi model` (added when it is parsed: the variants come from the decoder model)."""
+    from mappings.secure_transformer import VARIANTS
+
     model.add_argument("--layers", type=_positive, required=True, help="decoder layers L")
     model.add_argument("--context", type=_positive, required=True, help="prompt tokens T")
     model.add_argument("--variant", default="SM+LN+G",
@@ -111,14 +135,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--attention", default="attention_3pass",
                        help="library attention cascade (attention_temperature: entropy-guided, temperature-scaled)")
     _common(model)
-    model.set_defaults(func=run_model)
 
-    cascade = sub.add_parser("cascade", help="one cascade under two-party computation",
-                             formatter_class=_Help)
+
+def _cascade_args(cascade: argparse.ArgumentParser) -> None:
+    """Arguments of `pi cascade` (added when it is parsed)."""
     cascade.add_argument("file", help="a .cascade file or a library name")
     add_size_argument(cascade)
     cascade.add_argument("--plaintext", action="append", default=[],
                          help="input tensors the server holds in plaintext (weights), comma-separated")
     cascade.add_argument("--fixed", action="store_true", help="add the profile's one-time per-run cost")
     _common(cascade)
-    cascade.set_defaults(func=run_cascade)

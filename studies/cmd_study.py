@@ -7,7 +7,8 @@ Add an entry to register a new study.
 from __future__ import annotations
 
 import argparse
-import importlib
+
+from studies.lazy_parser import LazyParser, resolve
 
 STUDIES = {
     "fusemax-vs-flat": ("studies.fusemax_vs_flat:register_args", "studies.fusemax_vs_flat:main"),
@@ -18,41 +19,18 @@ STUDIES = {
 }
 
 
-def _resolve(target: str):
-    module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)
-
-
 def _runner(target: str):
     def run(args) -> int:
-        return int(_resolve(target)(args) or 0)
+        return int(resolve(target)(args) or 0)
     return run
 
 
-class _LazyStudyParser(argparse.ArgumentParser):
-    """A study's parser whose arguments are added (its module imported) only when that study is
-    parsed or its help printed, so that the command line starts without importing every study."""
-
-    register_target: str | None = None
-
-    def _ensure(self) -> None:
-        target, self.register_target = self.register_target, None
-        if target is not None:
-            _resolve(target)(self)
-
-    def parse_known_args(self, args=None, namespace=None):
-        self._ensure()
-        return super().parse_known_args(args, namespace)
-
-    def format_help(self) -> str:
-        self._ensure()
-        return super().format_help()
 def _fusemax_vs_flat_accounting(args) -> int:
     """`study fusemax-vs-flat --accounting artifact`: the study, with its means printed under the paper
     artifact's energy accounting (the report always shows both accountings)."""
-    from studies.fusemax_vs_flat import PAPER, run_study, summarize
+    from studies.fusemax_vs_flat import PAPER, run_study, summarize, workers_arg
 
-    points = run_study(args.out, args.models, args.lengths)
+    points = run_study(args.out, args.models, args.lengths, workers=workers_arg(args))
     print(f"energy accounting: {args.accounting}")
     for k, v in summarize(points, args.accounting).items():
         print(f"{k}: {v:.3f} (paper {PAPER.get(k, '-')})")
@@ -62,7 +40,7 @@ def _fusemax_vs_flat_accounting(args) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("study", help="run a study and write its report")
-    studies = parser.add_subparsers(dest="study", required=True, parser_class=_LazyStudyParser)
+    studies = parser.add_subparsers(dest="study", required=True, parser_class=LazyParser)
     for name, (args_target, run_target) in STUDIES.items():
         sub = studies.add_parser(name, help=f"the {name} study")
         sub.register_target = args_target

@@ -5,6 +5,10 @@ Every point is simulated (archsim) from its mapping; each finished point is appe
 only while its fingerprint (the model code and data, and this module, which computes the
 points) is unchanged. Writes results.csv, results.json, report.md and PNG figures.
 
+With `workers` > 1 the missing points are simulated in a process pool (forkserver, as the sweep
+executor); they are journalled and reported in the same order as a serial run, so every output
+file is byte-identical whatever the number of workers.
+
 Energies are the correct accounting (archsim.energy). Each point also carries its energy under
 the "artifact" accounting (the paper artifact's two bookkeeping errors), repriced from the same
 simulation, so that the report can show how much of the difference from the paper they explain.
@@ -15,7 +19,12 @@ import argparse
 import csv
 import hashlib
 import json
+import multiprocessing
+import os
+import signal
 import statistics
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib
@@ -108,12 +117,50 @@ def _cached_points(cache: Path, fingerprint: str) -> dict[tuple[str, str, str, s
     return done
 
 
+def _simulate_key(key: tuple[str, str, str, str]) -> dict:
+    """The point of `key` (kind, model, seq_len, config): an attention point or a layer's GEMMs."""
+    kind, m, n, c = key
+    if kind == "attention":
+        return simulate_point(m, n, c)
+    return {"kind": kind, "model": m, "seq_len": n, "config": c, **simulate_gemms(m, n, c)}
+
+
+def default_workers() -> int:
+    """Workers of a study run: the free cores (this process's cores less the load average), at
+    least 1, at most os.cpu_count(); 1 (serial) when at most one core is free."""
+    from studies.sweep_exec import free_cores
+    return max(1, min(free_cores(), os.cpu_count() or 1))
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+
+
+def _simulate_all(keys: list[tuple[str, str, str, str]], workers: int) -> Iterator[dict]:
+    """The points of `keys`, in the order of `keys`: in this process, or in `workers` processes."""
+    if workers <= 1 or len(keys) <= 1:
+        yield from map(_simulate_key, keys)
+        return
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload([__name__])
+    pool = ProcessPoolExecutor(min(workers, len(keys)), mp_context=ctx, initializer=_ignore_sigint)
+    try:
+        yield from pool.map(_simulate_key, keys)  # results in submission order
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_study(out: Path, models: list[str] | None = None, lengths: list[str] | None = None,
-              progress: bool = True) -> list[dict]:
+              progress: bool = True, workers: int = 1) -> list[dict]:
     """Simulate every missing point (resuming from out/points.jsonl) and write the report.
 
-    Returns the attention and end-to-end points (units as in simulate_point).
+    `workers`: processes simulating the points (1: in this process). Returns the attention and
+    end-to-end points (units as in simulate_point).
     """
+    if workers < 1:
+        raise UsageError(f"--workers: must be at least 1, got {workers}")
     models, lengths = models or MODELS, lengths or LENGTHS
     known = load_models()
     for m in models:
@@ -131,14 +178,10 @@ def run_study(out: Path, models: list[str] | None = None, lengths: list[str] | N
     with cache.open("a") as f:
         if f.tell() and not cache.read_bytes().endswith(b"\n"):
             f.write("\n")  # end a line cut short, so that the next point starts a line of its own
-        for key in tqdm(todo, desc="fusemax-vs-flat", disable=not progress):
-            if key in done:
-                continue
-            kind, m, n, c = key
-            if kind == "attention":
-                p = simulate_point(m, n, c)
-            else:
-                p = {"kind": kind, "model": m, "seq_len": n, "config": c, **simulate_gemms(m, n, c)}
+        missing = [key for key in todo if key not in done]
+        bar = tqdm(zip(missing, _simulate_all(missing, workers)), total=len(missing),
+                   desc="fusemax-vs-flat", disable=not progress)
+        for key, p in bar:
             p["model_fingerprint"] = fingerprint
             done[key] = p
             f.write(json.dumps(p) + "\n")
@@ -384,10 +427,20 @@ def register_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", default=MODELS, help="models (default: all four)")
     parser.add_argument("--lengths", nargs="+", default=LENGTHS, help="sequence lengths, e.g. 1K 64K 1M")
     parser.add_argument("--out", type=Path, default=Path("reports/fusemax-vs-flat"), help="output folder")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes simulating the points (default: the free cores, i.e. the cores less "
+                             "the load average, at least 1; 1 runs them in this process); the results are "
+                             "the same whatever the number")
+
+
+def workers_arg(args: argparse.Namespace) -> int:
+    """The --workers of `args`, or default_workers() when not given."""
+    workers = getattr(args, "workers", None)
+    return default_workers() if workers is None else workers
 
 
 def main(args: argparse.Namespace) -> int:
-    points = run_study(args.out, args.models, args.lengths)
+    points = run_study(args.out, args.models, args.lengths, workers=workers_arg(args))
     for k, v in summarize(points).items():
         print(f"{k}: {v:.3f} (paper {PAPER.get(k, '-')})")
     print(f"wrote {args.out}/results.csv, results.json, report.md")
