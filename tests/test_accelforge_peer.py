@@ -254,7 +254,8 @@ def test_project_best_switches_to_the_auto_mapper_when_it_exists(monkeypatch):
     def fake_simulate(cascade, arch, sizes, mapping, objective):
         calls.append((cascade.name, sizes["M"], mapping, objective))
         return types.SimpleNamespace(cycles=100.0 if objective == "latency" else 200.0,
-                                     joules=2e-6 if objective == "latency" else 1e-6)
+                                     energy_j=2e-6 if objective == "latency" else 1e-6,
+                                     mapping={"name": "auto"}, candidates_evaluated=3)
 
     monkeypatch.setattr(mappings, "simulate", fake_simulate, raising=False)
     best = ac.project_best(ac.Point("qk", 4096), ARCH)
