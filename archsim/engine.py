@@ -27,7 +27,7 @@ import simpy
 
 from archsim.config import Architecture
 from archsim.errors import ScheduleError
-from archsim.schedule import Schedule, TileOp
+from archsim.schedule import Schedule, TileOp, parse_dep
 from archsim.streaming import simulate_streamed
 
 BLOCK_SAMPLES = (2, 4)
@@ -53,8 +53,7 @@ def _flatten(s: Schedule) -> list[_Inst]:
             seg_of[op.name] = si
 
     def resolve(block: int, si: int, it: int, ref: str, who: str) -> int | None:
-        prev = ref.startswith("prev:")
-        name = ref[5:] if prev else ref
+        prev, name = parse_dep(ref)
         if name not in seg_of:
             raise ScheduleError(f"{s.name}: op {who!r} depends on unknown op {name!r}")
         tsi = seg_of[name]

@@ -15,6 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
+PREVIOUS = "prev:"  # prefix of a dependency on the previous iteration (module docstring)
+
+
+def parse_dep(ref: str) -> tuple[bool, str]:
+    """(on the previous iteration?, op name) of a dependency reference "X" or "prev:X"."""
+    previous = ref.startswith(PREVIOUS)
+    return previous, ref[len(PREVIOUS):] if previous else ref
+
 
 @dataclass(frozen=True)
 class TileOp:

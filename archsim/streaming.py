@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from archsim.errors import ScheduleError
-from archsim.schedule import Schedule, TileOp
+from archsim.schedule import Schedule, TileOp, parse_dep
 
 URGENT, NORMAL = 0, 1
 LATE = 1 << 62  # ranks of waits registered after time 0 start here
@@ -285,8 +285,7 @@ class _Stream:
             for op in seg.ops:
                 deps = []
                 for ref in op.deps:
-                    prev = ref.startswith("prev:")
-                    name = ref[5:] if prev else ref
+                    prev, name = parse_dep(ref)
                     if name not in seg_of:
                         raise ScheduleError(f"{s.name}: op {op.name!r} depends on unknown op {name!r}")
                     tsi = seg_of[name]

@@ -39,7 +39,7 @@ from einsum_cascade.cost import einsum_ops as _einsum_ops
 from einsum_cascade.cost import numeric_points
 
 from archsim.config import Architecture, PEArray
-from archsim.schedule import Schedule, Segment, TileOp
+from archsim.schedule import Schedule, Segment, TileOp, parse_dep
 from mappings.masks import key_intervals, pair_counts, tile_classes
 from mappings.spec import MappingSpec, SpecError
 from mappings.work import MappingError, cost_on_unit, fuse_operators
@@ -650,8 +650,7 @@ def _rename_unique(segments: list[Segment]) -> list[Segment]:
         for op in seg.ops:
             deps = []
             for d in op.deps:
-                prev = d.startswith("prev:")
-                n = d[5:] if prev else d
+                prev, n = parse_dep(d)
                 if n in local:
                     deps.append(("prev:" if prev else "") + local[n])
                 elif not prev and n in latest:
