@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import einsum_cascade as ec
+from benchmarks.bench_large_cascade import chain
 from archsim.config import CONFIG_DIR, load_architecture
 from archsim.gpu_specs import GPU_DIR, load_gpu
 from archsim.secure_backend import load_networks, load_profile
@@ -240,24 +241,11 @@ def test_a_gpu_file_that_is_not_utf8_names_the_file(tmp_path):
         load_gpu(path)
 
 
-def _chain_cascade(statements: int) -> str:
-    """A chain of `statements` Einsums over M and P: every third a row max and an exp of the
-    difference (each forcing one more pass over M), the others elementwise."""
-    lines = ["cascade chain", "rank E, M, P", "input Q[e,p], K[e,m]", "output Y", "X0[m,p] = Q[e,p] * K[e,m]"]
-    for i in range(1, statements):
-        if i % 3 == 0:
-            lines += [f"R{i}[p] = max(m: X{i - 1}[m,p])", f"X{i}[m,p] = exp(X{i - 1}[m,p] - R{i}[p])"]
-        else:
-            lines.append(f"X{i}[m,p] = X{i - 1}[m,p] * 2 + 1")
-    lines.append(f"Y[p] = sum(m: X{statements - 1}[m,p])")
-    return "\n".join(lines) + "\n"
-
-
 def test_a_cascade_of_thousands_of_statements_is_analysed(tmp_path):
     """3,000 statements (4,000 Einsums) within the time bound (a hang guard, not a speed test:
     `make bench` times 10,000); the passes are those of the chain: one per row max, plus one."""
     path = tmp_path / "chain.cascade"
-    path.write_text(_chain_cascade(3000))
+    path.write_text(chain(3000))  # the generator `make bench` times (benchmarks/bench_large_cascade.py)
     from fuzz_harness import run_cli
 
     outcome = run_cli(["analyze", str(path), "--rank", "M", "--json"], seconds=300)
