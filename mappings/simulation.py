@@ -22,20 +22,22 @@ OBJECTIVES = ("latency", "energy", "edp")
 
 
 def load_cascade(cascade: ec.Cascade | str | Path) -> ec.Cascade:
-    """A Cascade, a library name, or a .cascade path."""
+    """A Cascade, a library or block name (`attention_1pass`, `blocks/matmul`), or a .cascade path."""
     if isinstance(cascade, ec.Cascade):
         return cascade
     p = Path(cascade)
     if p.suffix == ".cascade" or p.exists():
         return ec.load(p)
-    if str(cascade) in ec.library_names():
-        return ec.load_library(str(cascade))
+    stem = str(cascade).removeprefix("blocks/")
+    if stem in ec.library_names() or stem in ec.block_names():
+        return ec.load_library(stem)
     raise MappingError(f"cascade: {str(cascade)!r} is neither a file nor a library cascade")
 
 
 def simulate(cascade: ec.Cascade | str | Path, arch: Any, sizes: dict[str, float] | None = None,
              mapping: MappingSpec | str | Path = "auto", objective: str = "latency", batch: int = 1, heads: int = 1,
-             mode: str = "steady", network: str | None = None) -> SimulationResult:
+             mode: str = "steady", network: str | None = None, kv_heads: int | None = None,
+             plaintext: frozenset[str] = frozenset()) -> SimulationResult:
     """Simulate `cascade` at `sizes` on target `arch` (mappings/targets/) for `batch` x `heads`
     independent (batch, head) pairs. `mapping`: "auto" (the mapper, optimising `objective`: latency,
     energy or edp), a spec name or path, or a MappingSpec (accelerators only)."""
@@ -45,8 +47,11 @@ def simulate(cascade: ec.Cascade | str | Path, arch: Any, sizes: dict[str, float
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise MappingError(f"--{name}: must be a positive integer, got {v!r}")
     c = load_cascade(cascade)
+    if kv_heads is not None and (isinstance(kv_heads, bool) or not isinstance(kv_heads, int) or kv_heads < 1
+                                 or heads % kv_heads):
+        raise MappingError(f"--kv-heads: must be a positive integer dividing --heads {heads}, got {kv_heads!r}")
     options = SimulateOptions(mapping=mapping, objective=objective, batch=batch, heads=heads, mode=mode,
-                              network=network)
+                              network=network, kv_heads=kv_heads, plaintext=frozenset(plaintext))
     return resolve_target(arch).simulate(c, sizes, options)
 
 

@@ -33,13 +33,17 @@ class SimulateOptions:
 
     mapping: "auto", a mapping spec name or path, or a MappingSpec (accelerators);
     objective: latency, energy or edp; batch, heads: independent (batch, head) pairs;
-    mode: "steady" or "exact" (accelerators); network: a network name (private inference)."""
+    mode: "steady" or "exact" (accelerators); network: a network name (private inference);
+    kv_heads: heads holding distinct K/V (GQA/MQA; None: every head); plaintext: inputs the server
+    holds in the clear (private inference: weights)."""
     mapping: Any = "auto"
     objective: str = "latency"
     batch: int = 1
     heads: int = 1
     mode: str = "steady"
     network: str | None = None
+    kv_heads: int | None = None
+    plaintext: frozenset[str] = frozenset()
 
 
 class Target(Protocol):

@@ -5,6 +5,7 @@ import einsum_cascade as ec
 
 from archsim.config import Architecture
 from archsim.result import Result, run
+from mappings.matrix_product import GemmShape, gemm_shape
 from mappings.size_completion import complete_sizes
 from mappings.spec import MappingSpec, load_spec
 from mappings.targets.result import SimulationResult
@@ -23,6 +24,10 @@ class AcceleratorTarget:
         """Map `c` with options.mapping ("auto": the mapper on options.objective) and simulate it."""
         a = self.arch
         mapping = options.mapping
+        if str(mapping) == "auto" and "M" not in c.ranks:
+            shape = gemm_shape(c)
+            if shape is not None:
+                return gemm_result(c, a, sizes, shape, options)
         spec = mapping if isinstance(mapping, MappingSpec) else None
         if spec is None and str(mapping) != "auto":
             spec = load_spec(mapping)
@@ -64,4 +69,29 @@ def accelerator_result(c: ec.Cascade, a: Architecture, sizes, how, batch: int, h
         candidates_evaluated=n, objective=objective, sizes_defaulted=how, notes=list(res.notes), result=res)
 
 
-__all__ = ["AcceleratorTarget", "MappingError", "accelerator_result", "evaluate"]
+def gemm_result(c: ec.Cascade, a: Architecture, sizes: dict[str, float] | None, shape: GemmShape,
+                options) -> SimulationResult:
+    """A one-matrix-product cascade as folds on the 2D array (mappings/gemm.py), batch x heads times."""
+    from dataclasses import replace
+
+    from mappings.gemm import gemm_schedule
+    full, how = complete_sizes(c, sizes)
+    if "array2d" not in a.units:
+        raise MappingError(f"{c.name}: a matrix product runs on the 2D array, and {a.name} has no unit 'array2d'")
+    rows, cols, red = (int(full[r]) for r in (shape.rows, shape.cols, shape.reduction))
+    pairs = options.batch * options.heads
+    sched = gemm_schedule(c.name, rows, cols, red, a)
+    res = run(replace(sched, blocks=sched.blocks * pairs), a, options.mode, configuration="gemm")
+    util = {u: res.busy(u) for u in a.units}
+    dram_frac = res.dram_bytes / a.dram_bytes_per_cycle / res.cycles if res.cycles else 0.0
+    bounding = "dram" if dram_frac > util["array2d"] else "array2d"
+    return SimulationResult(
+        target="accelerator", cascade=c.name, arch=a.name, sizes=dict(full), batch=options.batch,
+        heads=options.heads, latency_s=res.seconds, cycles=res.cycles, energy_j=res.joules,
+        energy_by_component=res.energy_by_component, dram_bytes=res.dram_bytes, util=util, bounding_unit=bounding,
+        passes=None, mapping={"name": "gemm", "rows": shape.rows, "cols": shape.cols, "reduction": shape.reduction},
+        candidates_evaluated=1, objective=options.objective, sizes_defaulted=how,
+        notes=list(res.notes) + [f"GEMM {rows} x {red} x {cols} (mappings/gemm.py)"], result=res)
+
+
+__all__ = ["AcceleratorTarget", "MappingError", "accelerator_result", "evaluate", "gemm_result"]

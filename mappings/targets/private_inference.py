@@ -21,7 +21,7 @@ class PrivateInferenceTarget:
         from mappings.targets import passes_over_keys
         full, how = complete_sizes(c, sizes)
         net = load_network(options.network or "lan")
-        cost = map_cascade(c, full, load_profile(self.name))
+        cost = map_cascade(c, full, load_profile(self.name), plaintext=options.plaintext)
         pairs = options.batch * options.heads
         comm, compute = cost.comm_bytes * pairs, cost.compute_s * pairs
         return SimulationResult(target="private-inference", cascade=c.name, arch=self.name, sizes=full,

@@ -16,6 +16,7 @@ STUDIES = {
     "private-inference": ("studies.private_inference:register_args", "studies.private_inference:main"),
     "gpu-crossval": ("studies.gpu_crossval:register_args", "studies.gpu_crossval:main"),
     "cascades": ("studies.cascades_study:register_args", "studies.cascades_study:main"),
+    "llm": ("studies.llm_study:register_args", "studies.llm_study:main"),
 }
 
 
