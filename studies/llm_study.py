@@ -278,9 +278,10 @@ def _figures(out: Path, rows: list[dict]) -> None:
     targets = [t for t in ACCELERATORS + GPUS if any(r["target"] == t for r in rows)]
     if not targets:
         return
-    for phase, name, ylabel in (("decode", "decode_per_token.png", "decode step (s), batch 16"),
-                                ("prefill", "prefill_time.png", "prefill time (s), batch 1")):
-        batch = 16 if phase == "decode" else 1
+    batches = sorted({r["batch"] for r in rows})
+    for phase, name, batch in (("decode", "decode_per_token.png", 16 if 16 in batches else batches[-1]),
+                               ("prefill", "prefill_time.png", batches[0])):
+        ylabel = f"{'decode step' if phase == 'decode' else 'prefill time'} (s), batch {batch}"
         fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.6), sharey=True, squeeze=False)
         axes = axes[0]
         for ax, target in zip(axes, targets):
