@@ -162,3 +162,14 @@ def test_study_rows_are_sums_of_simulate_calls(tmp_path: Path, tiny):
     assert again == rows
     write_outputs(tmp_path / "out", rows, fusion)
     assert "| tiny |" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_gemm_with_a_long_reduction_is_split_to_fit_the_buffer():
+    # fusemax-cloud: (256 + 256) x K x 2 bytes of operand strips; K = 18432 needs 18.9 MB > 16 MiB: 2 chunks,
+    # each 9216 deep; the second chunk reads the 8 x 7168 partial sums back
+    sheet = load_yaml_file(CONFIG_DIR / "fusemax-cloud.yaml")
+    r = simulate("blocks/matmul", "fusemax-cloud", {"T": 8, "D": 18432, "N": 7168})
+    assert any("2 chunks" in n for n in r.notes)
+    compulsory = (8 * 18432 + 18432 * 7168 + 8 * 7168) * 2
+    assert compulsory <= r.dram_bytes <= compulsory + 2 * 8 * 7168 * 2
+    assert r.latency_s >= compulsory / sheet["dram"]["bandwidth_bytes_per_s"]

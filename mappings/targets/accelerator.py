@@ -1,6 +1,8 @@
 """The spatial-accelerator target: a cascade mapped by a spec or the mapper, simulated by archsim."""
 from __future__ import annotations
 
+import math
+
 import einsum_cascade as ec
 
 from archsim.config import Architecture
@@ -74,14 +76,13 @@ def gemm_result(c: ec.Cascade, a: Architecture, sizes: dict[str, float] | None, 
     """A one-matrix-product cascade as folds on the 2D array (mappings/gemm.py), batch x heads times."""
     from dataclasses import replace
 
-    from mappings.gemm import gemm_schedule
     full, how = complete_sizes(c, sizes)
     if "array2d" not in a.units:
         raise MappingError(f"{c.name}: a matrix product runs on the 2D array, and {a.name} has no unit 'array2d'")
     rows, cols, red = (int(full[r]) for r in (shape.rows, shape.cols, shape.reduction))
     pairs = options.batch * options.heads
-    sched = gemm_schedule(c.name, rows, cols, red, a)
-    res = run(replace(sched, blocks=sched.blocks * pairs), a, options.mode, configuration="gemm")
+    sched, chunks = _chunked_gemm(c.name, rows, cols, red, a)
+    res = run(replace(sched, blocks=sched.blocks * pairs * chunks), a, options.mode, configuration="gemm")
     util = {u: res.busy(u) for u in a.units}
     dram_frac = res.dram_bytes / a.dram_bytes_per_cycle / res.cycles if res.cycles else 0.0
     bounding = "dram" if dram_frac > util["array2d"] else "array2d"
@@ -91,7 +92,31 @@ def gemm_result(c: ec.Cascade, a: Architecture, sizes: dict[str, float] | None, 
         energy_by_component=res.energy_by_component, dram_bytes=res.dram_bytes, util=util, bounding_unit=bounding,
         passes=None, mapping={"name": "gemm", "rows": shape.rows, "cols": shape.cols, "reduction": shape.reduction},
         candidates_evaluated=1, objective=options.objective, sizes_defaulted=how,
-        notes=list(res.notes) + [f"GEMM {rows} x {red} x {cols} (mappings/gemm.py)"], result=res)
+        notes=list(res.notes) + [f"GEMM {rows} x {red} x {cols} (mappings/gemm.py)"]
+        + ([f"reduction split in {chunks} chunks to fit the buffer; partial sums through DRAM"] if chunks > 1 else []),
+        result=res)
+
+
+def _chunked_gemm(name: str, rows: int, cols: int, red: int, a: Architecture):
+    """The GEMM's schedule and its number of reduction chunks: the array's operand strips of one chunk,
+    (array rows + cols) x chunk words, fit the buffer; each chunk after the first reads the partial
+    sums back (rows x cols words), and every chunk writes them (an upper bound on the traffic)."""
+    from dataclasses import replace
+
+    from mappings.gemm import gemm_schedule
+    unit = a.units["array2d"]
+    strip_words = (unit.rows + unit.cols) * a.word_bytes
+    chunks = max(1, math.ceil(strip_words * red / a.buffer.capacity_bytes))
+    if chunks > red:
+        raise MappingError(f"{name}: the 2D array's operand strips do not fit the buffer of {a.name}")
+    sched = gemm_schedule(name, rows, cols, math.ceil(red / chunks), a)
+    if chunks == 1:
+        return sched, 1
+    (seg,) = sched.segments
+    (op,) = seg.ops
+    reread = (chunks - 1) / chunks * rows * cols * a.word_bytes / seg.iterations  # partial sums, per fold
+    op = replace(op, load_bytes=op.load_bytes + reread)
+    return replace(sched, segments=(replace(seg, ops=(op,)),)), chunks
 
 
 __all__ = ["AcceleratorTarget", "MappingError", "accelerator_result", "evaluate", "gemm_result"]
