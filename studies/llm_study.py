@@ -302,6 +302,12 @@ def _figures(out: Path, rows: list[dict]) -> None:
         plt.close(fig)
 
 
+def write_report(out_root: Path) -> None:
+    """The study's default grid into `out_root`/llm (the job of `make report`)."""
+    rows, fusion_rows = run_study(out_root / "llm")
+    write_outputs(out_root / "llm", rows, fusion_rows)
+
+
 def register_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("reports/llm"), help="output folder (default reports/llm)")
     parser.add_argument("--models", nargs="+", choices=model_names(), help="models (default: all)")

@@ -16,6 +16,7 @@ REPORT_JOBS = [
     ("private inference (2PC cost model)", "studies.private_inference:write_report"),
     ("every library cascade on both accelerators (auto mapping)", "studies.cascades_study:write_report"),
     ("GPU cross-validation (simulator vs measured kernels)", "studies.gpu_crossval:write_report"),
+    ("LLM inference: prefill and decode on every target", "studies.llm_study:write_report"),
 ]
 
 
