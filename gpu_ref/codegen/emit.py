@@ -512,9 +512,12 @@ class KernelWriter:
         left, right = (a, b) if out_axes[0] in a.axes else (b, a)
         lcode = left.code if left.axes == (out_axes[0], c) else f"tl.trans({left.code})"
         rcode = right.code if right.axes == (c, out_axes[1]) else f"tl.trans({right.code})"
-        cast = "" if self.fp32 else f".to({self.dot_dtype})"
         precision = ', input_precision="ieee"' if self.fp32 else ""
-        code = f"tl.dot({atom(lcode)}{cast}, {atom(rcode)}{cast}{precision})"
+        if self.dot_dtype == "tl.bfloat16":  # through a helper: the interpreter's bf16 products are wrong
+            code = f"tl.dot(_bf16({lcode}, INTERPRET), _bf16({rcode}, INTERPRET))"
+        else:
+            cast = "" if self.fp32 else f".to({self.dot_dtype})"
+            code = f"tl.dot({atom(lcode)}{cast}, {atom(rcode)}{cast}{precision})"
         return Val(code, out_axes, frozenset(), a.zero and b.zero)
 
     # -- Einsums -----------------------------------------------------------------------------

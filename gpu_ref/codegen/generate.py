@@ -21,6 +21,18 @@ DTYPES = {"fp32": ("torch.float32", "tl.float32"), "fp16": ("torch.float16", "tl
           "bf16": ("torch.bfloat16", "tl.bfloat16")}
 
 
+# Triton 3.6's CPU interpreter multiplies bf16 blocks in tl.dot as integers (their bit patterns);
+# there, operands are rounded to bf16 and multiplied in fp32, the same products (exact in fp32)
+# and fp32 sums as the GPU's bf16 tensor cores.
+BF16_HELPER = '''@triton.jit
+def _bf16(x, INTERPRET: tl.constexpr):
+    """x rounded to bf16 for tl.dot (kept in fp32 under the CPU interpreter, whose bf16 dot is wrong)."""
+    if INTERPRET:
+        return x.to(tl.bfloat16).to(tl.float32)
+    return x.to(tl.bfloat16)
+'''
+
+
 @dataclass
 class KernelInfo:
     """One generated kernel: its name, the Einsums it evaluates, its launch grid."""
@@ -48,6 +60,22 @@ class GeneratedKernel:
     @property
     def grid(self) -> str:
         return self.kernels[0].grid if self.kernels else ""
+
+
+def default_rank(cascade: Cascade) -> str:
+    """The rank a kernel streams by default: M when the cascade has it, else the rank of its
+    first reduction (the contracted dim of a layer block)."""
+    if "M" in cascade.ranks:
+        return "M"
+    from einsum_cascade.ast import Reduce, walk
+
+    for e in cascade.einsums:
+        for v in sorted(e.implicit_vars):
+            return cascade.var_rank[v]
+        for node in walk(e.expr):
+            if isinstance(node, Reduce):
+                return cascade.var_rank[node.vars[0]]
+    return next(iter(cascade.ranks))
 
 
 def fused_form(cascade: Cascade, rank: str) -> tuple[Cascade, str]:
@@ -129,6 +157,8 @@ def generate(cascade: Cascade, rank: str = "M", block_m: int = 64, block_n: int 
             text = "@triton.jit\ndef _mul(a, b):\n    return a * b\n\n\n" + text
         sources.append(text)
         infos.append(KernelInfo(name, k.einsums, grid, params))
+    if dtype == "bf16":
+        sources.insert(0, BF16_HELPER)
     source = module_source(plan, form, note, infos, sources, globals_, stored, block_m, block_n,
                            torch_dtype, kv_heads, cascade.name)
     return GeneratedKernel(cascade.name, note, rank, plan.row, source, infos, block_m, block_n, dtype)

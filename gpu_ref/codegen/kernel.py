@@ -16,7 +16,7 @@ from gpu_ref.codegen.emit import KernelWriter, Reg, Scope, describe
 from gpu_ref.codegen.skipping import NEVER, skip_is_identity, tile_bounds
 from gpu_ref.codegen.values import COMBINE, IDENTITY, Val, atom, expand
 
-_NOT_ARGS = {"tl", "triton", "MASKED", "_mul"} | set(dir(builtins))
+_NOT_ARGS = {"tl", "triton", "MASKED", "_mul", "_bf16"} | set(dir(builtins))
 INDENT = "    "
 
 
@@ -57,7 +57,7 @@ def _group(name: str) -> int:
 
 
 def is_constexpr(name: str) -> bool:
-    return name in ("BLOCK_M", "BLOCK_N") or name.startswith("DIM_")
+    return name in ("BLOCK_M", "BLOCK_N", "INTERPRET") or name.startswith("DIM_")
 
 
 def signature(names: list[str]) -> str:

@@ -75,7 +75,8 @@ def run(**arguments):
     if heads % kv or (KV_HEADS is not None and kv != KV_HEADS):
         raise ValueError(f"run: {kv} key/value heads for {heads} query heads"
                          + (f" (this module was generated for {KV_HEADS})" if KV_HEADS is not None else ""))
-    args = {"heads": heads, "group": heads // kv, "BLOCK_M": BLOCK_M, "BLOCK_N": BLOCK_N}
+    args = {"heads": heads, "group": heads // kv, "BLOCK_M": BLOCK_M, "BLOCK_N": BLOCK_N,
+            "INTERPRET": os.environ.get("TRITON_INTERPRET") == "1"}
     for rank in WHOLE:
         args[f"DIM_{rank}"] = _pow2(bound[rank])
     for rank in RANKS:
@@ -120,7 +121,7 @@ def module_source(plan, form, note: str, infos, sources, globals_, stored, block
     for e in c.einsums:
         lines.append("  " + format_einsum(e, c.variables))
     lines += ["", "Usage: `run(**inputs, **sizes) -> dict of output tensors` (see run).", '"""',
-              "import torch", "import triton", "import triton.language as tl", "", ""]
+              "import os", "", "import torch", "import triton", "import triton.language as tl", "", ""]
     body = "\n\n".join(sources)
     key_parts = tuple(c.ranks[plan.key].parts)
     query_side = tuple(n for n, g in globals_.items() if g.query_side and n in c.inputs)
