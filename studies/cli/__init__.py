@@ -46,6 +46,7 @@ COMMAND_MODULES = [
     "studies.cli.gpu",
     "studies.cli.sweep",
     "studies.cli.fuse",
+    "studies.cli.kernel",
     "studies.cli.simulate",
 ]
 
