@@ -101,8 +101,10 @@ def run(**arguments):
         if name in OUTPUTS:
             results[name] = t if any(lead.values()) else t[0, 0]
     grid = (-(-bound[ROW] // BLOCK_M), batch * heads)
+    widest = max([args[f"DIM_{r}"] for r in WHOLE], default=16)
+    warps = 8 if BLOCK_M * widest >= 128 * 128 else 4  # the running output block, in registers
     for kernel, params in KERNELS:
-        kernel[grid](*[args[p] for p in params], num_warps=NUM_WARPS)
+        kernel[grid](*[args[p] for p in params], num_warps=warps)
     return results
 '''
 
@@ -137,7 +139,6 @@ def module_source(plan, form, note: str, infos, sources, globals_, stored, block
         f"BLOCK_M, BLOCK_N = {block_m}, {block_n}  # rows per program, keys per tile",
         f"DTYPE = {torch_dtype}",
         f"KV_HEADS = {kv_heads!r}",
-        "NUM_WARPS = 4",
         "KERNELS = (" + "".join(f"\n    ({i.name}, {tuple(i.params)!r})," for i in infos) + "\n)",
     ]
     return "\n".join(lines) + body + "\n\n" + "\n".join(tables) + "\n" + _RUN
