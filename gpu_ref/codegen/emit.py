@@ -93,8 +93,15 @@ class KernelWriter:
         self.scope = self.pre
         self.state: list[tuple[str, str]] = []  # (name before the tile, name after it)
         self.stores_after: list[str] = []
+        self.groups: list[tuple] = []  # conjunctions of conditions of the tile step (see group)
 
     # -- helpers -----------------------------------------------------------------------------
+    def group(self, terms) -> None:
+        """Record a conjunction of conditions that makes values of the tile step absent."""
+        conds = tuple(sorted((t.cond for t in terms if t.kind == "cond"), key=describe))
+        if conds and self.scope is self.step and conds not in self.groups:
+            self.groups.append(conds)
+
     def refuse(self, reason: str, name: str | None = None) -> KernelRefusal:
         return KernelRefusal(self.c.name, name or self.current, reason)
 
@@ -411,9 +418,12 @@ class KernelWriter:
             f" + {atom(expand(v.code, v.axes, axes))} * s_{g.name}_{d}" for d, v in enumerate(index_vals))
         for t in sorted(terms, key=lambda t: describe(t.cond)):
             load_masks.append(self.mask_name(t))
+        presence = set()
         for cond in g.presence:  # a stored tensor is present where its conditions held
             mapping = {var_symbol(v): ix for v, ix in zip(g.lhs_vars, idx)}
-            terms.add(Term("cond", _subs_cond(cond, mapping)))
+            presence.add(Term("cond", _subs_cond(cond, mapping)))
+        self.group(presence)
+        terms |= presence
         mask = " & ".join(expand(m.code, m.axes, axes) for m in load_masks)
         name = self.fresh(access.tensor.lower())
         other = ", other=0.0" if mask else ""
@@ -439,6 +449,7 @@ class KernelWriter:
             raise self.refuse(f"a {op} reduction (a data-dependent selection such as top-k) is not generated")
         axes = [self.axis_of_reduced(v) for v in rvars]
         terms = {Term("cond", self.cond_sub(c)) for c in conds}
+        self.group(terms)
         if op == "sum":
             factors = _factors(body)
             if len(factors) > 1:
@@ -539,7 +550,9 @@ class KernelWriter:
         else:
             val = self.value(e.expr)
         if outer:
-            val = Val(val.code, val.axes, val.mask | {Term("cond", self.cond_sub(c)) for c in outer}, val.zero)
+            terms = {Term("cond", self.cond_sub(c)) for c in outer}
+            self.group(terms)
+            val = Val(val.code, val.axes, val.mask | terms, val.zero)
         return val
 
     def out_axes(self, e: Einsum) -> tuple[str, ...]:

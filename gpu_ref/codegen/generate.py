@@ -149,10 +149,12 @@ def generate(cascade: Cascade, rank: str = "M", block_m: int = 64, block_n: int 
     torch_dtype, tl_dtype = DTYPES[dtype]
     sources, infos = [], []
     grid = f"(cdiv({plan.row}, {block_m}), batch * query heads)"
+    integer_params: set[str] = set()
     for k in plan.kernels:
         writer = PassWriter(plan, k, globals_, {s: s for s in stored}, tl_dtype, dtype == "fp32")
         name = f"_pass{k.index}"
         text, params = writer.write_kernel(name)
+        integer_params |= writer.integer_params
         if writer.uses_prod and "_mul" not in "".join(sources):
             text = "@triton.jit\ndef _mul(a, b):\n    return a * b\n\n\n" + text
         sources.append(text)
@@ -160,5 +162,5 @@ def generate(cascade: Cascade, rank: str = "M", block_m: int = 64, block_n: int 
     if dtype == "bf16":
         sources.insert(0, BF16_HELPER)
     source = module_source(plan, form, note, infos, sources, globals_, stored, block_m, block_n,
-                           torch_dtype, kv_heads, cascade.name)
+                           torch_dtype, kv_heads, cascade.name, sorted(integer_params))
     return GeneratedKernel(cascade.name, note, rank, plan.row, source, infos, block_m, block_n, dtype)

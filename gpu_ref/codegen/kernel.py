@@ -13,6 +13,7 @@ import sympy
 from einsum_cascade.ast import Comparison, Reduce, size_symbol, value_vars, var_symbol, walk
 from einsum_cascade.ir import Einsum
 from gpu_ref.codegen.emit import KernelWriter, Reg, Scope, describe
+from gpu_ref.codegen.ranges import tile_ranges
 from gpu_ref.codegen.skipping import NEVER, skip_is_identity, tile_bounds
 from gpu_ref.codegen.values import COMBINE, IDENTITY, Val, atom, expand
 
@@ -64,8 +65,20 @@ def signature(names: list[str]) -> str:
     return ", ".join(f"{n}: tl.constexpr" if is_constexpr(n) else n for n in names)
 
 
+def _free(cond) -> set:
+    if isinstance(cond, Comparison):
+        return (cond.left - cond.right).free_symbols
+    return set().union(*(_free(a) for a in getattr(cond, "args", (getattr(cond, "arg", None),)) if a is not None))
+
+
 class PassWriter(KernelWriter):
     """The kernel of one pass (see the module docstring)."""
+
+    integer_params: set
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.integer_params = set()
 
     def store(self, e_name: str, val: Val, lhs_vars: tuple[str, ...]) -> None:
         """Store a tensor's block (absent points as 0) at its slots `lhs_vars`."""
@@ -238,6 +251,52 @@ class PassWriter(KernelWriter):
             self.finish(e, val)
 
     # -- assembly ----------------------------------------------------------------------------
+    def ranges(self) -> list[str] | None:
+        """The tile ranges of `ranges.tile_ranges` when the loop's conditions bound the key and
+        leaving hidden tiles out is proved to change nothing; None otherwise."""
+        conds = sorted((t.cond for t in self.step.masks if t.kind == "cond"), key=describe)
+        if conds and not self.skip[0]:
+            return None
+        if {c for g in self.groups for c in g} != set(conds):  # a condition of no where group
+            return None
+        row_var = self.c.ranks[self.plan.row].var
+
+        def code(expr, at: str) -> str:
+            p = next((s for s in expr.free_symbols if str(s) == row_var), None)
+            if p is None:
+                return self.index(expr).code
+            c = expr.coeff(p)
+            rest = sympy.expand(expr - c * p)
+            head = at if c == 1 else f"-{at}" if c == -1 else f"{c} * {at}"
+            return head if rest == 0 else f"{head} + ({self.index(rest).code})"
+
+        lines = tile_ranges(self.groups, self.plan.key_var, row_var, set(self.c.params), code, f"{row_var}_lo",
+                            f"{row_var}_hi", f"size_{self.plan.key}")
+        if lines is None:
+            return None
+        self.integer_params |= {str(s) for g in self.groups for c in g for s in _free(c)} & set(self.c.params)
+        rv = row_var
+        return [f"{rv}_lo = pid_m * BLOCK_M  # the block's first row", f"{rv}_hi = tl.minimum({rv}_lo + BLOCK_M, "
+                f"size_{self.plan.row}) - 1  # its last row"] + lines
+
+    def branching_loop(self, call: str, assign: str) -> list[str]:
+        """Every tile in turn, classified at run time: unmasked, masked, or skipped."""
+        box, full, skip = self.bounds()
+        loop = [f"for m1 in range(0, tl.cdiv(size_{self.plan.key}, BLOCK_N)):"]
+        loop += [INDENT + line for line in box]
+        loop.append(f"{INDENT}full = {full}  # inside the sequence, every condition true")
+        if skip:
+            loop.append(f"{INDENT}skip = {skip}  # every condition false: the tile changes nothing")
+        loop.append(f"{INDENT}if full:")
+        loop.append(f"{INDENT * 2}{assign}{call.format('False')}")
+        loop.append(f"{INDENT}else:")
+        if skip:
+            loop.append(f"{INDENT * 2}if skip == 0:")
+            loop.append(f"{INDENT * 3}{assign}{call.format('True')}")
+        else:
+            loop.append(f"{INDENT * 2}{assign}{call.format('True')}")
+        return loop
+
     def bounds(self) -> tuple[list[str], str, str | None]:
         """Lines computing the tile's box, and the scalar codes `full` and `skip` (None: never)."""
         plan = self.plan
@@ -255,12 +314,16 @@ class PassWriter(KernelWriter):
             lo[plan.tile_var] = hi[plan.tile_var] = "m1"
         conds = [t for t in self.step.masks if t.kind == "cond"]
         full = [f"({kv}_lo + BLOCK_N <= size_{key})"]
-        nones = []
+        scalar = lambda x: self.index(sympy.sympify(x)).code  # noqa: E731
         for term in sorted(conds, key=lambda t: describe(t.cond)):
-            b = tile_bounds(term.cond, lo, hi, lambda x: self.index(sympy.sympify(x)).code)
+            b = tile_bounds(term.cond, lo, hi, scalar)
             full.append(b[0] if b else NEVER)
-            nones.append(b[1] if b else NEVER)
-        skip = " & ".join(nones) if nones and self.skip[0] and NEVER not in nones else None
+        nones = []  # every where group false: one of its conjuncts false on the whole tile
+        for group in self.groups:
+            parts = [b[1] for b in (tile_bounds(c, lo, hi, scalar) for c in group) if b is not None]
+            nones.append(f"({' | '.join(parts)})" if parts else NEVER)
+        grouped = {c for g in self.groups for c in g} == {t.cond for t in conds}
+        skip = " & ".join(nones) if nones and grouped and self.skip[0] and NEVER not in nones else None
         return lines, " & ".join(full), skip
 
     def write_kernel(self, kname: str) -> tuple[str, list[str]]:
@@ -279,22 +342,19 @@ class PassWriter(KernelWriter):
         out = []
         loop = []
         if self.k.loop or self.k.accumulate:
-            box, full, skip = self.bounds()
             call = f"{kname}_tile({', '.join(step_args)}, MASKED={{}})"
             assign = (", ".join(state_in) + " = ") if state_in else ""
-            loop.append(f"for m1 in range(0, tl.cdiv(size_{self.plan.key}, BLOCK_N)):")
-            loop += [INDENT + line for line in box]
-            loop.append(f"{INDENT}full = {full}  # inside the sequence, every condition true")
-            if skip:
-                loop.append(f"{INDENT}skip = {skip}  # every condition false: the tile changes nothing")
-            loop.append(f"{INDENT}if full:")
-            loop.append(f"{INDENT * 2}{assign}{call.format('False')}")
-            loop.append(f"{INDENT}else:")
-            if skip:
-                loop.append(f"{INDENT * 2}if skip == 0:")
-                loop.append(f"{INDENT * 3}{assign}{call.format('True')}")
+            ranges = self.ranges()
+            if ranges is not None:
+                loop += ranges
+                for lo, hi, masked, what in (("t_lo", "t_full_lo", True, "tiles before the core: element masks"),
+                                             ("t_full_lo", "t_full_hi", False, "the core: inside the sequence, "
+                                              "every condition true"),
+                                             ("t_full_hi", "t_hi", True, "tiles after the core: element masks")):
+                    loop.append(f"for m1 in range({lo}, {hi}):  # {what}")
+                    loop.append(f"{INDENT}{assign}{call.format(masked)}")
             else:
-                loop.append(f"{INDENT * 2}{assign}{call.format('True')}")
+                loop += self.branching_loop(call, assign)
             out.append("@triton.jit")
             out.append(f"def {kname}_tile({signature(step_args)}, MASKED: tl.constexpr):")
             out.append(f'{INDENT}"""One tile of keys of pass {self.k.index}: {", ".join(e.name for e in self.k.loop + self.k.accumulate)}."""')

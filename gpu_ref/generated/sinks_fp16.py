@@ -96,7 +96,7 @@ def _pass1(ptr_Q, ptr_K, ptr_V, ptr_AV, s_AV_b, s_AV_h, s_K_b, s_K_h, s_Q_b, s_Q
         p_lo = pid_m * BLOCK_M
         p_hi = tl.minimum(p_lo + BLOCK_M, size_P) - 1
         full = (m_lo + BLOCK_N <= size_M) & ((m_hi + (-param_S) < 0) | ( - m_lo + p_hi + (-param_W) < 0)) & (m_hi - p_lo <= 0)  # inside the sequence, every condition true
-        skip = ((m_lo + (-param_S) >= 0) & ( - m_hi + p_lo + (-param_W) >= 0)) & (m_lo - p_hi > 0)  # every condition false: the tile changes nothing
+        skip = (((m_lo + (-param_S) >= 0) & ( - m_hi + p_lo + (-param_W) >= 0)) | (m_lo - p_hi > 0))  # every condition false: the tile changes nothing
         if full:
             rm, sd_r, snv_r = _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, size_E, size_F, param_S, param_W, m1, offs_p, offs_e, q_1, rm, sd_r, offs_f, snv_r, BLOCK_N, MASKED=False)
         else:
@@ -116,6 +116,7 @@ QUERY_SIDE = ('Q',)  # inputs indexed by the row rank (per query head)
 OUTPUTS = ('AV',)
 STORED = {'AV': ('F', 'P')}  # in global memory
 PARAMS = ('S', 'W')
+INTEGER_PARAMS = ()  # params that bound the keys of the tile loops
 RANKS = ('E', 'F', 'P', 'M')
 ROW, KEY, WHOLE = 'P', 'M', ('E', 'F')
 KEY_PARTS = ('M1', 'M0')  # (tiles, keys per tile) when the cascade splits M
@@ -205,6 +206,8 @@ def run(**arguments):
         args[f"size_{rank}"] = bound[rank]
     for p in PARAMS:
         value = float(sizes[p])
+        if p in INTEGER_PARAMS and not value.is_integer():
+            raise ValueError(f"run: {p} = {sizes[p]} bounds the keys of the tile loops: it must be a whole number")
         args[f"param_{p}"] = int(value) if value.is_integer() else value
 
     def bind(name, t, extra):

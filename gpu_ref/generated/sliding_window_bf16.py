@@ -97,18 +97,22 @@ def _pass1(ptr_Q, ptr_K, ptr_V, ptr_AV, s_AV_b, s_AV_h, s_K_b, s_K_h, s_Q_b, s_Q
     sd_r = tl.full([BLOCK_M], 0.0, tl.float32)
     # AV_R: initial value
     av_r = tl.full([BLOCK_M, DIM_F], 0.0, tl.float32)
-    for m1 in range(0, tl.cdiv(size_M, BLOCK_N)):
-        m_lo = m1 * BLOCK_N
-        m_hi = tl.minimum(m_lo + BLOCK_N, size_M) - 1
-        p_lo = pid_m * BLOCK_M
-        p_hi = tl.minimum(p_lo + BLOCK_M, size_P) - 1
-        full = (m_lo + BLOCK_N <= size_M) & ( - m_lo + p_hi + (-param_W) < 0) & (m_hi - p_lo <= 0)  # inside the sequence, every condition true
-        skip = ( - m_hi + p_lo + (-param_W) >= 0) & (m_lo - p_hi > 0)  # every condition false: the tile changes nothing
-        if full:
-            rm, sd_r, av_r = _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, size_E, size_F, param_W, m1, offs_p, offs_e, q_1, rm, sd_r, offs_f, av_r, BLOCK_N, INTERPRET, MASKED=False)
-        else:
-            if skip == 0:
-                rm, sd_r, av_r = _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, size_E, size_F, param_W, m1, offs_p, offs_e, q_1, rm, sd_r, offs_f, av_r, BLOCK_N, INTERPRET, MASKED=True)
+    p_lo = pid_m * BLOCK_M  # the block's first row
+    p_hi = tl.minimum(p_lo + BLOCK_M, size_P) - 1  # its last row
+    key_lo = tl.maximum(0, p_lo + (1 - param_W))  # the first key a row of the block sees
+    key_hi = tl.minimum(size_M - 1, p_hi)  # the last one
+    core_lo = tl.maximum(0, p_hi + (1 - param_W))  # every row sees the keys core_lo..core_hi
+    core_hi = tl.minimum(size_M - 1, p_lo)
+    t_lo = tl.maximum(key_lo, 0) // BLOCK_N
+    t_hi = tl.minimum(tl.cdiv(tl.maximum(key_hi + 1, 0), BLOCK_N), tl.cdiv(size_M, BLOCK_N))
+    t_full_lo = tl.minimum(tl.maximum(tl.cdiv(tl.maximum(core_lo, 0), BLOCK_N), t_lo), t_hi)
+    t_full_hi = tl.minimum(tl.maximum(tl.maximum(core_hi + 1, 0) // BLOCK_N, t_full_lo), t_hi)
+    for m1 in range(t_lo, t_full_lo):  # tiles before the core: element masks
+        rm, sd_r, av_r = _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, size_E, size_F, param_W, m1, offs_p, offs_e, q_1, rm, sd_r, offs_f, av_r, BLOCK_N, INTERPRET, MASKED=True)
+    for m1 in range(t_full_lo, t_full_hi):  # the core: inside the sequence, every condition true
+        rm, sd_r, av_r = _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, size_E, size_F, param_W, m1, offs_p, offs_e, q_1, rm, sd_r, offs_f, av_r, BLOCK_N, INTERPRET, MASKED=False)
+    for m1 in range(t_full_hi, t_hi):  # tiles after the core: element masks
+        rm, sd_r, av_r = _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, size_E, size_F, param_W, m1, offs_p, offs_e, q_1, rm, sd_r, offs_f, av_r, BLOCK_N, INTERPRET, MASKED=True)
     # SD[p] = SD_R[M1, p]
     sd = sd_r
     # AV[f, p] = AV_R[M1, f, p] / SD[p]
@@ -121,6 +125,7 @@ QUERY_SIDE = ('Q',)  # inputs indexed by the row rank (per query head)
 OUTPUTS = ('AV',)
 STORED = {'AV': ('F', 'P')}  # in global memory
 PARAMS = ('W',)
+INTEGER_PARAMS = ('W',)  # params that bound the keys of the tile loops
 RANKS = ('E', 'F', 'P', 'M')
 ROW, KEY, WHOLE = 'P', 'M', ('E', 'F')
 KEY_PARTS = ('M1', 'M0')  # (tiles, keys per tile) when the cascade splits M
@@ -210,6 +215,8 @@ def run(**arguments):
         args[f"size_{rank}"] = bound[rank]
     for p in PARAMS:
         value = float(sizes[p])
+        if p in INTEGER_PARAMS and not value.is_integer():
+            raise ValueError(f"run: {p} = {sizes[p]} bounds the keys of the tile loops: it must be a whole number")
         args[f"param_{p}"] = int(value) if value.is_integer() else value
 
     def bind(name, t, extra):
