@@ -292,7 +292,8 @@ class KernelWriter:
             return Val(f"-{atom(x.code)}", x.axes, x.mask, x.zero)
         if isinstance(node, Binary):
             a, b = self.value(node.left), self.value(node.right)
-            zero = (a.zero or b.zero) if node.op == "*" else (a.zero and b.zero) if node.op in "+-" else False
+            # zero outside the ranges only if both are: 0 * (an unbounded value there) need not be 0
+            zero = (a.zero and b.zero) if node.op in "*+-" else False
             return self.combine("{0} " + node.op + " {1}", [a, b], zero)
         if isinstance(node, Call):
             return self.call(node)
@@ -463,30 +464,23 @@ class KernelWriter:
                 return self.fold(op, product, axes, terms)
         return self.fold(op, self.value(body), axes, terms)
 
-    def range_terms(self, val: Val, axes) -> tuple[set, list]:
-        """Terms and masks making the points outside the reduced axes' ranges absent."""
-        terms, masks = set(), []
-        for axis in axes:
-            if axis == self.plan.key:
-                terms.add(Term("key", Comparison(var_symbol(self.plan.key_var), "<", size_symbol(axis))))
-            else:
-                masks.append(Val(f"{self.offs(axis)} < size_{axis}", (axis,)))
-        return terms, masks
+    def range_term(self, axis: str) -> Term:
+        """Inside the extent of an axis: the key inside the sequence ("key": dropped in tiles inside
+        it), a head dim inside its size (padded to a power of two; "bounds": always applied)."""
+        if axis == self.plan.key:
+            return Term("key", Comparison(var_symbol(self.plan.key_var), "<", size_symbol(axis)))
+        return Term("bounds", Comparison(var_symbol(self.c.ranks[axis].var), "<", size_symbol(axis)))
 
     def fold(self, op: str, val: Val, axes, terms) -> Val:
+        """`op` over `axes` of `val`, absent points (and those past the axes' extents) skipped."""
         axes = self.canon(axes)
         val = self.broadcast(val, self.canon(set(val.axes) | set(axes)))
         all_terms = set(val.mask) | set(terms)
-        if not (op == "sum" and val.zero):
-            rt, masks = self.range_terms(val, axes)
-            all_terms |= rt
+        if op == "sum" and val.zero:  # zero past the extents already: the sum needs no range mask
+            all_terms = {t for t in all_terms if t.kind != "key"}
         else:
-            masks = []
+            all_terms |= {self.range_term(a) for a in axes}
         x = self.apply_mask(val, all_terms, IDENTITY[op], "x") if all_terms else val
-        if masks:
-            x = self.broadcast(x, self.canon(set(x.axes).union(*(m.axes for m in masks))))
-            cond = " & ".join(expand(m.code, m.axes, x.axes) for m in masks)
-            x = self.bind("x", Val(f"tl.where({cond}, {x.code}, {IDENTITY[op]})", x.axes))
         code, have = x.code, list(x.axes)
         for axis in sorted(axes, key=lambda a: -have.index(a)):
             i = have.index(axis)
@@ -507,16 +501,19 @@ class KernelWriter:
         (c,) = axes
         if len(a.axes) != 2 or len(b.axes) != 2 or c not in a.axes or c not in b.axes or set(a.axes) == set(b.axes):
             return None
-        pending = set(a.mask) | set(b.mask) | set(terms)
-        rt, masks = self.range_terms(a, axes)
-        if not (a.zero or b.zero):
-            pending |= rt
-            if masks:
-                return None
+        # absent points (a `where`, a shifted read) are zeroed in every operand that holds their
+        # axes, so that no product meets a value computed there; keys past the end and padded
+        # head dims likewise, in each operand not already zero there
+        pending = {t for t in set(a.mask) | set(b.mask) | set(terms) if t.kind != "key"}
+        if pending - {t for t in pending if set(self.cond_axes(t.cond)) <= set(a.axes) | set(b.axes)}:
+            return None
         on_a = {t for t in pending if set(self.cond_axes(t.cond)) <= set(a.axes)}
-        on_b = {t for t in pending - on_a if set(self.cond_axes(t.cond)) <= set(b.axes)}
+        on_b = {t for t in pending if set(self.cond_axes(t.cond)) <= set(b.axes)}
         if pending - on_a - on_b:
             return None
+        extent = self.range_term(c)
+        on_a |= set() if a.zero else {extent}
+        on_b |= set() if b.zero else {extent}
         a = self.apply_mask(a, on_a, "0.0", "a") if on_a else a
         b = self.apply_mask(b, on_b, "0.0", "b") if on_b else b
         out_axes = self.canon(set(a.axes + b.axes) - {c})

@@ -33,35 +33,32 @@ def _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M
     offs_m = m1 * BLOCK_N + tl.arange(0, BLOCK_N)  # keys of tile m1
     keep_0 = offs_m < size_M  # m < M
     k_2 = tl.load(ptr_K + base_K + (offs_e[None, :]) * s_K_0 + (offs_m[:, None]) * s_K_1, mask=(offs_e < size_E)[None, :] & keep_0[:, None], other=0.0).to(tl.float32)  # K[e, m]
-    b_3 = k_2
-    if MASKED:
-        b_3 = tl.where(keep_0[:, None], b_3, 0.0)
     # QK[m, p] = Q[e, p] * K[e, m]
-    qk = tl.dot(q_1.to(tl.float16), tl.trans(b_3).to(tl.float16))
-    x_4 = qk
+    qk = tl.dot(q_1.to(tl.float16), tl.trans(k_2).to(tl.float16))
+    x_3 = qk
     if MASKED:
-        x_4 = tl.where(keep_0[None, :], x_4, float('-inf'))
+        x_3 = tl.where(keep_0[None, :], x_3, float('-inf'))
     # LM[m1, p] = max(m0: QK[M0*m1 + m0, p])
-    lm = tl.max(x_4, 1)
+    lm = tl.max(x_3, 1)
     # RM[m1 + 1, p] = max(RM[m1, p], LM[m1, p])
     rm_next = tl.maximum(rm, lm)
     # PRM[m1, p] = exp(RM[m1, p] - RM[m1 + 1, p])
     prm = tl.exp((rm - rm_next))
     # SLN[m1, m0, p] = exp(QK[M0*m1 + m0, p] - RM[m1 + 1, p])
     sln = tl.exp((qk - (rm_next[:, None])))
-    x_5 = sln
+    x_4 = sln
     if MASKED:
-        x_5 = tl.where(keep_0[None, :], x_5, 0.0)
+        x_4 = tl.where(keep_0[None, :], x_4, 0.0)
     # SD_L[m1, p] = sum(m0: SLN[m1, m0, p])
-    sd_l = tl.sum(x_5, 1)
+    sd_l = tl.sum(x_4, 1)
     # SD_R[m1 + 1, p] = SD_R[m1, p] * PRM[m1, p] + SD_L[m1, p]
     sd_r_next = (sd_r * prm) + sd_l
-    v_6 = tl.load(ptr_V + base_V + (offs_f[None, :]) * s_V_0 + (offs_m[:, None]) * s_V_1, mask=(offs_f < size_F)[None, :] & keep_0[:, None], other=0.0).to(tl.float32)  # V[f, M0*m1 + m0]
-    a_7 = sln
+    v_5 = tl.load(ptr_V + base_V + (offs_f[None, :]) * s_V_0 + (offs_m[:, None]) * s_V_1, mask=(offs_f < size_F)[None, :] & keep_0[:, None], other=0.0).to(tl.float32)  # V[f, M0*m1 + m0]
+    a_6 = sln
     if MASKED:
-        a_7 = tl.where(keep_0[None, :], a_7, 0.0)
+        a_6 = tl.where(keep_0[None, :], a_6, 0.0)
     # AV_L[m1, f, p] = sum(m0: SLN[m1, m0, p] * V[f, M0*m1 + m0])
-    av_l = tl.dot(a_7.to(tl.float16), v_6.to(tl.float16))
+    av_l = tl.dot(a_6.to(tl.float16), v_5.to(tl.float16))
     # AV_R[m1 + 1, f, p] = AV_R[m1, f, p] * PRM[m1, p] + AV_L[m1, f, p]
     av_r_next = (av_r * (prm[:, None])) + av_l
     return rm_next, sd_r_next, av_r_next

@@ -44,35 +44,32 @@ def _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M
     keep_1 = ((((-param_W) + offs_p)[:, None])) < ((offs_m[None, :]))  # -W + p < m
     keep_2 = ((offs_m[None, :])) <= ((offs_p[:, None]))  # m <= p
     k_2 = tl.load(ptr_K + base_K + (offs_e[None, :]) * s_K_0 + (offs_m[:, None]) * s_K_1, mask=(offs_e < size_E)[None, :] & keep_0[:, None], other=0.0).to(tl.float32)  # K[e, m]
-    b_3 = k_2
-    if MASKED:
-        b_3 = tl.where(keep_0[:, None], b_3, 0.0)
     # QK[m, p] = Q[e, p] * K[e, m] where -W + p < m and m <= p
-    qk = tl.dot(_bf16(q_1, INTERPRET), _bf16(tl.trans(b_3), INTERPRET))
-    x_4 = qk
+    qk = tl.dot(_bf16(q_1, INTERPRET), _bf16(tl.trans(k_2), INTERPRET))
+    x_3 = qk
     if MASKED:
-        x_4 = tl.where(keep_1 & keep_2 & keep_0[None, :], x_4, float('-inf'))
+        x_3 = tl.where(keep_1 & keep_2 & keep_0[None, :], x_3, float('-inf'))
     # LM[m1, p] = max(m0: QK[M0*m1 + m0, p]) where -W + p < M0*m1 + m0 and M0*m1 + m0 <= p
-    lm = tl.max(x_4, 1)
+    lm = tl.max(x_3, 1)
     # RM[m1 + 1, p] = max(RM[m1, p], LM[m1, p])
     rm_next = tl.maximum(rm, lm)
     # PRM[m1, p] = exp(RM[m1, p] - RM[m1 + 1, p])
     prm = tl.exp((rm - rm_next))
     # SLN[m1, m0, p] = exp(QK[M0*m1 + m0, p] - RM[m1 + 1, p]) where -W + p < M0*m1 + m0 and M0*m1 + m0 <= p
     sln = tl.exp((qk - (rm_next[:, None])))
-    x_5 = sln
+    x_4 = sln
     if MASKED:
-        x_5 = tl.where(keep_1 & keep_2 & keep_0[None, :], x_5, 0.0)
+        x_4 = tl.where(keep_1 & keep_2 & keep_0[None, :], x_4, 0.0)
     # SD_L[m1, p] = sum(m0: SLN[m1, m0, p]) where -W + p < M0*m1 + m0 and M0*m1 + m0 <= p
-    sd_l = tl.sum(x_5, 1)
+    sd_l = tl.sum(x_4, 1)
     # SD_R[m1 + 1, p] = SD_R[m1, p] * PRM[m1, p] + SD_L[m1, p]
     sd_r_next = (sd_r * prm) + sd_l
-    v_6 = tl.load(ptr_V + base_V + (offs_f[None, :]) * s_V_0 + (offs_m[:, None]) * s_V_1, mask=(offs_f < size_F)[None, :] & keep_0[:, None], other=0.0).to(tl.float32)  # V[f, M0*m1 + m0]
-    a_7 = sln
+    v_5 = tl.load(ptr_V + base_V + (offs_f[None, :]) * s_V_0 + (offs_m[:, None]) * s_V_1, mask=(offs_f < size_F)[None, :] & keep_0[:, None], other=0.0).to(tl.float32)  # V[f, M0*m1 + m0]
+    a_6 = sln
     if MASKED:
-        a_7 = tl.where(keep_1 & keep_2 & keep_0[None, :], a_7, 0.0)
+        a_6 = tl.where(keep_1 & keep_2 & keep_0[None, :], a_6, 0.0)
     # AV_L[m1, f, p] = sum(m0: SLN[m1, m0, p] * V[f, M0*m1 + m0]) where -W + p < M0*m1 + m0 and M0*m1 + m0 <= p
-    av_l = tl.dot(_bf16(a_7, INTERPRET), _bf16(v_6, INTERPRET))
+    av_l = tl.dot(_bf16(a_6, INTERPRET), _bf16(v_5, INTERPRET))
     # AV_R[m1 + 1, f, p] = AV_R[m1, f, p] * PRM[m1, p] + AV_L[m1, f, p]
     av_r_next = (av_r * (prm[:, None])) + av_l
     return rm_next, sd_r_next, av_r_next
