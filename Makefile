@@ -45,6 +45,7 @@ FUZZ_EXAMPLES ?= 1000
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=explore CASCADESIM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
 	CASCADESIM_FUZZ_SUMMARY=tests/fuzz_corpus/last_run.txt $(BIN)/python -m pytest tests/test_fuzz.py -q -s
+	CASCADESIM_KERNEL_FUZZ=1 $(BIN)/python -m pytest tests/test_kernel_codegen.py -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_speed.py

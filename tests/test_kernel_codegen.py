@@ -264,3 +264,11 @@ def test_bench_generated_smoke_on_cpu(tmp_path):
             ("sliding_window", "torch_sdpa")} <= kernels
     for r in data["records"]:
         assert r["max_abs_err"] < 1e-5, r
+
+
+def test_docs_table_is_the_generators():
+    from pathlib import Path
+
+    from gpu_ref.codegen.table import kernel_rows, markdown
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "kernels.md").read_text()
+    assert markdown(kernel_rows()) in docs, "paste `python -m gpu_ref.codegen.table` into docs/kernels.md"
