@@ -34,7 +34,7 @@ FUZZ = os.environ.get("CASCADESIM_KERNEL_FUZZ") == "1"
 TOL = {"fp32": 1e-5, "fp16": 2e-3, "bf16": 2e-2}
 TORCH = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # ragged: 37 rows and keys against 16-wide tiles; head dims 8 and 12 padded to 16
-SIZES = {"E": 8, "F": 12, "P": 37, "M": 37, "N": 5, "D": 9, "T": 21, "H": 10, "V": 7}
+SIZES = {"R": 6, "E": 8, "F": 12, "P": 37, "M": 37, "N": 5, "D": 9, "T": 21, "H": 10, "V": 7}
 PARAMS = {"W": 5, "S": 3, "B": 0.5, "L": 0.3, "LAM": 0.4, "G": 0.9, "KK": 4}
 
 
@@ -62,7 +62,8 @@ def compare(cascade, tmp_path, rank="M", dtype="fp32", block_m=16, block_n=16, s
     g = generate(cascade, rank=rank, block_m=block_m, block_n=block_n, dtype=dtype, kv_heads=kv_heads)
     module = load_module(g.source, name or f"{cascade.name}_{dtype}", tmp_path)
     bound = sizes_for(cascade, rank, block_n, sizes)
-    params = {p: PARAMS[p] for p in cascade.params}
+    defaults = getattr(cascade, "defaults", {}) or {}
+    params = {p: defaults.get(p, PARAMS.get(p)) for p in cascade.params}
     rng = np.random.default_rng(seed)
     inputs = {n: torch.tensor(rng.standard_normal(tuple(bound[cascade.var_rank[v]] for v in d.indices)))
               .to(TORCH[dtype]) for n, d in cascade.inputs.items()}
@@ -88,6 +89,7 @@ REFUSED = {
     "stick_breaking_attention": ("C", RECURRENCE),
     "lightning_attention": ("P", "split"),
     "topk_attention": ("T", "kth"),
+    "landmark_block_attention": ("LS", "number of tiles"),  # a reduction over the tiles m1
 }
 
 
@@ -161,6 +163,20 @@ def test_no_skipping_where_a_hidden_tile_changes_the_state(tmp_path):
     assert "skip = " not in text and "t_full_lo" not in text
 
 
+def test_scalar_output_and_several_outputs(tmp_path):
+    text = """cascade scalar_out
+rank E, F, M, P
+input Q[e,p], K[e,m], V[f,m]
+output AV, KN, KM
+QK[m,p] = Q[e,p] * K[e,m]
+S[m,p]  = sigmoid(QK[m,p])
+AV[f,p] = S[m,p] * V[f,m]
+KN      = sum(m: sum(e: K[e,m] * K[e,m]))
+KM[e]   = max(m: K[e,m])
+"""
+    compare(parse(text, "<scalar>"), tmp_path, name="scalar_out")
+
+
 def test_grouped_query_heads(tmp_path):
     cascade = ec.load_library("attention_3pass_causal")
     g = generate(cascade, block_m=16, block_n=16, kv_heads=2)
@@ -226,7 +242,7 @@ def test_fuzz_sizes_and_tiles(name, seed, tmp_path):
     rng = np.random.default_rng(seed)
     sizes = {k: int(rng.integers(1, 70)) for k in SIZES}
     sizes["M"] = sizes["P"]  # self-attention masks compare m with p
-    for d in ("E", "F", "D", "N", "H", "V"):
+    for d in ("E", "F", "D", "N", "H", "V", "R"):
         sizes[d] = int(rng.integers(1, 40))
     block_m, block_n = (int(rng.choice([16, 32])) for _ in range(2))
     cascade = ec.load_library(name)

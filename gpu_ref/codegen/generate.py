@@ -142,6 +142,14 @@ def generate(cascade: Cascade, rank: str = "M", block_m: int = 64, block_n: int 
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if kv_heads is not None and kv_heads < 1:
         raise ValueError(f"kv_heads must be a positive number of key/value heads, got {kv_heads}")
+    try:
+        return _generate(cascade, rank, block_m, block_n, dtype, kv_heads)
+    except KernelRefusal as refusal:  # named after the cascade asked for, not its fused form
+        raise KernelRefusal(cascade.name, refusal.einsum, refusal.reason) from None
+
+
+def _generate(cascade: Cascade, rank: str, block_m: int, block_n: int, dtype: str,
+              kv_heads: int | None) -> GeneratedKernel:
     form, note = fused_form(cascade, rank)
     plan = make_plan(form, rank)
     stored = _stored(plan)
@@ -162,5 +170,6 @@ def generate(cascade: Cascade, rank: str = "M", block_m: int = 64, block_n: int 
     if dtype == "bf16":
         sources.insert(0, BF16_HELPER)
     source = module_source(plan, form, note, infos, sources, globals_, stored, block_m, block_n,
-                           torch_dtype, kv_heads, cascade.name, sorted(integer_params))
+                           torch_dtype, kv_heads, cascade.name, sorted(integer_params),
+                           dict(getattr(cascade, "defaults", {}) or {}))
     return GeneratedKernel(cascade.name, note, rank, plan.row, source, infos, block_m, block_n, dtype)

@@ -74,8 +74,9 @@ def _reduced_vars(e: Einsum) -> set[str]:
 
 
 def choose_row(cascade: Cascade, key: str) -> str:
-    """The rank split across programs: in every output, never reduced, not split, not the keys.
-    `P` when it qualifies, else the first such rank in declaration order."""
+    """The rank split across programs: never reduced, not split, not the keys, in an output;
+    `P` when it qualifies, else one in every output, else the first in declaration order (an
+    output without it, e.g. a scalar, is computed by every program and stored by the first)."""
     reduced = set()
     for e in cascade.einsums:
         reduced |= {cascade.var_rank[v] for v in _reduced_vars(e)}
@@ -84,13 +85,15 @@ def choose_row(cascade: Cascade, key: str) -> str:
         if name == key or rank.parts or name in reduced:
             continue
         var = rank.var
-        if all(var in cascade.einsum(o).output_vars for o in cascade.outputs):
-            candidates.append(name)
+        count = sum(var in cascade.einsum(o).output_vars for o in cascade.outputs)
+        if count:
+            candidates.append((name != "P", -count, name))
     if not candidates:
         out = cascade.outputs[0]
         raise _refuse(cascade, out, f"no rank to split programs over: every rank of the outputs besides "
                       f"{key} is reduced somewhere (a program per block of rows needs one that is not)")
-    return "P" if "P" in candidates else candidates[0]
+    order = {name: i for i, name in enumerate(cascade.ranks)}
+    return min(candidates, key=lambda c: (c[0], c[1], order[c[2]]))[2]
 
 
 def _order(cascade: Cascade) -> list[Einsum]:

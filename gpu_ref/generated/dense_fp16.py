@@ -109,6 +109,7 @@ QUERY_SIDE = ('Q',)  # inputs indexed by the row rank (per query head)
 OUTPUTS = ('AV',)
 STORED = {'AV': ('F', 'P')}  # in global memory
 PARAMS = ()
+DEFAULTS = {}  # the cascade's `size` defaults of params
 INTEGER_PARAMS = ()  # params that bound the keys of the tile loops
 RANKS = ('E', 'F', 'P', 'M')
 ROW, KEY, WHOLE = 'P', 'M', ('E', 'F')
@@ -148,6 +149,8 @@ def run(**arguments):
             sizes[name] = value
         else:
             raise TypeError(f"run: unknown argument {name!r} (inputs {', '.join(INPUTS)}; sizes {', '.join(PARAMS + RANKS)})")
+    for p, value in DEFAULTS.items():
+        sizes.setdefault(p, value)
     missing = [n for n in INPUTS if n not in inputs] + [p for p in PARAMS if p not in sizes]
     if missing:
         raise TypeError(f"run: missing {', '.join(missing)}")
