@@ -23,7 +23,7 @@ from einsum_cascade.printer import format_einsum, format_expr
 from gpu_ref.codegen.plan import KernelPlan, Plan
 from gpu_ref.codegen.refusal import KernelRefusal
 from gpu_ref.codegen.values import (
-    COMBINE, FUNCTIONS, IDENTITY, REDUCER, ZERO_PRESERVING, Term, Val, atom, expand,
+    FUNCTIONS, IDENTITY, REDUCER, ZERO_PRESERVING, Term, Val, atom, expand,
 )
 
 
@@ -92,7 +92,6 @@ class KernelWriter:
         self.post = Scope()
         self.scope = self.pre
         self.state: list[tuple[str, str]] = []  # (name before the tile, name after it)
-        self.stores_after: list[str] = []
         self.groups: list[tuple] = []  # conjunctions of conditions of the tile step (see group)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -336,8 +335,8 @@ class KernelWriter:
             raise self.refuse(f"function {node.func} has no Triton form here")
         args = [self.value(a) for a in node.args]
         zero = node.func in ZERO_PRESERVING and args[0].zero
-        if len(args) == 1 and (len(args[0].code) > 40 or "{0}" in FUNCTIONS[node.func].replace("{0}", "", 1)):
-            args = [self.bind("x", args[0])] if FUNCTIONS[node.func].count("{0}") > 1 else args
+        if FUNCTIONS[node.func].count("{0}") > 1 and not args[0].code.replace("_", "").isalnum():
+            args[0] = self.bind("x", args[0])  # a template that repeats its argument: computed once
         return self.combine(FUNCTIONS[node.func], args, zero)
 
     # -- reads -------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ import keyword
 
 import sympy
 
-from einsum_cascade.ast import Comparison, Reduce, size_symbol, value_vars, var_symbol, walk
+from einsum_cascade.ast import Comparison, Reduce, children, value_vars, walk
 from einsum_cascade.ir import Einsum
-from gpu_ref.codegen.emit import KernelWriter, Reg, Scope, describe
+from gpu_ref.codegen.emit import KernelWriter, Reg, describe
 from gpu_ref.codegen.ranges import tile_ranges
 from gpu_ref.codegen.skipping import NEVER, skip_is_identity, tile_bounds
 from gpu_ref.codegen.values import COMBINE, IDENTITY, Val, atom, expand
@@ -143,7 +143,6 @@ class PassWriter(KernelWriter):
                     out.append((node, e, node))
                     found = True
                     continue
-                from einsum_cascade.ast import children
                 stack.extend(children(node))
             if not found:
                 raise self.refuse(f"iterates over {self.plan.key} without a reduction over it", e.name)
