@@ -24,7 +24,8 @@ The cascade these kernels evaluate (softmax_one_3pass_fused):
   AV_R[m1 + 1, f, p] = AV_R[m1, f, p] * PRM[m1, p] + AV_L[m1, f, p]
   AV[f, p] = CF2[p] * AV_R[M1, f, p] / SD[p]
 
-Usage: `run(**inputs, **sizes) -> dict of output tensors` (see run).
+Usage: `run(**inputs, **sizes) -> dict of output tensors` (see run); `prepare(...)` binds
+the arguments once and returns launch(), which runs the kernels again on each call.
 """
 import os
 
@@ -148,6 +149,15 @@ def _pow2(n: int) -> int:
 def run(**arguments):
     """Evaluate the cascade on torch tensors: run(Q=..., K=..., ..., W=3) -> {output: tensor}.
 
+    The same as `prepare(**arguments)()`; see prepare for the arguments.
+    """
+    return prepare(**arguments)()
+
+
+def prepare(**arguments):
+    """Check and bind the arguments, allocate the outputs; returns launch() -> {output: tensor},
+    which runs the kernels (again on every call, into the same outputs).
+
     Each input has the shape of its declaration (one head), or (batch, heads, ...) before it;
     inputs indexed by the row rank carry the query heads, the others the key/value heads
     (grouped-query attention when there are fewer, each shared by heads // kv_heads query
@@ -239,6 +249,11 @@ def run(**arguments):
     grid = (-(-bound[ROW] // BLOCK_M), batch * heads)
     widest = max([args[f"DIM_{r}"] for r in WHOLE], default=16)
     warps = 8 if BLOCK_M * widest >= 128 * 128 else 4  # the running output block, in registers
-    for kernel, params in KERNELS:
-        kernel[grid](*[args[p] for p in params], num_warps=warps)
-    return results
+    launches = [(kernel, [args[p] for p in params]) for kernel, params in KERNELS]
+
+    def launch():
+        for kernel, values in launches:
+            kernel[grid](*values, num_warps=warps)
+        return results
+
+    return launch
