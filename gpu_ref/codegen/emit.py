@@ -124,6 +124,13 @@ class KernelWriter:
     def offs(self, axis: str) -> str:
         return f"offs_{self.c.ranks[axis].var}"
 
+    def inside(self, axis: str) -> str:
+        """Code of the points of an axis inside its extent: `in_e` for a whole axis (all true,
+        a constant the compiler folds, when its extent is its padded power of two)."""
+        if axis in self.plan.whole:
+            return f"in_{self.c.ranks[axis].var}"
+        return f"{self.offs(axis)} < size_{axis}"
+
     def sub(self, expr) -> sympy.Expr:
         return sympy.expand(sympy.sympify(expr).subs(self.subs)) if self.subs else sympy.expand(sympy.sympify(expr))
 
@@ -235,6 +242,11 @@ class KernelWriter:
 
     def mask_name(self, term: Term) -> Val:
         """The variable holding a presence condition in the current scope (defined at its top)."""
+        cond = term.cond
+        if isinstance(cond, Comparison) and cond.op == "<" and str(cond.left) in self.c.variables:
+            axis = self.plan.axis_of(str(cond.left))
+            if axis in self.plan.whole and cond.right == size_symbol(axis):
+                return Val(self.inside(axis), (axis,))
         scope = self.scope
         if term not in scope.masks:
             code = self.cond_code(term.cond)
@@ -407,7 +419,7 @@ class KernelWriter:
                 if axis == self.plan.key:
                     terms.add(Term("key", Comparison(ix, "<", size_symbol(rank))))
                 else:
-                    load_masks.append(Val(f"{self.offs(axis)} < size_{axis}", (axis,)))
+                    load_masks.append(Val(self.inside(axis), (axis,)))
             else:
                 for cond in (Comparison(ix, ">=", sympy.Integer(0)), Comparison(ix, "<", size_symbol(rank))):
                     if not _trivially_true(cond):
@@ -416,19 +428,29 @@ class KernelWriter:
         axes = self.canon(set().union(*(v.axes for v in index_vals)) if index_vals else set())
         ptr = f"ptr_{g.name} + base_{g.name}" + "".join(
             f" + {atom(expand(v.code, v.axes, axes))} * s_{g.name}_{d}" for d, v in enumerate(index_vals))
+        key_masks = []  # dropped in tiles inside the sequence
         for t in sorted(terms, key=lambda t: describe(t.cond)):
-            load_masks.append(self.mask_name(t))
+            (key_masks if t.kind == "key" and self.scope.tile else load_masks).append(self.mask_name(t))
         presence = set()
         for cond in g.presence:  # a stored tensor is present where its conditions held
             mapping = {var_symbol(v): ix for v, ix in zip(g.lhs_vars, idx)}
             presence.add(Term("cond", _subs_cond(cond, mapping)))
         self.group(presence)
         terms |= presence
-        mask = " & ".join(expand(m.code, m.axes, axes) for m in load_masks)
         name = self.fresh(access.tensor.lower())
-        other = ", other=0.0" if mask else ""
-        self.scope.emit(f"{name} = tl.load({ptr}{', mask=' + mask if mask else ''}{other}).to(tl.float32)"
-                        f"  # {access.tensor}[{', '.join(map(str, access.indices))}]")
+        comment = f"  # {access.tensor}[{', '.join(map(str, access.indices))}]"
+
+        def load(masks) -> str:
+            mask = " & ".join(expand(m.code, m.axes, axes) for m in masks)
+            return f"{name} = tl.load({ptr}{', mask=' + mask + ', other=0.0' if mask else ''}).to(tl.float32)"
+
+        if key_masks:
+            self.scope.emit("if MASKED:")
+            self.scope.emit(f"    {load(load_masks + key_masks)}{comment}")
+            self.scope.emit("else:")
+            self.scope.emit(f"    {load(load_masks)}")
+        else:
+            self.scope.emit(load(load_masks) + comment)
         out = Val(name, axes, frozenset(terms), True)
         self.scope.loads[cache_key] = out
         return out

@@ -58,7 +58,7 @@ def _group(name: str) -> int:
 
 
 def is_constexpr(name: str) -> bool:
-    return name in ("BLOCK_M", "BLOCK_N", "INTERPRET") or name.startswith("DIM_")
+    return name in ("BLOCK_M", "BLOCK_N", "INTERPRET") or name.startswith(("DIM_", "EVEN_"))
 
 
 def signature(names: list[str]) -> str:
@@ -92,7 +92,7 @@ class PassWriter(KernelWriter):
             for d, v in enumerate(lhs_vars))
         masks = []
         for axis in axes:
-            masks.append(expand(f"({self.offs(axis)} < size_{axis})", (axis,), axes))
+            masks.append(expand(atom(self.inside(axis)), (axis,), axes))
         if self.plan.row not in axes:
             masks.append("(pid_m == 0)")
         mask = " & ".join(masks)
@@ -379,7 +379,13 @@ class PassWriter(KernelWriter):
                  "pid_bh = tl.program_id(1).to(tl.int64)  # batch * query head",
                  f"offs_{rv} = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)"]
         for axis in plan.whole:
-            lines.append(f"offs_{self.c.ranks[axis].var} = tl.arange(0, DIM_{axis})")
+            v = self.c.ranks[axis].var
+            lines.append(f"offs_{v} = tl.arange(0, DIM_{axis})")
+            if f"in_{v}" in used:
+                lines += [f"if EVEN_{axis}:  # {axis} is its padded power of two: no mask",
+                          f"    in_{v} = tl.full([DIM_{axis}], 1, tl.int1)",
+                          "else:",
+                          f"    in_{v} = offs_{v} < size_{axis}"]
         for name in sorted(self.globals):
             if f"base_{name}" not in used:
                 continue

@@ -90,6 +90,7 @@ def prepare(**arguments):
             "INTERPRET": os.environ.get("TRITON_INTERPRET") == "1"}
     for rank in WHOLE:
         args[f"DIM_{rank}"] = _pow2(bound[rank])
+        args[f"EVEN_{rank}"] = args[f"DIM_{rank}"] == bound[rank]
     for rank in RANKS:
         args[f"size_{rank}"] = bound[rank]
     for p in PARAMS:

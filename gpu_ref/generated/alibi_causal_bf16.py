@@ -39,12 +39,15 @@ def _bf16(x, INTERPRET: tl.constexpr):
 
 
 @triton.jit
-def _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, size_E, size_F, param_SLOPE, m1, offs_p, offs_e, q_1, rm, sd_r, offs_f, av_r, BLOCK_N: tl.constexpr, INTERPRET: tl.constexpr, MASKED: tl.constexpr):
+def _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, param_SLOPE, m1, offs_p, offs_e, in_e, q_1, rm, sd_r, offs_f, in_f, av_r, BLOCK_N: tl.constexpr, INTERPRET: tl.constexpr, MASKED: tl.constexpr):
     """One tile of keys of pass 1: S, QK, LM, RM, PRM, SLN, SD_L, SD_R, AV_L, AV_R."""
     offs_m = m1 * BLOCK_N + tl.arange(0, BLOCK_N)  # keys of tile m1
     keep_0 = offs_m < size_M  # m < M
     keep_1 = ((offs_m[None, :])) <= ((offs_p[:, None]))  # m <= p
-    k_2 = tl.load(ptr_K + base_K + (offs_e[None, :]) * s_K_0 + (offs_m[:, None]) * s_K_1, mask=(offs_e < size_E)[None, :] & keep_0[:, None], other=0.0).to(tl.float32)  # K[e, m]
+    if MASKED:
+        k_2 = tl.load(ptr_K + base_K + (offs_e[None, :]) * s_K_0 + (offs_m[:, None]) * s_K_1, mask=in_e[None, :] & keep_0[:, None], other=0.0).to(tl.float32)  # K[e, m]
+    else:
+        k_2 = tl.load(ptr_K + base_K + (offs_e[None, :]) * s_K_0 + (offs_m[:, None]) * s_K_1, mask=in_e[None, :], other=0.0).to(tl.float32)
     # S[m, p] = Q[e, p] * K[e, m] where m <= p
     s = tl.dot(_bf16(q_1, INTERPRET), _bf16(tl.trans(k_2), INTERPRET))
     # QK[m, p] = S[m, p] + SLOPE * (m - p) where m <= p
@@ -67,7 +70,10 @@ def _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M
     sd_l = tl.sum(x_4, 1)
     # SD_R[m1 + 1, p] = SD_R[m1, p] * PRM[m1, p] + SD_L[m1, p]
     sd_r_next = (sd_r * prm) + sd_l
-    v_5 = tl.load(ptr_V + base_V + (offs_f[None, :]) * s_V_0 + (offs_m[:, None]) * s_V_1, mask=(offs_f < size_F)[None, :] & keep_0[:, None], other=0.0).to(tl.float32)  # V[f, M0*m1 + m0]
+    if MASKED:
+        v_5 = tl.load(ptr_V + base_V + (offs_f[None, :]) * s_V_0 + (offs_m[:, None]) * s_V_1, mask=in_f[None, :] & keep_0[:, None], other=0.0).to(tl.float32)  # V[f, M0*m1 + m0]
+    else:
+        v_5 = tl.load(ptr_V + base_V + (offs_f[None, :]) * s_V_0 + (offs_m[:, None]) * s_V_1, mask=in_f[None, :], other=0.0).to(tl.float32)
     a_6 = sln
     if MASKED:
         a_6 = tl.where(keep_1 & keep_0[None, :], a_6, 0.0)
@@ -79,18 +85,26 @@ def _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M
 
 
 @triton.jit
-def _pass1(ptr_Q, ptr_K, ptr_V, ptr_AV, s_AV_b, s_AV_h, s_K_b, s_K_h, s_Q_b, s_Q_h, s_V_b, s_V_h, s_Q_0, s_Q_1, s_K_0, s_K_1, s_V_0, s_V_1, s_AV_0, s_AV_1, size_E, size_P, size_M, size_F, param_SLOPE, heads, group, BLOCK_M: tl.constexpr, DIM_E: tl.constexpr, DIM_F: tl.constexpr, BLOCK_N: tl.constexpr, INTERPRET: tl.constexpr):
+def _pass1(ptr_Q, ptr_K, ptr_V, ptr_AV, s_AV_b, s_AV_h, s_K_b, s_K_h, s_Q_b, s_Q_h, s_V_b, s_V_h, s_Q_0, s_Q_1, s_K_0, s_K_1, s_V_0, s_V_1, s_AV_0, s_AV_1, size_E, size_F, size_P, size_M, param_SLOPE, heads, group, BLOCK_M: tl.constexpr, DIM_E: tl.constexpr, EVEN_E: tl.constexpr, DIM_F: tl.constexpr, EVEN_F: tl.constexpr, BLOCK_N: tl.constexpr, INTERPRET: tl.constexpr):
     """Pass 1 over M: S, QK, LM, RM, PRM, SLN, SD_L, SD_R, AV_L, AV_R, SD, AV."""
     pid_m = tl.program_id(0)  # block of rows
     pid_bh = tl.program_id(1).to(tl.int64)  # batch * query head
     offs_p = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_e = tl.arange(0, DIM_E)
+    if EVEN_E:  # E is its padded power of two: no mask
+        in_e = tl.full([DIM_E], 1, tl.int1)
+    else:
+        in_e = offs_e < size_E
     offs_f = tl.arange(0, DIM_F)
+    if EVEN_F:  # F is its padded power of two: no mask
+        in_f = tl.full([DIM_F], 1, tl.int1)
+    else:
+        in_f = offs_f < size_F
     base_AV = (pid_bh // heads) * s_AV_b + (pid_bh % heads) * s_AV_h
     base_K = (pid_bh // heads) * s_K_b + ((pid_bh % heads) // group) * s_K_h
     base_Q = (pid_bh // heads) * s_Q_b + (pid_bh % heads) * s_Q_h
     base_V = (pid_bh // heads) * s_V_b + ((pid_bh % heads) // group) * s_V_h
-    q_1 = tl.load(ptr_Q + base_Q + (offs_e[None, :]) * s_Q_0 + (offs_p[:, None]) * s_Q_1, mask=(offs_e < size_E)[None, :] & (offs_p < size_P)[:, None], other=0.0).to(tl.float32)  # Q[e, p]
+    q_1 = tl.load(ptr_Q + base_Q + (offs_e[None, :]) * s_Q_0 + (offs_p[:, None]) * s_Q_1, mask=in_e[None, :] & (offs_p < size_P)[:, None], other=0.0).to(tl.float32)  # Q[e, p]
     # RM: initial value
     rm = tl.full([BLOCK_M], -(3.4028234663852886e+38), tl.float32)
     # SD_R: initial value
@@ -108,16 +122,16 @@ def _pass1(ptr_Q, ptr_K, ptr_V, ptr_AV, s_AV_b, s_AV_h, s_K_b, s_K_h, s_Q_b, s_Q
     t_full_lo = tl.minimum(tl.maximum(tl.cdiv(tl.maximum(core_lo, 0), BLOCK_N), t_lo), t_hi)
     t_full_hi = tl.minimum(tl.maximum(tl.maximum(core_hi + 1, 0) // BLOCK_N, t_full_lo), t_hi)
     for m1 in range(t_lo, t_full_lo):  # tiles before the core: element masks
-        rm, sd_r, av_r = _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, size_E, size_F, param_SLOPE, m1, offs_p, offs_e, q_1, rm, sd_r, offs_f, av_r, BLOCK_N, INTERPRET, MASKED=True)
+        rm, sd_r, av_r = _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, param_SLOPE, m1, offs_p, offs_e, in_e, q_1, rm, sd_r, offs_f, in_f, av_r, BLOCK_N, INTERPRET, MASKED=True)
     for m1 in range(t_full_lo, t_full_hi):  # the core: inside the sequence, every condition true
-        rm, sd_r, av_r = _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, size_E, size_F, param_SLOPE, m1, offs_p, offs_e, q_1, rm, sd_r, offs_f, av_r, BLOCK_N, INTERPRET, MASKED=False)
+        rm, sd_r, av_r = _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, param_SLOPE, m1, offs_p, offs_e, in_e, q_1, rm, sd_r, offs_f, in_f, av_r, BLOCK_N, INTERPRET, MASKED=False)
     for m1 in range(t_full_hi, t_hi):  # tiles after the core: element masks
-        rm, sd_r, av_r = _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, size_E, size_F, param_SLOPE, m1, offs_p, offs_e, q_1, rm, sd_r, offs_f, av_r, BLOCK_N, INTERPRET, MASKED=True)
+        rm, sd_r, av_r = _pass1_tile(ptr_K, ptr_V, base_K, base_V, s_K_0, s_K_1, s_V_0, s_V_1, size_M, param_SLOPE, m1, offs_p, offs_e, in_e, q_1, rm, sd_r, offs_f, in_f, av_r, BLOCK_N, INTERPRET, MASKED=True)
     # SD[p] = SD_R[M1, p]
     sd = sd_r
     # AV[f, p] = AV_R[M1, f, p] / SD[p]
     av = av_r / (sd[:, None])
-    tl.store(ptr_AV + base_AV + offs_f[None, :] * s_AV_0 + offs_p[:, None] * s_AV_1, av.to(ptr_AV.dtype.element_ty), mask=((offs_p < size_P))[:, None] & ((offs_f < size_F))[None, :])  # AV
+    tl.store(ptr_AV + base_AV + offs_f[None, :] * s_AV_0 + offs_p[:, None] * s_AV_1, av.to(ptr_AV.dtype.element_ty), mask=((offs_p < size_P))[:, None] & in_f[None, :])  # AV
 
 
 INPUTS = {'Q': ('E', 'P'), 'K': ('E', 'M'), 'V': ('F', 'M')}  # input -> the rank of each index
@@ -134,7 +148,7 @@ BLOCK_M, BLOCK_N = 128, 64  # rows per program, keys per tile
 DTYPE = torch.bfloat16
 KV_HEADS = None
 KERNELS = (
-    (_pass1, ('ptr_Q', 'ptr_K', 'ptr_V', 'ptr_AV', 's_AV_b', 's_AV_h', 's_K_b', 's_K_h', 's_Q_b', 's_Q_h', 's_V_b', 's_V_h', 's_Q_0', 's_Q_1', 's_K_0', 's_K_1', 's_V_0', 's_V_1', 's_AV_0', 's_AV_1', 'size_E', 'size_P', 'size_M', 'size_F', 'param_SLOPE', 'heads', 'group', 'BLOCK_M', 'DIM_E', 'DIM_F', 'BLOCK_N', 'INTERPRET')),
+    (_pass1, ('ptr_Q', 'ptr_K', 'ptr_V', 'ptr_AV', 's_AV_b', 's_AV_h', 's_K_b', 's_K_h', 's_Q_b', 's_Q_h', 's_V_b', 's_V_h', 's_Q_0', 's_Q_1', 's_K_0', 's_K_1', 's_V_0', 's_V_1', 's_AV_0', 's_AV_1', 'size_E', 'size_F', 'size_P', 'size_M', 'param_SLOPE', 'heads', 'group', 'BLOCK_M', 'DIM_E', 'EVEN_E', 'DIM_F', 'EVEN_F', 'BLOCK_N', 'INTERPRET')),
 )
 
 
@@ -223,6 +237,7 @@ def prepare(**arguments):
             "INTERPRET": os.environ.get("TRITON_INTERPRET") == "1"}
     for rank in WHOLE:
         args[f"DIM_{rank}"] = _pow2(bound[rank])
+        args[f"EVEN_{rank}"] = args[f"DIM_{rank}"] == bound[rank]
     for rank in RANKS:
         args[f"size_{rank}"] = bound[rank]
     for p in PARAMS:
