@@ -89,8 +89,7 @@ def fused_form(cascade: Cascade, rank: str) -> tuple[Cascade, str]:
     result = fuse(cascade, rank)
     if result.status == "reduced" and result.cascade is not None:
         return result.cascade, f"fused: {result.passes_before} -> {result.passes_after} passes"
-    why = "; ".join(f"{k}: {v}" for k, v in result.reasons.items()) or "no rule applies"
-    return cascade, f"not fused ({why}): {before.passes} kernels"
+    return cascade, f"not fused: {before.passes} kernels (`cascadesim fuse` says why)"
 
 
 def _stored(plan: Plan) -> set[str]:

@@ -31,7 +31,7 @@ def kernel_rows(block_m: int = 64, block_n: int = 64) -> list[Row]:
         except KernelRefusal as refusal:
             rows.append(Row(name, rank, "refused", "", 0, refusal.einsum, refusal.reason))
             continue
-        form = g.form.split(" (")[0] if g.form.startswith("not fused") else g.form
+        form = "not fused" if g.form.startswith("not fused") else g.form
         rows.append(Row(name, rank, "generated", form, len(g.kernels)))
     return rows
 
