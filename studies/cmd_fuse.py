@@ -126,7 +126,8 @@ def format_result(result: FuseResult, sizes: dict[str, float], out_path: str | N
             lines.append(f"stops at {result.passes_after} passes:")
             for k, chain in result.chains_left.items():
                 if chain:
-                    lines.append(f"  pass {k} is still forced by {' -> '.join(chain)}")
+                    lines.append(f"  pass {k} is still forced by {' -> '.join(chain)}"
+                                 + (f" (why: {result.why_left[k]})" if k in result.why_left else ""))
     for name, why in result.reasons.items():
         lines.append(f"  {'refused' if result.status == 'refused' else 'not fused'}: {name}: {why}")
     if out_path and result.status == "reduced":

@@ -45,6 +45,7 @@ class FuseResult:
     reasons: dict[str, str] = field(default_factory=dict)
     chains_broken: list[list[str]] = field(default_factory=list)
     chains_left: dict[int, list[str]] = field(default_factory=dict)
+    why_left: dict[int, str] = field(default_factory=dict)  # pass k -> why its chain is left
     identified: list[str] = field(default_factory=list)
     check_error: float | None = None
     check_lines: list[str] = field(default_factory=list)
@@ -90,6 +91,7 @@ class FuseResult:
             "rules": self.rules, "rewritten": self.rewritten, "reasons": self.reasons,
             "chains_broken": self.chains_broken,
             "chains_left": {str(k): v for k, v in self.chains_left.items()},
+            "why_left": {str(k): v for k, v in self.why_left.items()},
             "identified": self.identified,
             "corrections": {n: {op: str(v) for op, v in ops.items()} for n, ops in self.correction_ops().items()},
             "overhead": {op: str(v) for op, v in self.overhead.items()},
@@ -171,6 +173,19 @@ def _overhead(before: Cascade, after: Cascade) -> dict[str, sympy.Expr]:
     return out
 
 
+def _chain_reasons(after: PassReport, refused: dict[str, str]) -> dict[int, str]:
+    """For each chain the rewrite leaves (pass k), the reason of the first Einsum of the chain,
+    or else of an Einsum running in pass k, that a rule refused."""
+    out = {}
+    for k, chain in after.chains.items():
+        in_pass = [e.name for e in after.einsums if e.pass_ == k]
+        for name in [*reversed(chain), *in_pass]:
+            if name in refused:
+                out[k] = f"{name}: {refused[name]}"
+                break
+    return out
+
+
 def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: bool = True,
          rtol: float = RTOL) -> FuseResult:
     """The fewest-pass equivalent of `cascade` over `rank` that the rules find, certified.
@@ -219,7 +234,8 @@ def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: boo
     text = "".join(f"# {h}\n" for h in header) + draft  # comments only: the same cascade
     broken = [chain for k, chain in before.chains.items()
               if chain and all(c[-2:] != chain[-2:] for c in after.chains.values())]
-    res = FuseResult(status="refused", passes_after=after.passes, rules=result.rules,
+    why_left = _chain_reasons(after, result.refused)
+    res = FuseResult(status="refused", passes_after=after.passes, rules=result.rules, why_left=why_left,
                      rewritten=result.rewritten, reasons=dict(result.refused), chains_broken=broken,
                      chains_left=dict(after.chains), identified=result.matches,
                      corrections=[i.einsum.name for i in result.einsums if i.correction and not i.einsum.is_initial],

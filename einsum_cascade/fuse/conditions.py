@@ -27,7 +27,7 @@ def reads(cond) -> list[Access]:
 
 def subs_condition(cond, mapping: dict):
     """`cond` with rank-variable symbols replaced (`mapping`: sympy symbol -> affine expression).
-    A variable read as a value may only be renamed to another variable (else ValueError)."""
+    A variable read as a value may only be renamed to another variable (else a Refusal)."""
     if isinstance(cond, Comparison):
         return Comparison(sympy.sympify(cond.left).subs(mapping, simultaneous=True), cond.op,
                           sympy.sympify(cond.right).subs(mapping, simultaneous=True))
@@ -45,7 +45,9 @@ def _subs_node(node, mapping: dict):
             if str(key) == node.name:
                 if isinstance(value, sympy.Symbol):
                     return Var(value.name)
-                raise ValueError(f"the variable {node.name} is read as a value in a condition")
+                from einsum_cascade.fuse.refusals import Refusal
+                raise Refusal(f"the variable {node.name} is read as a value in a condition: its "
+                              "tiled form m1*M0 + m0 is not written there")
         return node
     if isinstance(node, Unary):
         return Unary(node.op, _subs_node(node.operand, mapping))

@@ -35,6 +35,7 @@ from einsum_cascade.ast import (
     Node,
     Reduce,
     Unary,
+    children,
     size_symbol,
     value_vars,
     var_symbol,
@@ -45,6 +46,7 @@ from einsum_cascade.fuse.conditions import canon as _condition_key
 from einsum_cascade.fuse.conditions import condition_vars, reads, subs_condition
 from einsum_cascade.fuse.algebra import Atoms, to_ast, to_sympy
 from einsum_cascade.fuse.deferred import separate
+from einsum_cascade.fuse.normalise import normalise, positive_tensors
 from einsum_cascade.fuse.refusals import Refusal, text
 from einsum_cascade.ir import Cascade, Einsum
 from einsum_cascade.passes import passes
@@ -104,7 +106,7 @@ class Rewriter:
         self.rvars = cascade.rank_vars(rank)
         self.report = passes(cascade, rank)
         self.info = {e.name: e for e in self.report.einsums}
-        self.atoms = Atoms()
+        self.atoms = Atoms(positive=positive_tensors(cascade))
         self.variables = set(cascade.variables)
         m1_size, m0_size = tile_names
         self.m1_size = m1_size
@@ -121,7 +123,9 @@ class Rewriter:
         self.x_tensors: dict[str, str] = {}
         self.factors: dict[tuple, str] = {}
         self.aliases: dict = {}
-        self._known: dict | None = None
+        self._known: dict[int, dict] = {}
+        self.level = 1  # the pass the reduction being rewritten is moved into
+        self.made_in: dict[str, int] = {}  # tensor made by a rule -> the pass it is complete in
 
     # -- names and emission ------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -133,6 +137,7 @@ class Rewriter:
 
     def emit(self, name, lhs, expr, where, rule, note, initial=False, correction=False) -> None:
         e = _einsum(name, tuple(sympy.sympify(i) for i in lhs), expr, _unique(where), initial)
+        self.made_in.setdefault(name, self.level)
         self.pending.append(Emitted(e, rule, note, correction))
 
     def show(self, expr: sympy.Expr) -> str:
@@ -147,20 +152,24 @@ class Rewriter:
         return info.kind, info.complete
 
     def is_late_global(self, access: Access) -> bool:
+        """A global complete only at the end of pass `level` or later (not yet known while the
+        reduction streams in pass `level`)."""
         if access.tensor not in self.cascade.tensors:  # made by a rule: final reads are late
-            return bool(access.indices) and access.indices[0] == size_symbol(self.m1_size)
+            return (bool(access.indices) and access.indices[0] == size_symbol(self.m1_size)
+                    and self.made_in.get(access.tensor, self.level) >= self.level)
+        kind, complete = self._kind(access.tensor)
         if self.cascade.is_final_read(access):
             step = self.cascade.einsum(access.tensor).iterative_var
             if step in self.rvars:
-                return True
-        kind, complete = self._kind(access.tensor)
-        return kind == "global" and complete >= 1
+                return complete >= self.level
+        return kind == "global" and complete >= self.level
 
     def is_late_streamed(self, tensor: str) -> bool:
+        """A tensor that keeps the rank but streams only after pass `level` (it is inlined)."""
         if tensor not in self.cascade.tensors:
             return False
         kind, complete = self._kind(tensor)
-        return tensor not in self.cascade.inputs and kind == "streamed" and complete >= 2
+        return tensor not in self.cascade.inputs and kind == "streamed" and complete >= self.level + 1
 
     def late_symbols(self) -> set:
         return {s for s, n in self.atoms.node.items()
@@ -317,13 +326,13 @@ class Rewriter:
         return sympy.Mul(*out)
 
     def known_sums(self) -> dict:
-        """Sums over m that the cascade already computes in pass 1: key -> their value."""
-        if self._known is not None:
-            return self._known
-        self._known = {}
+        """Sums over m that the cascade already computes in pass `level`: key -> their value."""
+        if self.level in self._known:
+            return self._known[self.level]
+        known = self._known[self.level] = {}
         for e in self.cascade.einsums:
             info = None if e.is_initial else self.info.get(e.name)
-            if info is None or info.pass_ != 1 or info.kind != "global":
+            if info is None or info.pass_ != self.level or info.kind != "global":
                 continue
             if len(set(e.lhs)) != len(e.lhs) or not all(isinstance(i, sympy.Symbol) for i in e.lhs):
                 continue
@@ -345,8 +354,8 @@ class Rewriter:
                 reduced, body = found[0].vars, found[0].body
                 where = tuple(found[0].where)  # its own mask and the Einsum's copied into it
             u = to_sympy(body, self.atoms)
-            self._known[(sympy.srepr(u), tuple(reduced), tuple(self.canon(where)), keep)] = me / scale
-        return self._known
+            known[(sympy.srepr(u), tuple(reduced), tuple(self.canon(where)), keep)] = me / scale
+        return known
 
     def sum_of(self, u: sympy.Expr, reduced: tuple[str, ...], where: list, out: tuple[str, ...],
                owner: str, used: list, rules: set) -> sympy.Expr:
@@ -415,7 +424,7 @@ class Rewriter:
         """The value of op over `reduced` of `body`, every sum computed in the first pass."""
         wheres = list(where)
         self.check_conditions(wheres)
-        expr = to_sympy(body, self.atoms, read=lambda a: self.read(a, wheres)).subs(self.aliases)
+        expr = normalise(to_sympy(body, self.atoms, read=lambda a: self.read(a, wheres)).subs(self.aliases))
         late = self.late_symbols()
         reduced_set = set(reduced)
         if not (expr.free_symbols & late):
@@ -556,7 +565,7 @@ class Rewriter:
                                   rules, matches)
 
         value = to_sympy(e.expr, self.atoms, read=lambda a: self.read(a, []), reduce=reduce)
-        value = self.hoist(value.subs(self.aliases), out_vars)
+        value = self.hoist(normalise(value.subs(self.aliases)), out_vars)
         self._alias(e, value)
         keep_where = tuple(c for c in e.where if not (self._where_vars([c]) & explicit))
         return _einsum(e.name, e.lhs, to_ast(value, self.atoms, self.variables), keep_where)
@@ -576,22 +585,20 @@ class Rewriter:
                 out.append(Emitted(e, "original"))
                 continue
             rules: set = set()
-            self.pending = []
-            mark = (dict(self.sums), dict(self.running), set(self.taken), dict(self.x_tensors),
-                    dict(self.factors), dict(self.aliases), self.tiled, len(matches))
-            try:
-                try:
-                    new = self.rewrite_einsum(e, rules, matches)
-                except (TypeError, ValueError, AttributeError, KeyError, NotImplementedError) as err:
-                    # a construct the algebra or a rule does not know (a newer language)
-                    raise Refusal(f"{e.name} uses a construct the rules do not handle ({err})") from err
-            except Refusal as why:  # undo what the failed rewrite registered
-                (self.sums, self.running, self.taken, self.x_tensors, self.factors, self.aliases,
-                 self.tiled, kept) = mark
-                del matches[kept:]
-                refused[e.name] = str(why)
+            new, why = None, None
+            for level in range(1, info.pass_):  # the earliest pass it can move into
+                new, failed = self._attempt(e, level, rules, matches)
+                if new is not None:
+                    break
+                why = why or failed  # the reason it cannot reach pass 1 is the one to report
+            self.level = 1
+            if new is None:
+                refused[e.name] = why
                 out.append(Emitted(e, "original", f"not rewritten: {why}"))
                 continue
+            if level > 1:
+                refused[e.name] = (f"its sums stream in pass {level} instead of {info.pass_} "
+                                   f"(partly fused); not in pass 1 because: {why}")
             out.extend(self.pending)
             order = [r for r in ("inlined", "deferred normalisation", "running extremum",
                                  "multiplicative correction", "moments (running sums of powers)")
@@ -602,8 +609,9 @@ class Rewriter:
                                "multiplicative correction" in rules))
         out = self._replace_matched_extrema(out, matches)
         out = _ordered(_live(self.cascade, out))
+        outside = _read_outside_reductions(out) | set(self.cascade.outputs)
         for e in self.cascade.einsums:
-            if (not e.is_initial and self.is_late_streamed(e.name)
+            if (not e.is_initial and self.is_late_streamed(e.name) and e.name in outside
                     and any(x.einsum.name == e.name for x in out)):
                 refused.setdefault(e.name, f"{e.name} keeps {self.rvar} and needs a global of a previous "
                                    "pass; it is an output or read outside a reduction, so its "
@@ -611,6 +619,24 @@ class Rewriter:
         notes = [f"{self.show(sym)} = {'' if sign > 0 else '-'}{rmax.rm} at its last index"
                  for sym, rmax, sign, _ in matches]
         return Rewrite(out, self.tiled, all_rules, rewritten, refused, sorted(set(notes)))
+
+    def _attempt(self, e: Einsum, level: int, rules: set, matches: list) -> tuple[Einsum | None, str]:
+        """Rewrite reduction `e` so that its sums stream in pass `level`; on a Refusal, undo what
+        the attempt registered and return (None, the reason). A `RuleError` (a node a rule does
+        not accept: a bug, not a property of the cascade) propagates."""
+        self.level = level
+        self.pending = []
+        mark = (dict(self.sums), dict(self.running), set(self.taken), dict(self.x_tensors),
+                dict(self.factors), dict(self.aliases), self.tiled, len(matches), dict(self.made_in))
+        tried = set(rules)
+        try:
+            return self.rewrite_einsum(e, rules, matches), ""
+        except Refusal as why:
+            (self.sums, self.running, self.taken, self.x_tensors, self.factors, self.aliases,
+             self.tiled, kept, self.made_in) = mark
+            del matches[kept:]
+            rules.intersection_update(tried)
+            return None, str(why)
 
     def _replace_matched_extrema(self, out: list[Emitted], matches: list) -> list[Emitted]:
         """A global max (min) over m equal to a running maximum is read from it after the last
@@ -686,6 +712,21 @@ def _live(cascade: Cascade, items: list[Emitted]) -> list[Emitted]:
         live.add(name)
         stack.extend(reads.get(name, ()))
     return [item for item in items if item.einsum.name in live]
+
+
+def _read_outside_reductions(items: list[Emitted]) -> set[str]:
+    """Tensors some Einsum of `items` reads elementwise (not only inside a reduction)."""
+    out: set[str] = set()
+    for item in items:
+        stack = [item.einsum.expr, *item.einsum.where]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Reduce):
+                continue
+            if isinstance(node, Access):
+                out.add(node.tensor)
+            stack.extend(children(node))
+    return out
 
 
 def _nodes(e: Einsum):
