@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported when the command runs, not to build the parser
 # tokens with 256-key tiles (as the taxonomy report).
 DEFAULT_SIZES = {"E": 64, "F": 64, "M": 4096, "P": 4096, "N": 64, "W": 256, "D": 64}
 EXIT_REFUSED = 3
+DEFAULT_BLOCK = 64  # keys per tile when --block gives no number (einsum_cascade.fuse.DEFAULT_BLOCK_SIZE)
 
 
 def _block(arg: str | None) -> tuple[str | None, int | None]:
@@ -52,7 +53,7 @@ def overhead_sizes(result: FuseResult, sizes: dict[str, float], block_value: int
     out.update(sizes)
     tile = result.block
     if tile and tile not in out:
-        out[tile] = block_value or 256
+        out[tile] = block_value or result.block_size or DEFAULT_BLOCK
     for param in result.original.params:
         out.setdefault(param, 1)  # a param changes a count only inside a where clause
     names = set(result.original.size_names) | set(result.original.params) | {tile}
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--rank {args.rank}: not a rank of {args.file} (ranks: {', '.join(cascade.ranks)})")
     name, value = _block(args.block)
     sizes = parse_sizes(args.size)
-    result = fuse(cascade, args.rank, block=name, check=not args.no_check)
+    result = fuse(cascade, args.rank, block=name, check=not args.no_check, block_size=value)
     at = overhead_sizes(result, sizes, value)
     if args.output and result.status in ("reduced", "minimal"):
         Path(args.output).write_text(result.text)

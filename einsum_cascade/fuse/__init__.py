@@ -14,7 +14,7 @@ import sympy
 
 from einsum_cascade.cost import _partition_subs, einsum_ops, numeric_points, symbolic_points
 from einsum_cascade.errors import CascadeError
-from einsum_cascade.fuse.certify import certify
+from einsum_cascade.fuse.certify import certify, simulate_line
 from einsum_cascade.fuse.rewrite import Rewriter
 from einsum_cascade.ir import Cascade, Rank
 from einsum_cascade.parser import parse
@@ -22,6 +22,7 @@ from einsum_cascade.passes import PassReport, passes
 from einsum_cascade.printer import print_cascade
 
 RTOL = 1e-9
+DEFAULT_BLOCK_SIZE = 64  # keys per tile written into a fused cascade as `size M0 = 64`
 
 
 @dataclass
@@ -50,6 +51,8 @@ class FuseResult:
     check_error: float | None = None
     check_lines: list[str] = field(default_factory=list)
     block: str | None = None
+    block_size: int | None = None  # the tile's default in the fused cascade (None: not tiled by fuse)
+    simulation: str = ""  # the certificate's line on simulating the fused cascade (fusemax-cloud)
     corrections: list[str] = field(default_factory=list)
     _overhead: dict | None = field(default=None, repr=False)
 
@@ -95,7 +98,8 @@ class FuseResult:
             "identified": self.identified,
             "corrections": {n: {op: str(v) for op, v in ops.items()} for n, ops in self.correction_ops().items()},
             "overhead": {op: str(v) for op, v in self.overhead.items()},
-            "check_error": self.check_error, "check": self.check_lines, "block": self.block,
+            "check_error": self.check_error, "check": self.check_lines, "block": self.block, "block_size": self.block_size,
+            "simulation": self.simulation,
         }
         if sizes:
             out["overhead_at"] = {"sizes": sizes, "ops": self.overhead_at(sizes)}
@@ -187,14 +191,23 @@ def _chain_reasons(after: PassReport, refused: dict[str, str]) -> dict[int, str]
 
 
 def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: bool = True,
-         rtol: float = RTOL) -> FuseResult:
+         rtol: float = RTOL, block_size: int | None = None, simulate: bool | None = None) -> FuseResult:
     """The fewest-pass equivalent of `cascade` over `rank` that the rules find, certified.
 
     `block` names the tile size of the rank (default `M0` for rank `M`; a rank already split
     in two keeps its parts). With `check` the result is evaluated against the input (see
     `certify`) and refused if any output differs by more than `rtol` (relative to its largest
-    magnitude); without it the result is marked unchecked (`check_error` None).
+    magnitude); without it the result is marked unchecked (`check_error` None). With
+    `simulate` (default: as `check`) the certificate also simulates the fused cascade on
+    fusemax-cloud with the auto mapping (`certify.simulate_line`); a cascade the simulator cannot
+    map gets a note with the mapper's reason, not a refusal. A cascade tiled by the rewrite
+    carries its tile as a default, `size M0 = block_size` (default 64), so it evaluates at the
+    original's sizes alone (M1 = M / M0 derived).
     """
+    simulate = check if simulate is None else simulate
+    block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise CascadeError(f"block size {block_size!r} must be a positive integer", cascade.file)
     if rank not in cascade.ranks:
         raise CascadeError(f"unknown rank {rank!r} (ranks: {', '.join(cascade.ranks)})", cascade.file)
     before = passes(cascade, rank)
@@ -206,9 +219,14 @@ def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: boo
     result = Rewriter(cascade, rank, tile).run()
     header = [f"{cascade.name} fused over {rank} by cascadesim fuse: {before.passes} passes as written"]
     ranks = _with_ranks(cascade, rank, tile, result.tiled)
+    defaults = dict(cascade.defaults)
+    if result.tiled and not cascade.ranks[rank].parts:  # the tile fuse chose travels with the file
+        defaults[tile[1]] = block_size
+        base["block_size"] = block_size
     shell = Cascade(name=f"{cascade.name}_fused", ranks=ranks, params=list(cascade.params),
                     inputs=dict(cascade.inputs), outputs=list(cascade.outputs),
-                    einsums=[item.einsum for item in result.einsums], file=cascade.file)
+                    einsums=[item.einsum for item in result.einsums], file=cascade.file,
+                    defaults=defaults)
     comments = {}
     for i, item in enumerate(result.einsums):
         if item.rule == "original":
@@ -258,6 +276,9 @@ def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: boo
     stamp = (f"# certified: equal to {cascade.name} within a relative {res.check_error:.1e} on "
              f"{len(res.check_lines)} random fp64 trials (inputs x1, x10, x100)\n" if check else
              "# NOT certified: written with --no-check\n")
+    if simulate:
+        res.simulation = simulate_line(cascade, fused, rank)
+        stamp += f"# {res.simulation}\n"
     res.status, res.cascade, res.text = "reduced", fused, stamp + text
     return res
 

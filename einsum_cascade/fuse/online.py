@@ -94,6 +94,8 @@ def build_running_sum(ctx, rmax: RunningMax, w: sympy.Expr, reduced: tuple[str, 
     body = sln if w == 1 else Binary("*", sln, ctx.tiled_ast(w))
     others = tuple(v for v in reduced if v != ctx.rvar)
     sl, rs = ctx.fresh(owner + "_L"), ctx.fresh(owner + "_R")
+    if w == 1:  # a running sum of exponentials: positive (normalise.py splits its logarithm)
+        ctx.atoms.positive.add(rs)
     ctx.emit(sl, (t1,) + outs, Reduce("sum", (m0,) + others, body), ctx.tile_where(where),
              "running extremum", f"tile {m1} of sum_m exp(x - RM) * ({ctx.show(w)}) for {owner}")
     ctx.emit(rs, (sympy.Integer(0),) + outs, Number(0.0), (), "running extremum",
