@@ -36,7 +36,8 @@ from einsum_cascade.errors import CascadeError
 
 MAX_ENUMERATED_POINTS = 200_000_000  # outer points enumerated by a numeric count
 _CHUNK_ELEMENTS = 4_000_000  # array elements per chunk of a numeric count
-_MAX_DNF_TERMS = 6  # inclusion-exclusion over at most this many terms (2^6 - 1 conjunctions)
+_MAX_DNF_TERMS = 3  # inclusion-exclusion over at most this many terms (2^3 - 1 = 7 conjunctions);
+# beyond, the count is an explicit Sum over the constrained variables (its size linear in the clauses)
 
 PointsFn = Callable[[frozenset, tuple], object]
 TRUE, FALSE = ("true",), ("false",)

@@ -47,6 +47,7 @@ class RunningMax:
         return Access(self.rm, (size_symbol(self._m1_size),) + tuple(var_symbol(v) for v in self.pv))
 
     _m1_size: str = "M1"
+    inner: tuple[str, ...] = ()  # other reduced variables x depends on (a 2D window: n with m)
 
 
 def _pv_syms(pv):
@@ -54,17 +55,21 @@ def _pv_syms(pv):
 
 
 def build_running_max(ctx, x: sympy.Expr, pv: tuple[str, ...], where: tuple[Comparison, ...],
-                      masked: bool) -> RunningMax:
-    """Emit LM, RM, PRM and SLN for exponent x (a sympy expression of streamed atoms)."""
+                      masked: bool, inner: tuple[str, ...] = ()) -> RunningMax:
+    """Emit LM, RM, PRM and SLN for exponent x (a sympy expression of streamed atoms). With
+    `inner` (variables reduced together with m, a 2D window's n), each tile's maximum runs over
+    m0 and `inner`: max over (m, n) = max over tiles m1 of max over (m0, n), so the identity
+    of the running maximum holds unchanged with the tile enlarged to m0 x inner."""
     m1, m0, M0 = ctx.tile
     t1, t0 = var_symbol(m1), var_symbol(m0)
     pvs = _pv_syms(pv)
-    x_tile = ctx.read_tiled(x, pv, where)
+    ivs = _pv_syms(inner)
+    x_tile = ctx.read_tiled(x, inner + pv, where)
     tiled_where = ctx.tile_where(where)
     names = [ctx.fresh(b) for b in ("LM", "RM", "PRM", "SLN")]
     lm, rm, prm, sln = names
     note = f"running max of {ctx.show(x)}"
-    ctx.emit(lm, (t1,) + pvs, Reduce("max", (m0,), x_tile), tiled_where,
+    ctx.emit(lm, (t1,) + pvs, Reduce("max", (m0,) + tuple(inner), x_tile), tiled_where,
              "running extremum", f"{note}: maximum of tile {m1}")
     floor = Unary("-", Number(math.inf)) if not masked else Unary("-", Number(-FLOOR))
     ctx.emit(rm, (sympy.Integer(0),) + pvs, floor, (), "running extremum",
@@ -77,9 +82,10 @@ def build_running_max(ctx, x: sympy.Expr, pv: tuple[str, ...], where: tuple[Comp
     ctx.emit(prm, (t1,) + pvs, Call("exp", (Binary("-", prev, new),)), (),
              "running extremum", "correction exp(RM_prev - RM_new) applied to every running sum "
              "that carries this maximum", correction=True)
-    ctx.emit(sln, (t1, t0) + pvs, Call("exp", (Binary("-", x_tile, new),)), tiled_where,
+    ctx.emit(sln, (t1, t0) + ivs + pvs, Call("exp", (Binary("-", x_tile, new),)), tiled_where,
              "running extremum", f"exp({ctx.show(x)} - running max): every exponent <= 0")
-    return RunningMax(x, pv, frozenset(ctx.canon(where)), lm, rm, prm, sln, _m1_size=ctx.m1_size)
+    return RunningMax(x, pv, frozenset(ctx.canon(where)), lm, rm, prm, sln, _m1_size=ctx.m1_size,
+                      inner=tuple(inner))
 
 
 def build_running_sum(ctx, rmax: RunningMax, w: sympy.Expr, reduced: tuple[str, ...],
@@ -90,7 +96,7 @@ def build_running_sum(ctx, rmax: RunningMax, w: sympy.Expr, reduced: tuple[str, 
     t1, t0 = var_symbol(m1), var_symbol(m0)
     pvs = _pv_syms(rmax.pv)
     outs = tuple(var_symbol(v) for v in out)
-    sln = Access(rmax.sln, (t1, t0) + pvs)
+    sln = Access(rmax.sln, (t1, t0) + _pv_syms(rmax.inner) + pvs)
     body = sln if w == 1 else Binary("*", sln, ctx.tiled_ast(w))
     others = tuple(v for v in reduced if v != ctx.rvar)
     sl, rs = ctx.fresh(owner + "_L"), ctx.fresh(owner + "_R")

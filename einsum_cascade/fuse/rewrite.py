@@ -394,21 +394,22 @@ class Rewriter:
         x = sympy.Add(*[f.args[0] for f in exps])
         w = sympy.Mul(*[f for f in sympy.Mul.make_args(u) if not isinstance(f, sympy.exp)])
         w = self.materialise(w, where)
-        if x_vars & (reduced_set - {self.rvar}):
-            raise Refusal(f"the exponent {self.show(x)} depends on "
-                          f"{', '.join(sorted(x_vars & reduced_set - {self.rvar}))}, reduced with m: "
-                          "one running maximum per output point is not enough")
+        inner = tuple(v for v in reduced if v != self.rvar and v in x_vars)  # a 2D window's n
+        if set(inner) & self.rvars:
+            raise Refusal(f"the exponent {self.show(x)} depends on {', '.join(sorted(set(inner) & self.rvars))}, "
+                          f"a part of {self.rank} reduced with {self.rvar}")
         pv = tuple(v for v in out if v in x_vars)
-        if set(pv) != x_vars - {self.rvar}:
+        if set(pv) | set(inner) != x_vars - {self.rvar}:
             raise Refusal(f"the exponent {self.show(x)} has variables outside the reduction's output")
-        x_where = tuple(c for c in where if condition_vars(c, self.variables) <= set(pv) | {self.rvar})
-        rkey = (sympy.srepr(x), pv, tuple(self.canon(x_where)))
+        x_where = tuple(c for c in where
+                        if condition_vars(c, self.variables) <= set(pv) | set(inner) | {self.rvar})
+        rkey = (sympy.srepr(x), pv, inner, tuple(self.canon(x_where)))
         rmax = self.running.get(rkey)
         if rmax is None:
             tensors = {self.atoms.node[s].tensor for s in x.free_symbols
                        if s in self.atoms.node and isinstance(self.atoms.node[s], Access)}
             masked = bool(x_where) or self.masked(tensors)
-            rmax = online.build_running_max(self, x, pv, x_where, masked)
+            rmax = online.build_running_max(self, x, pv, x_where, masked, inner)
             self.running[rkey] = rmax
         self.tiled = True
         final = online.build_running_sum(self, rmax, w, reduced, keep, where, owner)
@@ -662,9 +663,10 @@ class Rewriter:
         found = correction.extremum_of(self, Access(e.name, tuple(e.lhs)))
         if found is None:
             return None
-        op, body, where = found
+        op, body, where, reduced = found
         for rmax in self.running.values():
-            if where != rmax.where or set(rmax.pv) != {str(i) for i in e.lhs}:
+            if (where != rmax.where or set(rmax.pv) != {str(i) for i in e.lhs}
+                    or set(reduced) != {self.rvar, *rmax.inner}):
                 continue
             final = rmax.final()
             if op == "max" and sympy.expand(body - rmax.x) == 0:
