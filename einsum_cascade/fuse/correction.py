@@ -31,7 +31,7 @@ def extremum_of(ctx, access) -> tuple[str, sympy.Expr, frozenset, tuple] | None:
         return None
     if not isinstance(e.expr, Reduce) or e.expr.op not in ("max", "min") or e.implicit_vars:
         return None
-    if ctx.rvar not in e.expr.vars:
+    if not set(e.expr.vars) & ctx.rvars:
         return None
     mapping = ctx.lhs_mapping(e, access)
     if mapping is None:
@@ -53,7 +53,7 @@ def identify(ctx, value: sympy.Expr, used: list) -> tuple[sympy.Expr, list[tuple
             continue
         op, body, where, reduced = found
         for rmax, final in used:
-            if where != rmax.where or set(reduced) != {ctx.rvar, *rmax.inner}:
+            if where != rmax.where or set(reduced) != {*rmax.stream, *rmax.inner}:
                 continue
             if op == "max" and sympy.expand(body - rmax.x) == 0:
                 matches.append((sym, rmax, 1, final))

@@ -104,6 +104,8 @@ class Rewriter:
         self.rank = rank
         self.rvar = cascade.ranks[rank].var
         self.rvars = cascade.rank_vars(rank)
+        self.parts = tuple(p.lower() for p in cascade.ranks[rank].parts)  # (m1, m0) of a split rank
+        self.stream: tuple[str, ...] = (self.rvar,)  # the variables of the rank being reduced
         self.report = passes(cascade, rank)
         self.info = {e.name: e for e in self.report.einsums}
         self.atoms = Atoms(positive=positive_tensors(cascade))
@@ -274,9 +276,9 @@ class Rewriter:
         """x at m = m1*M0 + m0: the atom's own tensor when x is one read, else a new tensor X."""
         if x in self.atoms.node and isinstance(self.atoms.node[x], Access):
             return self.tiled_ast(x)
-        key = sympy.srepr(x) + repr(pv)
+        key = sympy.srepr(x) + repr(pv) + repr(self.stream)
         name = self.x_tensors.get(key)
-        lhs = (var_symbol(self.rvar),) + tuple(var_symbol(v) for v in pv)
+        lhs = tuple(var_symbol(v) for v in self.stream + tuple(pv))
         if name is None:
             name = self.fresh("X")
             self.x_tensors[key] = name
@@ -394,22 +396,30 @@ class Rewriter:
         x = sympy.Add(*[f.args[0] for f in exps])
         w = sympy.Mul(*[f for f in sympy.Mul.make_args(u) if not isinstance(f, sympy.exp)])
         w = self.materialise(w, where)
-        inner = tuple(v for v in reduced if v != self.rvar and v in x_vars)  # a 2D window's n
+        stream = set(self.stream)
+        inner = tuple(v for v in reduced if v not in stream and v in x_vars)  # a 2D window's n
         if set(inner) & self.rvars:
             raise Refusal(f"the exponent {self.show(x)} depends on {', '.join(sorted(set(inner) & self.rvars))}, "
-                          f"a part of {self.rank} reduced with {self.rvar}")
+                          f"a part of {self.rank} reduced with {', '.join(self.stream)}")
         pv = tuple(v for v in out if v in x_vars)
-        if set(pv) | set(inner) != x_vars - {self.rvar}:
+        if set(pv) | set(inner) != x_vars - stream:
             raise Refusal(f"the exponent {self.show(x)} has variables outside the reduction's output")
         x_where = tuple(c for c in where
-                        if condition_vars(c, self.variables) <= set(pv) | set(inner) | {self.rvar})
-        rkey = (sympy.srepr(x), pv, inner, tuple(self.canon(x_where)))
+                        if condition_vars(c, self.variables) <= set(pv) | set(inner) | stream)
+        stream = self.stream
+        if len(stream) == 2 and stream[1] not in x_vars:
+            stream = stream[:1]  # x is constant within a block: one running-max step per block
+        rkey = (sympy.srepr(x), pv, inner, stream, tuple(self.canon(x_where)))
         rmax = self.running.get(rkey)
         if rmax is None:
             tensors = {self.atoms.node[s].tensor for s in x.free_symbols
                        if s in self.atoms.node and isinstance(self.atoms.node[s], Access)}
             masked = bool(x_where) or self.masked(tensors)
-            rmax = online.build_running_max(self, x, pv, x_where, masked, inner)
+            kept, self.stream = self.stream, stream
+            try:
+                rmax = online.build_running_max(self, x, pv, x_where, masked, inner)
+            finally:
+                self.stream = kept
             self.running[rkey] = rmax
         self.tiled = True
         final = online.build_running_sum(self, rmax, w, reduced, keep, where, owner)
@@ -528,6 +538,30 @@ class Rewriter:
         if value in self.atoms.node and not e.where:
             self.aliases[self.atoms.symbol(Access(e.name, tuple(e.lhs)))] = value
 
+    def stream_of(self, name: str, reduced) -> tuple[str, ...] | None:
+        """Which variables of the rank a reduction runs over: (m,), both parts (m1, m0) of a
+        split rank (the same points as m), or its outer part (m1) alone (one step per block);
+        None when it runs over none. Raises Refusal for the inner part (m0) alone or a mix."""
+        mine = set(reduced) & self.rvars
+        if not mine:
+            return None
+        if mine == {self.rvar}:
+            return (self.rvar,)
+        if len(self.parts) == 2 and mine == set(self.parts):
+            return self.parts
+        if len(self.parts) == 2 and mine == {self.parts[0]}:
+            return (self.parts[0],)
+        raise Refusal(f"{name} reduces over {', '.join(sorted(mine))} of {self.rank}: a reduction within "
+                      f"a block ({self.parts[1] if self.parts else self.rvar} alone) or over the whole rank "
+                      "and a part together is not rewritten")
+
+    def within(self) -> tuple[str, ...]:
+        """The variables of the current reduction inside one tile (m0), none for a reduction over
+        the blocks (m1) alone."""
+        if self.parts and self.stream == (self.parts[0],):
+            return ()
+        return (self.tile[1],)
+
     def rewrite_einsum(self, e: Einsum, rules: set, matches: list) -> Einsum:
         """The new definition of reduction `e` (helpers go to `pending`)."""
         out_vars = tuple(str(s) for i in e.lhs for s in sorted(sympy.sympify(i).free_symbols, key=str)
@@ -536,12 +570,10 @@ class Rewriter:
             raise Refusal(f"{e.name} is a recurrence that needs a global of a previous pass")
         if len(set(e.lhs)) != len(e.lhs) or not all(isinstance(i, sympy.Symbol) for i in e.lhs):
             raise Refusal(f"{e.name}: left-hand indices that are not distinct variables are not supported")
-        implicit_r = e.implicit_vars & self.rvars
-        if implicit_r - {self.rvar}:
-            raise Refusal(f"{e.name} reduces over the partition variables "
-                          f"{', '.join(sorted(implicit_r))}: only a reduction over {self.rvar} is rewritten")
+        implicit_stream = self.stream_of(e.name, e.implicit_vars)
         space = tuple(out_vars) + tuple(sorted(e.implicit_vars))
-        if implicit_r:
+        if implicit_stream is not None:
+            self.stream = implicit_stream
             value = self.reduction("sum", tuple(sorted(e.implicit_vars)), e.expr, list(e.where),
                                    out_vars, e.name, rules, matches)
             keep_where = tuple(c for c in e.where if not (self._where_vars([c]) & e.implicit_vars))
@@ -551,13 +583,10 @@ class Rewriter:
         explicit = e.reduced_vars - e.implicit_vars
 
         def reduce(node: Reduce):
-            if self.rvar not in node.vars:
-                if set(node.vars) & self.rvars:
-                    raise Refusal(f"{e.name} reduces over {', '.join(node.vars)}: only a reduction "
-                                  f"over {self.rvar} is rewritten")
+            stream = self.stream_of(e.name, node.vars)
+            if stream is None:
                 return None
-            if set(node.vars) & self.rvars - {self.rvar}:
-                raise Refusal(f"{e.name} reduces over {', '.join(node.vars)} together")
+            self.stream = stream
             # the reduction's own mask and the conjuncts of e.where the parser copied into it
             mine = list(node.where)
             if node.k is not None and self.late_reads(node.k):
@@ -626,6 +655,7 @@ class Rewriter:
         the attempt registered and return (None, the reason). A `RuleError` (a node a rule does
         not accept: a bug, not a property of the cascade) propagates."""
         self.level = level
+        self.stream = (self.rvar,)
         self.pending = []
         mark = (dict(self.sums), dict(self.running), set(self.taken), dict(self.x_tensors),
                 dict(self.factors), dict(self.aliases), self.tiled, len(matches), dict(self.made_in))
@@ -666,7 +696,7 @@ class Rewriter:
         op, body, where, reduced = found
         for rmax in self.running.values():
             if (where != rmax.where or set(rmax.pv) != {str(i) for i in e.lhs}
-                    or set(reduced) != {self.rvar, *rmax.inner}):
+                    or set(reduced) != {*rmax.stream, *rmax.inner}):
                 continue
             final = rmax.final()
             if op == "max" and sympy.expand(body - rmax.x) == 0:
