@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Mapping, Optional
+from typing import Annotated, Any, Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -161,6 +161,7 @@ class _DramDoc(_Model):
 
 class ArchitectureDoc(_Model):
     """The schema of an architecture file (units as in the module docstring)."""
+    kind: Optional[Literal["accelerator"]] = None  # what the file describes (mappings/targets/)
     name: str
     clock_hz: Positive
     word_bytes: Count

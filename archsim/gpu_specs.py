@@ -67,6 +67,7 @@ class TensorRates(_Strict):
 class GPUSpec(_Strict):
     """One GPU: rates per second at `clock_hz`, capacities in bytes."""
 
+    kind: Literal["gpu"] | None = None  # what the file describes (mappings/targets/)
     name: Text
     architecture: Literal["ampere", "hopper", "blackwell"]
     sms: PositiveInt
@@ -84,7 +85,7 @@ class GPUSpec(_Strict):
 
     @model_validator(mode="after")
     def _every_figure_has_a_source(self) -> "GPUSpec":
-        missing = [f for f in type(self).model_fields if f not in ("name", "architecture", "sources")
+        missing = [f for f in type(self).model_fields if f not in ("kind", "name", "architecture", "sources")
                    and f not in self.sources]
         if missing:
             raise ValueError(f"field 'sources': no source named for field {missing[0]!r}")

@@ -147,7 +147,9 @@ def parse_profile(data: Any, source: str) -> BackendProfile:
         bytes=_number(fixed_doc.get("bytes", 0), f"{source}: field 'fixed.bytes'"),
         rounds=_number(fixed_doc.get("rounds", 0), f"{source}: field 'fixed.rounds'", integer=True),
         seconds=_number(fixed_doc.get("seconds", 0.0), f"{source}: field 'fixed.seconds'"))
-    extra = {k: v for k, v in doc.items() if k not in {"name", "ops", "fixed", "description", "source"}}
+    if doc.get("kind", "private-inference") != "private-inference":
+        raise ProfileError(f"{source}: field 'kind': {doc['kind']!r} is not 'private-inference'")
+    extra = {k: v for k, v in doc.items() if k not in {"kind", "name", "ops", "fixed", "description", "source"}}
     return BackendProfile(name=name, ops=ops, fixed=fixed, description=str(doc.get("description", "")),
                           source=str(doc.get("source", "")), extra=extra)
 

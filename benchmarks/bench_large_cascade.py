@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import einsum_cascade as ec  # noqa: E402
-from studies.cmd_analyze import format_analysis  # noqa: E402
+from studies.cli.analyze import format_analysis  # noqa: E402
 
 SIZES = (1250, 2500, 5000, 10000)
 

@@ -128,7 +128,7 @@ def _simulate_key(key: tuple[str, str, str, str]) -> dict:
 def default_workers() -> int:
     """Workers of a study run: the free cores (this process's cores less the load average), at
     least 1, at most os.cpu_count(); 1 (serial) when at most one core is free."""
-    from studies.sweep_exec import free_cores
+    from studies.sweep.exec import free_cores
     return max(1, min(free_cores(), os.cpu_count() or 1))
 
 

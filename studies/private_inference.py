@@ -1,7 +1,7 @@
 """The private-inference study: the Entropy-Guided paper's tables against the cost model, and the
 library's attention cascades under two-party computation next to their accelerator cost.
 
-`cascadesim study private-inference` and `make report` (job in studies/cmd_report.py) write
+`cascadesim study private-inference` and `make report` (job in studies/cli/report.py) write
 `<out>/private-inference/` : report.md, results.json and comm_by_class.png.
 `python -m studies.private_inference --calibrate` refits and rewrites the `paper-fit` profile.
 """
@@ -89,6 +89,7 @@ def calibrate_paper_fit(base: BackendProfile) -> tuple[dict, dict]:
     latency = np.array([PAPER_T128[v][1] * 60.0 for v in variants])
     slope, intercept = np.polyfit(comm, latency, 1)  # seconds per byte, seconds
     doc = {
+        "kind": "private-inference",
         "name": "paper-fit",
         "description": "SPU-CHEETAH costs with GELU, LayerNorm, plaintext-weight matmul and the per-run bytes "
                        "fitted to the Entropy-Guided paper's GPT-2 L = 12, T = 128 table",

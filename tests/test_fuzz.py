@@ -24,8 +24,8 @@ from archsim.secure_backend import load_networks, load_profile
 from archsim.yamlio import load_yaml_file
 from fuzz_harness import PROJECT_ERRORS, check_case, guarded, load_corpus
 from mappings.workload import MODELS_FILE, load_models
-from studies.cascade_arg import load_cascade
-from studies.sizes_arg import parse_sizes
+from studies.cli.cascade_arg import load_cascade
+from studies.cli.sizes_arg import parse_sizes
 
 EXAMPLES = int(os.environ.get("CASCADESIM_FUZZ_EXAMPLES", "40"))
 STATS = {"inputs": 0, "crashes": 0, "hangs": 0}

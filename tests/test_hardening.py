@@ -16,7 +16,7 @@ from fuzz_harness import run_cli
 from mappings.secure_mapping import CascadeMapper
 from archsim.secure_backend import load_profile
 from studies.errors import UsageError
-from studies.sizes_arg import parse_byte_count, parse_sizes
+from studies.cli.sizes_arg import parse_byte_count, parse_sizes
 
 # -- --size ---------------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """The FuseMax paper's five configurations as spec files + the generic scheduler keep the numbers
-of the per-configuration mapping classes they replaced (tests/data/fusemax_vs_flat_before_i9.csv,
+of the per-configuration mapping classes they replaced (tests/data/fusemax_vs_flat_hand_mappings.csv,
 written by `cascadesim study fusemax-vs-flat` at commit b851cd4): every point within 1% of latency."""
 import csv
 import statistics
@@ -12,7 +12,7 @@ from archsim.result import run
 from mappings import MAPPINGS, get_mapping, load_spec, spec_names
 from mappings.workload import make_workload, parse_length
 
-BEFORE = Path(__file__).parent / "data" / "fusemax_vs_flat_before_i9.csv"
+BEFORE = Path(__file__).parent / "data" / "fusemax_vs_flat_hand_mappings.csv"
 
 
 def _before() -> list[dict]:

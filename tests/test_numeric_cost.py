@@ -11,7 +11,7 @@ import sympy
 
 import einsum_cascade as ec
 from einsum_cascade.ast import size_symbol
-from einsum_cascade.library import LIBRARY_DIR
+from einsum_cascade.catalog import LIBRARY_DIR
 from einsum_cascade.numeric_cost import compiled_cost, numeric_cost
 
 CASCADES = [("library", s) for s in ec.library_names()] + \

@@ -10,7 +10,7 @@ import sympy
 import einsum_cascade as ec
 from einsum_cascade.ast import (Access, Binary, BoolOp, Call, Compare, Comparison, Not, Number, Reduce,
                                 Size, Unary, Var)
-from einsum_cascade.library import LIBRARY_DIR
+from einsum_cascade.catalog import LIBRARY_DIR
 from einsum_cascade.printer import format_expr, print_cascade
 
 FILES = sorted(LIBRARY_DIR.glob("*.cascade")) + sorted((LIBRARY_DIR / "blocks").glob("*.cascade"))

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from studies.cli import main
 from studies.sweep import _LineStream, run
-from studies.sweep_pareto import pareto_mask
-from studies.sweep_spec import RangeSpec, SweepSpecError, load_spec
+from studies.sweep.pareto import pareto_mask
+from studies.sweep.spec import RangeSpec, SweepSpecError, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("results.csv", "results.parquet", "pareto.png", "report.md")

@@ -30,7 +30,7 @@ from archsim.yamlio import YamlFileError, load_yaml_text
 from einsum_cascade.errors import CascadeError
 from mappings.work import MappingError
 from mappings.workload import WorkloadError
-from studies.sweep_spec import apply_arch
+from studies.sweep.spec import apply_arch
 
 INFEASIBLE = (MappingError, ScheduleError, ArchError, WorkloadError, CascadeError, YamlFileError)
 
@@ -83,7 +83,7 @@ def install_context(context: dict[str, tuple[str, str]]) -> None:
 
 
 def simulate_point(point: dict, context: dict[str, tuple[str, str]] | None = None) -> dict:
-    """Evaluate one point (see studies.sweep_spec: arch, params, overrides, cascade, sizes, ...);
+    """Evaluate one point (see studies.sweep.spec: arch, params, overrides, cascade, sizes, ...);
     `context` maps the sha of each file of the sweep to (path, text), unless install_context did.
     Returns the row (see the module docstring)."""
     if context:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from studies.errors import UsageError
-from studies.sizes_arg import add_size_argument, parse_sizes
+from studies.cli.sizes_arg import add_size_argument, parse_sizes
 
 
 def _positive(text: str) -> int:
@@ -26,7 +26,7 @@ def _positive(text: str) -> int:
 
 def run_simulate(args: argparse.Namespace) -> int:
     from mappings.simulation import simulate
-    from studies.cascade_arg import load_cascade
+    from studies.cli.cascade_arg import load_cascade
     c = load_cascade(args.file)
     r = simulate(c, args.arch, parse_sizes(args.size), mapping=args.mapping, objective=args.objective,
                  batch=args.batch, heads=args.heads, mode=args.mode, network=args.network)

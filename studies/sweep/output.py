@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from studies.sweep_pareto import pareto_mask  # noqa: E402
-from studies.sweep_spec import Sweep  # noqa: E402
+from studies.sweep.pareto import pareto_mask  # noqa: E402
+from studies.sweep.spec import Sweep  # noqa: E402
 
 METRICS = ["latency_s", "energy_j", "area_mm2", "dram_bytes", "cycles"]
 MAX_TABLE_ROWS = 50  # rows of a front shown in report.md (all are in the results files)

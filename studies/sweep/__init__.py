@@ -1,9 +1,9 @@
 """Design-space sweeps: `run(spec, out, executor=...)` -> the results table (a pandas DataFrame).
 
-A sweep expands its spec (studies.sweep_spec) into points, evaluates the points not yet in the
-journal `out/journal.jsonl` on an executor (studies.sweep_exec), appends each finished point to
+A sweep expands its spec (studies.sweep.spec) into points, evaluates the points not yet in the
+journal `out/journal.jsonl` on an executor (studies.sweep.exec), appends each finished point to
 the journal (fsync'd) as it arrives, and finally writes results.parquet, results.csv, pareto.png
-and report.md (studies.sweep_output). A sweep interrupted at any moment and run again computes
+and report.md (studies.sweep.output). A sweep interrupted at any moment and run again computes
 only the points missing from the journal; the final files depend only on the spec and the rows,
 never on the executor, the number of workers or the order in which points finished.
 """
@@ -19,10 +19,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from studies.errors import UsageError
-from studies.sweep_exec import default_executor, iter_rows
-from studies.sweep_journal import Journal, point_key, sweep_fingerprint
-from studies.sweep_output import build_table, write_outputs
-from studies.sweep_spec import Sweep, SweepSpec, load_spec
+from studies.sweep.exec import default_executor, iter_rows
+from studies.sweep.journal import Journal, point_key, sweep_fingerprint
+from studies.sweep.output import build_table, write_outputs
+from studies.sweep.spec import Sweep, SweepSpec, load_spec
 
 JOURNAL = "journal.jsonl"
 LOCK = ".lock"
@@ -61,7 +61,7 @@ def run(spec: str | Path | dict | SweepSpec, out: str | Path, executor: str | No
     the load average);
     `scheduler`: a Dask scheduler address for an existing cluster. `on_point(point, row)` is
     called after each newly computed point is in the journal. Returns the results table
-    (studies.sweep_output).
+    (studies.sweep.output).
     """
     sweep = load_spec(spec)
     return run_sweep(sweep, Path(out), executor, workers, scheduler, progress, on_point)

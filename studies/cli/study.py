@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from studies.lazy_parser import LazyParser, resolve
+from studies.cli.lazy_parser import LazyParser, resolve
 
 STUDIES = {
     "fusemax-vs-flat": ("studies.fusemax_vs_flat:register_args", "studies.fusemax_vs_flat:main"),

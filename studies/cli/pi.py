@@ -11,9 +11,9 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from studies.cascade_arg import load_cascade
-from studies.lazy_parser import LazyParser
-from studies.sizes_arg import add_size_argument, parse_sizes
+from studies.cli.cascade_arg import load_cascade
+from studies.cli.lazy_parser import LazyParser
+from studies.cli.sizes_arg import add_size_argument, parse_sizes
 
 if TYPE_CHECKING:  # imported when the command runs, not to build the parser
     from archsim.secure_backend import Network
@@ -111,11 +111,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = pi.add_subparsers(dest="pi_command", required=True, parser_class=LazyParser)
     model = sub.add_parser("model", help="a GPT-2-style decoder under two-party computation",
                            formatter_class=_Help)
-    model.register_target = "studies.cmd_pi:_model_args"
+    model.register_target = "studies.cli.pi:_model_args"
     model.set_defaults(func=run_model)
     cascade = sub.add_parser("cascade", help="one cascade under two-party computation",
                              formatter_class=_Help)
-    cascade.register_target = "studies.cmd_pi:_cascade_args"
+    cascade.register_target = "studies.cli.pi:_cascade_args"
     cascade.set_defaults(func=run_cascade)
 
 

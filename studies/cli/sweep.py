@@ -64,8 +64,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _dry_run(args: argparse.Namespace) -> int:
     from studies.sweep import JOURNAL
-    from studies.sweep_journal import Journal, point_key, sweep_fingerprint
-    from studies.sweep_spec import load_spec
+    from studies.sweep.journal import Journal, point_key, sweep_fingerprint
+    from studies.sweep.spec import load_spec
     sweep = load_spec(args.spec)
     done = Journal(args.out / JOURNAL).load(repair=False) if (args.out / JOURNAL).is_file() else {}
     fingerprint = sweep_fingerprint()

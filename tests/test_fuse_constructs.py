@@ -9,7 +9,7 @@ import pytest
 
 import einsum_cascade as ec
 from einsum_cascade.fuse import fuse
-from einsum_cascade.library import LIBRARY_DIR
+from einsum_cascade.catalog import LIBRARY_DIR
 from studies.cli import main
 
 try:

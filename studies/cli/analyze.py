@@ -6,9 +6,9 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from studies.cascade_arg import load_cascade
+from studies.cli.cascade_arg import load_cascade
 from studies.errors import UsageError
-from studies.sizes_arg import add_size_argument, parse_sizes
+from studies.cli.sizes_arg import add_size_argument, parse_sizes
 
 if TYPE_CHECKING:  # the package is imported when a command runs, not to build the parser
     import einsum_cascade as ec

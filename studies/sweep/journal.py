@@ -2,7 +2,7 @@
 
 Each line is `{"key": ..., "row": {...}}`. The key is the SHA-256 of the point's identity (its
 architecture and cascade file contents, parameters, sizes, mapping, ...) and of the model
-fingerprint (the simulator's code and data and studies/sweep_point.py), so a point is reused only
+fingerprint (the simulator's code and data and studies/sweep/point.py), so a point is reused only
 while the same model would compute the same row. A line cut short by a kill is removed on open;
 lines that are not JSON are ignored (their points are computed again).
 """
@@ -14,13 +14,13 @@ import os
 from pathlib import Path
 
 from studies.fingerprint import model_fingerprint
-from studies.sweep_spec import point_identity
+from studies.sweep.spec import point_identity
 
-POINT_MODULE = Path(__file__).with_name("sweep_point.py")
+POINT_MODULE = Path(__file__).with_name("point.py")
 
 
 def sweep_fingerprint() -> str:
-    """What computes a row: the model's code and data and sweep_point.py (16 hex digits)."""
+    """What computes a row: the model's code and data and studies/sweep/point.py (16 hex digits)."""
     digest = hashlib.sha256(model_fingerprint().encode())
     digest.update(POINT_MODULE.read_bytes())
     return digest.hexdigest()[:16]

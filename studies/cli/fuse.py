@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from studies.cascade_arg import load_cascade
+from studies.cli.cascade_arg import load_cascade
 from studies.errors import UsageError
-from studies.sizes_arg import add_size_argument, parse_sizes
+from studies.cli.sizes_arg import add_size_argument, parse_sizes
 
 if TYPE_CHECKING:  # imported when the command runs, not to build the parser
     from einsum_cascade.fuse import FuseResult

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from studies.errors import UsageError
-from studies.sweep_point import install_context, simulate_point
+from studies.sweep.point import install_context, simulate_point
 
 EXECUTORS = ("serial", "processes", "dask")
 IN_FLIGHT_PER_WORKER = 4
@@ -54,7 +54,7 @@ def _processes(points: list[dict], context: dict, workers: int) -> Iterator[tupl
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["studies.sweep_point"])
+        ctx.set_forkserver_preload(["studies.sweep.point"])
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(context,))
     try:
         todo = iter(points)
@@ -91,7 +91,7 @@ def _check_reachable(address: str) -> None:
 def _check_same_model(client) -> None:
     """Refuse a cluster whose workers run another version of the model (their rows would be
     journalled as this version's)."""
-    from studies.sweep_journal import sweep_fingerprint
+    from studies.sweep.journal import sweep_fingerprint
     mine = sweep_fingerprint()
     for worker, theirs in sorted(client.run(sweep_fingerprint).items()):
         if theirs != mine:

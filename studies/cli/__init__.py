@@ -21,7 +21,7 @@ INPUT_ERROR_NAMES = (
     ("archsim.gpu_specs", "GPUConfigError"), ("archsim.secure_backend", "ProfileError"),
     ("mappings.secure_transformer", "DecoderConfigError"), ("mappings.work", "MappingError"),
     ("mappings.workload", "WorkloadError"), ("archsim.yamlio", "YamlFileError"),
-    ("studies.sweep_spec", "SweepSpecError"),
+    ("studies.sweep.spec", "SweepSpecError"),
 )
 
 
@@ -38,15 +38,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 COMMAND_MODULES = [
-    "studies.cmd_analyze",
-    "studies.cmd_eval",
-    "studies.cmd_report",
-    "studies.cmd_pi",
-    "studies.cmd_study",
-    "studies.cmd_gpu",
-    "studies.cmd_sweep",
-    "studies.cmd_fuse",
-    "studies.cmd_simulate",
+    "studies.cli.analyze",
+    "studies.cli.eval",
+    "studies.cli.report",
+    "studies.cli.pi",
+    "studies.cli.study",
+    "studies.cli.gpu",
+    "studies.cli.sweep",
+    "studies.cli.fuse",
+    "studies.cli.simulate",
 ]
 
 

@@ -1,0 +1,67 @@
+"""The spatial-accelerator target: a cascade mapped by a spec or the mapper, simulated by archsim."""
+from __future__ import annotations
+
+import einsum_cascade as ec
+
+from archsim.config import Architecture
+from archsim.result import Result, run
+from mappings.size_completion import complete_sizes
+from mappings.spec import MappingSpec, load_spec
+from mappings.targets.result import SimulationResult
+from mappings.work import MappingError
+
+
+class AcceleratorTarget:
+    """An archsim Architecture (PE arrays, buffer, DRAM); `simulate` maps and simulates a cascade on it."""
+    kind = "accelerator"
+
+    def __init__(self, arch: Architecture):
+        self.arch = arch
+        self.name = arch.name
+
+    def simulate(self, c: ec.Cascade, sizes: dict[str, float] | None, options) -> SimulationResult:
+        """Map `c` with options.mapping ("auto": the mapper on options.objective) and simulate it."""
+        a = self.arch
+        mapping = options.mapping
+        spec = mapping if isinstance(mapping, MappingSpec) else None
+        if spec is None and str(mapping) != "auto":
+            spec = load_spec(mapping)
+        full, how = complete_sizes(c, sizes, spec.query_rank if spec else "P", spec.rank if spec else "M")
+        batch, heads = options.batch, options.heads
+        if spec is None:
+            from mappings.mapper import search
+            found = search(c, a, full, objective=options.objective, batch=batch, heads=heads)
+            spec, res, n = found.spec, found.result, found.candidates
+            if options.mode != "steady":
+                res = evaluate(c, spec, a, full, batch, heads, options.mode)
+        else:
+            res, n = evaluate(c, spec, a, full, batch, heads, options.mode), 1
+        return accelerator_result(c, a, full, how, batch, heads, spec, res, n, options.objective)
+
+
+def evaluate(c: ec.Cascade, spec: MappingSpec, a: Architecture, sizes: dict, batch: int = 1, heads: int = 1,
+             mode: str = "steady") -> Result:
+    """archsim Result of `spec` (sizes complete, partition inner size from the spec's tile)."""
+    from mappings.scheduler import build_schedule
+    return run(build_schedule(c, spec, a, sizes, outer_blocks=batch * heads), a, mode, configuration=spec.name)
+
+
+def accelerator_result(c: ec.Cascade, a: Architecture, sizes, how, batch: int, heads: int, spec: MappingSpec,
+                       res: Result, n: int, objective: str) -> SimulationResult:
+    """The SimulationResult of archsim Result `res` of mapping `spec` (n: candidates evaluated)."""
+    from mappings.scheduler import context
+    ctx = context(c, spec, a, sizes)
+    util = {u: res.busy(u) for u in a.units}
+    busiest = max(util, key=util.get) if util else None
+    dram_frac = res.dram_bytes / a.dram_bytes_per_cycle / res.cycles if res.cycles else 0.0
+    bounding = "dram" if busiest is None or dram_frac > util[busiest] else busiest
+    mapping = spec.resolved(sizes).model_dump(exclude_defaults=True)
+    mapping["name"] = spec.name
+    return SimulationResult(
+        target="accelerator", cascade=c.name, arch=a.name, sizes=dict(sizes), batch=batch, heads=heads,
+        latency_s=res.seconds, cycles=res.cycles, energy_j=res.joules, energy_by_component=res.energy_by_component,
+        dram_bytes=res.dram_bytes, util=util, bounding_unit=bounding, passes=ctx.st.n_passes, mapping=mapping,
+        candidates_evaluated=n, objective=objective, sizes_defaulted=how, notes=list(res.notes), result=res)
+
+
+__all__ = ["AcceleratorTarget", "MappingError", "accelerator_result", "evaluate"]
