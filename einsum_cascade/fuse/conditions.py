@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sympy
 
-from einsum_cascade.ast import (Access, Binary, BoolOp, Call, Compare, Comparison, Not, Reduce, Unary,
-                                Var, value_vars, walk)
+from einsum_cascade.ast import (Access, Binary, BoolOp, Call, Compare, Comparison, Not, Number, Reduce,
+                                Size, Unary, Var, value_vars, walk)
 
 
 def condition_vars(cond, variables) -> set[str]:
@@ -67,7 +67,11 @@ def _subs_node(node, mapping: dict):
         return Reduce(node.op, node.vars, _subs_node(node.body, inner),
                       tuple(_subs_node(w, inner) for w in node.where),
                       None if node.k is None else _subs_node(node.k, mapping))
-    return node
+    if isinstance(node, (Number, Size)):
+        return node
+    from einsum_cascade.fuse.algebra import RuleError
+    raise RuleError(f"fuse: a condition holds a {type(node).__name__} node, which the substitution "
+                    f"does not accept: {node!r}")
 
 
 def canon(cond) -> str:
