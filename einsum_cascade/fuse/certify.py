@@ -20,7 +20,8 @@ from einsum_cascade.ir import Cascade
 
 # (scale of every input, keys per tile M0, tiles M1, seed)
 TRIALS = ((1.0, 4, 3, 0), (10.0, 4, 3, 1), (100.0, 3, 2, 2), (1.0, 1, 5, 3))
-PARAM_VALUE = 3.0
+PARAM_VALUES = (3.0, 2.0, 5.0, 1.0, 4.0, 7.0)  # params in declaration order (distinct: a mask of
+# several params, `p - m == D1 or p - m == D2`, is checked with distinct diagonals)
 OTHER_SIZES = (5, 3, 4, 6, 2, 7)
 
 
@@ -50,8 +51,8 @@ def check_sizes(original: Cascade, rank: str, m0: int, m1: int) -> dict[str, int
             continue
         sizes[r.name] = OTHER_SIZES[k % len(OTHER_SIZES)]
         k += 1
-    for p in original.params:
-        sizes[p] = PARAM_VALUE
+    for i, p in enumerate(original.params):
+        sizes[p] = PARAM_VALUES[i % len(PARAM_VALUES)]
     return sizes
 
 
