@@ -277,3 +277,14 @@ def test_fusing_never_increases_passes_keeps_values_and_is_idempotent(case, seed
     assert relative_error(first.cascade.evaluate(x)["AV"], original.evaluate(x)["AV"]) <= REL
     second = fuse(first.cascade, simulate=False)
     assert second.status in ("minimal", "refused") and second.passes_after == first.passes_after
+
+
+@pytest.mark.parametrize("stem,rank", [
+    ("attention_entropy_direct", "M"), ("lse_log_normaliser", "M"), ("softpick_attention", "M"),
+    ("softplus_shifted_attention", "M"), ("landmark_block_attention", "M"),
+    ("neighborhood_attention_2d", "M"), ("minference_vertical_slash", "M"),
+    ("flow_attention", "M"), ("seq_layernorm", "M"), ("attention_3pass_causal", "M")])
+def test_fusing_a_fused_library_cascade_again_changes_nothing(stem, rank):
+    first = fuse(ec.load_library(stem), rank, simulate=False)
+    second = fuse(first.cascade, rank, simulate=False)
+    assert second.status in ("minimal", "refused") and second.passes_after == first.passes_after
