@@ -160,6 +160,23 @@ def test_landmark_attention_over_a_split_rank_is_one_pass():
     assert r.identified == ["GM[p] = RM at its last index"]
 
 
+def test_chunked_attention_merges_the_sums_over_chunks_into_one_pass():
+    # M = M1 * M0. QK, GM pass 1; the chunk sums CS, CV (keep m1) and SD = sum(m1: CS) pass 2;
+    # AV = sum(m1: CV) / SD pass 3 -> 3. sum(m1: sum(m0: B)) = sum(m1, m0: B): each sum over the
+    # chunks of a chunk sum is one sum over the split rank, streamed with a running max -> 1.
+    r = check("chunked_attention_global_max", 3, 1,
+              lambda x: ref.softmax_attention(x["Q"], x["K"], x["V"]), sizes={"M0": 4}, n=16)
+    assert r.rewritten["AV"][0] == "inlined" and "AV[f, p] = AV_R[M1, f, p] / SD_R[M1, p]" in r.text
+
+
+def test_a_sum_over_chunks_of_a_nonlinear_function_of_a_chunk_sum_is_refused():
+    c = ec.parse("rank P\nrank M = M1 * M0\ninput X[m,p]\noutput T\n"
+                 "G[p] = max(m1, m0: X[m1*M0+m0, p])\n"
+                 "S[m1,p] = sum(m0: exp(X[m1*M0+m0, p] - G[p]))\nT[p] = sum(m1: log(S[m1,p]))\n")
+    r = fuse(c, simulate=False)
+    assert r.status == "refused" and "not linear in the sum S" in r.reasons["T"]
+
+
 def na2d_inputs(m, p, seed, scale):
     rng = np.random.default_rng(seed)
     return {"Q": scale * rng.standard_normal((E, 6, 4)), "K": scale * rng.standard_normal((E, 6, 4)),

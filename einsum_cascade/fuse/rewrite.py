@@ -222,21 +222,33 @@ class Rewriter:
     def canon(self, where) -> list[str]:
         return sorted({_canon(c) for c in where})
 
-    def read(self, access: Access, wheres: list, depth: int = 0) -> sympy.Expr:
-        """A read inside a reduction's body: late-streamed elementwise tensors are inlined."""
+    def read(self, access: Access, wheres: list, depth: int = 0, nested: list | None = None) -> sympy.Expr:
+        """A read inside a reduction's body: late-streamed elementwise tensors are inlined. With
+        `nested` (a sum's body), one late-streamed tensor that is itself a sum (`S[m1,p] =
+        sum(m0: B)`, a chunk's sum) becomes a placeholder; `reduction` merges the two sums."""
         if not self.is_late_streamed(access.tensor) or self.cascade.is_final_read(access):
             return self.atoms.symbol(access)
         e = self.cascade.einsum(access.tensor)
         name = access.tensor
         if e.iterative_var is not None:
             raise Refusal(f"{name} is a recurrence computed after the pass: inlining it is not supported")
-        if e.reduced_vars:
-            raise Refusal(f"{name} reduces over {', '.join(sorted(e.reduced_vars))} after the pass: "
-                          "inlining it is not supported")
         mapping = self.lhs_mapping(e, access)
         if mapping is None:
             raise Refusal(f"{name} has left-hand indices that are not distinct variables: "
                           "inlining it is not supported")
+        if e.reduced_vars:
+            inner = _plain_sum(e)
+            if nested is None or nested or inner is None:
+                raise Refusal(f"{name} reduces over {', '.join(sorted(e.reduced_vars))} after the pass: "
+                              "inlining it is supported only for one plain sum read by a sum")
+            body, conds = inner
+            wheres.extend(self.subs_comparison(c, mapping) for c in conds)
+            self.check_conditions(wheres)
+            holder = sympy.Dummy(f"sum_{name}", real=True)
+            nested.append((holder, tuple(sorted(e.reduced_vars)), name,
+                           self.substituted_sympy(body, mapping,
+                                                  read=lambda a: self.read(a, wheres, depth + 1))))
+            return holder
         if depth > 64:
             raise Refusal(f"inlining through {name} is too deep")
         wheres.extend(self.subs_comparison(c, mapping) for c in e.where)
@@ -435,7 +447,12 @@ class Rewriter:
         """The value of op over `reduced` of `body`, every sum computed in the first pass."""
         wheres = list(where)
         self.check_conditions(wheres)
-        expr = normalise(to_sympy(body, self.atoms, read=lambda a: self.read(a, wheres)).subs(self.aliases))
+        nested: list = []
+        expr = to_sympy(body, self.atoms, read=lambda a: self.read(a, wheres, 0, nested if op == "sum" else None))
+        if nested:
+            expr, reduced = self.merge_nested(expr, nested[0], reduced, out, owner)
+            rules.add("inlined")
+        expr = normalise(expr.subs(self.aliases))
         late = self.late_symbols()
         reduced_set = set(reduced)
         if not (expr.free_symbols & late):
@@ -472,6 +489,24 @@ class Rewriter:
         if corrected:
             rules.add("multiplicative correction")
         return value
+
+    def merge_nested(self, expr: sympy.Expr, nested: tuple, reduced: tuple[str, ...],
+                     out: tuple[str, ...], owner: str) -> tuple[sympy.Expr, tuple[str, ...]]:
+        """sum_a c * (sum_b B) = sum_{a, b} c * B when the body is c times the inner sum (c free
+        of it) and b is free in the outer scope: one reduction over both (a chunk's sum read by a
+        sum over the chunks becomes a sum over the whole split rank)."""
+        holder, inner_vars, name, inner = nested
+        coeff = sympy.diff(expr, holder)
+        if holder in coeff.free_symbols or sympy.expand(expr - coeff * holder) != 0:
+            raise Refusal(f"{owner} is not linear in the sum {name}: the two sums do not merge")
+        clash = set(inner_vars) & (set(out) | set(reduced))
+        if clash:
+            raise Refusal(f"{name}'s sum over {', '.join(sorted(clash))} clashes with variables of {owner}")
+        merged = tuple(reduced) + tuple(inner_vars)
+        stream = self.stream_of(owner, merged)
+        if stream is not None:
+            self.stream = stream
+        return coeff * inner, merged
 
     def late_reads(self, node) -> list[Access]:
         """Reads in `node` (a value or condition) of tensors complete or streamed only after the
@@ -744,6 +779,18 @@ def _live(cascade: Cascade, items: list[Emitted]) -> list[Emitted]:
         live.add(name)
         stack.extend(reads.get(name, ()))
     return [item for item in items if item.einsum.name in live]
+
+
+def _plain_sum(e: Einsum) -> tuple[Node, tuple] | None:
+    """(body, conditions) of an Einsum that is one sum: `S[..] = sum(v: B where c)` or an
+    implicit sum; None for anything else (other reductions, a sum inside an expression)."""
+    if isinstance(e.expr, Reduce):
+        if e.expr.op != "sum" or e.expr.k is not None or e.implicit_vars:
+            return None
+        return e.expr.body, tuple(e.where) + tuple(e.expr.where)
+    if e.implicit_vars and not any(isinstance(n, Reduce) for n in walk(e.expr)):
+        return e.expr, tuple(e.where)
+    return None
 
 
 def _read_outside_reductions(items: list[Emitted]) -> set[str]:
