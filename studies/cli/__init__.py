@@ -48,6 +48,7 @@ COMMAND_MODULES = [
     "studies.cli.fuse",
     "studies.cli.kernel",
     "studies.cli.simulate",
+    "studies.cli.bound",
 ]
 
 
