@@ -215,9 +215,22 @@ def test_source_compiles_and_is_deterministic():
 
 
 def test_several_kernels_for_an_unfusable_cascade(tmp_path):
-    g = generate(ec.load_library("softplus_centred_refused"), block_m=16, block_n=16)
-    assert len(g.kernels) == 3 and g.form.startswith("not fused")
-    assert g.kernels[0].einsums == ["QK", "MU"]
+    # softplus of a global (the mean score) has no one-pass form: fuse refuses, two kernels
+    text = """cascade centred_softplus_sum
+rank E, M, P
+input Q[e,p], K[e,m]
+output SD
+QK[m,p] = Q[e,p] * K[e,m]
+MU[p]   = sum(m: QK[m,p]) / M
+SD[p]   = sum(m: softplus(QK[m,p] - MU[p]))
+"""
+    cascade = parse(text, "<centred>")
+    g = generate(cascade, block_m=16, block_n=16)
+    assert len(g.kernels) == 2 and g.form.startswith("not fused")
+    assert g.kernels[0].einsums == ["QK", "MU"] and g.kernels[1].einsums == ["SD"]
+    compare(cascade, tmp_path, name="centred")
+    partial = generate(ec.load_library("softplus_centred_refused"), block_m=16, block_n=16)
+    assert len(partial.kernels) == 2 and partial.form == "fused: 3 -> 2 passes"
 
 
 def test_refusals_name_the_einsum():

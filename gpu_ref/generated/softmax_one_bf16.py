@@ -18,7 +18,7 @@ The cascade these kernels evaluate (softmax_one_3pass_fused):
   SD_R[m1 + 1, p] = SD_R[m1, p] * PRM[m1, p] + SD_L[m1, p]
   CF[p] = exp(-GM[p])
   CF2[p] = exp(RM[M1, p] - GM[p])
-  SD[p] = SD_R[M1, p] * CF2[p] + CF[p]
+  SD[p] = CF2[p] * SD_R[M1, p] + CF[p]
   AV_L[m1, f, p] = sum(m0: SLN[m1, m0, p] * V[f, M0*m1 + m0])
   AV_R[0, f, p] = 0
   AV_R[m1 + 1, f, p] = AV_R[m1, f, p] * PRM[m1, p] + AV_L[m1, f, p]
@@ -135,8 +135,8 @@ def _pass1(ptr_Q, ptr_K, ptr_V, ptr_AV, s_AV_b, s_AV_h, s_K_b, s_K_h, s_Q_b, s_Q
     cf = tl.exp((-gm))
     # CF2[p] = exp(RM[M1, p] - GM[p])
     cf2 = tl.exp((rm - gm))
-    # SD[p] = SD_R[M1, p] * CF2[p] + CF[p]
-    sd = (sd_r * cf2) + cf
+    # SD[p] = CF2[p] * SD_R[M1, p] + CF[p]
+    sd = (cf2 * sd_r) + cf
     # AV[f, p] = CF2[p] * AV_R[M1, f, p] / SD[p]
     av = ((cf2[:, None]) * av_r) / (sd[:, None])
     tl.store(ptr_AV + base_AV + offs_f[None, :] * s_AV_0 + offs_p[:, None] * s_AV_1, av.to(ptr_AV.dtype.element_ty), mask=((offs_p < size_P))[:, None] & in_f[None, :])  # AV
