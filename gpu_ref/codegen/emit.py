@@ -93,6 +93,7 @@ class KernelWriter:
         self.scope = self.pre
         self.state: list[tuple[str, str]] = []  # (name before the tile, name after it)
         self.groups: list[tuple] = []  # conjunctions of conditions of the tile step (see group)
+        self.block_axes: set[tuple[str, ...]] = set()  # the axes of every block written
 
     # -- helpers -----------------------------------------------------------------------------
     def group(self, terms) -> None:
@@ -195,6 +196,7 @@ class KernelWriter:
     # -- combining blocks --------------------------------------------------------------------
     def combine(self, template: str, vals: list[Val], zero: bool = False, raw: bool = False) -> Val:
         axes = self.canon(set().union(*(v.axes for v in vals)))
+        self.block_axes.add(axes)
         codes = [atom(expand(v.code, v.axes, axes)) for v in vals]
         if raw:
             codes = [atom(c) for c in codes]
@@ -212,6 +214,7 @@ class KernelWriter:
         axes = self.canon(axes)
         if val.axes == axes:
             return val
+        self.block_axes.add(axes)
         code = f"{atom(expand(val.code, val.axes, axes))} + tl.zeros({self.shape(axes)}, tl.float32)"
         return Val(code, axes, val.mask, val.zero)
 

@@ -92,6 +92,11 @@ def fused_form(cascade: Cascade, rank: str) -> tuple[Cascade, str]:
     return cascade, f"not fused: {before.passes} kernels (`cascadesim fuse` says why)"
 
 
+def _largest(axes_sets: set[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The blocks' axes that are not contained in another's (the ones whose size can bind)."""
+    return sorted(a for a in axes_sets if a and not any(set(a) < set(b) for b in axes_sets))
+
+
 def _stored(plan: Plan) -> set[str]:
     """Tensors written to global memory: the outputs and every tensor another kernel reads."""
     c = plan.cascade
@@ -157,11 +162,13 @@ def _generate(cascade: Cascade, rank: str, block_m: int, block_n: int, dtype: st
     sources, infos = [], []
     grid = f"(cdiv({plan.row}, {block_m}), batch * query heads)"
     integer_params: set[str] = set()
+    block_axes: set[tuple[str, ...]] = set()
     for k in plan.kernels:
         writer = PassWriter(plan, k, globals_, {s: s for s in stored}, tl_dtype, dtype == "fp32")
         name = f"_pass{k.index}"
         text, params = writer.write_kernel(name)
         integer_params |= writer.integer_params
+        block_axes |= writer.block_axes
         if writer.uses_prod and "_mul" not in "".join(sources):
             text = "@triton.jit\ndef _mul(a, b):\n    return a * b\n\n\n" + text
         sources.append(text)
@@ -170,5 +177,5 @@ def _generate(cascade: Cascade, rank: str, block_m: int, block_n: int, dtype: st
         sources.insert(0, BF16_HELPER)
     source = module_source(plan, form, note, infos, sources, globals_, stored, block_m, block_n,
                            torch_dtype, kv_heads, cascade.name, sorted(integer_params),
-                           dict(getattr(cascade, "defaults", {}) or {}))
+                           dict(getattr(cascade, "defaults", {}) or {}), _largest(block_axes))
     return GeneratedKernel(cascade.name, note, rank, plan.row, source, infos, block_m, block_n, dtype)

@@ -147,6 +147,8 @@ KEY_PARTS = ('M1', 'M0')  # (tiles, keys per tile) when the cascade splits M
 BLOCK_M, BLOCK_N = 128, 64  # rows per program, keys per tile
 DTYPE = torch.bfloat16
 KV_HEADS = None
+BLOCKS = (('P', 'F'), ('P', 'M'))  # the axes of the largest blocks (registers)
+MAX_BLOCK = 2 ** 20  # Triton's largest block (elements)
 KERNELS = (
     (_pass1, ('ptr_Q', 'ptr_K', 'ptr_V', 'ptr_AV', 's_AV_b', 's_AV_h', 's_K_b', 's_K_h', 's_Q_b', 's_Q_h', 's_V_b', 's_V_h', 's_Q_0', 's_Q_1', 's_K_0', 's_K_1', 's_V_0', 's_V_1', 's_AV_0', 's_AV_1', 'size_E', 'size_F', 'size_P', 'size_M', 'param_SLOPE', 'heads', 'group', 'BLOCK_M', 'DIM_E', 'EVEN_E', 'DIM_F', 'EVEN_F', 'BLOCK_N', 'INTERPRET')),
 )
@@ -261,6 +263,14 @@ def prepare(**arguments):
         bind(name, t, 2)
         if name in OUTPUTS:
             results[name] = t if any(lead.values()) else t[0, 0]
+    extent = {ROW: BLOCK_M, KEY: BLOCK_N, **{r: args[f"DIM_{r}"] for r in WHOLE}}
+    for axes in BLOCKS:
+        numel = 1
+        for axis in axes:
+            numel *= extent[axis]
+        if numel > MAX_BLOCK:
+            raise ValueError(f"run: a block over {' x '.join(axes)} has {numel} elements at these sizes, over "
+                             f"Triton's {MAX_BLOCK}; generate with smaller --block-m/--block-n")
     grid = (-(-bound[ROW] // BLOCK_M), batch * heads)
     widest = max([args[f"DIM_{r}"] for r in WHOLE], default=16)
     warps = 8 if BLOCK_M * widest >= 128 * 128 else 4  # the running output block, in registers
