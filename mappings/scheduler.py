@@ -40,6 +40,7 @@ from einsum_cascade.cost import numeric_points
 
 from archsim.config import Architecture, PEArray
 from archsim.schedule import Schedule, Segment, TileOp, parse_dep
+from mappings.divisors import divisors
 from mappings.masks import key_intervals, pair_counts, tile_classes
 from mappings.spec import MappingSpec, SpecError
 from mappings.work import MappingError, cost_on_unit, fuse_operators
@@ -446,8 +447,11 @@ def query_group_rows(ctx: _Ctx) -> int:
                 2 * _stage_peak(ctx, rows * 2) <= cap // 2:
             rows *= 2
         return rows
-    for d in sorted((d for d in range(1, nblocks + 1) if nblocks % d == 0 and nblocks // d >= spec.min_blocks),
-                    reverse=True):
+    try:
+        candidates = divisors(nblocks)  # by factorisation: P may be 1e30
+    except ValueError as err:
+        raise SpecError(f"{spec.source}: query_group: {ctx.qr} = {P}: {err}") from None
+    for d in reversed([d for d in candidates if nblocks // d >= spec.min_blocks]):
         if _resident_bytes(ctx, d * qb) + _staging_bytes(ctx, d * qb) <= cap:
             return d * qb
     raise SpecError(f"{spec.source}: query_group: one {qb}-row query block ({_resident_bytes(ctx, qb):.0f} B held "

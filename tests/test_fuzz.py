@@ -66,10 +66,15 @@ def test_unreadable_file_is_one_line(tmp_path, monkeypatch):
     path = tmp_path / "secret.cascade"
     path.write_text("rank M\n")
 
-    def refuse(self):  # noqa: ANN001
-        raise PermissionError(13, "Permission denied", str(self))
+    import archsim.yamlio as yamlio
+    real_open = yamlio.os.open
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    def refuse(name, *args, **kwargs):  # noqa: ANN001
+        if str(name) == str(path):
+            raise PermissionError(13, "Permission denied", str(name))
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(yamlio.os, "open", refuse)
     outcome = run_cli(["analyze", str(path)])
     assert (outcome.kind, outcome.status) == ("ok", 2)
     assert f"{path}: cannot read: Permission denied" in outcome.stderr

@@ -160,6 +160,17 @@ case("pi-file", [*PI, "--networks-file", "{dir}/deep.yaml"], 2, "{dir}/deep.yaml
 case("pi-file", [*PI, "--profile", ""], 2, "backend profile: empty name")
 case("pi-file", [*PI, "--profile", "nope"], 2, "unknown backend profile 'nope'")
 
+def loader_says(values: tuple[str, ...], message: str) -> str:
+    """What archsim.yamlio says of a non-finite literal among `values` (it is refused when the
+    file is read, naming line:column), else `message` (what the file's schema says)."""
+    for v in values:
+        if v.lstrip("+-") in (".inf", ".nan"):
+            return f"non-finite number {v!r}"
+        if v == "1e999":
+            return "number '1e999' is too large for a float"
+    return message
+
+
 NET = "networks:\n  fast: {{bandwidth_mbps: {bw}, rtt_ms: {rtt}}}\n"
 for bw, rtt, message in (("1e999", "1", "bandwidth_mbps': expected a number"), (".inf", "1", "bandwidth_mbps': expected a number"),
                          (".nan", "1", "bandwidth_mbps': expected a number"), ("0", "1", "bandwidth_mbps': must be positive"),
@@ -167,7 +178,8 @@ for bw, rtt, message in (("1e999", "1", "bandwidth_mbps': expected a number"), (
                          ("true", "1", "bandwidth_mbps': expected a number"), ("[1]", "1", "bandwidth_mbps': expected a number"),
                          ("100", "-1", "rtt_ms': must be non-negative"), ("100", ".inf", "rtt_ms': expected a number"),
                          ("100", "-.inf", "rtt_ms': expected a number"), ("100", "null", "rtt_ms': expected a number")):
-    case("pi-network", [*PI, "--networks-file", "{dir}/n.yaml"], 2, f"{{dir}}/n.yaml: field 'networks.fast.{message}",
+    case("pi-network", [*PI, "--networks-file", "{dir}/n.yaml"], 2,
+         loader_says((bw, rtt), f"{{dir}}/n.yaml: field 'networks.fast.{message}"),
          {"n.yaml": text(NET.format(bw=bw, rtt=rtt))})
 for content, message in (("networks:\n  fast: {rtt_ms: 1}\n", "missing field 'bandwidth_mbps'"),
                          ("networks:\n  fast: {bandwidth_mbps: 1, rtt_ms: 1, jitter: 2}\n", "unknown field(s) jitter"),
@@ -187,14 +199,14 @@ for b, r, message in ((".inf", "1", "ops.exp.bytes_per_element': expected a numb
                       ("1", "1.5", "ops.exp.rounds': expected a whole number"),
                       ("1", "-2", "ops.exp.rounds': must be non-negative"),
                       ("1", "1e999", "ops.exp.rounds': expected a number")):
-    case("pi-profile", [*PI, "--profile", "{dir}/p.yaml"], 2, f"{{dir}}/p.yaml: field '{message}",
+    case("pi-profile", [*PI, "--profile", "{dir}/p.yaml"], 2, loader_says((b, r), f"{{dir}}/p.yaml: field '{message}"),
          {"p.yaml": text(PROFILE.format(b=b, r=r))})
 for content, message in (("ops: {}\n", "field 'name': expected a non-empty string"),
                          ("name: p\n", "field 'ops': expected a mapping"),
                          ("name: p\nops:\n  teleport: {bytes_per_element: 1, rounds: 1}\n", "field 'ops.teleport': unknown operation"),
                          ("name: p\nops:\n  exp: {rounds: 1}\n", "missing field 'bytes_per_element'"),
                          ("name: p\nops:\n  exp: {bytes_per_element: 1, rounds: 1, speed: 2}\n", "unknown field(s) speed"),
-                         ("name: p\nops: {}\nfixed: {bytes: .inf}\n", "field 'fixed.bytes': expected a number"),
+                         ("name: p\nops: {}\nfixed: {bytes: .inf}\n", "p.yaml:3:17: non-finite number '.inf'"),
                          ("name: p\nops: {}\nfixed: {hours: 1}\n", "field 'fixed': unknown field(s) hours"),
                          ("name: p\nops: {}\n", "operator 'matmul_plain' has no cost in backend profile 'p'")):
     case("pi-profile", [*PI, "--profile", "{dir}/p.yaml"], 2, message, {"p.yaml": text(content)})
