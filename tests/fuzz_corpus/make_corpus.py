@@ -206,7 +206,7 @@ for content, message in (("ops: {}\n", "field 'name': expected a non-empty strin
                          ("name: p\nops:\n  teleport: {bytes_per_element: 1, rounds: 1}\n", "field 'ops.teleport': unknown operation"),
                          ("name: p\nops:\n  exp: {rounds: 1}\n", "missing field 'bytes_per_element'"),
                          ("name: p\nops:\n  exp: {bytes_per_element: 1, rounds: 1, speed: 2}\n", "unknown field(s) speed"),
-                         ("name: p\nops: {}\nfixed: {bytes: .inf}\n", "p.yaml:3:17: non-finite number '.inf'"),
+                         ("name: p\nops: {}\nfixed: {bytes: .inf}\n", "p.yaml:3:16: non-finite number '.inf'"),
                          ("name: p\nops: {}\nfixed: {hours: 1}\n", "field 'fixed': unknown field(s) hours"),
                          ("name: p\nops: {}\n", "operator 'matmul_plain' has no cost in backend profile 'p'")):
     case("pi-profile", [*PI, "--profile", "{dir}/p.yaml"], 2, message, {"p.yaml": text(content)})
