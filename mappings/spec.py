@@ -174,7 +174,7 @@ def _matches(value: float | None, want: float | list[float]) -> bool:
 def _spec_error(source: str, err: ValidationError, prefix: str = "") -> SpecError:
     first = err.errors()[0]
     field = prefix + ".".join(str(x) for x in first["loc"]) if first["loc"] else (prefix.rstrip(".") or "<top>")
-    return SpecError(f"{source}: {field}: {first['msg']}")
+    return SpecError(f"{source}: {field}: {str(first['msg']).removeprefix('Value error, ')}")
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> MappingSpec:

@@ -84,7 +84,7 @@ def test_point_count_is_the_product_and_points_are_distinct(lengths, n_m, n_head
     keys = ["word_bytes", "dram.pj_per_byte", "buffer.banks"][:len(lengths)]
     vary = {k: [(1 + i) * 8 for i in range(n)] for k, n in zip(keys, lengths)}
     sweep = load_spec({"name": "p", "arch": "fusemax-template", "cascades": ["attention_1pass"],
-                       "sizes": {"M": [1024 * (i + 1) for i in range(n_m)], "P": "same-as-M"},
+                       "sizes": {"M": [1024 * (i + 1) for i in range(n_m)], "P": "same-as-M", "E": 64, "F": 64},
                        "heads": list(range(1, n_heads + 1)), "vary": vary})
     assert len(sweep.points) == int(np.prod(lengths)) * n_m * n_heads
     identities = {json.dumps([p["values"], p["sizes"], p["heads"]], sort_keys=True) for p in sweep.points}
@@ -127,7 +127,7 @@ def test_spec_errors_are_one_line_naming_file_and_field_exit_2(tmp_path, capsys,
 def test_spec_errors_in_the_python_api(tmp_path):
     with pytest.raises(SweepSpecError, match=r"<spec>: vary.d: empty list"):
         load_spec({"name": "x", "arch": "fusemax-template", "cascades": ["attention_1pass"],
-                   "sizes": {"M": 1024}, "vary": {"d": []}})
+                   "sizes": {"M": 1024, "P": 1024, "E": 64, "F": 64}, "vary": {"d": []}})
     with pytest.raises(SweepSpecError, match=r"<spec>: name: missing field"):
         load_spec({"arch": "fusemax-template", "cascades": ["attention_1pass"], "sizes": {}})
 

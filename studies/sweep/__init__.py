@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from studies.errors import UsageError
 from studies.sweep.exec import default_executor, iter_rows
 from studies.sweep.journal import Journal, exclusive
 from studies.sweep.point import check_row, point_key, sweep_fingerprint

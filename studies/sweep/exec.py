@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import socket
+import warnings
 from collections.abc import Iterator
 
 from studies.errors import UsageError
@@ -89,11 +91,20 @@ def _dask(points: list[dict], context: dict, workers: int, scheduler: str | None
         if scheduler:
             try:
                 client = Client(scheduler, timeout="20s")
-            except (OSError, TimeoutError, ValueError) as err:
-                raise UsageError(f"--scheduler: cannot connect to {scheduler}: {err}") from None
+            except Exception as err:  # noqa: BLE001 - anything but a Dask scheduler there (an HTTP server, ...)
+                raise UsageError(f"--scheduler: no Dask scheduler answers at {scheduler} "
+                                 f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no reply'})") \
+                    from None
         else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+            # the workers start with Ctrl-C ignored (inherited): the client stops them, they print nothing
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "port 8787 is already in use" and the like
+                    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=logging.CRITICAL)
+            finally:
+                signal.signal(signal.SIGINT, previous)
             client = Client(cluster)
         with client:
             _check_same_model(client)

@@ -31,9 +31,10 @@ from archsim.errors import ArchError
 from archsim.yamlio import load_yaml_text, read_text_file
 from studies.sweep.expr import ExprError, evaluate, names_of, parse_expr
 
-MAX_POINTS = 10_000_000  # a larger product is refused (it would not fit in memory)
+MAX_POINTS = 500_000  # a larger product is refused before any point is built (memory: about 1 kB a point)
 MAX_RANGE_VALUES = 1_000_000
 MAX_CHECKED_ARCHS = 10_000  # architecture combinations (zip, derive) validated one by one at expansion
+MAX_CHECKED_VALUES = 2_000  # values of one vary or zip axis validated one by one (first and last half)
 OBJECTIVES = ("latency", "energy", "edp")
 SAME_AS = re.compile(r"^same-as-([A-Za-z_][A-Za-z_0-9]*)$")
 SIZE_TEXT = re.compile(r"^(\d+)([KkMm]?)$")
@@ -382,7 +383,7 @@ def _cascade_sizes(spec: SweepSpec, c: ec.Cascade, own: dict, loc: tuple, mappin
     values, ties = {**shared_values, **own_values}, {**shared_ties, **own_ties}
     for rank, other in ties.items():
         if other not in values:
-            what = "itself tied (same-as)" if other in ties else f"not a size given for {c.name}"
+            what = "itself tied (same-as)" if other in ties else f"not in sizes (of {c.name})"
             where = loc + ("sizes", rank) if rank in own else ("sizes", rank)
             raise _FieldError(where, f"same-as-{other}: {other} is {what}")
     order = [k for k in [*spec.sizes, *own] if k in values or k in ties]
@@ -400,7 +401,15 @@ def _cascade_sizes(spec: SweepSpec, c: ec.Cascade, own: dict, loc: tuple, mappin
     return order, sizes, ties
 
 
-def _arch_axes(spec: SweepSpec, doc: dict, arch: Source, tparams: set) -> tuple[list[list[dict]], list[str]]:
+def _checked_sample(values: list) -> list:
+    """The values of an axis that are validated one by one: all, or the first and last
+    MAX_CHECKED_VALUES // 2 of a longer axis (its other points say why they are infeasible)."""
+    half = MAX_CHECKED_VALUES // 2
+    return values if len(values) <= MAX_CHECKED_VALUES else values[:half] + values[-half:]
+
+
+def _arch_axes(spec: SweepSpec, doc: dict, arch: Source, tparams: set,
+               per_arch: int) -> tuple[list[list[dict]], list[str]]:
     """The axes of the architecture: each a list of {key: value} (a `vary` key, or a `zip` group
     whose keys move together), and the keys in column order."""
     taken = set(spec.sizes) | {k for e in spec.cascades if not isinstance(e, str) for k in e.sizes}
@@ -419,14 +428,18 @@ def _arch_axes(spec: SweepSpec, doc: dict, arch: Source, tparams: set) -> tuple[
         except ArchError as err:
             raise _FieldError(loc, f"value {v!r} gives an invalid architecture: {err}") from None
 
-    axes, keys = [], []
+    axes, keys, total = [], [], per_arch
     for key, raw in spec.vary.items():
         check_key(key, ("vary", key))
         values = _values(raw, ("vary", key), scalar_ok=False)
-        for v in values:  # each value alone must give a valid architecture
-            check_value(key, v, ("vary", key))
+        total *= len(values)
+        if total > MAX_POINTS:
+            raise _FieldError(("vary",), f"the product has {total} points or more, more than {MAX_POINTS}")
         axes.append([{key: v} for v in values])
         keys.append(key)
+    for key, axis in zip(keys, axes):
+        for item in _checked_sample(axis):  # each value alone must give a valid architecture
+            check_value(key, item[key], ("vary", key))
     for g, group in enumerate(spec.zip):
         if not group:
             raise _FieldError(("zip", g), "empty group")
@@ -439,9 +452,12 @@ def _arch_axes(spec: SweepSpec, doc: dict, arch: Source, tparams: set) -> tuple[
             raise _FieldError(("zip", g), "the lists of a zip group move together and need one length, got "
                                           + ", ".join(f"{k}: {n}" for k, n in lengths.items()))
         axis = [dict(zip(lists, combo)) for combo in zip(*lists.values())]
-        for i, values in enumerate(axis):
+        total *= len(axis)
+        if total > MAX_POINTS:
+            raise _FieldError(("zip", g), f"the product has {total} points or more, more than {MAX_POINTS}")
+        for values in _checked_sample(axis):
             for key, v in values.items():
-                check_value(key, v, ("zip", g, key, i))
+                check_value(key, v, ("zip", g, key, axis.index(values)))
         axes.append(axis)
         keys.extend(lists)
     for key, text in spec.derive.items():
@@ -491,7 +507,8 @@ def _expand(spec: SweepSpec, base: Path, source: str) -> Sweep:
         raise _FieldError(("sizes", unused[0]), f"not a size of any cascade of the sweep ({', '.join(spec_names_of(entries))})")
     heads = _positive_ints(spec.heads, ("heads",))
     batch = _positive_ints(spec.batch, ("batch",))
-    axes, keys = _arch_axes(spec, doc, arch, tparams)
+    per_arch = sum(len(sizes) for _, _, sizes, _ in entries) * len(heads) * len(batch)
+    axes, keys = _arch_axes(spec, doc, arch, tparams, per_arch)
 
     size_ranks = list(dict.fromkeys(r for _, order, _, _ in entries for r in order))
     ties = {r: t for *_, tie in entries for r, t in tie.items()}
@@ -501,7 +518,6 @@ def _expand(spec: SweepSpec, base: Path, source: str) -> Sweep:
         if col not in allowed:
             raise _FieldError(("front_by",), f"unknown column {col!r} (one of {', '.join(allowed)})")
 
-    per_arch = sum(len(sizes) for _, _, sizes, _ in entries) * len(heads) * len(batch)
     total = math.prod([len(a) for a in axes]) * per_arch
     if total > MAX_POINTS:
         raise _FieldError(("vary",), f"the product has {total} points, more than {MAX_POINTS}")
