@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from studies.checked import json_text
+from studies.checked import json_text, require_finite
 from studies.cli.cascade_arg import load_cascade
 from studies.cli.lazy_parser import LazyParser
 from studies.cli.sizes_arg import add_size_argument, parse_sizes
@@ -27,6 +27,7 @@ def _networks(args: argparse.Namespace) -> list[Network]:
 
 
 def _print(result: dict, networks: list[Network], as_json: bool, title: str) -> None:
+    require_finite(result, "pi")
     if as_json:
         if len(networks) == 1:
             result = dict(result, latency_s=result["latency_s"][networks[0].name], network=networks[0].name)
