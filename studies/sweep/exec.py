@@ -1,7 +1,8 @@
 """Executors of a sweep: run `simulate_point` on many points and yield rows as they finish.
 
 - `serial`: one after the other in this process;
-- `processes`: a local process pool of `workers` (the default when more than one core is free);
+- `processes`: the project's local process pool (studies.sweep.pool) of `workers` (the default
+  when more than one core is free);
 - `dask`: tasks on a dask.distributed cluster, a LocalCluster of `workers` processes or, with
   `scheduler` ("tcp://host:port"), an existing one whose workers have cascadesim installed.
 

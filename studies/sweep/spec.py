@@ -377,7 +377,7 @@ def _cascade_sizes(spec: SweepSpec, c: ec.Cascade, own: dict, loc: tuple, mappin
             raise _FieldError(loc + ("sizes", rank), f"not a size of {c.name} (sizes: "
                                                       f"{', '.join(c.size_names + c.params)})")
     merged = {k: v for k, v in spec.sizes.items() if k in known and k not in own}
-    used.update(merged)
+    used.update(k for k in spec.sizes if k in known)
     shared_values, shared_ties = _size_axes(merged, ("sizes",))
     own_values, own_ties = _size_axes(own, loc + ("sizes",))
     values, ties = {**shared_values, **own_values}, {**shared_ties, **own_ties}
