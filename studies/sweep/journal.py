@@ -127,8 +127,11 @@ class Journal:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("ab")
-            if self._file.tell() and not self.path.read_bytes().endswith(b"\n"):
-                self._file.write(b"\n")  # a line cut short (not repaired): the next one starts afresh
+            if self._file.tell():
+                with self.path.open("rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        self._file.write(b"\n")  # a line cut short (not repaired): the next one starts afresh
         self._file.write(json.dumps({"key": key, "row": row}, allow_nan=False).encode() + b"\n")
         self._file.flush()
         os.fsync(self._file.fileno())
