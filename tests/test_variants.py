@@ -217,7 +217,7 @@ HAND_PASSES = {
                            "AV": None},
     "pattention": {"QK": 1, "SS": 1, "RN": None, "A": 2, "W": 2, "AV": 2},
     "hedgehog_attention": {**{n: None for n in ("WQ", "XQ", "NQ", "EQ1", "EQ2", "SQ1", "FQ1", "SQ2", "FQ2",
-                                                "N1", "N2", "D1", "D2", "AV")},
+                                                "N1", "N2", "DN1", "DN2", "AV")},
                            **{n: 1 for n in ("WK", "XK", "NK", "EK1", "EK2", "SK1", "FK1", "SK2", "FK2",
                                              "KV1", "KV2", "KS1", "KS2")}},
     "mqa_attention": _SOFTMAX, "gqa_decode": _SOFTMAX, "gqa_causal_prefill": _SOFTMAX,
@@ -274,7 +274,7 @@ BOUNDS = {
     # QK, SS square + add, A multiply, AV; RN rsqrt + multiply per query (+ sqrt(M) once); W gelu on 1D
     "pattention": (SEQ, 12, FULL * (D64 + 2 + 1 + D64) + N * (8 + 1) + 9, FULL * 13, QKVO_WORDS),
     # per token and side (D = 64 features): W x D*E MACs, max, min, 2 exp, 2 sums; KV1, KV2, N1, N2
-    # D*F MACs per token; KS1, KS2, D1, D2 D per token; 1D: the 4 feature normalisations (D divides
+    # D*F MACs per token; KS1, KS2, DN1, DN2 D per token; 1D: the 4 feature normalisations (D divides
     # per token) and AV (2 adds and a divide per (f, p))
     "hedgehog_attention": ({**SEQ, "D": D64}, 12, N * (2 * D64 * (D64 + 2 + 14 + 2) + 4 * D64 * D64 + 4 * D64),
                            N * (4 * D64 + 3 * D64), QKVO_WORDS + D64 * D64),
