@@ -69,7 +69,7 @@ EXTRA_SIZES = {
     "gqa_decode": {"H": 4, "G": 3, "P": 1},  # decode: one query per step against the n-token cache
     "mla_decode": {"C": 512, "R": 64, "H": 12, "P": 1},
     # a square grid of sqrt(n) x sqrt(n) tokens, radius 3 (NAT's 7 x 7 neighbourhood, Hassani et al., 2023)
-    "neighborhood_attention_2d": lambda n: {**dict.fromkeys(("MX", "MY", "PX", "PY"), round(n ** 0.5)), "R": 3},
+    "neighborhood_attention_2d_tokens": lambda n: {**dict.fromkeys(("MX", "MY", "PX", "PY"), round(n ** 0.5)), "WR": 3},
 }
 HEAD_RANKS = ("H", "G")  # ranks of a cascade's own heads: the study's heads are divided by their sizes
 COLUMNS = ["cascade", "arch", "seq_len", "status", "passes", "latency_s", "energy_j", "dram_bytes", "bounding_unit",

@@ -82,7 +82,7 @@ def test_alibi_attention(slope):
 
 def test_softpick_attention():
     inputs = rng_qkv(20, 20, seed=103)
-    assert_close(run("softpick_attention", inputs), ref.softpick_attention(*qkv(inputs)), rel=1e-8)
+    assert_close(run("softpick_attention_causal", inputs), ref.softpick_attention(*qkv(inputs)), rel=1e-8)
 
 
 def test_pattention():
@@ -138,9 +138,9 @@ def test_chunked_attention(chunk):
 def test_neighborhood_attention_2d(radius):
     nx, ny = 4, 5
     inputs = rng_qkv(nx * ny, nx * ny, seed=113)
-    sizes = {"MX": nx, "MY": ny, "PX": nx, "PY": ny, "R": radius}
+    sizes = {"MX": nx, "MY": ny, "PX": nx, "PY": ny, "WR": radius}
     expected = ref.softmax_attention(*qkv(inputs), mask=ref.neighborhood_mask(nx, ny, radius))
-    assert_close(run("neighborhood_attention_2d", inputs, sizes), expected)
+    assert_close(run("neighborhood_attention_2d_tokens", inputs, sizes), expected)
 
 
 def test_minference_vertical_slash():
@@ -151,7 +151,7 @@ def test_minference_vertical_slash():
     slash[0] = True  # every query sees itself, as MInference always keeps the main diagonal
     expected = ref.softmax_attention(*qkv(inputs), mask=ref.vertical_slash_mask(vertical, slash))
     arrays = {**inputs, "VS": vertical.astype(float), "SL": slash.astype(float)}
-    assert_close(run("minference_vertical_slash", arrays), expected)
+    assert_close(run("minference_vertical_slash_dynamic", arrays), expected)
 
 
 @pytest.mark.parametrize("blocks", [1, 2, 5])
@@ -213,7 +213,7 @@ _BLOCKED = {"BK": 1, "BV": 1, **_SOFTMAX}
 HAND_PASSES = {
     "squared_relu_attention": {"QK": 1, "IM": None, "A": 1, "AV": 1},
     "alibi_attention": {"QK": 1, "B": 1, **{k: v for k, v in _SOFTMAX.items() if k != "QK"}},
-    "softpick_attention": {"QK": 1, "GM": 1, "EM": None, "SN": 2, "SA": 2, "SR": 2, "SNV": 2, "DEN": None,
+    "softpick_attention_causal": {"QK": 1, "GM": 1, "EM": None, "SN": 2, "SA": 2, "SR": 2, "SNV": 2, "DEN": None,
                            "AV": None},
     "pattention": {"QK": 1, "SS": 1, "RN": None, "A": 2, "W": 2, "AV": 2},
     "hedgehog_attention": {**{n: None for n in ("WQ", "XQ", "NQ", "EQ1", "EQ2", "SQ1", "FQ1", "SQ2", "FQ2",
@@ -221,7 +221,7 @@ HAND_PASSES = {
                            **{n: 1 for n in ("WK", "XK", "NK", "EK1", "EK2", "SK1", "FK1", "SK2", "FK2",
                                              "KV1", "KV2", "KS1", "KS2")}},
     "mqa_attention": _SOFTMAX, "gqa_decode": _SOFTMAX, "gqa_causal_prefill": _SOFTMAX,
-    "minference_vertical_slash": _SOFTMAX,
+    "minference_vertical_slash_dynamic": _SOFTMAX,
     # SF and FC recur over p, not m: each point of m is visited in the one stream
     "selective_attention": {"QK": 1, "SF": 1, "FC": 1, "B": 1, "GM": 1, "SN": 2, "SD": 2, "SNV": 2, "AV": None},
     # within-block softmax closes in the stream (LM, SD over m0); the landmark softmax's max GL
@@ -229,7 +229,7 @@ HAND_PASSES = {
     "landmark_attention": {"BK": 1, "BV": 1, "QK": 1, "LM": 1, "SN": 1, "SD": 1, "SNV": 1, "QL": 1, "GL": 1,
                            "EL": 2, "DL": 2, "W": 2, "NUM": 2, "AV": None},
     "chunked_attention": _BLOCKED, "block_sparse_attention": _BLOCKED,
-    "neighborhood_attention_2d": {"BQ": None, **_BLOCKED},
+    "neighborhood_attention_2d_tokens": {"BQ": None, **_BLOCKED},
     "gated_delta_rule": {"SK": 1, "U": 1, "S": 1, "AV": None},
     "retention": {"QK": 1, "RW": 1, "AV": 1},
     "mamba2_ssd": {"DA": 1, "H": 1, "AV": None},
@@ -270,7 +270,7 @@ BOUNDS = {
     # QK, B (MAC + add), GM, SN, SD, SNV per visible point; AV's F divides per query on 1D
     "alibi_attention": ({**SEQ, "SL": 0.5}, 12, CAUSAL * (D64 + 2 + SOFTMAX_2PASS + D64), N * D64, QKVO_WORDS),
     # QK, GM max, SN exp + the EM subtraction (8), SA abs + add, SR relu, SNV; EM exp + DEN MAC per query
-    "softpick_attention": (SEQ, 12, CAUSAL * (D64 + 1 + 8 + 2 + 1 + D64) + N * (7 + 1), N * D64, QKVO_WORDS),
+    "softpick_attention_causal": (SEQ, 12, CAUSAL * (D64 + 1 + 8 + 2 + 1 + D64) + N * (7 + 1), N * D64, QKVO_WORDS),
     # QK, SS square + add, A multiply, AV; RN rsqrt + multiply per query (+ sqrt(M) once); W gelu on 1D
     "pattention": (SEQ, 12, FULL * (D64 + 2 + 1 + D64) + N * (8 + 1) + 9, FULL * 13, QKVO_WORDS),
     # per token and side (D = 64 features): W x D*E MACs, max, min, 2 exp, 2 sums; KV1, KV2, N1, N2
@@ -296,7 +296,7 @@ BOUNDS = {
                            16 * N + N * D64, QKVO_WORDS + D64 * 16),
     # the data masks are counted as upper bounds (every causal point does the work), plus one
     # compare per point (SL) per masked Einsum and one per key (VS) per masked Einsum
-    "minference_vertical_slash": (SEQ, 12, CAUSAL * (D64 + SOFTMAX_2PASS + D64 + 5) + 5 * N, N * D64,
+    "minference_vertical_slash_dynamic": (SEQ, 12, CAUSAL * (D64 + SOFTMAX_2PASS + D64 + 5) + 5 * N, N * D64,
                                   QKVO_WORDS + 2 * N),
     # chunks of 256: query p sees (p mod 256) + 1 keys
     "chunked_attention": ({**SEQ, "M0": BLOCK}, 12, N * (BLOCK + 1) // 2 * (D64 + SOFTMAX_2PASS + D64),
@@ -305,7 +305,7 @@ BOUNDS = {
     "block_sparse_attention": ({**SEQ, "M0": BLOCK, "NB": KEPT_BLOCKS}, 12,
                                BLOCK_SPARSE_POINTS * (D64 + SOFTMAX_2PASS + D64), N * D64, QKVO_WORDS),
     # a 64 x 64 grid, radius 3
-    "neighborhood_attention_2d": ({**SEQ, "MX": GRID, "MY": GRID, "PX": GRID, "PY": GRID, "R": RADIUS}, 12,
+    "neighborhood_attention_2d_tokens": ({**SEQ, "MX": GRID, "MY": GRID, "PX": GRID, "PY": GRID, "WR": RADIUS}, 12,
                                   NEIGHBOURS_1D ** 2 * (D64 + SOFTMAX_2PASS + D64), N * D64, QKVO_WORDS),
     # SK E*F MACs, U 2 F (MAC + multiply), S 2 E*F (MAC + multiply), AV E*F MACs per token
     "gated_delta_rule": (SEQ, 12, N * (4 * D64 * D64 + 2 * D64), 0, QKVO_WORDS + 2 * N),
@@ -323,7 +323,7 @@ KNOWN_DEFECTS = {
                          "(issue 19, certify)",
     "block_sparse_attention": "masks over a block index (m1*M0 <= p) are refused: needs the kept block size M0 "
                               "(issue 19, certify)",
-    "neighborhood_attention_2d": "split query ranks (P = PX x PY) are refused (issue 19, certify)",
+    "neighborhood_attention_2d_tokens": "split query ranks (P = PX x PY) are refused (issue 19, certify)",
     "landmark_attention": "the mapper replaces the cascade's block size M0 = 256 by its key tile (512 here: "
                           "half the landmarks L read, a different algorithm) (issue 19, certify)",
 }
