@@ -48,7 +48,7 @@ def load_module(source: str, name: str, tmp_path):
 
 
 def sizes_for(cascade, rank, block_n, sizes=SIZES):
-    out = {k: v for k, v in sizes.items() if k in cascade.ranks}
+    out = {k: sizes.get(k, 5) for k in cascade.ranks}  # 5: a rank the table does not name
     parts = cascade.ranks[rank].parts
     if parts:  # a cascade that splits the keys itself: whole tiles of the kernel's width
         out[parts[1]] = block_n
@@ -63,7 +63,7 @@ def compare(cascade, tmp_path, rank="M", dtype="fp32", block_m=16, block_n=16, s
     module = load_module(g.source, name or f"{cascade.name}_{dtype}", tmp_path)
     bound = sizes_for(cascade, rank, block_n, sizes)
     defaults = getattr(cascade, "defaults", {}) or {}
-    params = {p: defaults.get(p, PARAMS.get(p)) for p in cascade.params}
+    params = {p: defaults.get(p, PARAMS.get(p, 3)) for p in cascade.params}  # 3: a small whole number
     rng = np.random.default_rng(seed)
     inputs = {n: torch.tensor(rng.standard_normal(tuple(bound[cascade.var_rank[v]] for v in d.indices)))
               .to(TORCH[dtype]) for n, d in cascade.inputs.items()}
@@ -90,6 +90,14 @@ REFUSED = {
     "lightning_attention": ("P", "split"),
     "topk_attention": ("T", "kth"),
     "landmark_block_attention": ("LS", "number of tiles"),  # a reduction over the tiles m1
+    "landmark_attention": ("QL", "number of tiles"),
+    "gated_delta_rule": ("S", RECURRENCE),
+    "mamba2_ssd": ("H", RECURRENCE),
+    "selective_attention": ("FC", "recurrence over rank P"),
+    "minference_vertical_slash_dynamic": ("QK", "data-dependent condition"),
+    "neighborhood_attention_2d_tokens": ("P", "split"),
+    "block_sparse_attention": ("BV", "per-tile tensor needed outside its pass"),
+    "chunked_attention": ("BV", "per-tile tensor needed outside its pass"),
 }
 
 
