@@ -100,7 +100,7 @@ def _kind_of_name(name: str) -> str:
     from archsim.secure_backend import profile_names
     if name in profile_names():
         return "private-inference"
-    from archsim.gpu_specs import known_gpus
+    from archsim.gpu.specs import known_gpus
     if name in known_gpus():
         return "gpu"
     return "accelerator"
