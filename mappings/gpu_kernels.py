@@ -258,13 +258,18 @@ def resident_programs(gpu: GPUSpec, smem: int, warps: int) -> int:
     return max(1, min(by_smem, gpu.max_warps_per_sm // warps))
 
 
-def launches_1pass(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile
-                   ) -> list[KernelLaunch]:
-    """One launch: a program per query tile streams its keys; q, k, v read and out written once."""
-    cw = cascade_work(STRUCTURE_CASCADES[("softmax", 1)])
+def launches_1pass(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile,
+                   per_point: Work | None = None) -> list[KernelLaunch]:
+    """One launch: a program per query tile streams its keys; q, k, v read and out written once.
+    `per_point`: the work per score point of another cascade (default: attention_1pass's counts)."""
     bm, bn, d, e = t["BLOCK_M"], t["BLOCK_N"], shape.head_dim, shape.element_bytes
     keys = np.tile(visited_keys(shape, bm, bn, profile.causal_order), shape.heads_total)
-    tf, ex, alu = _work_by_keys(cw, tuple(cw.einsums), {"E": d, "F": shape.dv, "P": bm, "M0": bn}, keys)
+    if per_point is None:
+        cw = cascade_work(STRUCTURE_CASCADES[("softmax", 1)])
+        tf, ex, alu = _work_by_keys(cw, tuple(cw.einsums), {"E": d, "F": shape.dv, "P": bm, "M0": bn}, keys)
+    else:
+        points = bm * keys.astype(float)
+        tf, ex, alu = per_point.tensor_flops * points, per_point.exps * points, per_point.alu_ops * points
     smem = (bm * d + (bn * (d + shape.dv)) * t["num_stages"]) * e
     resident = resident_programs(gpu, smem, t["num_warps"])
     hbm = qo_bytes(shape) + kv_bytes(shape) + kv_reread_bytes(gpu, shape, bm, resident)
@@ -276,8 +281,8 @@ def _self_attention_only(shape: AttentionShape, what: str) -> None:
         raise ValueError(f"{what} kernels are modelled for self-attention (P = M) without window or block mask")
 
 
-def launches_2pass(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile
-                   ) -> list[KernelLaunch]:
+def launches_2pass(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile,
+                  per_point: Work | None = None) -> list[KernelLaunch]:
     """Two launches over the same query-tile grid: row max and sum (8 bytes per row out), then P V."""
     _self_attention_only(shape, "2-pass")
     cw = cascade_work(STRUCTURE_CASCADES[("softmax", 2)])
@@ -299,8 +304,8 @@ def launches_2pass(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profi
     return out
 
 
-def launches_3pass(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile
-                   ) -> list[KernelLaunch]:
+def launches_3pass(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile,
+                  per_point: Work | None = None) -> list[KernelLaunch]:
     """Three launches: scores to GPU memory, a row softmax over them in place, probabilities times V."""
     _self_attention_only(shape, "3-pass")
     cw = cascade_work(STRUCTURE_CASCADES[("softmax", 3)])
@@ -344,8 +349,8 @@ def splits_for(gpu: GPUSpec, base_programs: int, key_tiles: int) -> int:
     return int(max(1, min(key_tiles, MAX_SPLITS, math.ceil(gpu.sms / base_programs))))
 
 
-def launches_split_kv(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile
-                      ) -> list[KernelLaunch]:
+def launches_split_kv(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile,
+                      per_point: Work | None = None) -> list[KernelLaunch]:
     """Flash-decoding: programs over (KV head, row tile, key split); a combine launch when split."""
     cw = cascade_work(STRUCTURE_CASCADES[("split-kv", 1)])
     bm, bn, d, dv, e = t["BLOCK_M"], t["BLOCK_N"], shape.head_dim, shape.dv, shape.element_bytes
@@ -359,8 +364,11 @@ def launches_split_kv(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], pr
     programs = heads * row_tiles * splits
     if programs > MAX_PROGRAMS:
         raise ValueError(f"{programs:,} programs in one launch; the model's limit is {MAX_PROGRAMS:,}")
-    w = cw.work(tuple(cw.einsums), {"E": d, "F": dv, "P": bm, "M0": bn, "M": keys})
-    tensor, alu = w.tensor_flops, w.alu_ops
+    if per_point is None:
+        w = cw.work(tuple(cw.einsums), {"E": d, "F": dv, "P": bm, "M0": bn, "M": keys})
+    else:
+        w = Work(per_point.tensor_flops * bm * keys, per_point.exps * bm * keys, per_point.alu_ops * bm * keys)
+    tensor, alu = w.tensor_flops, w.alu_ops * min(rows, bm) / bm
     exps = w.exps * min(rows, bm) / bm
     if profile.tensor_on_alu:  # CUDA-core kernel: one FMA per multiply-accumulate, rows not padded
         tensor, alu = 0.0, alu + w.tensor_flops / 2.0 * min(rows, bm) / bm
@@ -380,8 +388,8 @@ def launches_split_kv(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], pr
     return [main, combine]
 
 
-def launches_chunked_linear(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile
-                            ) -> list[KernelLaunch]:
+def launches_chunked_linear(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile,
+                  per_point: Work | None = None) -> list[KernelLaunch]:
     """Chunked linear recurrence: the parallel intra-chunk work and the serial state scan."""
     w, c = profile.chunk_work, profile.chunk
     if shape.q_len != shape.kv_len:
@@ -423,8 +431,8 @@ def launches_chunked_linear(gpu: GPUSpec, shape: AttentionShape, t: dict[str, in
                          io, np.full(programs, float(chunks)), smem, warps, resident_programs(gpu, smem, warps))]
 
 
-def launches_recurrent_step(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile
-                            ) -> list[KernelLaunch]:
+def launches_recurrent_step(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile,
+                  per_point: Work | None = None) -> list[KernelLaunch]:
     """Decode of a linear recurrence: per (batch, head, BLOCK_E value columns) the state is read,
     updated once per query token on the FP32 lanes, and written `state_writes` times."""
     sw = profile.step_work
@@ -452,9 +460,10 @@ BUILDERS = {
 
 
 def kernel_launches(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape,
-                    tiles: dict[str, int] | None = None) -> list[KernelLaunch]:
+                    tiles: dict[str, int] | None = None, per_point: Work | None = None) -> list[KernelLaunch]:
     """The launches of the kernel `profile` describes at `shape`, with its tile settings (or `tiles`,
-    e.g. those a measurement file recorded). ValueError (one line) for a shape it cannot run."""
+    e.g. those a measurement file recorded); `per_point`: a cascade's own work per score point for
+    the one-pass families. ValueError (one line) for a shape it cannot run."""
     if profile.causal_only and not shape.causal:
         raise ValueError(f"kernel {profile.name} is causal only")
     if profile.max_head_dim is not None and shape.head_dim > profile.max_head_dim:
@@ -476,4 +485,4 @@ def kernel_launches(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape,
         if programs > MAX_PROGRAMS:
             raise ValueError(f"{programs:,} programs in one launch at this shape; the model lists programs one by "
                              f"one and its limit is {MAX_PROGRAMS:,} (use a smaller batch x heads or sequence length)")
-    return BUILDERS[(profile.family, profile.passes)](gpu, shape, t, profile)
+    return BUILDERS[(profile.family, profile.passes)](gpu, shape, t, profile, per_point)

@@ -18,7 +18,7 @@ from pathlib import Path
 from archsim.gpu.model import Efficiency, KernelLaunch, LaunchTime, launches_time, rates
 from archsim.gpu.profiles import KernelProfile, load_profile
 from archsim.gpu.specs import ELEMENT_BYTES, GPUConfigError, GPUSpec, load_gpu, normalise_dtype
-from mappings.gpu_kernels import AttentionShape, kernel_launches
+from mappings.gpu_kernels import AttentionShape, Work, kernel_launches
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,11 @@ def efficiency(profile: KernelProfile) -> Efficiency:
 
 
 def launches_for(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape, dtype: str,
-                 tiles: dict[str, int] | None = None) -> list[KernelLaunch]:
+                 tiles: dict[str, int] | None = None, per_point: Work | None = None) -> list[KernelLaunch]:
     """The kernel launches of one call (work from the cascade or the profile, tiles from the profile)."""
     shape = replace(shape, element_bytes=ELEMENT_BYTES[dtype])
     try:
-        return kernel_launches(gpu, profile, shape, tiles)
+        return kernel_launches(gpu, profile, shape, tiles, per_point)
     except ValueError as err:
         raise GPUConfigError(f"--kernel {profile.name}: {err}") from None
 
@@ -92,11 +92,13 @@ def check_shape(shape: AttentionShape) -> None:
 
 
 def predict(gpu: str | Path | GPUSpec, kernel: str | Path | KernelProfile, shape: AttentionShape,
-            dtype: str = "bf16", clock_hz: float | None = None, tiles: dict[str, int] | None = None) -> Prediction:
+            dtype: str = "bf16", clock_hz: float | None = None, tiles: dict[str, int] | None = None,
+            per_point: Work | None = None) -> Prediction:
     """Predicted forward time of `kernel` on `gpu` at `shape` and `dtype` (see the module docstring).
 
     Raises GPUConfigError (one line: the unknown name, bad file and field, or a kernel that
-    cannot run the shape or the GPU, e.g. FlashAttention-3 on an A100).
+    cannot run the shape or the GPU, e.g. FlashAttention-3 on an A100). `per_point`: a cascade's
+    own work per score point (mappings/targets/gpu.py) instead of the library cascade's.
     """
     spec = gpu if isinstance(gpu, GPUSpec) else load_gpu(gpu)
     profile = kernel if isinstance(kernel, KernelProfile) else load_profile(kernel)
@@ -106,7 +108,7 @@ def predict(gpu: str | Path | GPUSpec, kernel: str | Path | KernelProfile, shape
     check_shape(shape)
     mma_dtype = profile.compute_dtype or dtype
     instruction = profile.instruction_on(spec, mma_dtype)
-    launches = launches_for(spec, profile, shape, dtype, tiles)
+    launches = launches_for(spec, profile, shape, dtype, tiles, per_point)
     total, bound, times = launches_time(rates(spec, instruction, mma_dtype, clock_hz), efficiency(profile), launches)
     model_flops = float(sum(float(l.tensor_flops.sum()) for l in launches))
     flops = attention_flops(shape) if profile.family in ("softmax", "split-kv") else model_flops
