@@ -43,6 +43,7 @@ from mappings.work import MappingError
 DEFAULT_DTYPE = "bf16"
 # A KV head's query rows at most this many: flash-decoding (split KV) rather than a prefill kernel.
 DECODE_ROWS = 64
+DECODE_QUERIES = 16  # ... or a few query tokens per sequence (speculative decoding)
 # Default kernel of each family by GPU architecture (the best-tuned public kernel there).
 SOFTMAX_DEFAULT = {"blackwell": "flash4", "hopper": "flash3", "cdna3": "triton-tutorial"}
 DECODE_DEFAULT = {"blackwell": "trtllm-gen-decode", "hopper": "fa3-decode", "cdna3": "triton-splitk"}
@@ -147,9 +148,10 @@ def _score_einsum(c: ec.Cascade, sizes: dict):
         ranks = {_rank_of(c, v) for v in e.space_vars if v in c.var_rank}
         return "M" in ranks and ("P" in ranks or "P" not in c.ranks)
     candidates = [e for e in c.einsums if not e.is_initial and over_keys_and_queries(e)]
+    heads = _head_ranks(c)
     maps = [e for e in candidates if not _is_tensor_product(e) and not e.implicit_vars
             and not isinstance(e.expr, cascade_ast.Reduce)
-            and not any(_rank_of(c, v) in ("E", "F") for v in e.space_vars if v in c.var_rank)]
+            and all(_rank_of(c, v) in ("M", "P") or _rank_of(c, v) in heads for v in e.space_vars if v in c.var_rank)]
     pool = maps or candidates
     return max(pool, key=lambda e: ec.domain_points(c, e, sizes)) if pool else None
 
@@ -158,7 +160,7 @@ def structure(c: ec.Cascade, sizes: dict[str, float]) -> Structure:
     """Read the GPU-relevant structure of `c` at complete `sizes` (module docstring)."""
     from einsum_cascade.numeric_cost import numeric_cost
     notes: list[str] = []
-    inner = [r for r in c.ranks if r not in KEY_RANKS]
+    inner = _head_ranks(c)
     inner_heads = math.prod(int(sizes[r]) for r in inner if r in sizes) if inner else 1
     rec = _linear_recurrence(c)
     e_dim, f_dim = int(sizes.get("E", 64)), int(sizes.get("F", sizes.get("E", 64)))
@@ -198,15 +200,19 @@ def structure(c: ec.Cascade, sizes: dict[str, float]) -> Structure:
             alu += sum(v for k, v in ops.items() if k != "exp")
     score = _score_einsum(fused, sizes)
     if score is None:
-        raise MappingError(f"cascade {c.name}: no Einsum over both a key (M) and a query (P) rank: "
-                           "the GPU target models attention-like cascades and linear recurrences over M")
-    kept = ec.domain_points(fused, score, sizes)
-    dense = math.prod(int(sizes[_part_size(fused, v)]) for v in score.space_vars if v in fused.var_rank
-                      and _rank_of(fused, v) in ("M", "P"))
-    # head-like ranks inside the cascade multiply the score points: per score point over them too
-    inner_in_score = math.prod(int(sizes[_rank_of(fused, v)]) for v in score.space_vars
-                               if v in fused.var_rank and _rank_of(fused, v) not in KEY_RANKS)
-    dense *= inner_in_score
+        if "P" not in c.ranks or "M" not in c.ranks:
+            raise MappingError(f"cascade {c.name}: the GPU target needs a key rank M and a query rank P "
+                               "(or a recurrence over M)")
+        # no score tensor (e.g. non-causal linear attention): its work spread over the P x M tiles
+        kept = dense = int(sizes["P"]) * int(sizes["M"]) * inner_heads
+        notes.append("no score tensor over (M, P): the cascade's work spread over a one-pass kernel's P x M tiles")
+    else:
+        kept = ec.domain_points(fused, score, sizes)
+        dense = math.prod(int(sizes[_part_size(fused, v)]) for v in score.space_vars if v in fused.var_rank
+                          and _rank_of(fused, v) in ("M", "P"))
+        # head-like ranks inside the cascade multiply the score points: per score point over them too
+        dense *= math.prod(int(sizes[_rank_of(fused, v)]) for v in score.space_vars
+                           if v in fused.var_rank and _rank_of(fused, v) not in KEY_RANKS)
     kept = max(kept, 1)
     key_dim, value_dim, shared = _head_dims(fused, sizes, e_dim, f_dim)
     inner_kv = _inner_kv_heads(fused, sizes)
@@ -244,13 +250,26 @@ def _m_inputs(c: ec.Cascade) -> list[str]:
     return out
 
 
+def _head_ranks(c: ec.Cascade) -> list[str]:
+    """Ranks besides E, F, M, P that index the cascade's outputs (heads inside the cascade; MLA's
+    latent ranks are contracted away and are not heads)."""
+    out = []
+    for e in c.einsums:
+        if e.name in c.outputs and not e.is_initial:
+            for v in e.output_vars:
+                r = _rank_of(c, v) if v in c.var_rank else None
+                if r is not None and r not in KEY_RANKS and r not in out:
+                    out.append(r)
+    return out
+
+
 def _inner_kv_heads(c: ec.Cascade, sizes: dict) -> int:
     """Product of the cascade's head-like ranks that index its key-indexed inputs (GQA's KV groups)."""
     ranks = set()
     for name in _m_inputs(c):
         for v in c.inputs[name].indices:
             r = _rank_of(c, v) if v in c.var_rank else None
-            if r is not None and r not in KEY_RANKS:
+            if r is not None and r in _head_ranks(c):
                 ranks.add(r)
     return math.prod(int(sizes[r]) for r in ranks) if ranks else 1
 
@@ -281,7 +300,7 @@ def _out_width(c: ec.Cascade, e, sizes: dict) -> int:
     """Size of the non-head, non-query output ranks of a product (the value width it produces)."""
     outs = [v for v in e.output_vars if v in c.var_rank and _rank_of(c, v) not in ("M", "P")
             and _rank_of(c, v) not in [r for r in c.ranks if r not in KEY_RANKS and r not in ("C", "R")]]
-    widths = [int(sizes[_rank_of(c, v)]) for v in outs if _rank_of(c, v) in ("E", "F", "C", "R")]
+    widths = [int(sizes[_rank_of(c, v)]) for v in outs if _rank_of(c, v) in ("F", "C")]
     return math.prod(widths) if widths else 0
 
 
@@ -327,7 +346,7 @@ class GPUTarget:
         kv = options.kv_heads if options.kv_heads is not None else options.heads
         if options.heads % kv:
             raise MappingError(f"--kv-heads {kv}: must divide --heads {options.heads}")
-        kv_heads = kv * st.inner_kv_heads if st.inner_kv_heads > 1 or st.inner_heads == 1 else kv * st.inner_heads
+        kv_heads = kv * st.inner_kv_heads
         m = int(full.get("M", 1))
         p = int(full["P"]) if "P" in full else m
         notes = list(st.notes)
@@ -368,7 +387,7 @@ class GPUTarget:
         if st.passes > 1:
             return MULTIPASS_DEFAULT.get(st.passes, "standard")
         rows = shape.q_len * shape.group
-        if rows <= DECODE_ROWS and shape.kv_len > shape.q_len:
+        if (rows <= DECODE_ROWS or shape.q_len <= DECODE_QUERIES) and shape.kv_len > shape.q_len:
             if shape.shared_kv:
                 return MLA_DEFAULT.get(gpu.architecture, "flashinfer-mla")
             return DECODE_DEFAULT.get(gpu.architecture, "flash-decoding")
