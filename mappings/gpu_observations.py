@@ -87,6 +87,7 @@ VARIANT_RULES = (
     ("linear_attention", r"^helion:delta_rule", "helion-chunk-delta-rule"),
     ("linear_attention", r"^helion:gated_delta_rule", "helion-chunk-gdn"),
     ("linear_attention", r"^helion:kda", "helion-chunk-kda"),
+    ("linear_attention", r"^flashinfer GDN prefill SM(90|120)", "flashinfer-gdn-prefill-cp"),
     ("linear_attention", r"^flashinfer GDN prefill", "flashinfer-gdn-prefill"),
     ("linear_attention", r"FlashKDA", "flash-kda"),
     ("linear_attention", r"recurrent_kda prefill", "cake-kda"),
