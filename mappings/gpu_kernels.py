@@ -284,7 +284,6 @@ def _self_attention_only(shape: AttentionShape, what: str) -> None:
 def launches_2pass(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile,
                   per_point: Work | None = None) -> list[KernelLaunch]:
     """Two launches over the same query-tile grid: row max and sum (8 bytes per row out), then P V."""
-    _self_attention_only(shape, "2-pass")
     cw = cascade_work(STRUCTURE_CASCADES[("softmax", 2)])
     bm, bn, d, e = t["BLOCK_M"], t["BLOCK_N"], shape.head_dim, shape.element_bytes
     keys = np.tile(visited_keys(shape, bm, bn, profile.causal_order), shape.heads_total)

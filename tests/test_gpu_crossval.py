@@ -121,3 +121,72 @@ def test_bad_gpu_options_are_one_line_errors():
         _sim("attention_1pass", "h200", {"P": 128, "M": 128, "E": 64, "F": 64}, heads=8, kv_heads=3)
     with pytest.raises(MappingError, match="runs on hopper GPUs only"):
         _sim("attention_1pass", "a100", {"P": 128, "M": 128, "E": 64, "F": 64}, kernel="flash3")
+
+
+GATED_DELTA = """cascade small_gated_delta
+rank E, F, M, P
+input Q[e,p], K[e,m], V[f,m], A[m], B[m]
+output AV
+S[e,f,0]   = 0
+SK[f,m]    = S[e,f,m] * K[e,m]
+U[f,m]     = B[m] * (V[f,m] - A[m] * SK[f,m])
+S[e,f,m+1] = A[m] * S[e,f,m] + K[e,m] * U[f,m]
+AV[f,p]    = Q[e,p] * S[e,f,p+1]
+"""
+SSD = """cascade small_ssd
+rank E, F, M, P
+input Q[e,p], K[e,m], V[f,m], DT[m]
+output AV
+H[e,f,0]   = 0
+DA[m]      = exp(DT[m])
+H[e,f,m+1] = DA[m] * H[e,f,m] + DT[m] * K[e,m] * V[f,m]
+AV[f,p]    = Q[e,p] * H[e,f,p+1]
+"""
+LATENT_DECODE = """cascade small_latent_decode
+rank C, R, H, M, P
+input QL[c,h,p], QR[r,h,p], CKV[c,m], KR[r,m]
+output OL
+S1[m,h,p]  = QL[c,h,p] * CKV[c,m]
+S2[m,h,p]  = QR[r,h,p] * KR[r,m]
+QK[m,h,p]  = S1[m,h,p] + S2[m,h,p]
+GM[h,p]    = max(m: QK[m,h,p])
+SN[m,h,p]  = exp(QK[m,h,p] - GM[h,p])
+SD[h,p]    = sum(m: SN[m,h,p])
+NV[c,h,p]  = SN[m,h,p] * CKV[c,m]
+OL[c,h,p]  = NV[c,h,p] / SD[h,p]
+"""
+GROUPED_DECODE = """cascade small_grouped_decode
+rank E, F, G, H, M, P
+input Q[e,h,g,p], K[e,g,m], V[f,g,m]
+output AV
+QK[m,h,g,p]  = Q[e,h,g,p] * K[e,g,m]
+GM[h,g,p]    = max(m: QK[m,h,g,p])
+SN[m,h,g,p]  = exp(QK[m,h,g,p] - GM[h,g,p])
+SD[h,g,p]    = sum(m: SN[m,h,g,p])
+SNV[f,h,g,p] = SN[m,h,g,p] * V[f,g,m]
+AV[f,h,g,p]  = SNV[f,h,g,p] / SD[h,g,p]
+"""
+
+
+@pytest.mark.parametrize("text,sizes,arch,kernel", [
+    (GATED_DELTA, {"P": 4096, "M": 4096, "E": 128, "F": 128}, "h100-sxm", "fla-chunk-gdn"),
+    (GATED_DELTA, {"P": 1, "M": 4096, "E": 128, "F": 128}, "b200", "flashinfer-gdn-decode"),
+    (SSD, {"P": 4096, "M": 4096, "E": 128, "F": 64}, "h100-sxm", "mamba2-ssd-triton"),
+    (LATENT_DECODE, {"P": 1, "M": 8192, "C": 512, "R": 64, "H": 128}, "b200", "trtllm-gen-mla"),
+    (GROUPED_DECODE, {"P": 1, "M": 32768, "E": 128, "F": 128, "G": 8, "H": 4}, "h200", "fa3-decode"),
+])
+def test_the_kernel_family_is_read_from_the_cascade_structure(text, sizes, arch, kernel):
+    import einsum_cascade as ec
+    r = _sim(ec.parse(text), arch, sizes, batch=4)
+    assert r.kernel == kernel and math.isfinite(r.latency_s) and r.latency_s > 0
+
+
+def test_heads_inside_a_cascade_are_kv_heads_as_gqa_says():
+    """gqa_decode's G = 8 KV groups of H = 4 query heads reads K/V as attention_1pass with 32 heads
+    and 8 KV heads: the same bytes and time."""
+    import einsum_cascade as ec
+    grouped = _sim(ec.parse(GROUPED_DECODE), "h200", {"P": 1, "M": 32768, "E": 128, "F": 128, "G": 8, "H": 4},
+                   batch=16)
+    flat = _sim("attention_1pass", "h200", {"P": 1, "M": 32768, "E": 128, "F": 128}, batch=16, heads=32, kv_heads=8)
+    assert grouped.dram_bytes == pytest.approx(flat.dram_bytes, rel=1e-6)
+    assert grouped.latency_s == pytest.approx(flat.latency_s, rel=0.02)

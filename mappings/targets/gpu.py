@@ -111,29 +111,50 @@ def _linear_recurrence(c: ec.Cascade):
     return None
 
 
+def _state_gates(rec, state: str) -> list:
+    """The factors that multiply the state in its own update (`A[m] * S[e,f,m] + ...`): their reads."""
+    gates = []
+
+    def contains_state(node) -> bool:
+        return any(isinstance(n, cascade_ast.Access) and n.tensor == state for n in cascade_ast.walk(node))
+
+    def visit(node) -> None:
+        if isinstance(node, cascade_ast.Binary) and node.op == "*":
+            left, right = contains_state(node.left), contains_state(node.right)
+            if left != right:
+                gates.extend(_accesses(node.right if left else node.left))
+        for child in cascade_ast.children(node):
+            visit(child)
+    visit(rec.expr)
+    return gates
+
+
 def _linear_profiles(c: ec.Cascade, rec) -> tuple[str, str, list[str]]:
-    """(chunked profile, decode-step profile, notes) of a linear recurrence, from its form."""
+    """(chunked profile, decode-step profile, notes) of a linear recurrence, from its form: the
+    delta rule (the state read by another Einsum before its update, as S k), the gate that
+    multiplies the state (per key dim, per token, exp-derived as Mamba2's, or none)."""
     state = rec.name
-    delta = any(a.tensor == state for e in c.einsums if e.name != state and not e.is_initial
-                for a in _accesses(e.expr) if not any(_rank_of(c, str(v)) == "P" for v in e.output_vars if str(v) in c.var_rank))
-    gate_inputs = [a for a in _accesses(rec.expr) if a.tensor != state and a.tensor in c.inputs]
-    gate_vars = set()
-    for a in gate_inputs:
-        for idx in a.indices:
-            gate_vars |= {str(s) for s in getattr(idx, "free_symbols", set())}
-    gate_ranks = {_rank_of(c, v) for v in gate_vars if v in c.var_rank}
-    derived_exp = any(isinstance(n, cascade_ast.Call) and n.func == "exp" for e in c.einsums if not e.is_initial
-                      for n in cascade_ast.walk(e.expr))
-    multiplies_state = isinstance(rec.expr, cascade_ast.Binary) and any(
-        a.tensor != state for a in _accesses(rec.expr.left if isinstance(rec.expr, cascade_ast.Binary) else rec.expr))
+    by_name = {e.name: e for e in c.einsums if not e.is_initial}
+    feeding, todo = set(), [a.tensor for a in _accesses(rec.expr) if a.tensor != state]
+    while todo:  # the Einsums the update depends on
+        name = todo.pop()
+        if name in by_name and name not in feeding:
+            feeding.add(name)
+            todo += [a.tensor for a in _accesses(by_name[name].expr) if a.tensor != state]
+    delta = any(a.tensor == state for name in feeding for a in _accesses(by_name[name].expr))
+    gates = _state_gates(rec, state)
+    gate_ranks = {_rank_of(c, str(sym)) for a in gates for idx in a.indices
+                  for sym in getattr(idx, "free_symbols", set()) if str(sym) in c.var_rank}
+    derived_exp = any(isinstance(n, cascade_ast.Call) and n.func == "exp"
+                      for a in gates if a.tensor in by_name for n in cascade_ast.walk(by_name[a.tensor].expr))
     if delta:
-        chunked = "fla-chunk-gdn" if (gate_inputs or multiplies_state) else "fla-chunk-delta-rule"
-        step = "flashinfer-gdn-decode"
-    elif "E" in gate_ranks:
+        chunked, step = ("fla-chunk-kda" if "E" in gate_ranks else "fla-chunk-gdn" if gates else
+                         "fla-chunk-delta-rule"), "flashinfer-gdn-decode"
+    elif gates and ("E" in gate_ranks or "N" in gate_ranks) and not derived_exp:
         chunked, step = "fla-chunk-gla", "fla-recurrent-kda"
     elif derived_exp:
         chunked, step = "mamba2-ssd-triton", "flashinfer-gdn-decode"
-    elif gate_inputs or multiplies_state:
+    elif gates:
         chunked, step = "fla-chunk-simple-gla", "flashinfer-gdn-decode"
     else:
         chunked, step = "fla-chunk-linear", "flashinfer-gdn-decode"
@@ -166,8 +187,8 @@ def structure(c: ec.Cascade, sizes: dict[str, float]) -> Structure:
     e_dim, f_dim = int(sizes.get("E", 64)), int(sizes.get("F", sizes.get("E", 64)))
     if rec is not None:
         chunked, step, more = _linear_profiles(c, rec)
-        state_ranks = [_rank_of(c, v) for v in sorted(rec.output_vars, key=str) if v in c.var_rank
-                       and _rank_of(c, v) != "M"]
+        lhs_vars = [str(sym) for idx in rec.lhs for sym in sorted(getattr(idx, "free_symbols", set()), key=str)]
+        state_ranks = [_rank_of(c, v) for v in lhs_vars if v in c.var_rank and _rank_of(c, v) != "M"]
         if "E" not in state_ranks and len(state_ranks) >= 2:  # e.g. selective_scan's H[n,d]: N keys, D values
             e_dim, f_dim = int(sizes[state_ranks[0]]), int(sizes[state_ranks[1]])
         inner = [r for r in c.ranks if r not in KEY_RANKS and r not in state_ranks]
