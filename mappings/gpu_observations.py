@@ -17,6 +17,7 @@ with care (pytorch PR 137036), are `disputed`: reported apart, never fitted.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,8 +222,19 @@ def _read(path: Path) -> object:
         raise MeasurementError(str(err)) from None
 
 
+def _read_json(path: Path) -> object:
+    """A published data set (JSON, larger than the YAML loader's limit for input files)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise MeasurementError(f"{path}: cannot read: {err.strerror or err}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        where = f":{err.lineno}:{err.colno}" if isinstance(err, json.JSONDecodeError) else ""
+        raise MeasurementError(f"{path}{where}: not valid JSON ({err.msg if hasattr(err, 'msg') else err})") from None
+
+
 def _rows(path: Path) -> list[dict]:
-    data = _read(path)
+    data = _read_json(path)
     if not isinstance(data, list):
         raise MeasurementError(f"{path}: expected a list of measurement rows")
     for i, r in enumerate(data):

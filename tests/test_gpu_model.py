@@ -141,3 +141,10 @@ def test_decode_time_grows_with_the_keys(m, b, kernel):
     short = predict(gpu, kernel, AttentionShape(b, 32, 1, 128, False, kv_heads=8, seq_len_kv=2 ** m))
     long = predict(gpu, kernel, AttentionShape(b, 32, 1, 128, False, kv_heads=8, seq_len_kv=2 ** (m + 1)))
     assert long.time_s >= short.time_s * (1 - 1e-9)
+
+
+def test_a_non_finite_figure_is_refused_where_it_is_written(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text((GPU_DIR / "a100.yaml").read_text().replace("clock_hz: 1.4100e+9", "clock_hz: .inf"))
+    with pytest.raises(GPUConfigError, match=rf"{path}:\d+:\d+: non-finite number '.inf'"):
+        load_gpu(path)
