@@ -7,6 +7,7 @@ Parameters a cascade needs besides its ranks take the values of PARAMETERS.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import einsum_cascade as ec
@@ -36,9 +37,18 @@ def _one(c: ec.Cascade, arch: str, sizes: dict, gpu: bool) -> dict:
     try:
         r = simulate(c, arch, sizes, mapping="auto", batch=BATCH, heads=HEADS,
                      kv_heads=KV_HEADS if gpu else None)
-        return {"latency_s": r.latency_s, "kernel": r.kernel, "bound": r.bound or r.bounding_unit}
+        return checked({"latency_s": r.latency_s, "kernel": r.kernel, "bound": r.bound or r.bounding_unit})
     except Exception as err:  # noqa: BLE001 - a cascade that does not map is reported, not fatal
         return {"error": str(err).splitlines()[0][:160]}
+
+
+def checked(cell: dict) -> dict:
+    """`cell`, or an error cell when its latency is not a finite positive number (a target's
+    defect: reported in the table, never printed as a time)."""
+    t = cell.get("latency_s")
+    if t is not None and not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
+        return {"error": f"the target returned a latency of {t!r} s (not finite and positive: a defect of that target)"}
+    return cell
 
 
 def cascade_table(progress=print) -> list[dict]:
