@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test report install validate validate-pi validate-accelforge bench fuzz clean
+.PHONY: test report install validate validate-pi validate-accelforge bench fuzz clean gpu-calibration
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ $(AF_VENV)/.installed:
 
 validate-accelforge: $(STAMP) $(AF_VENV)/.installed
 	$(BIN)/python benchmarks/peers/accelforge_check.py --accelforge-python $(AF_VENV)/bin/python
+
+# the GPU kernel-profile parameters shipped in archsim/gpu/fitted.yaml, fitted on every undisputed
+# published row of archsim/gpu/data/ (the cross-validation of `cascadesim study gpu-crossval` refits per fold)
+gpu-calibration: $(STAMP)
+	$(BIN)/python -m mappings.gpu_calibration
 
 validate-pi: $(STAMP)
 	$(BIN)/python benchmarks/pi/validate_cascades.py

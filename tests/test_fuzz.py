@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import einsum_cascade as ec
 from benchmarks.bench_large_cascade import chain
 from archsim.config import CONFIG_DIR, load_architecture
-from archsim.gpu_specs import GPU_DIR, load_gpu
+from archsim.gpu.specs import GPU_DIR, load_gpu
 from archsim.secure_backend import load_networks, load_profile
 from archsim.yamlio import load_yaml_file
 from fuzz_harness import PROJECT_ERRORS, check_case, guarded, load_corpus
@@ -254,7 +254,7 @@ def test_billion_laughs_under_extra_of_an_architecture_is_refused(tmp_path):
 
 
 def test_a_gpu_file_that_is_not_utf8_names_the_file(tmp_path):
-    from archsim.gpu_model import GPUConfigError
+    from archsim.gpu.specs import GPUConfigError
 
     path = tmp_path / "g.yaml"
     path.write_bytes(b"\xff\xfe")

@@ -33,13 +33,18 @@ class SimulateOptions:
 
     mapping: "auto", a mapping spec name or path, or a MappingSpec (accelerators);
     objective: latency, energy or edp; batch, heads: independent (batch, head) pairs;
-    mode: "steady" or "exact" (accelerators); network: a network name (private inference)."""
+    mode: "steady" or "exact" (accelerators); network: a network name (private inference);
+    kv_heads: K/V heads (GQA/MQA; None: as heads); kernel: a GPU kernel profile (None: the GPU
+    target picks one from the cascade's structure); dtype: the GPU element type (None: bf16)."""
     mapping: Any = "auto"
     objective: str = "latency"
     batch: int = 1
     heads: int = 1
     mode: str = "steady"
     network: str | None = None
+    kv_heads: int | None = None
+    kernel: str | None = None
+    dtype: str | None = None
 
 
 class Target(Protocol):
@@ -100,7 +105,7 @@ def _kind_of_name(name: str) -> str:
     from archsim.secure_backend import profile_names
     if name in profile_names():
         return "private-inference"
-    from archsim.gpu_specs import known_gpus
+    from archsim.gpu.specs import known_gpus
     if name in known_gpus():
         return "gpu"
     return "accelerator"

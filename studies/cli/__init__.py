@@ -18,7 +18,7 @@ from studies.errors import UsageError
 CASCADE_ERROR = ("einsum_cascade.errors", "CascadeError")
 INPUT_ERROR_NAMES = (
     ("studies.errors", "UsageError"), ("archsim.errors", "ArchError"), ("archsim.errors", "ScheduleError"),
-    ("archsim.gpu_specs", "GPUConfigError"), ("archsim.secure_backend", "ProfileError"),
+    ("archsim.gpu.specs", "GPUConfigError"), ("archsim.secure_backend", "ProfileError"),
     ("mappings.secure_transformer", "DecoderConfigError"), ("mappings.work", "MappingError"),
     ("mappings.workload", "WorkloadError"), ("archsim.yamlio", "YamlFileError"),
     ("studies.sweep.spec", "SweepSpecError"),

@@ -1,12 +1,14 @@
 """Time of GPU kernel launches made of tile programs (seconds).
 
-Knows nothing of attention: a mapping (mappings/gpu_mapping.py) turns a kernel into
+Knows nothing of attention: a mapping (mappings/gpu_kernels.py) turns a kernel into
 `KernelLaunch`es (per-program tensor FLOPs, exps, ALU ops and loop steps, and the launch's HBM
-bytes); `Rates` are one GPU's peaks for one dtype (archsim/gpu_specs.py) and `Efficiency` the
-kernel profile's parameters. Model of one launch:
+bytes); `Rates` are one GPU's rates for one kernel (`rates`: the tensor rate of the instruction
+family the kernel uses on that GPU, for its dtype; archsim/gpu/specs.py) and `Efficiency` the
+kernel profile's parameters (archsim/gpu/profiles.py), which mean the same on every GPU. Model
+of one launch:
 
-- a program runs on one SM at that SM's share of each rate: tensor = FLOPs / (tensor rate *
-  mma_efficiency / SMs), vector = exps / (exp rate / SMs) + ALU ops / (ALU rate / SMs), and
+- a program runs on one SM at that SM's share of each rate: tensor = FLOPs / (instruction rate *
+  issue_efficiency / SMs), vector = exps / (exp rate / SMs) + ALU ops / (ALU rate / SMs), and
   busy = max(tensor, vector) + (1 - exp_overlap) * min(tensor, vector);
 - a serial loop of `steps` dependent steps takes at least steps * step_latency_s / resident
   (programs resident on one SM hide each other's latency): core = max(busy, that);
@@ -29,29 +31,45 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.gpu_specs import GPUConfigError  # noqa: F401  (re-exported: studies/cli/__init__.py lists it in INPUT_ERRORS)
+from archsim.gpu.specs import GPUConfigError, GPUSpec
 
 # Above this many programs of unequal length, the scheduler is approximated by its fluid bound
 # plus half the longest program (the mean tail of list scheduling).
-EXACT_SCHEDULE_LIMIT = 20000
+EXACT_SCHEDULE_LIMIT = 4096
 
 
 @dataclass(frozen=True)
 class Rates:
-    """One GPU's peaks for one dtype: FLOP/s, exps/s, ops/s, bytes/s; `sms` streaming multiprocessors."""
+    """One GPU's rates for one kernel: FLOP/s, exps/s, ops/s, bytes/s; `sms` streaming
+    multiprocessors; `instruction` the tensor instruction family the tensor rate is of."""
 
     sms: int
     tensor_flops_per_s: float
     exp_per_s: float
     alu_ops_per_s: float
     hbm_bytes_per_s: float
+    instruction: str = ""
+
+
+def rates(gpu: GPUSpec, instruction: str, dtype: str, clock_hz: float | None = None) -> Rates:
+    """`gpu`'s rates with tensor instruction family `instruction` for `dtype` (a dtype the family
+    lacks runs at its fp16 rate, as kernels up-convert fp8 where there is no fp8 MMA), SM rates
+    scaled to `clock_hz` when given (HBM bandwidth is not)."""
+    tensor = gpu.tensor_flops_per_s(instruction, dtype)
+    if tensor is None:
+        tensor = gpu.tensor_flops_per_s(instruction, "fp16") or gpu.tensor_flops_per_s(instruction, "bf16")
+    if tensor is None:
+        raise GPUConfigError(f"{gpu.name}: {instruction} has no {dtype} or fp16 rate")
+    scale = 1.0 if clock_hz is None else clock_hz / gpu.clock_hz
+    return Rates(gpu.sms, tensor * scale, gpu.exp_per_s * scale, gpu.alu_ops_per_s * scale, gpu.hbm_bytes_per_s,
+                 instruction)
 
 
 @dataclass(frozen=True)
 class Efficiency:
     """A kernel profile's parameters resolved for one GPU (fractions, loop steps, seconds)."""
 
-    mma_efficiency: float
+    issue_efficiency: float
     exp_overlap: float
     prologue_steps: float
     step_latency_s: float
@@ -103,7 +121,7 @@ class ProgramTimes:
 def program_times(rates: Rates, eff: Efficiency, launch: KernelLaunch) -> ProgramTimes:
     """Seconds each program of `launch` occupies one SM."""
     per_sm = rates.sms
-    tensor = launch.tensor_flops / (rates.tensor_flops_per_s * eff.mma_efficiency / per_sm)
+    tensor = launch.tensor_flops / (rates.tensor_flops_per_s * eff.issue_efficiency / per_sm)
     vector = launch.exps / (rates.exp_per_s / per_sm) + launch.alu_ops / (rates.alu_ops_per_s / per_sm)
     busy = np.maximum(tensor, vector) + (1.0 - eff.exp_overlap) * np.minimum(tensor, vector)
     steps = launch.loop_steps()
