@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.gpu_specs import GPUConfigError  # noqa: F401  (re-exported: studies/cli/__init__.py lists it in INPUT_ERRORS)
+from archsim.gpu_specs import GPUConfigError  # noqa: F401  (re-exported)
 
 # Above this many programs of unequal length, the scheduler is approximated by its fluid bound
 # plus half the longest program (the mean tail of list scheduling).

@@ -17,6 +17,8 @@ Every error is a `GPUConfigError` naming the file and the field (or the unknown 
 """
 from __future__ import annotations
 
+from cascadesim_errors import InputError
+
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -39,7 +41,7 @@ DTYPE_ALIASES = {"float16": "fp16", "half": "fp16", "16-bit": "fp16", "bfloat16"
                  "float8": "fp8", "float8_e5m2": "fp8", "float8_e4m3fn": "fp8", "float32": "tf32", "fp32": "tf32"}
 
 
-class GPUConfigError(ValueError):
+class GPUConfigError(InputError, ValueError):
     """A bad GPU description or kernel profile, or an unknown name; the message names the file and field."""
 
 

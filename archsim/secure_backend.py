@@ -10,6 +10,8 @@ latency_s = compute_s + 8 * bytes / bandwidth_bps + rounds * rtt_s
 """
 from __future__ import annotations
 
+from cascadesim_errors import InputError
+
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ KNOWN_OPS = (
 )
 
 
-class ProfileError(ValueError):
+class ProfileError(InputError, ValueError):
     """A bad backend or network profile, or an operation a profile cannot price."""
 
 

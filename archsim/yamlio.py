@@ -14,6 +14,8 @@ All errors are `YamlFileError` (a ValueError) with the message `file[:line:col]:
 """
 from __future__ import annotations
 
+from cascadesim_errors import InputError
+
 import math
 import re
 from pathlib import Path
@@ -25,7 +27,7 @@ MAX_DEPTH = 100  # nesting levels of mappings and sequences
 MAX_BYTES = 64 * 1024 * 1024  # larger input files are refused
 
 
-class YamlFileError(ValueError):
+class YamlFileError(InputError, ValueError):
     """A YAML/JSON input file that cannot be read or parsed; the message names the file."""
 
 

@@ -14,6 +14,8 @@ causal; linear attention: its own count, see `flop_count`) and achieved bandwidt
 """
 from __future__ import annotations
 
+from cascadesim_errors import InputError
+
 import argparse
 import datetime
 import functools
@@ -106,7 +108,7 @@ def record_key(rec: dict) -> tuple:
     return (rec["kernel"], rec["batch"], rec["heads"], rec["seq_len"], rec["head_dim"], rec["causal"], rec["dtype"])
 
 
-class BenchFileError(ValueError):
+class BenchFileError(InputError, ValueError):
     """An output file that cannot be resumed: not a benchmark file, or one of other settings."""
 
 

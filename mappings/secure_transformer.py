@@ -13,6 +13,8 @@ block waits for the previous one, while the heads of one layer run side by side.
 """
 from __future__ import annotations
 
+from cascadesim_errors import InputError
+
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ from archsim.secure_backend import BackendProfile, Network
 from mappings.secure_mapping import SecureCost, map_cascade
 
 
-class DecoderConfigError(ValueError):
+class DecoderConfigError(InputError, ValueError):
     """A decoder configuration that cannot be built; the message names the option."""
 
 

@@ -1,6 +1,8 @@
 """Work of each Einsum: operator counts at bound sizes, and their cost on a PE array."""
 from __future__ import annotations
 
+from cascadesim_errors import InputError
+
 from collections import Counter
 from typing import Mapping
 
@@ -9,7 +11,7 @@ from einsum_cascade.numeric_cost import numeric_cost
 from archsim.config import PEArray
 
 
-class MappingError(ValueError):
+class MappingError(InputError, ValueError):
     """An infeasible mapping: names the mapping, the Einsum and what does not fit."""
 
 

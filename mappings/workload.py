@@ -1,6 +1,8 @@
 """Workloads: a model's attention layer bound to a sequence length (self-attention, M = P)."""
 from __future__ import annotations
 
+from cascadesim_errors import InputError
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +14,7 @@ MODELS_FILE = Path(__file__).parent / "models.yaml"
 FIELDS = ("B", "D", "E", "F", "H", "S")
 
 
-class WorkloadError(ValueError):
+class WorkloadError(InputError, ValueError):
     """A bad model or sequence length (names the file or value)."""
 
 

@@ -9,33 +9,8 @@ import argparse
 import importlib
 import sys
 
+from cascadesim_errors import InputError
 from studies.errors import UsageError
-
-# Errors of bad input (files, fields, options), as (defining module, class name): printed as one
-# line, exit status 2. They are resolved when an error is caught, and only in modules already
-# imported (an error of a module not imported cannot have been raised), so that building the
-# parser imports none of the packages (sympy, numpy, ...).
-CASCADE_ERROR = ("einsum_cascade.errors", "CascadeError")
-INPUT_ERROR_NAMES = (
-    ("studies.errors", "UsageError"), ("archsim.errors", "ArchError"), ("archsim.errors", "ScheduleError"),
-    ("archsim.gpu_specs", "GPUConfigError"), ("archsim.secure_backend", "ProfileError"),
-    ("mappings.secure_transformer", "DecoderConfigError"), ("mappings.work", "MappingError"),
-    ("mappings.workload", "WorkloadError"), ("archsim.yamlio", "YamlFileError"),
-    ("studies.sweep.spec", "SweepSpecError"),
-)
-
-
-def _loaded(names) -> tuple[type, ...]:
-    """The classes of `names` ((module, class) pairs) whose modules are imported."""
-    classes = (getattr(sys.modules.get(module), name, None) for module, name in names)
-    return tuple(c for c in classes if isinstance(c, type))
-
-
-def __getattr__(name: str):
-    """`INPUT_ERRORS`: every input-error class (imports their modules; for tests and tools)."""
-    if name == "INPUT_ERRORS":
-        return tuple(getattr(importlib.import_module(m), c) for m, c in INPUT_ERROR_NAMES)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 COMMAND_MODULES = [
     "studies.cli.analyze",
@@ -90,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def one_line(err: BaseException) -> str | None:
     """The one-line message of an input error (exit status 2), None for anything else (a bug)."""
-    if isinstance(err, _loaded([CASCADE_ERROR])):
-        return f"cascadesim: {err}"
-    if isinstance(err, _loaded(INPUT_ERROR_NAMES)):
+    if isinstance(err, InputError):
         return f"cascadesim: error: {err}"
     if isinstance(err, FileNotFoundError):
         return f"cascadesim: error: no such file: {err.filename}"

@@ -11,6 +11,8 @@ Every error is a `SweepSpecError`: one line `file[:line:col]: field: message`.
 """
 from __future__ import annotations
 
+from cascadesim_errors import InputError
+
 import copy
 import hashlib
 import itertools
@@ -42,7 +44,7 @@ RESERVED_COLUMNS = ("point", "cascade", "mapping", "heads", "batch", "latency_s"
                     "front_latency_area")
 
 
-class SweepSpecError(ValueError):
+class SweepSpecError(InputError, ValueError):
     """A bad sweep spec; the message names the file, line:column where known, and the field."""
 
 
