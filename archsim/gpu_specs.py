@@ -17,8 +17,6 @@ Every error is a `GPUConfigError` naming the file and the field (or the unknown 
 """
 from __future__ import annotations
 
-from cascadesim_errors import InputError
-
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cascadesim_errors import InputError
 from archsim.yamlio import YamlFileError, load_yaml_file
 
 CONFIG_DIR = Path(__file__).parent / "configs"

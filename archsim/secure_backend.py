@@ -10,13 +10,12 @@ latency_s = compute_s + 8 * bytes / bandwidth_bps + rounds * rtt_s
 """
 from __future__ import annotations
 
-from cascadesim_errors import InputError
-
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cascadesim_errors import InputError
 from archsim.yamlio import YamlFileError, load_yaml_file
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "pi"

@@ -14,14 +14,14 @@ All errors are `YamlFileError` (a ValueError) with the message `file[:line:col]:
 """
 from __future__ import annotations
 
-from cascadesim_errors import InputError
-
 import math
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from cascadesim_errors import InputError
 
 MAX_DEPTH = 100  # nesting levels of mappings and sequences
 MAX_BYTES = 64 * 1024 * 1024  # larger input files are refused

@@ -14,8 +14,6 @@ causal; linear attention: its own count, see `flop_count`) and achieved bandwidt
 """
 from __future__ import annotations
 
-from cascadesim_errors import InputError
-
 import argparse
 import datetime
 import functools
@@ -28,6 +26,8 @@ import time
 import zlib
 from pathlib import Path
 from typing import Callable
+
+from cascadesim_errors import InputError
 
 SCHEMA = "cascadesim-gpu-bench/1"
 DEFAULT_SEQ_LENS = (1024, 2048, 4096, 8192, 16384, 32768)

@@ -13,12 +13,11 @@ block waits for the previous one, while the heads of one layer run side by side.
 """
 from __future__ import annotations
 
-from cascadesim_errors import InputError
-
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cascadesim_errors import InputError
 import einsum_cascade as ec
 from archsim.secure_backend import BackendProfile, Network
 from mappings.secure_mapping import SecureCost, map_cascade

@@ -1,11 +1,10 @@
 """Work of each Einsum: operator counts at bound sizes, and their cost on a PE array."""
 from __future__ import annotations
 
-from cascadesim_errors import InputError
-
 from collections import Counter
 from typing import Mapping
 
+from cascadesim_errors import InputError
 from einsum_cascade.numeric_cost import numeric_cost
 
 from archsim.config import PEArray

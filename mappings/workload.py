@@ -1,11 +1,11 @@
 """Workloads: a model's attention layer bound to a sequence length (self-attention, M = P)."""
 from __future__ import annotations
 
-from cascadesim_errors import InputError
-
 from dataclasses import dataclass
 from pathlib import Path
 
+from cascadesim_errors import InputError
+from einsum_cascade.size_text import SizeTextError, parse_size
 from archsim.yamlio import YamlFileError, load_yaml_file
 
 from archsim.filecache import cached_load
@@ -69,13 +69,11 @@ def make_workload(model: str, seq_len: int) -> Workload:
 
 
 def parse_length(text: str) -> int:
-    """'1K' -> 1024, '1M' -> 1048576, '4096' -> 4096."""
-    t = text.strip().upper()
-    mult = {"K": 1024, "M": 1024 * 1024}.get(t[-1:], 1)
-    digits = t[:-1] if mult > 1 else t
-    if not (digits.isascii() and digits.isdigit()) or int(digits) <= 0:
-        raise WorkloadError(f"bad sequence length {text!r} (use e.g. 1K, 64K, 1M or 4096)")
-    return int(digits) * mult
+    """'1K' -> 1024, '1M' -> 1048576, '4096' -> 4096 (einsum_cascade.size_text's sizes)."""
+    try:
+        return parse_size(text)
+    except SizeTextError:
+        raise WorkloadError(f"bad sequence length {text!r} (use e.g. 1K, 64K, 1M or 4096)") from None
 
 
 def format_length(n: int) -> str:

@@ -11,8 +11,6 @@ Every error is a `SweepSpecError`: one line `file[:line:col]: field: message`.
 """
 from __future__ import annotations
 
-from cascadesim_errors import InputError
-
 import copy
 import hashlib
 import itertools
@@ -27,6 +25,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 from pydantic import field_validator, model_validator
 
+from cascadesim_errors import InputError
+from einsum_cascade.size_text import SizeTextError, parse_size
 import einsum_cascade as ec
 from archsim.config import CONFIG_DIR, parse_architecture
 from archsim.errors import ArchError
@@ -36,8 +36,6 @@ MAX_POINTS = 10_000_000  # a larger product is refused (it would not fit in memo
 MAX_RANGE_VALUES = 1_000_000
 OBJECTIVES = ("latency", "energy", "edp")
 SAME_AS = re.compile(r"^same-as-([A-Za-z_][A-Za-z_0-9]*)$")
-SIZE_TEXT = re.compile(r"^(\d+)([KkMm]?)$")
-SUFFIX = {"": 1, "k": 1024, "K": 1024, "m": 1024 ** 2, "M": 1024 ** 2}
 # columns of the results table that a vary key or a rank name must not shadow
 RESERVED_COLUMNS = ("point", "cascade", "mapping", "heads", "batch", "latency_s", "energy_j", "area_mm2",
                     "dram_bytes", "cycles", "bound", "status", "error", "front_latency_energy",
@@ -186,18 +184,10 @@ def point_identity(point: dict) -> str:
 
 
 def _size_value(v: Any, loc: tuple) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, str)):
-        raise _FieldError(loc, f"expected a positive integer, a size like 4K or 1M, or same-as-RANK, got {v!r}")
-    if isinstance(v, int):
-        n = v
-    else:
-        m = SIZE_TEXT.match(v.strip())
-        if m is None:
-            raise _FieldError(loc, f"expected a positive integer, a size like 4K or 1M, or same-as-RANK, got {v!r}")
-        n = int(m.group(1)) * SUFFIX[m.group(2)]
-    if n <= 0:
-        raise _FieldError(loc, f"must be positive, got {v!r}")
-    return n
+    try:
+        return parse_size(v)
+    except SizeTextError:
+        raise _FieldError(loc, f"expected a positive integer, a size like 4K or 1M, or same-as-RANK, got {v!r}") from None
 
 
 def _values(raw: Any, loc: tuple, scalar_ok: bool) -> list:
