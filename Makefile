@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test report install validate validate-pi validate-accelforge bench fuzz clean
+.PHONY: test report install validate validate-pi validate-accelforge calibrate-pi bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ validate-accelforge: $(STAMP) $(AF_VENV)/.installed
 
 validate-pi: $(STAMP)
 	$(BIN)/python benchmarks/pi/validate_cascades.py
+
+# refits the private-inference paper-fit profile and rewrites the shipped archsim/configs/pi/paper-fit.yaml
+calibrate-pi: $(STAMP)
+	$(BIN)/python -m mappings.targets.private_inference.calibration
 
 # the fuzzing of tests/test_fuzz.py at full strength: random (not the suite's fixed) examples,
 # FUZZ_EXAMPLES per property; prints and writes the counts of inputs, crashes and hangs

@@ -34,7 +34,7 @@ def test_parser_imports_nothing_heavy(action):
 
 def test_subcommand_help_still_complete(capsys):
     """`pi model --help` adds its arguments when asked: the variants of the decoder model are listed."""
-    from mappings.secure_transformer import VARIANTS
+    from mappings.targets.private_inference.decoder import VARIANTS
     with pytest.raises(SystemExit):
         cli.main(["pi", "model", "--help"])
     text = capsys.readouterr().out
@@ -45,7 +45,7 @@ def test_subcommand_help_still_complete(capsys):
 INPUT_ERROR_CLASSES = (
     ("einsum_cascade.errors", "CascadeError"), ("studies.errors", "UsageError"), ("archsim.errors", "ArchError"),
     ("archsim.errors", "ScheduleError"), ("archsim.gpu_specs", "GPUConfigError"),
-    ("archsim.secure_backend", "ProfileError"), ("mappings.secure_transformer", "DecoderConfigError"),
+    ("mappings.targets.private_inference.profiles", "ProfileError"), ("mappings.targets.private_inference.decoder", "DecoderConfigError"),
     ("mappings.work", "MappingError"), ("mappings.spec", "SpecError"), ("mappings.workload", "WorkloadError"),
     ("archsim.yamlio", "YamlFileError"), ("studies.sweep.spec", "SweepSpecError"),
     ("studies.gpu_observations", "MeasurementError"), ("gpu_ref.bench", "BenchFileError"),

@@ -20,7 +20,7 @@ import einsum_cascade as ec
 from benchmarks.bench_large_cascade import chain
 from archsim.config import CONFIG_DIR, load_architecture
 from archsim.gpu_specs import GPU_DIR, load_gpu
-from archsim.secure_backend import load_networks, load_profile
+from mappings.targets.private_inference.profiles import load_networks, load_profile
 from archsim.yamlio import load_yaml_file
 from fuzz_harness import PROJECT_ERRORS, check_case, guarded, load_corpus
 from mappings.workload import MODELS_FILE, load_models

@@ -34,7 +34,7 @@ import sympy
 import einsum_cascade as ec
 from einsum_cascade.cost import numeric_points
 from mappings.size_completion import bind_split_ranks
-from archsim.secure_backend import BackendProfile, Network
+from mappings.targets.private_inference.profiles import BackendProfile, Network
 from einsum_cascade.ast import Access, Binary, Call, Node, Number, Reduce, Size, Unary, Var, children, value_vars
 
 FUNCTION_OPS = {

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from cascadesim_errors import InputError
 import einsum_cascade as ec
-from archsim.secure_backend import BackendProfile, Network
-from mappings.secure_mapping import SecureCost, map_cascade
+from mappings.targets.private_inference.profiles import BackendProfile, Network
+from mappings.targets.private_inference.protocol import SecureCost, map_cascade
 
 
 class DecoderConfigError(InputError, ValueError):
