@@ -22,7 +22,7 @@ from mappings.targets.private_inference.protocol import map_cascade
 from mappings.targets.private_inference.decoder import ModelCost, attention_sizes, model_cost
 from mappings.work import MappingError
 from mappings.workload import WorkloadError, make_workload
-from studies.fusemax_vs_flat import simulate_point
+from studies.fusemax_vs_flat import attention_point
 
 BASELINE = "SM+LN+G"
 HEADLINE = "SM+ScFuFFN"
@@ -73,7 +73,7 @@ def accelerator_seconds_per_query(name: str, context: int) -> float | None:
     if config is None:
         return None
     try:
-        point = simulate_point(ACCELERATOR_MODEL, str(context), config)
+        point = attention_point(ACCELERATOR_MODEL, str(context), config)
     except (MappingError, WorkloadError, ScheduleError):  # the mapping does not support this length
         return None  # (not a tile multiple, or a tile larger than the buffer)
     batch = make_workload(ACCELERATOR_MODEL, context).B

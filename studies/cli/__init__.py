@@ -1,35 +1,27 @@
 """The `cascadesim` command line: one subcommand module per concept.
 
-Each module in COMMAND_MODULES exposes `register(subparsers)`, which adds its subcommand(s) and
-sets `func` on its parser(s): `func(args) -> int` returns the exit status.
+Each module in COMMANDS exposes `register(subparsers)`, which adds its subcommand(s) and sets
+`func` on its parser(s): `func(args) -> int` returns the exit status. The command modules import
+only the standard library at the top; what a command needs is imported when it runs.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from cascadesim_errors import InputError
 from studies.errors import UsageError
 
-COMMAND_MODULES = [
-    "studies.cli.analyze",
-    "studies.cli.eval",
-    "studies.cli.report",
-    "studies.cli.pi",
-    "studies.cli.study",
-    "studies.cli.gpu",
-    "studies.cli.sweep",
-    "studies.cli.fuse",
-    "studies.cli.simulate",
-]
+from studies.cli import analyze, eval, fuse, gpu, pi, report, simulate, study, sweep  # noqa: A004
+
+COMMANDS = [analyze, eval, report, pi, study, gpu, sweep, fuse, simulate]  # in the order of --help
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cascadesim", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
 
 

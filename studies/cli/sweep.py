@@ -65,8 +65,8 @@ def main(args: argparse.Namespace) -> int:
 def _dry_run(args: argparse.Namespace) -> int:
     from studies.sweep import JOURNAL
     from studies.sweep.journal import Journal, point_key, sweep_fingerprint
-    from studies.sweep.spec import load_spec
-    sweep = load_spec(args.spec)
+    from studies.sweep.spec import load_sweep
+    sweep = load_sweep(args.spec)
     done = Journal(args.out / JOURNAL).load(repair=False) if (args.out / JOURNAL).is_file() else {}
     fingerprint = sweep_fingerprint()
     cached = sum(point_key(p, fingerprint) in done for p in sweep.points)

@@ -447,7 +447,7 @@ def parse_spec(data: Any, source: str = "<spec>", text: str | None = None, base:
         raise SweepSpecError(f"{source}{_where(text, err.loc, key)}: {err}") from None
 
 
-def load_spec(spec: str | Path | dict | SweepSpec) -> Sweep:
+def load_sweep(spec: str | Path | dict | SweepSpec) -> Sweep:
     """A Sweep from a spec file path, a dict (paths relative to the working directory) or a SweepSpec."""
     if isinstance(spec, SweepSpec):
         return parse_spec(spec.model_dump())
