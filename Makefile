@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_mapper.py
 	$(BIN)/python benchmarks/bench_large_cascade.py
+	$(BIN)/python benchmarks/bench_fuse.py
 	$(BIN)/python benchmarks/bench_startup.py
 
 clean:

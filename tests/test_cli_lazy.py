@@ -46,7 +46,8 @@ INPUT_ERROR_CLASSES = (
     ("einsum_cascade.errors", "CascadeError"), ("studies.errors", "UsageError"), ("archsim.errors", "ArchError"),
     ("archsim.errors", "ScheduleError"), ("archsim.gpu_specs", "GPUConfigError"),
     ("mappings.targets.private_inference.profiles", "ProfileError"), ("mappings.targets.private_inference.decoder", "DecoderConfigError"),
-    ("mappings.work", "MappingError"), ("mappings.spec", "SpecError"), ("mappings.workload", "WorkloadError"),
+    ("mappings.work", "MappingError"), ("mappings.spec", "SpecError"), ("mappings.looptree.tree", "LoopTreeError"),
+    ("mappings.workload", "WorkloadError"),
     ("archsim.yamlio", "YamlFileError"), ("studies.sweep.spec", "SweepSpecError"),
     ("studies.gpu_observations", "MeasurementError"), ("gpu_ref.bench", "BenchFileError"),
 )

@@ -12,9 +12,9 @@ import sys
 from cascadesim_errors import InputError
 from studies.errors import UsageError
 
-from studies.cli import analyze, eval, fuse, gpu, pi, report, simulate, study, sweep  # noqa: A004
+from studies.cli import analyze, bound, eval, fuse, gpu, pi, report, simulate, study, sweep  # noqa: A004
 
-COMMANDS = [analyze, eval, report, pi, study, gpu, sweep, fuse, simulate]  # in the order of --help
+COMMANDS = [analyze, eval, report, pi, study, gpu, sweep, fuse, simulate, bound]  # in the order of --help
 
 
 def build_parser() -> argparse.ArgumentParser:
