@@ -1,5 +1,6 @@
-"""Evaluating a cascade as a check: random inputs, the memory evaluation needs, and evaluation
-that names the Einsum where non-finite values first appear (used by `cascadesim eval`)."""
+"""Evaluating a cascade as a check: random inputs, the memory and the recurrence steps evaluation
+needs, and evaluation that names the Einsum where non-finite values first appear (used by
+`cascadesim eval`)."""
 from __future__ import annotations
 
 import math
@@ -45,6 +46,19 @@ def memory_needed(cascade: Cascade, sizes: dict[str, float]) -> tuple[int, str, 
            for name in list(cascade.inputs) + cascade.defined}
     largest = max(per, key=per.get)
     return sum(per.values()) + per[largest], largest, per[largest]
+
+
+def recurrence_steps(cascade: Cascade, sizes: dict[str, float]) -> int:
+    """Steps the evaluator runs one by one in Python: the extent of the iterative rank of every
+    recurrence (a group of Einsums in a cycle), summed."""
+    bound = cascade.bind_sizes({}, known_sizes(cascade, sizes))
+    steps = 0
+    for group in evaluation_order(cascade):
+        if len(group) > 1 or cascade.graph.has_edge(group[0], group[0]):
+            var = next((cascade.einsum(n).iterative_var for n in group if cascade.einsum(n).iterative_var), None)
+            if var is not None:
+                steps += int(bound[cascade.var_rank[var]])
+    return steps
 
 
 def first_nonfinite(cascade: Cascade, tensors: dict[str, np.ndarray], output: str) -> str:

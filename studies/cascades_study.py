@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import statistics
 from pathlib import Path
@@ -28,8 +27,9 @@ from mappings.scheduler import _words  # noqa: E402
 from mappings.simulation import simulate  # noqa: E402
 from mappings.work import MappingError  # noqa: E402
 from mappings.workload import make_workload, parse_length  # noqa: E402
+from studies.checked import require_finite  # noqa: E402
 from studies.errors import UsageError  # noqa: E402
-from studies.fingerprint import model_fingerprint  # noqa: E402
+from studies.sweep.journal import Journal, code_fingerprint, exclusive, journal_key  # noqa: E402
 
 ARCHS = ["fusemax-cloud", "flat-cloud"]
 LENGTHS = ["4K", "16K", "64K"]
@@ -89,9 +89,26 @@ def _buffer_mib(arch: str) -> int:
 
 def fingerprint() -> str:
     """The model's fingerprint and this module's source (16 hex digits)."""
-    h = hashlib.sha256(model_fingerprint().encode())
-    h.update(Path(__file__).read_bytes())
-    return h.hexdigest()[:16]
+    return code_fingerprint(Path(__file__))
+
+
+def check_point(p: dict) -> str | None:
+    """The problem of a journalled point (None if sound): its identity and status, and for a mapped
+    point finite, positive latency and energy and non-negative DRAM bytes."""
+    for f in ("cascade", "arch", "seq_len"):
+        if not isinstance(p.get(f), str):
+            return f"{f}: expected a name, got {p.get(f)!r}"
+    if p.get("status") not in ("ok", "unmapped"):
+        return f"status: expected ok or unmapped, got {p.get('status')!r}"
+    if p["status"] == "unmapped":
+        return None if isinstance(p.get("reason"), str) else "reason: expected the reason"
+    for f, positive in (("latency_s", True), ("energy_j", True), ("dram_bytes", False), ("compulsory_bytes", False)):
+        v = p.get(f)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (positive and v == 0):
+            return f"{f}: expected a {'positive' if positive else 'non-negative'} number, got {v!r}"
+    if not isinstance(p.get("mapping"), dict):
+        return "mapping: expected the mapping used"
+    return None
 
 
 def run_study(out: Path, cascades: list[str] | None = None, archs: list[str] | None = None,
@@ -104,31 +121,28 @@ def run_study(out: Path, cascades: list[str] | None = None, archs: list[str] | N
     archs, lengths = archs or ARCHS, lengths or LENGTHS
     for n in lengths:
         parse_length(n)
-    out.mkdir(parents=True, exist_ok=True)
-    cache, fp = out / "points.jsonl", fingerprint()
-    done = {}
-    if cache.exists():
-        for line in cache.read_text().splitlines():
-            try:
-                p = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(p, dict) and p.get("fingerprint") == fp:
-                done[(p["cascade"], p["arch"], p["seq_len"])] = p
-    todo = [(c, a, n) for c in names for a in archs for n in lengths]
-    with cache.open("a") as f:
-        if f.tell() and not cache.read_bytes().endswith(b"\n"):
-            f.write("\n")
-        for key in progress_bar(todo, desc="cascades", disable=not progress):
-            if key in done:
-                continue
-            p = cascade_point(*key)
-            p["fingerprint"] = fp
-            done[key] = p
-            f.write(json.dumps(p) + "\n")
-            f.flush()
-    points = [done[k] for k in todo]
-    write_outputs(out, points, names, archs, lengths)
+    with exclusive(out, "cascades study"):
+        journal, fp = Journal(out / "points.jsonl", check_point), fingerprint()
+        todo = [(c, a, n) for c in names for a in archs for n in lengths]
+        rows = journal.load()
+        done = {}
+        for key in todo:
+            p = rows.get(journal_key(fp, json.dumps(list(key))))
+            if p is not None and (p["cascade"], p["arch"], p["seq_len"]) == key:
+                done[key] = p
+        try:
+            for key in progress_bar(todo, desc="cascades", disable=not progress):
+                if key in done:
+                    continue
+                p = cascade_point(*key)
+                require_finite(p, f"cascades point {' '.join(key)}")
+                p["fingerprint"] = fp
+                done[key] = p
+                journal.append(journal_key(fp, json.dumps(list(key))), p)
+        finally:
+            journal.close()
+        points = [done[k] for k in todo]
+        write_outputs(out, points, names, archs, lengths)
     return points
 
 
