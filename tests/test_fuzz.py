@@ -31,7 +31,7 @@ from mappings.spec import SPEC_DIR
 from mappings.spec import load_spec as load_mapping
 from studies.sweep.journal import Journal
 from studies.sweep.point import check_row
-from studies.sweep.spec import load_spec as load_sweep
+from studies.sweep.spec import load_sweep
 
 EXAMPLES = int(os.environ.get("CASCADESIM_FUZZ_EXAMPLES", "40"))
 STATS = {"inputs": 0, "crashes": 0, "hangs": 0}
