@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -51,7 +52,26 @@ EXTRA_SIZES = {
     # thresholds and k: illustrative; the data-dependent masks are counted as upper bounds
     "threshold_attention_refused": {"W": 5.0},
     "topk_attention": {"KK": 256},
+    # issue 19/21 variants (branch variants): ALiBi's slope of head 1 of 12 (2^(-8/12), Press et al., 2022);
+    # RetNet's smallest decay 1 - 2^-5 (Sun et al., 2023); Mamba-2's A = -1 (its init range is [-16, -1]);
+    # blocks of 256 keys (the FuseMax tile, Landmark/chunk/block sizes of the algorithm), 4 kept
+    # blocks for block-sparse; Hedgehog's feature map of D = 64; DeepSeek-V2's KV rank 512, RoPE 64;
+    # heads inside a cascade take the place of the study's 12 (MQA: 12 query heads; GQA: 3 groups of 4)
+    "alibi_attention": {"SL": 2 ** (-8 / 12)},
+    "retention": {"G": 1 - 2 ** -5},
+    "mamba2_ssd": {"AA": -1.0},
+    "landmark_attention": {"M0": 256},
+    "chunked_attention": {"M0": 256},
+    "block_sparse_attention": {"M0": 256, "NB": 4},
+    "hedgehog_attention": {"D": 64},
+    "mqa_attention": {"H": 12},
+    "gqa_causal_prefill": {"H": 4, "G": 3},
+    "gqa_decode": {"H": 4, "G": 3, "P": 1},  # decode: one query per step against the n-token cache
+    "mla_decode": {"C": 512, "R": 64, "H": 12, "P": 1},
+    # a square grid of sqrt(n) x sqrt(n) tokens, radius 3 (NAT's 7 x 7 neighbourhood, Hassani et al., 2023)
+    "neighborhood_attention_2d_tokens": lambda n: {**dict.fromkeys(("MX", "MY", "PX", "PY"), round(n ** 0.5)), "WR": 3},
 }
+HEAD_RANKS = ("H", "G")  # ranks of a cascade's own heads: the study's heads are divided by their sizes
 COLUMNS = ["cascade", "arch", "seq_len", "status", "passes", "latency_s", "energy_j", "dram_bytes", "bounding_unit",
            "util_2d", "util_1d", "candidates", "reason"]
 
@@ -59,7 +79,8 @@ COLUMNS = ["cascade", "arch", "seq_len", "status", "passes", "latency_s", "energ
 def study_sizes(c: ec.Cascade, n: int) -> dict:
     """BERT's attention shapes at n tokens for cascade `c` (plus EXTRA_SIZES)."""
     w = make_workload(MODEL, n)
-    sizes = {"M": n, "P": n, "E": w.E, "F": w.F, **EXTRA_SIZES.get(c.name, {})}
+    extra = EXTRA_SIZES.get(c.name, {})
+    sizes = {"M": n, "P": n, "E": w.E, "F": w.F, **(extra(n) if callable(extra) else extra)}
     return {k: v for k, v in sizes.items() if k in c.size_names or k in c.params}
 
 
@@ -71,15 +92,27 @@ def cascade_point(name: str, arch: str, length: str) -> dict:
     passes = ec.passes(c, "M").passes if "M" in c.ranks else None
     row = {"cascade": name, "arch": arch, "seq_len": length, "passes": passes}
     try:
-        r = simulate(c, arch, study_sizes(c, n), mapping="auto", batch=w.B, heads=w.H)
+        sizes = study_sizes(c, n)
+        heads = w.H // math.prod(int(sizes[rank]) for rank in HEAD_RANKS if rank in c.ranks)
+        r = simulate(c, arch, sizes, mapping="auto", batch=w.B, heads=heads)
     except (MappingError, ScheduleError) as err:
         return {**row, "status": "unmapped", "reason": str(err)}
-    compulsory = w.B * w.H * 2 * sum(_words(c, t, r.sizes) for t in [*c.inputs, *c.outputs])  # 2-byte words
+    known = _with_parts(c, r.sizes)
+    compulsory = w.B * heads * 2 * sum(_words(c, t, known) for t in [*c.inputs, *c.outputs])  # 2-byte words
     return {**row, "status": "ok", "latency_s": r.latency_s, "energy_j": r.energy_j,
             "dram_bytes": r.dram_bytes, "compulsory_bytes": compulsory, "bounding_unit": r.bounding_unit,
             "util_2d": r.util.get("array2d"), "util_1d": r.util.get("array1d"), "candidates": r.candidates_evaluated,
             "mapping": r.mapping, "energy_by_component": r.energy_by_component, "reason": "",
             "buffer_mib": r.result and _buffer_mib(arch)}
+
+
+def _with_parts(c: ec.Cascade, sizes: dict) -> dict:
+    """`sizes` with the outer part of each split rank (M1 = M / M0) where only the inner one is given."""
+    out = dict(sizes)
+    for rank in c.ranks.values():
+        if len(rank.parts) == 2 and rank.name in out and rank.parts[1] in out and rank.parts[0] not in out:
+            out[rank.parts[0]] = out[rank.name] // out[rank.parts[1]]
+    return out
 
 
 def _buffer_mib(arch: str) -> int:
