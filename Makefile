@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test report install validate validate-pi validate-accelforge bench fuzz clean gpu-calibration
+.PHONY: test report install validate validate-pi validate-accelforge calibrate-pi bench fuzz clean gpu-calibration
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ gpu-calibration: $(STAMP)
 validate-pi: $(STAMP)
 	$(BIN)/python benchmarks/pi/validate_cascades.py
 
+# refits the private-inference paper-fit profile and rewrites the shipped archsim/configs/pi/paper-fit.yaml
+calibrate-pi: $(STAMP)
+	$(BIN)/python -m mappings.targets.private_inference.calibration
+
 # the fuzzing of tests/test_fuzz.py at full strength: random (not the suite's fixed) examples,
 # FUZZ_EXAMPLES per property; prints and writes the counts of inputs, crashes and hangs
 FUZZ_EXAMPLES ?= 1000
@@ -58,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_mapper.py
 	$(BIN)/python benchmarks/bench_large_cascade.py
 	$(BIN)/python benchmarks/bench_fuse.py
+	$(BIN)/python benchmarks/bench_startup.py
 
 clean:
 	rm -rf $(VENV) $(AF_VENV) build *.egg-info

@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from archsim.yamlio import YamlFileError, load_yaml_file
+from cascadesim_errors import InputError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 GPU_DIR = CONFIG_DIR / "gpus"
@@ -39,7 +40,7 @@ DTYPE_ALIASES = {"float16": "fp16", "half": "fp16", "16-bit": "fp16", "bfloat16"
                  "float8": "fp8", "float8_e5m2": "fp8", "float8_e4m3fn": "fp8", "float32": "tf32", "fp32": "tf32"}
 
 
-class GPUConfigError(ValueError):
+class GPUConfigError(InputError, ValueError):
     """A bad GPU description or kernel profile, or an unknown name; the message names the file and field."""
 
 

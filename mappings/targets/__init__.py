@@ -102,7 +102,7 @@ def resolve_target(arch: Any) -> Target:
 
 def _kind_of_name(name: str) -> str:
     """The kind of a shipped description called `name` (accelerator when no other kind has it)."""
-    from archsim.secure_backend import profile_names
+    from mappings.targets.private_inference.profiles import profile_names
     if name in profile_names():
         return "private-inference"
     from archsim.gpu.specs import known_gpus

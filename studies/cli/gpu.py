@@ -44,12 +44,12 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _positive_int(text: str) -> int:
-    """argparse type: a positive integer (suffixes K = 1024, M = 1024^2 accepted)."""
-    scale = {"K": 1024, "M": 1024 ** 2}.get(text[-1:].upper(), 1)
-    digits = text[:-1] if scale > 1 else text
-    if not digits.isdigit() or int(digits) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(digits) * scale
+    """argparse type: a positive integer (suffixes K = 1024, M = 1024^2, G = 1024^3 accepted)."""
+    from einsum_cascade.size_text import SizeTextError, parse_size
+    try:
+        return parse_size(text)
+    except SizeTextError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
 
 
 def run_predict(args: argparse.Namespace) -> int:

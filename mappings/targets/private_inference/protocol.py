@@ -33,8 +33,8 @@ import sympy
 
 import einsum_cascade as ec
 from einsum_cascade.cost import numeric_points
-from einsum_cascade.sizes import missing_sizes_message
-from archsim.secure_backend import BackendProfile, Network
+from mappings.size_completion import bind_split_ranks
+from mappings.targets.private_inference.profiles import BackendProfile, Network
 from einsum_cascade.ast import Access, Binary, Call, Node, Number, Reduce, Size, Unary, Var, children, value_vars
 
 FUNCTION_OPS = {
@@ -81,35 +81,6 @@ class SecureCost:
             "latency_s": {n.name: self.latency_s(n) for n in networks},
             "breakdown": {"by_einsum": dict(self.by_einsum), "by_op": dict(self.by_op)},
         }
-
-
-def complete_sizes(c: ec.Cascade, sizes: dict[str, float]) -> dict[str, float]:
-    """Sizes with partitioned ranks completed (M = M1 * M0 gives the third from two); errors name the size."""
-    known = set(c.size_names) | set(c.params)
-    for name in sizes:
-        if name not in known:
-            raise ec.CascadeError(f"unknown size or param {name!r} (known: {', '.join(sorted(known))})", c.file)
-    bound = dict(sizes)
-    for name, value in bound.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ec.CascadeError(f"--size {name}={value!r}: expected a finite number", c.file)
-        if name in c.size_names and (value != int(value) or value < 1):
-            raise ec.CascadeError(f"--size {name}={value!r}: a size must be a positive integer", c.file)
-        if name in c.size_names:
-            bound[name] = int(value)
-    for rank in c.ranks.values():
-        if len(rank.parts) == 2:
-            whole, (outer, inner) = rank.name, rank.parts
-            if whole in bound and inner in bound and outer not in bound:
-                bound[outer] = math.ceil(bound[whole] / bound[inner])
-            elif whole in bound and outer in bound and inner not in bound:
-                bound[inner] = math.ceil(bound[whole] / bound[outer])
-            elif outer in bound and inner in bound and whole not in bound:
-                bound[whole] = bound[outer] * bound[inner]
-    missing = [name for name in c.size_names + c.params if name not in bound]
-    if missing:
-        raise ec.CascadeError(missing_sizes_message(missing, sizes), c.file)
-    return bound
 
 
 class _Counter:
@@ -270,7 +241,7 @@ class CascadeMapper:
             raise ValueError(f"gelu_form must be 'tanh' or 'erf', got {gelu_form!r}")
         _check_supported(c)
         self.c = c
-        self.sizes = complete_sizes(c, sizes)
+        self.sizes = bind_split_ranks(c, sizes)
         self.profile = profile
         self.gelu_form = gelu_form
         self.counter = _Counter(c, self.sizes)

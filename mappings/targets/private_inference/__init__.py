@@ -1,4 +1,4 @@
-"""The private-inference target: the cascade's protocol calls (mappings/secure_mapping.py) on a network."""
+"""The private-inference target: the cascade's protocol calls (mappings/targets/private_inference/protocol.py) on a network."""
 from __future__ import annotations
 
 import einsum_cascade as ec
@@ -16,8 +16,8 @@ class PrivateInferenceTarget:
 
     def simulate(self, c: ec.Cascade, sizes: dict[str, float] | None, options) -> SimulationResult:
         """Communication bytes, rounds and latency (seconds) of `c` on options.network (default lan)."""
-        from archsim.secure_backend import load_network, load_profile
-        from mappings.secure_mapping import map_cascade
+        from mappings.targets.private_inference.profiles import load_network, load_profile
+        from mappings.targets.private_inference.protocol import map_cascade
         from mappings.targets import passes_over_keys
         full, how = complete_sizes(c, sizes)
         net = load_network(options.network or "lan")

@@ -17,12 +17,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cascadesim_errors import InputError
 import einsum_cascade as ec
-from archsim.secure_backend import BackendProfile, Network
-from mappings.secure_mapping import SecureCost, map_cascade
+from mappings.targets.private_inference.profiles import BackendProfile, Network
+from mappings.targets.private_inference.protocol import SecureCost, map_cascade
 
 
-class DecoderConfigError(ValueError):
+class DecoderConfigError(InputError, ValueError):
     """A decoder configuration that cannot be built; the message names the option."""
 
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cascadesim_errors import InputError
+from archsim.config import CONFIG_DIR as ARCH_CONFIG_DIR
 from archsim.yamlio import YamlFileError, load_yaml_file
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "pi"
+CONFIG_DIR = ARCH_CONFIG_DIR / "pi"  # the shipped profiles and networks (package data of archsim)
 DEFAULT_PROFILE = "spu-cheetah"
 
 # Operations a profile may define. The matmul ops are priced per element of the secret operand(s)
@@ -28,7 +30,7 @@ KNOWN_OPS = (
 )
 
 
-class ProfileError(ValueError):
+class ProfileError(InputError, ValueError):
     """A bad backend or network profile, or an operation a profile cannot price."""
 
 
