@@ -37,21 +37,24 @@ def load_cascade(cascade: ec.Cascade | str | Path) -> ec.Cascade:
 def simulate(cascade: ec.Cascade | str | Path, arch: Any, sizes: dict[str, float] | None = None,
              mapping: MappingSpec | str | Path = "auto", objective: str = "latency", batch: int = 1, heads: int = 1,
              mode: str = "steady", network: str | None = None, kv_heads: int | None = None,
+             kernel: str | None = None, dtype: str | None = None,
              plaintext: frozenset[str] = frozenset()) -> SimulationResult:
     """Simulate `cascade` at `sizes` on target `arch` (mappings/targets/) for `batch` x `heads`
     independent (batch, head) pairs. `mapping`: "auto" (the mapper, optimising `objective`: latency,
-    energy or edp), a spec name or path, or a MappingSpec (accelerators only)."""
+    energy or edp), a spec name or path, or a MappingSpec (accelerators only). `kv_heads`
+    (GQA/MQA), `kernel` and `dtype` apply to the GPU target; `plaintext`: inputs the server holds in
+    the clear (private inference: weights)."""
     if objective not in OBJECTIVES:
         raise MappingError(f"--objective: unknown objective {objective!r} (expected one of {', '.join(OBJECTIVES)})")
-    for name, v in (("batch", batch), ("heads", heads)):
+    for name, v in (("batch", batch), ("heads", heads), ("kv-heads", heads if kv_heads is None else kv_heads)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise MappingError(f"--{name}: must be a positive integer, got {v!r}")
     c = load_cascade(cascade)
-    if kv_heads is not None and (isinstance(kv_heads, bool) or not isinstance(kv_heads, int) or kv_heads < 1
-                                 or heads % kv_heads):
-        raise MappingError(f"--kv-heads: must be a positive integer dividing --heads {heads}, got {kv_heads!r}")
+    if kv_heads is not None and heads % kv_heads:
+        raise MappingError(f"--kv-heads: {kv_heads} does not divide --heads {heads}")
     options = SimulateOptions(mapping=mapping, objective=objective, batch=batch, heads=heads, mode=mode,
-                              network=network, kv_heads=kv_heads, plaintext=frozenset(plaintext))
+                              network=network, kv_heads=kv_heads, kernel=kernel, dtype=dtype,
+                              plaintext=frozenset(plaintext))
     return resolve_target(arch).simulate(c, sizes, options)
 
 

@@ -34,8 +34,9 @@ class SimulateOptions:
     mapping: "auto", a mapping spec name or path, or a MappingSpec (accelerators);
     objective: latency, energy or edp; batch, heads: independent (batch, head) pairs;
     mode: "steady" or "exact" (accelerators); network: a network name (private inference);
-    kv_heads: heads holding distinct K/V (GQA/MQA; None: every head); plaintext: inputs the server
-    holds in the clear (private inference: weights)."""
+    kv_heads: K/V heads (GQA/MQA; None: as heads); kernel: a GPU kernel profile (None: the GPU
+    target picks one from the cascade's structure); dtype: the GPU element type (None: bf16);
+    plaintext: inputs the server holds in the clear (private inference: weights)."""
     mapping: Any = "auto"
     objective: str = "latency"
     batch: int = 1
@@ -43,6 +44,8 @@ class SimulateOptions:
     mode: str = "steady"
     network: str | None = None
     kv_heads: int | None = None
+    kernel: str | None = None
+    dtype: str | None = None
     plaintext: frozenset[str] = frozenset()
 
 
@@ -101,10 +104,10 @@ def resolve_target(arch: Any) -> Target:
 
 def _kind_of_name(name: str) -> str:
     """The kind of a shipped description called `name` (accelerator when no other kind has it)."""
-    from archsim.secure_backend import profile_names
+    from mappings.targets.private_inference.profiles import profile_names
     if name in profile_names():
         return "private-inference"
-    from archsim.gpu_specs import known_gpus
+    from archsim.gpu.specs import known_gpus
     if name in known_gpus():
         return "gpu"
     return "accelerator"

@@ -32,6 +32,8 @@ class SimulationResult:
     comm_bytes: float | None = None
     rounds: int | None = None
     network: str | None = None
+    bound: str | None = None   # GPU: what limits the kernel (compute, exp, memory, serial, launch)
+    kernel: str | None = None  # GPU: the kernel profile used
     sizes_defaulted: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     result: Result | None = field(default=None, repr=False)

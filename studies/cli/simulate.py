@@ -7,9 +7,9 @@ fields of mappings.simulation.SimulationResult; null where a field does not appl
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from studies.checked import json_text, require_finite
 from studies.errors import UsageError
 from studies.cli.sizes_arg import add_size_argument, parse_sizes
 
@@ -29,7 +29,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     from studies.cli.cascade_arg import load_cascade
     c = load_cascade(args.file)
     r = simulate(c, args.arch, parse_sizes(args.size), mapping=args.mapping, objective=args.objective,
-                 batch=args.batch, heads=args.heads, mode=args.mode, network=args.network)
+                 batch=args.batch, heads=args.heads, mode=args.mode, network=args.network,
+                 kv_heads=args.kv_heads, kernel=args.kernel, dtype=args.dtype)
     if args.save_mapping:
         if r.target != "accelerator":
             raise UsageError(f"--save-mapping: the {r.target} target has no mapping spec to save")
@@ -39,8 +40,10 @@ def run_simulate(args: argparse.Namespace) -> int:
             Path(args.save_mapping).write_text(spec.to_yaml())
         except OSError as err:
             raise UsageError(f"--save-mapping: {args.save_mapping}: cannot write: {err.strerror or err}") from None
+    result = r.to_dict()
+    require_finite(result, f"simulate {args.file} on {args.arch}")
     if args.json:
-        print(json.dumps(r.to_dict(), indent=1))
+        print(json_text(result, "simulate", indent=1))
         return 0
     print(f"{r.cascade} on {r.arch} ({r.target}), sizes "
           + " ".join(f"{k}={v:g}" for k, v in r.sizes.items()) + f", batch {r.batch} x heads {r.heads}")
@@ -49,13 +52,17 @@ def run_simulate(args: argparse.Namespace) -> int:
     print(f"  latency {r.latency_s:.6g} s" + (f" ({r.cycles:.6g} cycles)" if r.cycles is not None else ""))
     if r.energy_j is not None:
         print(f"  energy {r.energy_j:.6g} J: " + ", ".join(f"{k} {v:.3g}" for k, v in r.energy_by_component.items()))
-    if r.dram_bytes is not None:
+    if r.dram_bytes is not None and r.util is not None:
         print(f"  DRAM {r.dram_bytes:.6g} B; busy " + ", ".join(f"{u} {100 * x:.1f}%" for u, x in r.util.items())
               + f"; bound by {r.bounding_unit}")
+    elif r.dram_bytes is not None:
+        print(f"  DRAM {r.dram_bytes:.6g} B")
     if r.comm_bytes is not None:
         print(f"  {r.comm_bytes:.6g} B on the wire, {r.rounds} rounds ({r.network})")
     if r.passes is not None:
         print(f"  passes over M: {r.passes}")
+    if r.kernel is not None:
+        print(f"  kernel {r.kernel}; bound by {r.bound}")
     if r.mapping is not None:
         print(f"  mapping {r.mapping.get('name')} ({r.candidates_evaluated} candidate(s) evaluated"
               + (f", objective {r.objective})" if args.mapping == "auto" else ")"))
@@ -74,6 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_size_argument(p)
     p.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
     p.add_argument("--heads", type=_positive, default=1, help="attention heads (default 1)")
+    p.add_argument("--kv-heads", type=_positive, default=None, help="K/V heads (GQA/MQA; default: --heads)")
+    p.add_argument("--kernel", default=None, help="GPU: a kernel profile (archsim/configs/gpu-kernels/; default: "
+                   "picked from the cascade's structure)")
+    p.add_argument("--dtype", default=None, help="GPU: element type bf16 (default), fp16, fp8")
     p.add_argument("--mode", default="steady", choices=("steady", "exact"), help="archsim simulation mode")
     p.add_argument("--network", help="network of a private-inference profile (default lan)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
