@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import einsum_cascade as ec
 from einsum_cascade import ast as cascade_ast
 
+from mappings.matrix_product import gemm_shape
 from mappings.size_completion import complete_sizes
 from mappings.targets.result import SimulationResult
 from mappings.work import MappingError
@@ -362,6 +363,9 @@ class GPUTarget:
         gpu = load_gpu(arch)
         dtype = _dtype(options)
         full, how = complete_sizes(c, sizes)
+        gemm = gemm_shape(c) if "M" not in c.ranks else None
+        if gemm is not None:
+            return self._gemm(c, gpu, full, how, gemm, dtype, options)
         st = structure(c, full)
         heads = options.heads * st.inner_heads
         kv = options.kv_heads if options.kv_heads is not None else options.heads
@@ -401,6 +405,21 @@ class GPUTarget:
                                 heads=options.heads, latency_s=pred.time_s, bounding_unit=pred.bound,
                                 dram_bytes=pred.hbm_bytes, passes=passes_over_keys(c), sizes_defaulted=how,
                                 notes=notes, bound=pred.bound, kernel=pred.kernel)
+
+    def _gemm(self, c: ec.Cascade, gpu, full: dict, how: dict, gemm, dtype: str, options) -> SimulationResult:
+        """A one-matrix-product cascade as a tiled tensor-core GEMM (mappings/gpu_gemm.py)."""
+        from mappings.gpu_gemm import predict_gemm
+        rows, cols, red = (int(full[r]) for r in (gemm.rows, gemm.cols, gemm.reduction))
+        seconds, bound, hbm, instruction = predict_gemm(gpu, rows, cols, red, dtype, options.batch * options.heads)
+        flops = 2.0 * rows * cols * red * options.batch * options.heads
+        if not (math.isfinite(seconds) and seconds >= max(hbm / gpu.hbm_bytes_per_s,
+                                                           flops / gpu.peak_tensor_flops_per_s(dtype))):
+            raise MappingError(f"--arch {self.name}: the GEMM model gave {seconds!r} s, below its roofline")
+        return SimulationResult(target="gpu", cascade=c.name, arch=self.name, sizes=full, batch=options.batch,
+                                heads=options.heads, latency_s=seconds, bounding_unit=bound, dram_bytes=hbm,
+                                passes=None, sizes_defaulted=how, bound=bound, kernel="gemm",
+                                notes=[f"GEMM {rows} x {red} x {cols} ({instruction}, {dtype}; efficiencies "
+                                       "assumed, mappings/gpu_gemm.py)"])
 
     @staticmethod
     def _default(gpu, st: Structure, shape) -> str:
