@@ -254,7 +254,13 @@ def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]
 
 
 def simulate(s: Schedule, arch: Architecture, mode: str = "steady") -> tuple[float, float]:
-    """(cycles, peak buffer bytes) of a schedule (`mode` "steady" or "exact", module docstring)."""
+    """(cycles, peak buffer bytes) of a schedule (`mode` "steady" or "exact", module docstring).
+
+    Steady mode checks its extrapolation: along each extrapolated count, the multilinear model is
+    compared with a simulation one sample step beyond its samples (every other count at its upper
+    sample); where they differ by more than AFFINE_TOLERANCE the pipeline was not yet in its steady
+    state there, and that count's samples move up (doubling) until they agree or reach the count
+    itself (then simulated exactly along that count)."""
     if mode == "exact":
         return simulate_exact(s, arch)
     if mode != "steady":
@@ -262,14 +268,37 @@ def simulate(s: Schedule, arch: Architecture, mode: str = "steady") -> tuple[flo
     counts = [s.blocks] + [seg.iterations for seg in s.segments]
     few_blocks = max(BLOCK_SAMPLES[0], 4 * s.max_lag)  # enough blocks to fill a software pipeline
     samples = [(few_blocks, few_blocks * BLOCK_SAMPLES[1] // BLOCK_SAMPLES[0])] + [ITER_SAMPLES] * len(s.segments)
-    axes = []
-    for n, (lo, hi) in zip(counts, samples):
-        axes.append(((n, 1.0),) if n <= hi else ((lo, (hi - n) / (hi - lo)), (hi, (n - lo) / (hi - lo))))
-    total, peak = 0.0, 0.0
-    for corner in itertools.product(*axes):
-        weight = math.prod(w for _, w in corner)
-        sub = s.with_counts(corner[0][0], tuple(c for c, _ in corner[1:]))
-        cycles, p = simulate_exact(sub, arch)
-        total += weight * cycles
+    samples = [(lo, hi) if n > hi else (n, n) for n, (lo, hi) in zip(counts, samples)]
+    peak = 0.0
+
+    def run_at(point: tuple[int, ...]) -> float:
+        nonlocal peak
+        cycles, p = simulate_exact(s.with_counts(point[0], tuple(point[1:])), arch)
         peak = max(peak, p)
-    return total, peak
+        return cycles
+
+    while True:
+        corners = {c: run_at(c) for c in itertools.product(*[sorted({lo, hi}) for lo, hi in samples])}
+        moved = False
+        for j, (n, (lo, hi)) in enumerate(zip(counts, samples)):
+            if lo == hi:
+                continue
+            probe = tuple(min(n, 2 * hi - lo) if i == j else h for i, (_, h) in enumerate(samples))
+            want = run_at(probe)
+            if abs(_multilinear(corners, samples, probe) - want) > AFFINE_TOLERANCE * max(want, 1.0):
+                samples[j] = (hi, 2 * hi) if 2 * hi < n else (n, n)
+                moved = True
+        if not moved:
+            return _multilinear(corners, samples, tuple(counts)), peak
+
+
+AFFINE_TOLERANCE = 1e-3  # relative disagreement of steady mode's model one sample step beyond its samples
+
+
+def _multilinear(corners: dict[tuple[int, ...], float], samples: list[tuple[int, int]], point: tuple[int, ...]) -> float:
+    """The multilinear interpolation (or extrapolation) at `point` of the values at the corners of `samples`."""
+    axes = []
+    for x, (lo, hi) in zip(point, samples):
+        axes.append(((lo, 1.0),) if lo == hi else ((lo, (hi - x) / (hi - lo)), (hi, (x - lo) / (hi - lo))))
+    return sum(math.prod(w for _, w in corner) * corners[tuple(c for c, _ in corner)]
+               for corner in itertools.product(*axes))

@@ -598,32 +598,38 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
 
 
 def _tile_segments(ctx: _Ctx, k: int, tiled_k: list[Plan], op_for, cls, info, groups: int, sinks) -> list[Segment]:
-    """The segments of pass k: all tiles, or (masked, skipping) full tiles then partial tiles, each an
-    integer count of iterations plus a fractional remainder (the average query group)."""
+    """The segments of pass k: all tiles, or (masked, skipping) full tiles, partial tiles, then the
+    skipped tiles' unmasked Einsums (a mask skips only the Einsums it is on), each an integer count
+    of iterations plus a fractional remainder (the average query group)."""
     spec = ctx.spec
 
-    def ops(scale_masked: float, suffix: str, factor: float = 1.0) -> tuple[TileOp, ...]:
+    def ops(plans: list[Plan], scale_masked: float, suffix: str, factor: float = 1.0) -> tuple[TileOp, ...]:
         out = []
-        for p in tiled_k:
+        names = {q.name for q in plans}
+        for p in plans:
             s = factor * (info.get("partial_scale", {}).get(p.name, 1.0) if scale_masked and p.masked else 1.0)
             for op in op_for(p, (k, suffix)):
                 deps = list(op.deps)
                 if spec.pipeline == "none" and all(d.startswith("prev:") for d in p.deps):
-                    deps += [f"prev:{x}" for x in sinks if x in {q.name for q in tiled_k}]
+                    deps += [f"prev:{x}" for x in sinks if x in names]
                 out.append(_scaled(op, s, deps))
         return tuple(out)
 
     if cls is None:
-        return [Segment(f"pass{k}", ctx.n_tiles, ops(0, ""))]
+        return [Segment(f"pass{k}", ctx.n_tiles, ops(tiled_k, 0, ""))]
     segs = []
-    for label, count, partial in (("full", cls.full, False), ("partial", cls.partial, True)):
+    unmasked = [p for p in tiled_k if not p.masked]
+    for label, count, partial, plans in (("full", cls.full, False, tiled_k), ("partial", cls.partial, True, tiled_k),
+                                         ("skipped", cls.empty, False, unmasked)):
         mean = count / groups
         whole = int(mean)
+        if not plans:
+            continue
         if whole:
-            segs.append(Segment(f"pass{k}.{label}", whole, ops(partial, f".{label}")))
+            segs.append(Segment(f"pass{k}.{label}", whole, ops(plans, partial, f".{label}")))
         rest = mean - whole
         if rest > 1e-12:
-            segs.append(Segment(f"pass{k}.{label}.rest", 1, ops(partial, f".{label}.rest", rest)))
+            segs.append(Segment(f"pass{k}.{label}.rest", 1, ops(plans, partial, f".{label}.rest", rest)))
     return segs
 
 

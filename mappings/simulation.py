@@ -35,10 +35,12 @@ def load_cascade(cascade: ec.Cascade | str | Path) -> ec.Cascade:
 
 def simulate(cascade: ec.Cascade | str | Path, arch: Any, sizes: dict[str, float] | None = None,
              mapping: MappingSpec | str | Path = "auto", objective: str = "latency", batch: int = 1, heads: int = 1,
-             mode: str = "steady", network: str | None = None) -> SimulationResult:
+             mode: str = "steady", network: str | None = None, check: bool = True) -> SimulationResult:
     """Simulate `cascade` at `sizes` on target `arch` (mappings/targets/) for `batch` x `heads`
     independent (batch, head) pairs. `mapping`: "auto" (the mapper, optimising `objective`: latency,
-    energy or edp), a spec name or path, or a MappingSpec (accelerators only)."""
+    energy or edp), a spec name or path, or a MappingSpec (accelerators only). Every result is
+    certified (mappings/certify.py: InvariantViolation on a broken invariant); `check=False` skips
+    that, for debugging only."""
     if objective not in OBJECTIVES:
         raise MappingError(f"--objective: unknown objective {objective!r} (expected one of {', '.join(OBJECTIVES)})")
     for name, v in (("batch", batch), ("heads", heads)):
@@ -46,7 +48,7 @@ def simulate(cascade: ec.Cascade | str | Path, arch: Any, sizes: dict[str, float
             raise MappingError(f"--{name}: must be a positive integer, got {v!r}")
     c = load_cascade(cascade)
     options = SimulateOptions(mapping=mapping, objective=objective, batch=batch, heads=heads, mode=mode,
-                              network=network)
+                              network=network, check=check)
     return resolve_target(arch).simulate(c, sizes, options)
 
 

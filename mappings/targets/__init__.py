@@ -33,13 +33,15 @@ class SimulateOptions:
 
     mapping: "auto", a mapping spec name or path, or a MappingSpec (accelerators);
     objective: latency, energy or edp; batch, heads: independent (batch, head) pairs;
-    mode: "steady" or "exact" (accelerators); network: a network name (private inference)."""
+    mode: "steady" or "exact" (accelerators); network: a network name (private inference);
+    check: certify the result (mappings/certify.py; False only for debugging)."""
     mapping: Any = "auto"
     objective: str = "latency"
     batch: int = 1
     heads: int = 1
     mode: str = "steady"
     network: str | None = None
+    check: bool = True
 
 
 class Target(Protocol):

@@ -36,7 +36,10 @@ class AcceleratorTarget:
                 res = evaluate(c, spec, a, full, batch, heads, options.mode)
         else:
             res, n = evaluate(c, spec, a, full, batch, heads, options.mode), 1
-        return accelerator_result(c, a, full, how, batch, heads, spec, res, n, options.objective)
+        out = accelerator_result(c, a, full, how, batch, heads, spec, res, n, options.objective)
+        if options.check:
+            certify(c, a, spec, full, batch, heads, res, options.mode)
+        return out
 
 
 def evaluate(c: ec.Cascade, spec: MappingSpec, a: Architecture, sizes: dict, batch: int = 1, heads: int = 1,
@@ -44,6 +47,22 @@ def evaluate(c: ec.Cascade, spec: MappingSpec, a: Architecture, sizes: dict, bat
     """archsim Result of `spec` (sizes complete, partition inner size from the spec's tile)."""
     from mappings.scheduler import build_schedule
     return run(build_schedule(c, spec, a, sizes, outer_blocks=batch * heads), a, mode, configuration=spec.name)
+
+
+def certify(c: ec.Cascade, a: Architecture, spec: MappingSpec, sizes: dict, batch: int, heads: int, res: Result,
+            mode: str = "steady"):
+    """Check archsim Result `res` of mapping `spec` against the bounds of mappings/certify.py (raises
+    InvariantViolation naming the invariant, the figures and the point); returns the Certificate."""
+    from mappings.certify import bounds, check_result, point_label
+    from mappings.scheduler import context
+    ctx = context(c, spec, a, sizes)
+    full = ctx.global_sizes()
+    point = point_label(c.name, a.name, full, spec.name, batch, heads, mode=mode)
+    cert = bounds(c, a, ctx.binding, full, batch * heads, key_rank=ctx.spec.rank, stall=ctx.spec.stall,
+                  skip_masked_tiles=ctx.spec.skip_masked_tiles, fold_shift_into_exp=ctx.spec.fold_shift_into_exp,
+                  accounting=res.accounting, configuration=spec.name, point=point)
+    return check_result(cert, a, res.cycles, res.dram_bytes, res.joules, res.busy_cycles, res.busy_by_einsum,
+                        res.seconds)
 
 
 def accelerator_result(c: ec.Cascade, a: Architecture, sizes, how, batch: int, heads: int, spec: MappingSpec,
@@ -64,4 +83,4 @@ def accelerator_result(c: ec.Cascade, a: Architecture, sizes, how, batch: int, h
         candidates_evaluated=n, objective=objective, sizes_defaulted=how, notes=list(res.notes), result=res)
 
 
-__all__ = ["AcceleratorTarget", "MappingError", "accelerator_result", "evaluate"]
+__all__ = ["AcceleratorTarget", "MappingError", "accelerator_result", "certify", "evaluate"]

@@ -16,6 +16,7 @@ from studies.errors import UsageError
 # imported (an error of a module not imported cannot have been raised), so that building the
 # parser imports none of the packages (sympy, numpy, ...).
 CASCADE_ERROR = ("einsum_cascade.errors", "CascadeError")
+INVARIANT_VIOLATION = ("mappings.certify", "InvariantViolation")  # a result that breaks physics: exit 1
 INPUT_ERROR_NAMES = (
     ("studies.errors", "UsageError"), ("archsim.errors", "ArchError"), ("archsim.errors", "ScheduleError"),
     ("archsim.gpu_specs", "GPUConfigError"), ("archsim.secure_backend", "ProfileError"),
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         print("cascadesim: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - bad input is one line; anything else is re-raised
+        if isinstance(err, _loaded([INVARIANT_VIOLATION])):  # a simulator bug caught: one line, exit 1
+            print(f"cascadesim: {err}", file=sys.stderr)
+            return 1
         message = one_line(err)
         if message is None:
             raise

@@ -29,7 +29,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     from studies.cli.cascade_arg import load_cascade
     c = load_cascade(args.file)
     r = simulate(c, args.arch, parse_sizes(args.size), mapping=args.mapping, objective=args.objective,
-                 batch=args.batch, heads=args.heads, mode=args.mode, network=args.network)
+                 batch=args.batch, heads=args.heads, mode=args.mode, network=args.network,
+                 check=not args.no_check)
     if args.save_mapping:
         if r.target != "accelerator":
             raise UsageError(f"--save-mapping: the {r.target} target has no mapping spec to save")
@@ -77,5 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", default="steady", choices=("steady", "exact"), help="archsim simulation mode")
     p.add_argument("--network", help="network of a private-inference profile (default lan)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip the invariants checked on every result (mappings/certify.py): for debugging only")
     p.add_argument("--save-mapping", type=Path, metavar="PATH", help="write the mapping used as YAML")
     p.set_defaults(func=run_simulate)
