@@ -241,8 +241,11 @@ def check_gpu(result, c: ec.Cascade, gpu_name: str) -> None:
         raise _fail(pt, "latency >= HBM bytes / bandwidth", f"{result.latency_s:.6g} s < {result.dram_bytes:.6g} B / "
                     f"{gpu.hbm_bytes_per_s:.6g} B/s")
     from einsum_cascade.numeric_cost import numeric_cost
-    counts = numeric_cost(c, {k: v for k, v in result.sizes.items()
-                                 if k in set(c.size_names) | set(c.params)}).total
+    sizes = {k: v for k, v in result.sizes.items() if k in set(c.size_names) | set(c.params)}
+    for r in c.ranks.values():  # a split rank's block size left open: one block (the fewest rescaling ops)
+        if len(r.parts) == 2 and r.parts[-1] not in sizes and r.name in sizes:
+            sizes[r.parts[-1]], sizes[r.parts[0]] = sizes[r.name], 1
+    counts = numeric_cost(c, sizes).total
     flops = float(counts.get("multiply", 0) + counts.get("add", 0)) * result.batch * result.heads
     peak = max([r for r in (gpu.tensor_flops_per_s.fp16, gpu.tensor_flops_per_s.bf16, gpu.tensor_flops_per_s.tf32,
                             gpu.tensor_flops_per_s.fp8) if r] + [gpu.alu_ops_per_s])

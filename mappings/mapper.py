@@ -65,16 +65,19 @@ def _allowed(c: ec.Cascade, arch: Architecture, sizes: dict, rank: str) -> tuple
     joules: dict[str, dict[str, float]] = {}
     for n in names:
         cycles[n], joules[n] = {}, {}
+        lacking = {}
         for u, unit in arch.units.items():
             try:
                 cy, act = cost_on_unit(unit, fuse_operators(ops.get(n, {}), True), n)
             except MappingError:
+                lacking[u] = sorted(set(fuse_operators(ops.get(n, {}), True)) - set(unit.operators))
                 continue
             cycles[n][u] = cy
             by_comp, _ = energy_breakdown(arch, [(n, act, 1)])
             joules[n][u] = sum(by_comp.values())
         if not cycles[n]:
-            raise MappingError(f"auto mapping: no unit of {arch.name} has every operator Einsum {n} of {c.name} needs")
+            raise MappingError(f"auto mapping: no unit of {arch.name} has every operator Einsum {n} of {c.name} needs ("
+                               + "; ".join(f"{u} lacks {', '.join(ops_)}" for u, ops_ in lacking.items()) + ")")
     return names, cycles, joules
 
 

@@ -32,7 +32,11 @@ class GPUTarget:
                                head_dim=int(full["E"]), causal=False)
         kernel = PROFILE_FOR_CASCADE[c.name]
         pred = predict(arch, kernel, shape)
-        return SimulationResult(target="gpu", cascade=c.name, arch=str(arch), sizes=full, batch=options.batch,
+        result = SimulationResult(target="gpu", cascade=c.name, arch=str(arch), sizes=full, batch=options.batch,
                                 heads=options.heads, latency_s=pred.time_s, bounding_unit=pred.bound,
                                 dram_bytes=pred.hbm_bytes, passes=passes_over_keys(c), sizes_defaulted=how,
                                 notes=[f"gpu_ref kernel profile {kernel} ({pred.dtype})"])
+        if options.check:  # finite, >= 0, latency >= HBM bytes / bandwidth and >= FLOPs / peak
+            from mappings.certify import check_gpu
+            check_gpu(result, c, arch)
+        return result

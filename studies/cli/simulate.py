@@ -50,9 +50,9 @@ def run_simulate(args: argparse.Namespace) -> int:
     print(f"  latency {r.latency_s:.6g} s" + (f" ({r.cycles:.6g} cycles)" if r.cycles is not None else ""))
     if r.energy_j is not None:
         print(f"  energy {r.energy_j:.6g} J: " + ", ".join(f"{k} {v:.3g}" for k, v in r.energy_by_component.items()))
-    if r.dram_bytes is not None:
-        print(f"  DRAM {r.dram_bytes:.6g} B; busy " + ", ".join(f"{u} {100 * x:.1f}%" for u, x in r.util.items())
-              + f"; bound by {r.bounding_unit}")
+    if r.dram_bytes is not None:  # the GPU target reports HBM bytes and its bound, no per-unit busy time
+        busy = "; busy " + ", ".join(f"{u} {100 * x:.1f}%" for u, x in r.util.items()) if r.util else ""
+        print(f"  DRAM {r.dram_bytes:.6g} B{busy}" + (f"; bound by {r.bounding_unit}" if r.bounding_unit else ""))
     if r.comm_bytes is not None:
         print(f"  {r.comm_bytes:.6g} B on the wire, {r.rounds} rounds ({r.network})")
     if r.passes is not None:
