@@ -34,6 +34,7 @@ from typing import Mapping
 import einsum_cascade as ec
 from einsum_cascade.ast import Access, value_vars
 from einsum_cascade.cost import einsum_ops
+from einsum_cascade.numeric_cost import numeric_cost
 from einsum_cascade.points import numeric_points
 
 from archsim.config import Architecture
@@ -99,9 +100,59 @@ def _views(c: ec.Cascade) -> dict[str, str]:
     return out
 
 
-def _elements(c: ec.Cascade, tensor: str, sizes: dict) -> float:
-    """Elements of `tensor` (an input or an Einsum's output) at bound sizes."""
-    return float(math.prod(c.tensor_shape(tensor, sizes)))
+def _index_vars(c: ec.Cascade, indices) -> set[str]:
+    return {str(x) for i in indices for x in getattr(i, "free_symbols", ()) if str(x) in c.variables}
+
+
+class _Shares:
+    """Lower bounds on the share of a tensor's elements an Einsum touches under its mask: for a mask
+    on the key and query positions only, the keys some query sees (or the queries that see some
+    key) counted from the per-query visible intervals; otherwise visible / dense points of the
+    Einsum (each element lies in at most dense / elements points, so this many are touched)."""
+
+    def __init__(self, c: ec.Cascade, sizes: dict, points, key_rank: str, query_rank: str):
+        self.c, self.sizes, self.points = c, sizes, points
+        self.key_rank = key_rank if key_rank in c.ranks else None
+        self.query_rank = query_rank if query_rank in c.ranks and not c.ranks[query_rank].parts else None
+        self.memo: dict = {}
+
+    def of(self, e, tensor_vars: set[str]) -> float:
+        if not e.where:
+            return 1.0
+        c = self.c
+        keyed = bool(self.key_rank and tensor_vars & c.rank_vars(self.key_rank))
+        queried = bool(self.query_rank and tensor_vars & c.rank_vars(self.query_rank))
+        key = (e.name, keyed, queried)
+        if key not in self.memo:
+            self.memo[key] = self._share(e, keyed, queried)
+        return self.memo[key]
+
+    def _share(self, e, keyed: bool, queried: bool) -> float:
+        import numpy as np
+        from mappings.masks import key_intervals
+        from mappings.work import MappingError
+        c = self.c
+        if self.key_rank and self.query_rank and not (keyed and queried):
+            parts = c.ranks[self.key_rank].parts
+            key_vars = tuple(p.lower() for p in parts) if len(parts) == 2 else (c.ranks[self.key_rank].var,)
+            n_keys, n_queries = int(self.sizes[self.key_rank]), int(self.sizes[self.query_rank])
+            try:
+                lo, hi = key_intervals(c, e.where, key_vars, c.ranks[self.query_rank].var, self.sizes,
+                                       n_queries, n_keys, c.name)
+            except (MappingError, KeyError, TypeError, ValueError):
+                lo = None
+            if lo is not None:
+                seen = hi >= lo
+                if queried:
+                    return float(seen.mean())
+                if not keyed:
+                    return 1.0 if seen.any() else 0.0
+                edges = np.zeros(n_keys + 1, dtype=np.int64)
+                np.add.at(edges, lo[seen], 1)
+                np.add.at(edges, hi[seen] + 1, -1)
+                return float((np.cumsum(edges[:-1]) > 0).mean())
+        space = frozenset(e.space_vars)
+        return min(1.0, self.points(space, tuple(e.space_where)) / max(1, self.points(space, ())))
 
 
 def _source(views: dict[str, str], t: str) -> str:
@@ -111,7 +162,7 @@ def _source(views: dict[str, str], t: str) -> str:
 
 
 def bounds(c: ec.Cascade, arch: Architecture, binding: Mapping[str, str], sizes: dict, pairs: int,
-           key_rank: str = "M", stall: Mapping[str, float] | None = None, skip_masked_tiles: bool = True,
+           key_rank: str = "M", query_rank: str = "P", stall: Mapping[str, float] | None = None, skip_masked_tiles: bool = True,
            fold_shift_into_exp: bool = True, accounting: str = "correct", configuration: str = "",
            kv_pairs: Mapping[str, int] | None = None, point: str = "") -> Certificate:
     """The bounds of `c` at `sizes` (every rank size bound, split ranks' parts included) with each
@@ -120,44 +171,47 @@ def bounds(c: ec.Cascade, arch: Architecture, binding: Mapping[str, str], sizes:
     stall = stall or {}
     kv_pairs = kv_pairs or {}
     bound = c.bind_sizes({}, {k: v for k, v in sizes.items() if k in set(c.size_names) | set(c.params)})
-    points = numeric_points(c, bound)
+    points = numeric_points(c, bound) if any(e.where for e in c.einsums) else None  # only masks need it
+    counts = numeric_cost(c, bound)  # the cascade's counts, masks and all, and tensor sizes (memoised)
+    per_einsum, elements = counts.per_einsum, counts.tensor_sizes
     views = _views(c)
     key_vars = c.rank_vars(key_rank) if key_rank in c.ranks else set()
     work: dict[str, float] = {u: 0.0 for u in arch.units}
     executed: dict[str, tuple[float, float]] = {}
     counted = []
     visible_share: dict[str, float] = {}  # tensor -> the largest visible share among its readers
+    shares = _Shares(c, bound, points, key_rank, query_rank)
     for e in c.einsums:
         if e.is_initial or e.name in views:
             continue
-        masked = {k: float(n) for k, n in einsum_ops(e, points).items() if n}
-        dense = {k: float(n) for k, n in einsum_ops(e, lambda v, w: points(v, ())).items() if n}
+        masked = {k: float(n) for k, n in per_einsum[e.name].items() if n}
+        dense = {k: float(n) for k, n in einsum_ops(e, lambda v, w: points(v, ())).items() if n} if e.where \
+            else masked
         unit = arch.units[binding[e.name]]
         lo, actions = _priced(unit, masked, fold_shift_into_exp)
-        hi, _ = _priced(unit, dense, fold_shift_into_exp)
+        hi, _ = _priced(unit, dense, fold_shift_into_exp) if e.where else (lo, None)
         f = 1.0 + stall.get(e.name, 0.0)
         on_key_mask = any(value_vars(w, c.variables) & key_vars for w in e.where)
         executed[e.name] = (pairs * lo * f, pairs * (lo if skip_masked_tiles and on_key_mask else hi) * f)
         work[unit.name] += pairs * lo
         counted.append((e.name, actions, pairs))
-        space = frozenset(e.space_vars)
-        share = points(space, tuple(e.space_where)) / max(1, points(space, ())) if e.where else 1.0
         for a in e.reads:
             t = _source(views, a.tensor)
-            visible_share[t] = max(visible_share.get(t, 0.0), share)
+            if visible_share.get(t, 0.0) < 1.0:
+                share = shares.of(e, _index_vars(c, a.indices)) if e.where else 1.0
+                visible_share[t] = max(visible_share.get(t, 0.0), share)
     wb = arch.word_bytes
     compulsory = 0.0
     for t in c.inputs:
         if t in visible_share:
-            compulsory += visible_share[t] * _elements(c, t, bound) * wb * kv_pairs.get(t, pairs)
+            compulsory += visible_share[t] * elements[t] * wb * kv_pairs.get(t, pairs)
     for o in c.outputs:
         src = _source(views, o)
         if src in c.inputs:
             continue
         e = c.einsum(src)
-        space = frozenset(e.space_vars)
-        share = points(space, tuple(e.space_where)) / max(1, points(space, ())) if e.where else 1.0
-        compulsory += min(1.0, share) * _elements(c, o, bound) * wb * pairs  # the output's own shape
+        share = shares.of(e, set(e.output_vars))
+        compulsory += share * elements[o] * wb * pairs  # the output's own shape
     counted.append(("dram", {"dram.bytes": compulsory}, 1))
     by_comp, _ = energy_breakdown(arch, counted, accounting, configuration)
     latency_bound = max(max(work.values(), default=0.0), compulsory / arch.dram_bytes_per_cycle)
@@ -240,7 +294,6 @@ def check_gpu(result, c: ec.Cascade, gpu_name: str) -> None:
     if result.dram_bytes is not None and not _le(result.dram_bytes / gpu.hbm_bytes_per_s, result.latency_s):
         raise _fail(pt, "latency >= HBM bytes / bandwidth", f"{result.latency_s:.6g} s < {result.dram_bytes:.6g} B / "
                     f"{gpu.hbm_bytes_per_s:.6g} B/s")
-    from einsum_cascade.numeric_cost import numeric_cost
     sizes = {k: v for k, v in result.sizes.items() if k in set(c.size_names) | set(c.params)}
     for r in c.ranks.values():  # a split rank's block size left open: one block (the fewest rescaling ops)
         if len(r.parts) == 2 and r.parts[-1] not in sizes and r.name in sizes:

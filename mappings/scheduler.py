@@ -37,6 +37,7 @@ import einsum_cascade as ec
 from einsum_cascade.ast import Access, value_vars
 from einsum_cascade.cost import einsum_ops as _einsum_ops
 from einsum_cascade.cost import numeric_points
+from einsum_cascade.numeric_cost import numeric_cost
 
 from archsim.config import Architecture, PEArray
 from archsim.schedule import Schedule, Segment, TileOp, parse_dep
@@ -99,6 +100,9 @@ def _ops(cascade: ec.Cascade, sizes_key: tuple, masked: bool) -> dict[str, dict[
 
 
 def _ops_of(cascade: ec.Cascade, sizes_key: tuple, masked: bool) -> dict[str, dict[str, float]]:
+    if masked:  # the cascade's counts, memoised per process (shared with mappings/certify.py)
+        per = numeric_cost(cascade, dict(sizes_key)).per_einsum
+        return {n: {k: float(x) for k, x in ops.items() if x} for n, ops in per.items()}
     bound = cascade.bind_sizes({}, dict(sizes_key))
     points = numeric_points(cascade, bound)
     fn = points if masked else (lambda v, w: points(v, ()))

@@ -58,7 +58,8 @@ def certify(c: ec.Cascade, a: Architecture, spec: MappingSpec, sizes: dict, batc
     ctx = context(c, spec, a, sizes)
     full = ctx.global_sizes()
     point = point_label(c.name, a.name, full, spec.name, batch, heads, mode=mode)
-    cert = bounds(c, a, ctx.binding, full, batch * heads, key_rank=ctx.spec.rank, stall=ctx.spec.stall,
+    cert = bounds(c, a, ctx.binding, full, batch * heads, key_rank=ctx.spec.rank, query_rank=ctx.spec.query_rank,
+                  stall=ctx.spec.stall,
                   skip_masked_tiles=ctx.spec.skip_masked_tiles, fold_shift_into_exp=ctx.spec.fold_shift_into_exp,
                   accounting=res.accounting, configuration=spec.name, point=point)
     return check_result(cert, a, res.cycles, res.dram_bytes, res.joules, res.busy_cycles, res.busy_by_einsum,
