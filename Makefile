@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test report install validate validate-pi validate-accelforge bench fuzz clean
+.PHONY: test report install validate validate-pi validate-accelforge bench fuzz fuzz-simulate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,13 @@ FUZZ_EXAMPLES ?= 1000
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=explore CASCADESIM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
 	CASCADESIM_FUZZ_SUMMARY=tests/fuzz_corpus/last_run.txt $(BIN)/python -m pytest tests/test_fuzz.py -q -s
+
+# differential testing of simulate (tests/test_fuzz_simulate.py): FUZZ_SIM_EXAMPLES random (cascade,
+# architecture, spec) triples, every result certified, steady == exact within 1% where exact is cheap
+FUZZ_SIM_EXAMPLES ?= 10000
+fuzz-simulate: $(STAMP)
+	HYPOTHESIS_PROFILE=explore CASCADESIM_FUZZ_SIM_EXAMPLES=$(FUZZ_SIM_EXAMPLES) \
+	CASCADESIM_FUZZ_SIM_SUMMARY=tests/fuzz_corpus/last_simulate_run.txt $(BIN)/python -m pytest tests/test_fuzz_simulate.py -q -s
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_speed.py

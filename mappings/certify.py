@@ -11,7 +11,9 @@ ops and the engine's timing are what is checked, never an input. For P (batch, h
 - executed: the busy cycles the schedule charges Einsum e lie in [P x W(e), P x dense(e)] x (1 +
   stall) (a masked point may be computed as part of a whole tile, never skipped unless masked);
   and equal P x W(e) x (1 + stall) when masked tiles are skipped and e's mask is on the key rank
-  (partial tiles are charged for their visible points);
+  (partial tiles are charged for their visible points); an Einsum with no query index may be
+  computed again by each of the G query groups of a pair (up to G x dense(e): recomputation, never
+  less than once);
 - per unit: busy(u) >= P x sum of W(e) bound to u; busy(u) <= latency; utilisation in [0, 1];
 - compulsory DRAM bytes: every input read once and every output written once (an input only ever
   read under a mask counts at least its visible share: visible points / dense points of its
@@ -164,10 +166,12 @@ def _source(views: dict[str, str], t: str) -> str:
 def bounds(c: ec.Cascade, arch: Architecture, binding: Mapping[str, str], sizes: dict, pairs: int,
            key_rank: str = "M", query_rank: str = "P", stall: Mapping[str, float] | None = None, skip_masked_tiles: bool = True,
            fold_shift_into_exp: bool = True, accounting: str = "correct", configuration: str = "",
-           kv_pairs: Mapping[str, int] | None = None, point: str = "") -> Certificate:
+           kv_pairs: Mapping[str, int] | None = None, query_groups: int = 1, point: str = "") -> Certificate:
     """The bounds of `c` at `sizes` (every rank size bound, split ranks' parts included) with each
     computing Einsum on unit `binding[e]`, for `pairs` (batch, head) pairs; `kv_pairs`: inputs read
-    by fewer pairs (K/V shared by the query heads of one KV head) -> their number of copies."""
+    by fewer pairs (K/V shared by the query heads of one KV head) -> their number of copies;
+    `query_groups`: the blocks of query rows of one pair, each of which may compute again an Einsum
+    with no query index (a key-side function, a recurrence over the keys)."""
     stall = stall or {}
     kv_pairs = kv_pairs or {}
     bound = c.bind_sizes({}, {k: v for k, v in sizes.items() if k in set(c.size_names) | set(c.params)})
@@ -176,6 +180,7 @@ def bounds(c: ec.Cascade, arch: Architecture, binding: Mapping[str, str], sizes:
     per_einsum, elements = counts.per_einsum, counts.tensor_sizes
     views = _views(c)
     key_vars = c.rank_vars(key_rank) if key_rank in c.ranks else set()
+    query_vars = c.rank_vars(query_rank) if query_rank in c.ranks else set()
     work: dict[str, float] = {u: 0.0 for u in arch.units}
     executed: dict[str, tuple[float, float]] = {}
     counted = []
@@ -192,7 +197,10 @@ def bounds(c: ec.Cascade, arch: Architecture, binding: Mapping[str, str], sizes:
         hi, _ = _priced(unit, dense, fold_shift_into_exp) if e.where else (lo, None)
         f = 1.0 + stall.get(e.name, 0.0)
         on_key_mask = any(value_vars(w, c.variables) & key_vars for w in e.where)
-        executed[e.name] = (pairs * lo * f, pairs * (lo if skip_masked_tiles and on_key_mask else hi) * f)
+        top = lo if skip_masked_tiles and on_key_mask else hi
+        if query_vars and not (e.space_vars | e.reduced_vars) & query_vars:
+            top = hi * query_groups  # no query index: each query group may compute it again
+        executed[e.name] = (pairs * lo * f, pairs * top * f)
         work[unit.name] += pairs * lo
         counted.append((e.name, actions, pairs))
         for a in e.reads:

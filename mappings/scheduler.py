@@ -41,7 +41,7 @@ from einsum_cascade.numeric_cost import numeric_cost
 
 from archsim.config import Architecture, PEArray
 from archsim.schedule import Schedule, Segment, TileOp, parse_dep
-from mappings.masks import key_intervals, pair_counts, tile_classes
+from mappings.masks import mask_pair_counts, tile_classes
 from mappings.spec import MappingSpec, SpecError
 from mappings.work import MappingError, cost_on_unit, fuse_operators
 
@@ -330,7 +330,7 @@ class _Ctx:
 
 # -- masks -------------------------------------------------------------------------------------
 def _mask_of(ctx: _Ctx, e) -> tuple:
-    keyed = set(ctx.key_vars)
+    keyed = set(ctx.key_vars) | set(ctx.rvars)
     return tuple(c for c in e.where if value_vars(c, ctx.c.variables) & keyed)
 
 
@@ -346,8 +346,9 @@ def _classes_of(cascade, masks: tuple, key_vars: tuple, qvar: str, sizes_key: tu
     sizes = dict(sizes_key)
     counts = []
     for mask in masks:
-        lo, hi = key_intervals(cascade, mask, key_vars, qvar, sizes, P, N, cascade.name)
-        counts.append(pair_counts(lo, hi, G, T, N))
+        outer = cascade.var_rank[key_vars[0]]
+        whole = next((r.var for r in cascade.ranks.values() if outer in r.parts), None) if len(key_vars) == 2 else None
+        counts.append(mask_pair_counts(cascade, mask, key_vars, qvar, sizes, P, N, G, T, cascade.name, whole))
     return tile_classes(counts, G, T)
 
 
@@ -611,12 +612,12 @@ def _tile_segments(ctx: _Ctx, k: int, tiled_k: list[Plan], op_for, cls, info, gr
         out = []
         names = {q.name for q in plans}
         for p in plans:
-            s = factor * (info.get("partial_scale", {}).get(p.name, 1.0) if scale_masked and p.masked else 1.0)
+            share = info.get("partial_scale", {}).get(p.name, 1.0) if scale_masked and p.masked else 1.0
             for op in op_for(p, (k, suffix)):
                 deps = list(op.deps)
                 if spec.pipeline == "none" and all(d.startswith("prev:") for d in p.deps):
                     deps += [f"prev:{x}" for x in sinks if x in names]
-                out.append(_scaled(op, s, deps))
+                out.append(_scaled(op, factor * share, deps, bytes_scale=factor))
         return tuple(out)
 
     if cls is None:
@@ -637,11 +638,14 @@ def _tile_segments(ctx: _Ctx, k: int, tiled_k: list[Plan], op_for, cls, info, gr
     return segs
 
 
-def _scaled(op: TileOp, s: float, deps: list[str]) -> TileOp:
+def _scaled(op: TileOp, s: float, deps: list[str], bytes_scale: float | None = None) -> TileOp:
+    """`op` with its work (cycles, actions) scaled by `s` and its DRAM bytes by `bytes_scale` (default
+    `s`): a partial tile computes its visible points only, but loads and stores whole tiles."""
     from dataclasses import replace
-    if s == 1.0:
+    b = s if bytes_scale is None else bytes_scale
+    if s == 1.0 and b == 1.0:
         return replace(op, deps=tuple(deps))
-    return replace(op, cycles=op.cycles * s, load_bytes=op.load_bytes * s, store_bytes=op.store_bytes * s,
+    return replace(op, cycles=op.cycles * s, load_bytes=op.load_bytes * b, store_bytes=op.store_bytes * b,
                    actions={a: v * s for a, v in op.actions.items()}, deps=tuple(deps))
 
 

@@ -54,14 +54,15 @@ def certify(c: ec.Cascade, a: Architecture, spec: MappingSpec, sizes: dict, batc
     """Check archsim Result `res` of mapping `spec` against the bounds of mappings/certify.py (raises
     InvariantViolation naming the invariant, the figures and the point); returns the Certificate."""
     from mappings.certify import bounds, check_result, point_label
-    from mappings.scheduler import context
+    from mappings.scheduler import context, query_group_rows
     ctx = context(c, spec, a, sizes)
     full = ctx.global_sizes()
     point = point_label(c.name, a.name, full, spec.name, batch, heads, mode=mode)
     cert = bounds(c, a, ctx.binding, full, batch * heads, key_rank=ctx.spec.rank, query_rank=ctx.spec.query_rank,
                   stall=ctx.spec.stall,
                   skip_masked_tiles=ctx.spec.skip_masked_tiles, fold_shift_into_exp=ctx.spec.fold_shift_into_exp,
-                  accounting=res.accounting, configuration=spec.name, point=point)
+                  accounting=res.accounting, configuration=spec.name, point=point,
+                  query_groups=ctx.P // query_group_rows(ctx))
     return check_result(cert, a, res.cycles, res.dram_bytes, res.joules, res.busy_cycles, res.busy_by_einsum,
                         res.seconds)
 
