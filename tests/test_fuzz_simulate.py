@@ -137,6 +137,8 @@ def test_every_simulated_result_is_certified_and_steady_equals_exact(data):
     spec = data.draw(specs(c, arch, n))
     heads = data.draw(st.integers(1, 3))
     STATS["triples"] += 1
+    if SUMMARY and STATS["triples"] % 100 == 0:  # progress of a long campaign, written as it goes
+        _write_summary()
     try:
         r = simulate(c, arch, sizes, mapping=spec, heads=heads)
     except InvariantViolation:
@@ -160,10 +162,15 @@ def test_every_simulated_result_is_certified_and_steady_equals_exact(data):
         assert abs(steady - exact) <= 0.01 * exact, f"steady {steady} vs exact {exact} cycles ({c.name}, {used})"
 
 
-def teardown_module(module) -> None:
+def _write_summary() -> str:
     line = ", ".join(f"{v} {k}" for k, v in STATS.items())
-    print(f"\nfuzz simulate: {line}")
+    if SUMMARY:
+        Path(SUMMARY).write_text(line + "\n" + "".join(f"  refused {k}: {r}\n" for r, k in
+                                                     sorted(REASONS.items(), key=lambda x: -x[1])[:12]))
+    return line
+
+
+def teardown_module(module) -> None:
+    print(f"\nfuzz simulate: {_write_summary()}")
     for reason, k in sorted(REASONS.items(), key=lambda x: -x[1])[:12]:
         print(f"  refused {k}: {reason}")
-    if SUMMARY:
-        Path(SUMMARY).write_text(line + "\n")
