@@ -236,13 +236,22 @@ class _Ctx:
             self.key_vars = (self.tile_var, next(v for v, r in cascade.var_rank.items() if r == inner))
             self.inner_rank = inner
             self.T = _size_value(spec.tile, arch, self.N, f"{spec.source}: tile")
-            if spec.tile in ("whole", "all") and inner in sizes:
-                self.T = int(sizes[inner])
+            if inner in sizes:  # the algorithm's block size (the user's or the cascade's): kept
+                block = int(sizes[inner])
+                if block <= 0 or self.N % block:
+                    raise SpecError(f"--size {inner}={sizes[inner]:g}: does not divide {spec.rank} = {self.N}")
+                per_tile = max(1, self.T // block) if spec.tile not in ("whole", "all") else 1
+                while (self.N // block) % per_tile:
+                    per_tile -= 1
+                self.block, self.T = block, per_tile * block  # a tile: per_tile blocks of the cascade
+            else:
+                self.block = self.T  # the mapping's tile sets the inner size
         else:
             self.tile_var = next(iter(self.rvars))
             self.key_vars = (self.tile_var,)
             self.inner_rank = None
             self.T = _size_value(spec.tile, arch, self.N, f"{spec.source}: tile")
+            self.block = self.T
         if self.T <= 0 or self.N % self.T:
             raise SpecError(f"{spec.source}: tile: {self.T} keys per tile does not divide {spec.rank} = {self.N}")
         self.n_tiles = self.N // self.T
@@ -260,8 +269,8 @@ class _Ctx:
         s = dict(self.sizes)
         s[self.spec.rank] = self.T
         if self.inner_rank:
-            s[self.inner_rank] = self.T
-            s[self.c.ranks[self.spec.rank].parts[0]] = 1
+            s[self.inner_rank] = self.block
+            s[self.c.ranks[self.spec.rank].parts[0]] = self.T // self.block
         if self.qr:
             s[self.qr] = rows
         return s
@@ -269,8 +278,8 @@ class _Ctx:
     def global_sizes(self) -> dict:
         s = dict(self.sizes)
         if self.inner_rank:
-            s[self.inner_rank] = self.T
-            s[self.c.ranks[self.spec.rank].parts[0]] = self.N // self.T
+            s[self.inner_rank] = self.block
+            s[self.c.ranks[self.spec.rank].parts[0]] = self.N // self.block
         return s
 
     def unit(self, einsum: str) -> PEArray:
@@ -401,8 +410,8 @@ def _resident_bytes(ctx: _Ctx, rows: int) -> float:
     if ctx.qr:
         bsz[ctx.qr] = rows
     if ctx.inner_rank:
-        bsz[ctx.inner_rank] = ctx.T
-        bsz[c.ranks[ctx.spec.rank].parts[0]] = ctx.N // ctx.T
+        bsz[ctx.inner_rank] = ctx.block
+        bsz[c.ranks[ctx.spec.rank].parts[0]] = ctx.N // ctx.block
     total = 0.0
     for t in ctx.spec.buffer_resident:
         total += _words(c, ctx.source(t), bsz) * wb
@@ -491,7 +500,7 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
     bsz = dict(tsz)
     bsz[spec.rank] = ctx.N
     if ctx.inner_rank:
-        bsz[c.ranks[spec.rank].parts[0]] = ctx.N // ctx.T
+        bsz[c.ranks[spec.rank].parts[0]] = ctx.N // ctx.block
     blocks_mode = spec.pipeline == "blocks"
     resident = _resident_bytes(ctx, rows)
     cap = ctx.arch.buffer.capacity_bytes
@@ -741,6 +750,10 @@ def _unfused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
             store = 0.0
             if e.name in c.outputs or any(k != i for k in consumers.get(e.name, ())):
                 store = _words(c, e.name, s) * wb
+            for o in c.outputs:  # an output written through a view of e (RS[f] = R[f,M])
+                if o != e.name and ctx.source(o) == e.name:
+                    per_chunk = ctx.qr is None or not _uses(c, o, c.rank_vars(ctx.qr))
+                    store += _words(c, o, s) * wb / (chunks if per_chunk else 1)
             kw = {}
             if len(stage) > 1:
                 if j == 0:

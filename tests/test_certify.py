@@ -213,3 +213,39 @@ def test_fused_attention_sinks_simulates_and_matches_the_unfused_cascade():
     plain = simulate(c, "fusemax-cloud", sizes)
     fused = simulate(fuse(c, "M").cascade, "fusemax-cloud", sizes)
     assert fused.latency_s == pytest.approx(plain.latency_s, rel=0.05)
+
+
+@pytest.mark.parametrize("m0", [16, 64])
+def test_a_split_ranks_given_block_size_is_kept(m0):
+    """attention_1pass with FuseMax's mapping (256-key tiles) at M = P = 4096, 12 heads, M0 given: the
+    rescaling per block and query row on the 256-PE array1d, RM 1 + PRM 7 (exp) + SPD 1 + SPNV 64 +
+    RD 1 + RNV 64 = 138 operations, M/M0 blocks: 138 x (4096/M0) x 4096 / 256 cycles a head bound the
+    run (1D-bound for M0 <= 64). Before, the mapper replaced M0 by its tile: every M0 gave 426k cycles."""
+    c = ec.load_library("attention_1pass")
+    r = simulate(c, "fusemax-cloud", {"M": 4096, "E": 64, "F": 64, "M0": m0}, mapping="fusemax", heads=12)
+    bound = 12 * 138 * (4096 / m0) * 4096 / 256
+    assert bound <= r.cycles <= 1.02 * bound
+    assert r.sizes["M0"] == m0
+
+
+def test_a_cascades_default_block_size_is_kept():
+    """A cascade's `size M0 = 64` default (Cascade.defaults) acts as --size M0=64."""
+    c = ec.load_library("attention_1pass")
+    c.defaults = {"M0": 64}
+    sizes = {"M": 4096, "E": 64, "F": 64}
+    by_default = simulate(c, "fusemax-cloud", sizes, mapping="fusemax", heads=12)
+    given = simulate(ec.load_library("attention_1pass"), "fusemax-cloud", {**sizes, "M0": 64}, mapping="fusemax",
+                     heads=12)
+    assert by_default.cycles == given.cycles
+    assert by_default.sizes_defaulted["M0"] == "the cascade's default"
+
+
+def test_fusion_none_stores_an_output_written_through_a_view():
+    """RS[f] = R[f,M] (the last state of a recurrence over the keys) is an output: with fusion none
+    it is stored once per head, F = 16 two-byte words, besides AV (F x P words): >= 16*2 + 16*64*2 B
+    of stores, and Q, K, V loaded (3 x 16 x 64 x 2 B). Before, a view's output was never stored."""
+    c = ec.parse("cascade rs\nrank E, F, M, P\ninput Q[e,p], K[e,m], V[f,m]\noutput AV, RS\n"
+                 "QK[m,p] = Q[e,p] * K[e,m]\nAV[f,p] = QK[m,p] * V[f,m]\n"
+                 "R[f,0] = 0\nR[f,m+1] = R[f,m] + V[f,m]\nRS[f] = R[f,M]\n")
+    r = simulate(c, "fusemax-cloud", {"M": 64, "P": 64, "E": 16, "F": 16}, mapping=parse_spec(NONE_SPEC))
+    assert r.dram_bytes >= 16 * 2 + 16 * 64 * 2 + 3 * 16 * 64 * 2
