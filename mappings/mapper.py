@@ -21,6 +21,7 @@ Search, cheapest first:
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,7 @@ def _allowed(c: ec.Cascade, arch: Architecture, sizes: dict, rank: str) -> tuple
     for r in c.ranks.values():
         if len(r.parts) == 2 and r.parts[-1] not in probe:
             inner = min(u.rows for u in arch.units.values() if u.rows > 1) if any(u.rows > 1 for u in arch.units.values()) else 1
+            inner = math.gcd(int(probe[r.name]), inner)  # a block size that divides the rank (at most its size)
             probe[r.parts[-1]] = inner
             probe[r.parts[0]] = probe[r.name] // inner
     ops = ops_at(c, probe, masked=True)
@@ -199,10 +201,12 @@ def _spill_options(c, arch, sizes, rank) -> list[dict[str, float]]:
 
 
 def search(c: ec.Cascade, arch: Architecture, sizes: dict, objective: str = "latency", batch: int = 1,
-           heads: int = 1, rank: str = "M") -> Found:
-    """The best mapping of `c` at `sizes` on `arch` for `objective` (module docstring)."""
+           heads: int = 1, rank: str = "M", kv_heads: int | None = None) -> Found:
+    """The best mapping of `c` at `sizes` on `arch` for `objective` (module docstring); `kv_heads`:
+    heads of K and V (MQA, GQA; default `heads`), the query heads of one KV head run together."""
     memo = _cache(c)
-    key = ("search", repr(arch), tuple(sorted(sizes.items())), objective, batch, heads, rank)  # by content
+    kv_share = (kv_heads or heads) / heads
+    key = ("search", repr(arch), tuple(sorted(sizes.items())), objective, batch, heads, rank, kv_share)  # by content
     if key in memo:
         return memo[key]
     bindings = best_bindings(c, arch, sizes, rank, objective=objective)
@@ -222,7 +226,7 @@ def search(c: ec.Cascade, arch: Architecture, sizes: dict, objective: str = "lat
                     if spec is None:
                         continue
                 try:
-                    sched = build_schedule(c, spec, arch, sizes, outer_blocks=batch * heads)
+                    sched = build_schedule(c, spec, arch, sizes, outer_blocks=batch * heads, kv_share=kv_share)
                 except (MappingError, ScheduleError) as err:
                     errors.append(str(err))
                     continue

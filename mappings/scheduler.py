@@ -282,6 +282,17 @@ class _Ctx:
             s[self.c.ranks[self.spec.rank].parts[0]] = self.N // self.block
         return s
 
+    kv_share = 1.0  # KV heads / query heads (build_schedule)
+
+    @property
+    def lockstep(self) -> int:
+        """Query heads of one KV head whose blocks are held in the buffer at once."""
+        return round(1 / self.kv_share)
+
+    def shared_kv(self, t: str) -> bool:
+        """An input indexed by the key rank and by no query rank: shared by the query heads of a KV head."""
+        return t in self.c.inputs and self.streamed(t) and not (self.qr and _uses(self.c, t, self.c.rank_vars(self.qr)))
+
     def unit(self, einsum: str) -> PEArray:
         return self.arch.units[self.binding[einsum]]
 
@@ -462,7 +473,7 @@ def query_group_rows(ctx: _Ctx) -> int:
         return rows
     for d in sorted((d for d in range(1, nblocks + 1) if nblocks % d == 0 and nblocks // d >= spec.min_blocks),
                     reverse=True):
-        if _resident_bytes(ctx, d * qb) + _staging_bytes(ctx, d * qb) <= cap:
+        if ctx.lockstep * _resident_bytes(ctx, d * qb) + _staging_bytes(ctx, d * qb) <= cap:
             return d * qb
     raise SpecError(f"{spec.source}: query_group: one {qb}-row query block ({_resident_bytes(ctx, qb):.0f} B held "
                     f"+ {_staging_bytes(ctx, qb):.0f} B per tile) does not fit the "
@@ -504,8 +515,10 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
     blocks_mode = spec.pipeline == "blocks"
     resident = _resident_bytes(ctx, rows)
     cap = ctx.arch.buffer.capacity_bytes
-    if resident + _staging_bytes(ctx, rows) > cap:
+    lockstep = ctx.lockstep
+    if lockstep * resident + _staging_bytes(ctx, rows) > cap:
         raise SpecError(f"{spec.source}: query_group: a block of {rows} rows holds {resident:.0f} B "
+                        + (f"x {lockstep} query heads of one KV head " if lockstep > 1 else "") +
                         f"(+ {_staging_bytes(ctx, rows):.0f} B per tile), more than the {cap} B buffer of "
                         f"{ctx.arch.name}; spill live tensors or use smaller groups")
     lags = _lags(ctx, plans) if blocks_mode else {}
@@ -531,7 +544,7 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
                     continue
                 loaded_in_pass.add(key)
                 if ctx.streamed(t):
-                    words = _words(c, t, tsz if p.tiled else bsz)
+                    words = _words(c, t, tsz if p.tiled else bsz) * (ctx.kv_share if ctx.shared_kv(t) else 1.0)
                     reread = 1 if (spec.stationarity == "weight" or t in spec.buffer_resident) else \
                         max(1, rows // unit.cols)
                     load += words * reread * wb
@@ -742,6 +755,8 @@ def _unfused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
                 words = _words(c, t, s)
                 if t in c.inputs and not (ctx.qr and _uses(c, t, c.rank_vars(ctx.qr))):
                     words = _words(c, t, s) / chunks  # read once per head, spread over the chunks
+                    if ctx.shared_kv(t):
+                        words *= ctx.kv_share  # once per KV head
                 else:
                     biggest = max(biggest, words * wb)
                 if t not in c.inputs:
@@ -769,10 +784,13 @@ def _unfused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
 
 
 def build_schedule(cascade: ec.Cascade, spec: MappingSpec, arch: Architecture, sizes: dict,
-                   outer_blocks: int = 1, label: str | None = None) -> Schedule:
+                   outer_blocks: int = 1, label: str | None = None, kv_share: float = 1.0) -> Schedule:
     """The archsim Schedule of `cascade` at `sizes` (every rank size and param bound) mapped by `spec`
-    on `arch`, for `outer_blocks` independent (batch, head) pairs."""
+    on `arch`, for `outer_blocks` independent (batch, head) pairs. `kv_share` = KV heads / query heads
+    (MQA, GQA): the query heads of one KV head run in lockstep, so each tile of the key-indexed inputs
+    that no query indexes (K, V) is loaded once per KV head (their buffer state held at once)."""
     ctx = _Ctx(cascade, spec, arch, sizes)
+    ctx.kv_share = kv_share
     label = label or f"{ctx.spec.name}:{cascade.name}:{int(sizes.get(ctx.spec.rank, 0))}"
     if ctx.spec.fusion == "none":
         return _unfused(ctx, outer_blocks, label)

@@ -34,7 +34,8 @@ class SimulateOptions:
     mapping: "auto", a mapping spec name or path, or a MappingSpec (accelerators);
     objective: latency, energy or edp; batch, heads: independent (batch, head) pairs;
     mode: "steady" or "exact" (accelerators); network: a network name (private inference);
-    check: certify the result (mappings/certify.py; False only for debugging)."""
+    check: certify the result (mappings/certify.py; False only for debugging); kv_heads: heads
+    of K and V when query heads share them (MQA: 1, GQA: a divisor of heads; accelerators)."""
     mapping: Any = "auto"
     objective: str = "latency"
     batch: int = 1
@@ -42,6 +43,7 @@ class SimulateOptions:
     mode: str = "steady"
     network: str | None = None
     check: bool = True
+    kv_heads: int | None = None  # heads of K and V (MQA, GQA): None = heads
 
 
 class Target(Protocol):

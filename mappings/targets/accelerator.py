@@ -28,41 +28,50 @@ class AcceleratorTarget:
             spec = load_spec(mapping)
         full, how = complete_sizes(c, sizes, spec.query_rank if spec else "P", spec.rank if spec else "M")
         batch, heads = options.batch, options.heads
+        kv = options.kv_heads or heads
+        if heads % kv:
+            raise MappingError(f"--kv-heads: {kv} KV heads do not divide {heads} query heads")
         if spec is None:
             from mappings.mapper import search
-            found = search(c, a, full, objective=options.objective, batch=batch, heads=heads)
+            found = search(c, a, full, objective=options.objective, batch=batch, heads=heads, kv_heads=kv)
             spec, res, n = found.spec, found.result, found.candidates
             if options.mode != "steady":
-                res = evaluate(c, spec, a, full, batch, heads, options.mode)
+                res = evaluate(c, spec, a, full, batch, heads, options.mode, kv_heads=kv)
         else:
-            res, n = evaluate(c, spec, a, full, batch, heads, options.mode), 1
+            res, n = evaluate(c, spec, a, full, batch, heads, options.mode, kv_heads=kv), 1
         out = accelerator_result(c, a, full, how, batch, heads, spec, res, n, options.objective)
+        out.kv_heads = kv
         if options.check:
-            certify(c, a, spec, full, batch, heads, res, options.mode)
+            certify(c, a, spec, full, batch, heads, res, options.mode, kv_heads=kv)
         return out
 
 
 def evaluate(c: ec.Cascade, spec: MappingSpec, a: Architecture, sizes: dict, batch: int = 1, heads: int = 1,
-             mode: str = "steady") -> Result:
-    """archsim Result of `spec` (sizes complete, partition inner size from the spec's tile)."""
+             mode: str = "steady", kv_heads: int | None = None) -> Result:
+    """archsim Result of `spec` (sizes complete, partition inner size from the spec's tile; `kv_heads`:
+    heads of K and V, default `heads`)."""
     from mappings.scheduler import build_schedule
-    return run(build_schedule(c, spec, a, sizes, outer_blocks=batch * heads), a, mode, configuration=spec.name)
+    sched = build_schedule(c, spec, a, sizes, outer_blocks=batch * heads, kv_share=(kv_heads or heads) / heads)
+    return run(sched, a, mode, configuration=spec.name)
 
 
 def certify(c: ec.Cascade, a: Architecture, spec: MappingSpec, sizes: dict, batch: int, heads: int, res: Result,
-            mode: str = "steady"):
+            mode: str = "steady", kv_heads: int | None = None):
     """Check archsim Result `res` of mapping `spec` against the bounds of mappings/certify.py (raises
     InvariantViolation naming the invariant, the figures and the point); returns the Certificate."""
     from mappings.certify import bounds, check_result, point_label
     from mappings.scheduler import context, query_group_rows
     ctx = context(c, spec, a, sizes)
     full = ctx.global_sizes()
-    point = point_label(c.name, a.name, full, spec.name, batch, heads, mode=mode)
+    kv = kv_heads or heads
+    ctx.kv_share = kv / heads
+    point = point_label(c.name, a.name, full, spec.name, batch, heads, kv_heads=kv, mode=mode)
+    shared = {t: batch * kv for t in c.inputs if ctx.shared_kv(t)}  # K/V: once per KV head
     cert = bounds(c, a, ctx.binding, full, batch * heads, key_rank=ctx.spec.rank, query_rank=ctx.spec.query_rank,
                   stall=ctx.spec.stall,
                   skip_masked_tiles=ctx.spec.skip_masked_tiles, fold_shift_into_exp=ctx.spec.fold_shift_into_exp,
                   accounting=res.accounting, configuration=spec.name, point=point,
-                  query_groups=ctx.P // query_group_rows(ctx))
+                  query_groups=ctx.P // query_group_rows(ctx), kv_pairs=shared)
     return check_result(cert, a, res.cycles, res.dram_bytes, res.joules, res.busy_cycles, res.busy_by_einsum,
                         res.seconds)
 

@@ -32,6 +32,7 @@ class SimulationResult:
     comm_bytes: float | None = None
     rounds: int | None = None
     network: str | None = None
+    kv_heads: int | None = None  # heads of K and V (MQA / GQA); None: one per query head
     sizes_defaulted: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     result: Result | None = field(default=None, repr=False)

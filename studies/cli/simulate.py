@@ -30,7 +30,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     c = load_cascade(args.file)
     r = simulate(c, args.arch, parse_sizes(args.size), mapping=args.mapping, objective=args.objective,
                  batch=args.batch, heads=args.heads, mode=args.mode, network=args.network,
-                 check=not args.no_check)
+                 check=not args.no_check, kv_heads=args.kv_heads)
     if args.save_mapping:
         if r.target != "accelerator":
             raise UsageError(f"--save-mapping: the {r.target} target has no mapping spec to save")
@@ -44,7 +44,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(json.dumps(r.to_dict(), indent=1))
         return 0
     print(f"{r.cascade} on {r.arch} ({r.target}), sizes "
-          + " ".join(f"{k}={v:g}" for k, v in r.sizes.items()) + f", batch {r.batch} x heads {r.heads}")
+          + " ".join(f"{k}={v:g}" for k, v in r.sizes.items()) + f", batch {r.batch} x heads {r.heads}"
+          + (f" ({r.kv_heads} KV heads)" if r.kv_heads and r.kv_heads != r.heads else ""))
     for k, how in r.sizes_defaulted.items():
         print(f"  size {k} {how}")
     print(f"  latency {r.latency_s:.6g} s" + (f" ({r.cycles:.6g} cycles)" if r.cycles is not None else ""))
@@ -75,6 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_size_argument(p)
     p.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
     p.add_argument("--heads", type=_positive, default=1, help="attention heads (default 1)")
+    p.add_argument("--kv-heads", type=_positive, default=None,
+                   help="heads of K and V when query heads share them (MQA: 1, GQA: a divisor of --heads; default --heads)")
     p.add_argument("--mode", default="steady", choices=("steady", "exact"), help="archsim simulation mode")
     p.add_argument("--network", help="network of a private-inference profile (default lan)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
