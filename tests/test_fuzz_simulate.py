@@ -1,7 +1,7 @@
 """Differential testing of `simulate` (issue 19): random (cascade, architecture, mapping spec) triples.
 
 Cascades: generated attention-like cascades (masks on a random subset of Einsums, `and` / `or` /
-`not` masks with params, several outputs, a recurrence over the keys) and library cascades (split
+`not` masks with params, several outputs, a recurrence over the keys, a scalar input) and library cascades (split
 ranks, recurrences). Architectures: fusemax-cloud's datasheet with 1 to 3 units of random shapes,
 operators removed at random, a buffer of 1 KiB to 64 MiB and DRAM bandwidth over 4 decades.
 Specs: fusion pass / none, tiles, query groups, spills, pipelining, stationarity, skip_masked_tiles
@@ -52,7 +52,8 @@ def cascades(draw) -> ec.Cascade:
         return ec.load_library(draw(st.sampled_from(LIBRARY)))
     mask = lambda: (" where " + draw(st.sampled_from(MASKS))) if draw(st.booleans()) else ""  # noqa: E731
     body = draw(st.sampled_from(["softmax", "relu", "plain"]))
-    lines = ["QK[m,p] = Q[e,p] * K[e,m]" + mask()]
+    scalar = draw(st.booleans())  # a scalar (rank-0) input scaling the scores
+    lines = ["QK[m,p] = Q[e,p] * K[e,m]" + (" * TAU" if scalar else "") + mask()]
     outputs = ["AV"]
     if body == "softmax":
         w = mask()
@@ -68,7 +69,8 @@ def cascades(draw) -> ec.Cascade:
     if draw(st.booleans()):  # a recurrence over the keys, read at the end
         lines += ["R[f,0] = 0", "R[f,m+1] = R[f,m] + V[f,m]", "RS[f] = R[f,M]"]
         outputs.append("RS")
-    text = "\n".join(["cascade fuzz", "rank E, F, M, P", "param S, W", "input Q[e,p], K[e,m], V[f,m]",
+    text = "\n".join(["cascade fuzz", "rank E, F, M, P", "param S, W",
+                      "input Q[e,p], K[e,m], V[f,m]" + (", TAU" if scalar else ""),
                       f"output {', '.join(outputs)}", *lines]) + "\n"
     return ec.parse(text)
 
