@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_mapper.py
 	$(BIN)/python benchmarks/bench_large_cascade.py
 	$(BIN)/python benchmarks/bench_certify.py
+	$(BIN)/python benchmarks/bench_fuse.py
 
 clean:
 	rm -rf $(VENV) $(AF_VENV) build *.egg-info

@@ -190,6 +190,30 @@ def _schema_error(file: str, err: ValidationError) -> ArchError:
     return ArchError(file, field, msg)
 
 
+def build_unit(file: str, path: str, uname: str, u: _UnitDoc, action_pj: Mapping[str, float],
+               area_um2: Mapping[str, float]) -> PEArray:
+    """A PEArray from its validated document; hardware and actions checked against the tables
+    (errors name `file` and the dotted field under `path`)."""
+    for hw in u.hardware:
+        if hw not in area_um2:
+            raise ArchError(file, f"{path}.hardware", f"unknown unit {hw!r} (not in area_um2)")
+    operators = {}
+    for oname, o in u.operators.items():
+        for a in o.actions:
+            if a in RF_ACTIONS:
+                continue
+            if a not in action_pj:
+                raise ArchError(file, f"{path}.operators.{oname}.actions.{a}", f"unknown action {a!r} (not in action_pj)")
+            if not set(PROVIDED_BY.get(a, (a,))) & set(u.hardware):
+                raise ArchError(file, f"{path}.operators.{oname}.actions.{a}",
+                                f"action {a!r} needs hardware {a!r}, which {uname} lacks")
+        operators[oname] = Operator(cycles=float(o.cycles), actions={k: float(v) for k, v in o.actions.items()})
+    rf = u.register_file
+    return PEArray(name=uname, rows=u.rows, cols=u.cols, hardware=tuple(u.hardware),
+                   register_file=RegisterFile(rf.depth, float(rf.read_pj), float(rf.write_pj), float(rf.area_um2)),
+                   operators=operators)
+
+
 def parse_architecture(data: Any, file: str = "<data>", params: Mapping[str, Any] | None = None) -> Architecture:
     """Validate a parsed YAML document (schema: ArchitectureDoc) and build an Architecture; errors
     name `file` and the dotted field. `params` set template parameters ("$name" values)."""
@@ -208,28 +232,8 @@ def parse_architecture(data: Any, file: str = "<data>", params: Mapping[str, Any
         doc = ArchitectureDoc.model_validate(data)
     except ValidationError as err:
         raise _schema_error(file, err) from None
-    units: dict[str, PEArray] = {}
-    for uname, u in doc.units.items():
-        path = f"units.{uname}"
-        for hw in u.hardware:
-            if hw not in doc.area_um2:
-                raise ArchError(file, f"{path}.hardware", f"unknown unit {hw!r} (not in area_um2)")
-        operators = {}
-        for oname, o in u.operators.items():
-            for a in o.actions:
-                if a in RF_ACTIONS:
-                    continue
-                if a not in doc.action_pj:
-                    raise ArchError(file, f"{path}.operators.{oname}.actions.{a}", f"unknown action {a!r} (not in action_pj)")
-                if not set(PROVIDED_BY.get(a, (a,))) & set(u.hardware):
-                    raise ArchError(file, f"{path}.operators.{oname}.actions.{a}",
-                                    f"action {a!r} needs hardware {a!r}, which {uname} lacks")
-            operators[oname] = Operator(cycles=float(o.cycles), actions={k: float(v) for k, v in o.actions.items()})
-        rf = u.register_file
-        units[uname] = PEArray(name=uname, rows=u.rows, cols=u.cols, hardware=tuple(u.hardware),
-                               register_file=RegisterFile(rf.depth, float(rf.read_pj), float(rf.write_pj),
-                                                          float(rf.area_um2)),
-                               operators=operators)
+    units = {uname: build_unit(file, f"units.{uname}", uname, u, doc.action_pj, doc.area_um2)
+             for uname, u in doc.units.items()}
     b, d = doc.buffer, doc.dram
     return Architecture(
         name=doc.name, source=file, clock_hz=float(doc.clock_hz), word_bytes=doc.word_bytes, units=units,

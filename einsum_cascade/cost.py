@@ -122,7 +122,8 @@ def _partition_subs(cascade: Cascade) -> dict:
 
 
 _SIMPLIFY_MAX_OPS = 80  # larger counts (many inclusion-exclusion terms) are left as they are
-_SIMPLIFY_MAX_MINMAX = 6  # so are counts with more Max/Min terms (sympy.simplify is slow on them)
+_SIMPLIFY_MAX_MINMAX = 4  # so are counts with more Max/Min terms (sympy.simplify takes seconds on
+# them: 5-7 s for each count of attention_sinks, whose 6 Max/Min it shortens by a tenth)
 
 
 def simplify_count(expr):

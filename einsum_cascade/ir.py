@@ -101,6 +101,7 @@ class Cascade:
     arity: dict[str, int] = field(default_factory=dict)
     iterative_slot: dict[str, int] = field(default_factory=dict)
     transposed_reads: list[TransposedRead] = field(default_factory=list)
+    defaults: dict[str, int | float] = field(default_factory=dict)  # `size NAME = NUMBER` statements
 
     def __post_init__(self) -> None:
         self.var_rank: dict[str, str] = {}

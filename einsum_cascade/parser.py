@@ -46,7 +46,7 @@ from einsum_cascade.ast import (
 from einsum_cascade.errors import CascadeError
 from einsum_cascade.ir import Cascade, Einsum, Rank, TensorDecl, TransposedRead
 
-KEYWORDS = {"cascade", "rank", "param", "input", "output"}
+KEYWORDS = {"cascade", "rank", "param", "size", "input", "output"}
 RESERVED = KEYWORDS | {"where", "and", "or", "not", "inf"}
 COMPARISONS = set(COMPARISON_OPS)
 FUNCTION_NAMES = FUNCTIONS_1 | FUNCTIONS_2 | FUNCTIONS_3 | REDUCTIONS | KTH_REDUCTIONS
@@ -505,6 +505,8 @@ class _CascadeBuilder:
         self.einsums: list[Einsum] = []
         self.positions: dict[int, Token] = {}  # id(einsum) -> first token
         self.statements = 0
+        self.defaults: dict[str, int | float] = {}
+        self.default_at: dict[str, Token] = {}
 
     def error(self, message: str, token: Token) -> CascadeError:
         return CascadeError(message, self.file, token.line, token.col)
@@ -581,6 +583,55 @@ class _CascadeBuilder:
             if not parser.at(","):
                 return
             parser.advance()
+
+    def _size(self, parser: _LineParser, first: Token) -> None:
+        """`size NAME = NUMBER[, NAME = NUMBER ...]`: the default of a declared rank size, rank
+        part or param (sizes a positive integer, params a finite number, a param may be negative)."""
+        while True:
+            token = parser.expect_name("a rank size or param name")
+            name = token.text
+            is_size = name in self.decls.sizes
+            if not is_size and name not in self.decls.params:
+                raise self.error(f"size {name!r}: not a rank, rank part or param declared before "
+                                 "this line", token)
+            if name in self.defaults:
+                at = self.default_at[name]
+                raise self.error(f"size {name!r} has a default already (at {at.line}:{at.col})", token)
+            parser.expect("=")
+            sign = 1.0
+            number = parser.tok
+            if parser.at("-") and not is_size:
+                parser.advance()
+                sign, number = -1.0, parser.tok
+            if number.kind != "number":
+                what = "a positive integer" if is_size else "a finite number"
+                raise parser.error(f"size {name}: expected {what}, found {number.text or 'end of line'!r}")
+            parser.advance()
+            value = sign * float(number.text)
+            if not math.isfinite(value):
+                raise self.error(f"size {name} = {number.text}: not a finite number", number)
+            if is_size:
+                if value != int(value) or value < 1:
+                    raise self.error(f"size {name} = {number.text}: a rank size must be a positive "
+                                     "integer", number)
+                self.defaults[name] = int(value)
+            else:
+                self.defaults[name] = int(value) if value == int(value) and abs(value) < 2 ** 53 else value
+            self.default_at[name] = token
+            if not parser.at(","):
+                return
+            parser.advance()
+
+    def _check_defaults(self) -> None:
+        """A rank whose size and every part have defaults must have consistent ones."""
+        for rank in self.decls.ranks.values():
+            names = (rank.name, *rank.parts)
+            if rank.parts and all(n in self.defaults for n in names):
+                product = math.prod(self.defaults[p] for p in rank.parts)
+                if product != self.defaults[rank.name]:
+                    raise self.error(f"size {rank.name} = {self.defaults[rank.name]} but the defaults "
+                                     f"of {' * '.join(rank.parts)} give {product}",
+                                     self.default_at[rank.name])
 
     def _input(self, parser: _LineParser, first: Token) -> None:
         while True:
@@ -746,7 +797,9 @@ class _CascadeBuilder:
             file=self.file,
             arity=arity,
             iterative_slot=iterative_slot,
+            defaults=dict(self.defaults),
         )
+        self._check_defaults()
         self._check_cycles(cascade)
         if not cascade.outputs:
             raise CascadeError("the cascade declares no output (add 'output NAME')", self.file, 0, 0)

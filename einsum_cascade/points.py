@@ -16,6 +16,7 @@ in conditions to be integers; numeric counts are exact for any bound values.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -36,7 +37,8 @@ from einsum_cascade.errors import CascadeError
 
 MAX_ENUMERATED_POINTS = 200_000_000  # outer points enumerated by a numeric count
 _CHUNK_ELEMENTS = 4_000_000  # array elements per chunk of a numeric count
-_MAX_DNF_TERMS = 6  # inclusion-exclusion over at most this many terms (2^6 - 1 conjunctions)
+_MAX_DNF_TERMS = 3  # inclusion-exclusion over at most this many terms (2^3 - 1 = 7 conjunctions);
+# beyond, the count is an explicit Sum over the constrained variables (its size linear in the clauses)
 
 PointsFn = Callable[[frozenset, tuple], object]
 TRUE, FALSE = ("true",), ("false",)
@@ -221,7 +223,15 @@ def symbolic_points(cascade) -> PointsFn:
     def size(v: str) -> sympy.Symbol:
         return size_symbol(cascade.var_rank[v])
 
+    memo: dict = {}  # Einsums of one cascade share masks: count each (space, mask) once
+
     def points(vars_: frozenset, where: tuple) -> sympy.Expr:
+        key = (frozenset(vars_), tuple(where))
+        if key not in memo:
+            memo[key] = _symbolic_count(vars_, where)
+        return memo[key]
+
+    def _symbolic_count(vars_: frozenset, where: tuple) -> sympy.Expr:
         tree = conjunction_form(applicable(vars_, where, cascade))
         names = {str(s) for lit in literals(tree) for s in (lit.left - lit.right).free_symbols}
         constrained = sorted(names & set(vars_))
@@ -308,8 +318,10 @@ def _conjunction(lits: list[Comparison], vars_: list[str], size) -> sympy.Expr:
     return dense * close_sum(sympy.Sum(count, *limits))
 
 
+@functools.lru_cache(maxsize=4096)
 def _nonnegative(x: sympy.Expr) -> bool:
-    """Whether `x` is provably >= 0 for every positive integer size and non-negative variable."""
+    """Whether `x` is provably >= 0 for every positive integer size and non-negative variable
+    (cached: the inclusion-exclusion of a mask asks the same widths again)."""
     judge = {sym: (1 + sympy.Symbol(f"{sym.name}_minus_1", integer=True, nonnegative=True)
                    if sym.is_positive else sympy.Symbol(f"{sym.name}_v", integer=True, nonnegative=True))
              for sym in x.free_symbols}

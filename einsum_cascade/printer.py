@@ -64,6 +64,11 @@ def format_number(value: float) -> str:
     return repr(float(value))
 
 
+def _default_text(value: float) -> str:
+    """A `size` default as cascade text (a param's may be negative)."""
+    return "-" + format_number(-value) if value < 0 else format_number(value)
+
+
 def _precedence(node) -> int:
     if isinstance(node, Binary):
         return _PRECEDENCE[node.op]
@@ -174,7 +179,7 @@ def format_einsum(e: Einsum, variables=None) -> str:
 
 
 def format_declarations(c: Cascade) -> list[str]:
-    """The `cascade`, `rank`, `param`, `input` and `output` statements of a cascade."""
+    """The `cascade`, `rank`, `param`, `size`, `input` and `output` statements of a cascade."""
     lines = [f"cascade {c.name}"]
     plain = [r.name for r in c.ranks.values() if not r.parts]
     if plain:
@@ -184,6 +189,9 @@ def format_declarations(c: Cascade) -> list[str]:
             lines.append(f"rank {r.name} = {' * '.join(r.parts)}")
     if c.params:
         lines.append("param " + ", ".join(c.params))
+    defaults = getattr(c, "defaults", None) or {}
+    if defaults:
+        lines.append("size " + ", ".join(f"{name} = {_default_text(v)}" for name, v in defaults.items()))
     lines.append("input " + ", ".join(f"{d.name}[{','.join(d.indices)}]" for d in c.inputs.values()))
     lines.append("output " + ", ".join(c.outputs))
     return lines

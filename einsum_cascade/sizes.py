@@ -17,8 +17,9 @@ def bind_sizes(
     """Every rank size, part size and param of `cascade` as a number.
 
     Sizes come from `sizes`, from the shapes of `inputs` (an index variable's rank gets the
-    extent of that dimension), and from partitioned ranks (M = M1 * M0 gives any one of the
-    three from the other two). Raises CascadeError naming the size that is missing or
+    extent of that dimension), from partitioned ranks (M = M1 * M0 gives any one of the
+    three from the other two), and last from the cascade's defaults (`size M0 = 64`), each
+    taken only where the others leave the size open. Raises CascadeError naming the size that is missing or
     inconsistent.
     """
     known_names = set(cascade.size_names) | set(cascade.params)
@@ -54,10 +55,11 @@ def bind_sizes(
                     cascade.file, decl.line, 1,
                 )
             bound[size] = extent
-    for _ in range(len(cascade.ranks) + 1):
-        for rank in cascade.ranks.values():
-            if rank.parts:
-                _complete_partition(cascade, rank.name, rank.parts, bound)
+    _complete_partitions(cascade, bound)
+    for name, value in getattr(cascade, "defaults", {}).items():
+        if name not in bound:  # after the given sizes, the input shapes and what they derive
+            bound[name] = value
+            _complete_partitions(cascade, bound, default=name)
     missing = [name for name in cascade.size_names + cascade.params if name not in bound]
     if missing:
         raise CascadeError(missing_sizes_message(missing, sizes), cascade.file)
@@ -76,6 +78,36 @@ def missing_sizes_message(missing: list[str], given) -> str:
     return (f"{head} (given: {', '.join(sorted(given)) or 'none'}); numbers need every size: add "
             f"--size {' '.join(f'{n}=N' for n in missing)} (sizes={{'{missing[0]}': ...}} in Python), "
             "or give no sizes for the symbolic counts")
+
+
+def with_defaults(cascade: Cascade, sizes: dict[str, float]) -> dict[str, float]:
+    """`sizes` plus the cascade's `size` defaults that they do not give or determine (a part of
+    a split rank follows from the whole and the other parts and is never taken from a default)."""
+    out = dict(sizes)
+    derived = dict(sizes)
+    _complete_partitions(cascade, derived, strict=False)
+    for name, value in getattr(cascade, "defaults", {}).items():
+        if name not in derived:
+            out[name] = derived[name] = value
+            _complete_partitions(cascade, derived, strict=False)
+    return out
+
+
+def _complete_partitions(cascade: Cascade, bound: dict, default: str | None = None,
+                         strict: bool = True) -> None:
+    """Every size a split rank determines from the others (M = M1 * M0 gives any one of the three)."""
+    for _ in range(len(cascade.ranks) + 1):
+        for rank in cascade.ranks.values():
+            if rank.parts:
+                try:
+                    _complete_partition(cascade, rank.name, rank.parts, bound)
+                except CascadeError as err:
+                    if not strict:
+                        continue
+                    if default is not None:
+                        raise CascadeError(f"{err.message} (with the cascade's default "
+                                           f"size {default} = {bound[default]:g})", cascade.file) from None
+                    raise
 
 
 def _complete_partition(cascade: Cascade, whole: str, parts: tuple[str, ...], bound: dict) -> None:

@@ -20,8 +20,9 @@ def complete_sizes(c: ec.Cascade, sizes: dict[str, float] | None, query_rank: st
         if a in c.ranks and a not in out and b in out:
             out[a] = out[b]
             how[a] = f"= {b} (self-attention)"
-    defaults = getattr(c, "defaults", None) or {}
-    for k, v in defaults.items():
+    from einsum_cascade.sizes import with_defaults  # a part the others determine is derived, not defaulted
+
+    for k, v in with_defaults(c, out).items():
         if k not in out:
             out[k] = v
             how[k] = "the cascade's default"

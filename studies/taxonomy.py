@@ -71,7 +71,10 @@ def fusion_columns(cascade: ec.Cascade) -> dict:
         why = next(iter(result.reasons.values()))
         return {"fewest": result.passes_before, "overhead": f"refused: {why}"}
     sizes = dict(_sizes_for(cascade), M0=TAXONOMY_SIZES["M0"])
-    ops = result.overhead_at(sizes)
+    try:
+        ops = result.overhead_at(sizes)
+    except ec.CascadeError as err:  # a size the taxonomy does not set (a 2-D window's R)
+        return {"fewest": result.passes_after, "overhead": f"{', '.join(result.rules)}: {err.message}"}
     per_query = {op: v / TAXONOMY_SIZES["P"] for op, v in ops.items()}
     text = ", ".join(f"{op} {v:+,.0f}" if v == int(v) else f"{op} {v:+,.3g}"
                      for op, v in per_query.items()) or "none"

@@ -52,10 +52,19 @@ def test_fuse_already_minimal(tmp_path, capsys):
 
 def test_fuse_refused_exits_3_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "never.cascade"
-    assert main(["fuse", "threshold_attention_refused", "-o", str(out)]) == 3
+    assert main(["fuse", "topk_attention", "-o", str(out)]) == 3
     text = capsys.readouterr().out
-    assert "relu is a nonlinearity of the global GM" in text
+    assert "the k-th largest (kth) over m, an order statistic" in text
     assert not out.exists()
+
+
+def test_fuse_partial_writes_what_it_fused_and_says_why_not_the_rest(tmp_path, capsys):
+    out = tmp_path / "partial.cascade"
+    assert main(["fuse", "threshold_attention_refused", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "3 as written -> 2 after fusion (reduced)" in text
+    assert "pass 2 is still forced by QK -> GM -> SW (why: SD: relu(" in text
+    assert ec.passes(ec.load(out), "M").passes == 2
 
 
 def test_fuse_partial_names_the_chain_it_could_not_break(capsys):

@@ -61,7 +61,7 @@ def test_kth_of_a_late_value_is_refused():
 def test_a_comparison_as_a_value_is_refused_not_an_exception():
     c = ec.parse(HEAD + "output Y\nG[p] = sum(m: X[m,p])\nY[p] = sum(m: (X[m,p] > G[p]) * X[m,p])\n")
     result = fuse(c)
-    assert result.status == "refused" and "construct the rules do not handle" in result.reasons["Y"]
+    assert result.status == "refused" and "a comparison (or Boolean) of a streamed value with the global G[p]" in result.reasons["Y"]
 
 
 def _softmax_rows(x: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -46,7 +46,7 @@ def shape(node):
 
 def summary(c: ec.Cascade):
     return (
-        c.name, {n: r.parts for n, r in c.ranks.items()}, c.params,
+        c.name, {n: r.parts for n, r in c.ranks.items()}, c.params, c.defaults,
         {n: d.indices for n, d in c.inputs.items()}, c.outputs,
         [(e.name, e.is_initial, tuple(sympy.expand(i) for i in e.lhs), shape(e.expr),
           tuple(shape(w) for w in e.where), tuple(shape(w) for w in e.space_where))

@@ -14,7 +14,7 @@ import sympy
 
 from einsum_cascade.cost import _partition_subs, einsum_ops, numeric_points, symbolic_points
 from einsum_cascade.errors import CascadeError
-from einsum_cascade.fuse.certify import certify
+from einsum_cascade.fuse.certify import certify, simulate_line
 from einsum_cascade.fuse.rewrite import Rewriter
 from einsum_cascade.ir import Cascade, Rank
 from einsum_cascade.parser import parse
@@ -22,6 +22,7 @@ from einsum_cascade.passes import PassReport, passes
 from einsum_cascade.printer import print_cascade
 
 RTOL = 1e-9
+DEFAULT_BLOCK_SIZE = 64  # keys per tile written into a fused cascade as `size M0 = 64`
 
 
 @dataclass
@@ -45,10 +46,13 @@ class FuseResult:
     reasons: dict[str, str] = field(default_factory=dict)
     chains_broken: list[list[str]] = field(default_factory=list)
     chains_left: dict[int, list[str]] = field(default_factory=dict)
+    why_left: dict[int, str] = field(default_factory=dict)  # pass k -> why its chain is left
     identified: list[str] = field(default_factory=list)
     check_error: float | None = None
     check_lines: list[str] = field(default_factory=list)
     block: str | None = None
+    block_size: int | None = None  # the tile's default in the fused cascade (None: not tiled by fuse)
+    simulation: str = ""  # the certificate's line on simulating the fused cascade (fusemax-cloud)
     corrections: list[str] = field(default_factory=list)
     _overhead: dict | None = field(default=None, repr=False)
 
@@ -90,10 +94,12 @@ class FuseResult:
             "rules": self.rules, "rewritten": self.rewritten, "reasons": self.reasons,
             "chains_broken": self.chains_broken,
             "chains_left": {str(k): v for k, v in self.chains_left.items()},
+            "why_left": {str(k): v for k, v in self.why_left.items()},
             "identified": self.identified,
             "corrections": {n: {op: str(v) for op, v in ops.items()} for n, ops in self.correction_ops().items()},
             "overhead": {op: str(v) for op, v in self.overhead.items()},
-            "check_error": self.check_error, "check": self.check_lines, "block": self.block,
+            "check_error": self.check_error, "check": self.check_lines, "block": self.block, "block_size": self.block_size,
+            "simulation": self.simulation,
         }
         if sizes:
             out["overhead_at"] = {"sizes": sizes, "ops": self.overhead_at(sizes)}
@@ -171,15 +177,37 @@ def _overhead(before: Cascade, after: Cascade) -> dict[str, sympy.Expr]:
     return out
 
 
+def _chain_reasons(after: PassReport, refused: dict[str, str]) -> dict[int, str]:
+    """For each chain the rewrite leaves (pass k), the reason of the first Einsum of the chain,
+    or else of an Einsum running in pass k, that a rule refused."""
+    out = {}
+    for k, chain in after.chains.items():
+        in_pass = [e.name for e in after.einsums if e.pass_ == k]
+        for name in [*reversed(chain), *in_pass]:
+            if name in refused:
+                out[k] = f"{name}: {refused[name]}"
+                break
+    return out
+
+
 def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: bool = True,
-         rtol: float = RTOL) -> FuseResult:
+         rtol: float = RTOL, block_size: int | None = None, simulate: bool | None = None) -> FuseResult:
     """The fewest-pass equivalent of `cascade` over `rank` that the rules find, certified.
 
     `block` names the tile size of the rank (default `M0` for rank `M`; a rank already split
     in two keeps its parts). With `check` the result is evaluated against the input (see
     `certify`) and refused if any output differs by more than `rtol` (relative to its largest
-    magnitude); without it the result is marked unchecked (`check_error` None).
+    magnitude); without it the result is marked unchecked (`check_error` None). With
+    `simulate` (default: as `check`) the certificate also simulates the fused cascade on
+    fusemax-cloud with the auto mapping (`certify.simulate_line`); a cascade the simulator cannot
+    map gets a note with the mapper's reason, not a refusal. A cascade tiled by the rewrite
+    carries its tile as a default, `size M0 = block_size` (default 64), so it evaluates at the
+    original's sizes alone (M1 = M / M0 derived).
     """
+    simulate = check if simulate is None else simulate
+    block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise CascadeError(f"block size {block_size!r} must be a positive integer", cascade.file)
     if rank not in cascade.ranks:
         raise CascadeError(f"unknown rank {rank!r} (ranks: {', '.join(cascade.ranks)})", cascade.file)
     before = passes(cascade, rank)
@@ -191,9 +219,14 @@ def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: boo
     result = Rewriter(cascade, rank, tile).run()
     header = [f"{cascade.name} fused over {rank} by cascadesim fuse: {before.passes} passes as written"]
     ranks = _with_ranks(cascade, rank, tile, result.tiled)
+    defaults = dict(cascade.defaults)
+    if result.tiled and not cascade.ranks[rank].parts:  # the tile fuse chose travels with the file
+        defaults[tile[1]] = block_size
+        base["block_size"] = block_size
     shell = Cascade(name=f"{cascade.name}_fused", ranks=ranks, params=list(cascade.params),
                     inputs=dict(cascade.inputs), outputs=list(cascade.outputs),
-                    einsums=[item.einsum for item in result.einsums], file=cascade.file)
+                    einsums=[item.einsum for item in result.einsums], file=cascade.file,
+                    defaults=defaults)
     comments = {}
     for i, item in enumerate(result.einsums):
         if item.rule == "original":
@@ -219,7 +252,8 @@ def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: boo
     text = "".join(f"# {h}\n" for h in header) + draft  # comments only: the same cascade
     broken = [chain for k, chain in before.chains.items()
               if chain and all(c[-2:] != chain[-2:] for c in after.chains.values())]
-    res = FuseResult(status="refused", passes_after=after.passes, rules=result.rules,
+    why_left = _chain_reasons(after, result.refused)
+    res = FuseResult(status="refused", passes_after=after.passes, rules=result.rules, why_left=why_left,
                      rewritten=result.rewritten, reasons=dict(result.refused), chains_broken=broken,
                      chains_left=dict(after.chains), identified=result.matches,
                      corrections=[i.einsum.name for i in result.einsums if i.correction and not i.einsum.is_initial],
@@ -242,6 +276,9 @@ def fuse(cascade: Cascade, rank: str = "M", block: str | None = None, check: boo
     stamp = (f"# certified: equal to {cascade.name} within a relative {res.check_error:.1e} on "
              f"{len(res.check_lines)} random fp64 trials (inputs x1, x10, x100)\n" if check else
              "# NOT certified: written with --no-check\n")
+    if simulate:
+        res.simulation = simulate_line(cascade, fused, rank)
+        stamp += f"# {res.simulation}\n"
     res.status, res.cascade, res.text = "reduced", fused, stamp + text
     return res
 

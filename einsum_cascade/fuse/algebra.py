@@ -17,8 +17,11 @@ import sympy
 from einsum_cascade.ast import (
     Access,
     Binary,
+    BoolOp,
     Call,
+    Compare,
     Node,
+    Not,
     Number,
     Reduce,
     Size,
@@ -29,6 +32,20 @@ from einsum_cascade.ast import (
 )
 
 _OPAQUE_PREFIX = "F_"
+# comparisons and Boolean operators as values: opaque functions (a rule may move them, never
+# look inside); their names are not cascade function names, so they cannot clash
+_COMPARE_NAMES = {"<": "cmp_lt", "<=": "cmp_le", ">": "cmp_gt", ">=": "cmp_ge", "==": "cmp_eq", "!=": "cmp_ne"}
+_COMPARE_OPS = {v: k for k, v in _COMPARE_NAMES.items()}
+_BOOL_NAMES = {"and": "bool_and", "or": "bool_or"}
+
+# The value nodes `to_sympy` accepts, and the sympy nodes `to_ast` writes back; any other node is
+# a `RuleError` (a bug in the rules, reported as such), never a refusal.
+VALUE_NODES = (Number, Size, Var, Access, Unary, Binary, Call, Compare, BoolOp, Not, Reduce)
+SYMPY_NODES = "Symbol, Number, Add, Mul, Pow, exp, log, Abs, +-oo and the opaque functions"
+
+
+class RuleError(RuntimeError):
+    """A rule met a node it does not accept: an internal error of `fuse` (with the node)."""
 
 
 def opaque(name: str) -> sympy.FunctionClass:
@@ -41,6 +58,7 @@ class Atoms:
     """Opaque symbols for tensor reads and nested reductions: symbol <-> AST node."""
 
     node: dict[sympy.Symbol, Node] = field(default_factory=dict)
+    positive: set[str] = field(default_factory=set)  # tensors proved positive (normalise.py)
     _by_key: dict[tuple, sympy.Symbol] = field(default_factory=dict)
 
     def symbol(self, node: Node) -> sympy.Symbol:
@@ -51,7 +69,10 @@ class Atoms:
             key = ("node", repr(node))
         sym = self._by_key.get(key)
         if sym is None:
-            sym = sympy.Symbol(f"_a{len(self._by_key)}", real=True)
+            if isinstance(node, Access) and node.tensor in self.positive:
+                sym = sympy.Symbol(f"_a{len(self._by_key)}", positive=True)
+            else:
+                sym = sympy.Symbol(f"_a{len(self._by_key)}", real=True)
             self._by_key[key] = sym
             self.node[sym] = node
         return sym
@@ -96,10 +117,17 @@ def to_sympy(node: Node, atoms: Atoms, read=None, reduce=None) -> sympy.Expr:
             if f == "square":
                 return args[0] ** 2
             return opaque(f)(*args)
+        if isinstance(n, Compare):
+            return opaque(_COMPARE_NAMES[n.op])(go(n.left), go(n.right))
+        if isinstance(n, BoolOp):
+            return opaque(_BOOL_NAMES[n.op])(*[go(a) for a in n.args])
+        if isinstance(n, Not):
+            return opaque("bool_not")(go(n.arg))
         if isinstance(n, Reduce):
             value = reduce(n) if reduce is not None else None
             return atoms.symbol(n) if value is None else value
-        raise TypeError(f"unknown node {n!r}")
+        raise RuleError(f"fuse: to_sympy accepts the value nodes {', '.join(t.__name__ for t in VALUE_NODES)}; "
+                        f"it met {type(n).__name__}: {n!r}")
 
     return go(node)
 
@@ -181,8 +209,15 @@ def to_ast(expr: sympy.Expr, atoms: Atoms, variables: set[str]) -> Node:
             return Call("abs", (go(e.args[0]),))
         name = type(e).__name__
         if isinstance(e, sympy.Function) and name.startswith(_OPAQUE_PREFIX):
-            return Call(name[len(_OPAQUE_PREFIX):], tuple(go(a) for a in e.args))
-        raise ValueError(f"cannot write {e} as a cascade expression")
+            func, args = name[len(_OPAQUE_PREFIX):], tuple(go(a) for a in e.args)
+            if func in _COMPARE_OPS:
+                return Compare(_COMPARE_OPS[func], *args)
+            if func in ("bool_and", "bool_or"):
+                return BoolOp(func.removeprefix("bool_"), args)
+            if func == "bool_not":
+                return Not(args[0])
+            return Call(func, args)
+        raise RuleError(f"fuse: to_ast writes back {SYMPY_NODES}; it met {type(e).__name__}: {e}")
 
     return go(expr)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sympy
 
-from einsum_cascade.ast import (Access, Binary, BoolOp, Call, Compare, Comparison, Not, Reduce, Unary,
-                                Var, value_vars, walk)
+from einsum_cascade.ast import (Access, Binary, BoolOp, Call, Compare, Comparison, Not, Number, Reduce,
+                                Size, Unary, Var, value_vars, walk)
 
 
 def condition_vars(cond, variables) -> set[str]:
@@ -27,7 +27,7 @@ def reads(cond) -> list[Access]:
 
 def subs_condition(cond, mapping: dict):
     """`cond` with rank-variable symbols replaced (`mapping`: sympy symbol -> affine expression).
-    A variable read as a value may only be renamed to another variable (else ValueError)."""
+    A variable read as a value may only be renamed to another variable (else a Refusal)."""
     if isinstance(cond, Comparison):
         return Comparison(sympy.sympify(cond.left).subs(mapping, simultaneous=True), cond.op,
                           sympy.sympify(cond.right).subs(mapping, simultaneous=True))
@@ -45,7 +45,9 @@ def _subs_node(node, mapping: dict):
             if str(key) == node.name:
                 if isinstance(value, sympy.Symbol):
                     return Var(value.name)
-                raise ValueError(f"the variable {node.name} is read as a value in a condition")
+                from einsum_cascade.fuse.refusals import Refusal
+                raise Refusal(f"the variable {node.name} is read as a value in a condition: its "
+                              "tiled form m1*M0 + m0 is not written there")
         return node
     if isinstance(node, Unary):
         return Unary(node.op, _subs_node(node.operand, mapping))
@@ -65,7 +67,11 @@ def _subs_node(node, mapping: dict):
         return Reduce(node.op, node.vars, _subs_node(node.body, inner),
                       tuple(_subs_node(w, inner) for w in node.where),
                       None if node.k is None else _subs_node(node.k, mapping))
-    return node
+    if isinstance(node, (Number, Size)):
+        return node
+    from einsum_cascade.fuse.algebra import RuleError
+    raise RuleError(f"fuse: a condition holds a {type(node).__name__} node, which the substitution "
+                    f"does not accept: {node!r}")
 
 
 def canon(cond) -> str:

@@ -21,16 +21,17 @@ import sympy
 from einsum_cascade.ast import Reduce
 
 
-def extremum_of(ctx, access) -> tuple[str, sympy.Expr, frozenset] | None:
-    """If `access` reads a global defined as max(m: body) or min(m: body) (lhs plain variables),
-    the op, the body (sympy, at the read's indices) and its canonical where; else None."""
+def extremum_of(ctx, access) -> tuple[str, sympy.Expr, frozenset, tuple] | None:
+    """If `access` reads a global defined as max(m, ...: body) or min(m, ...: body) (lhs plain
+    variables), the op, the body (sympy, at the read's indices), its canonical where and the
+    reduced variables; else None."""
     try:
         e = ctx.cascade.einsum(access.tensor)
     except KeyError:
         return None
     if not isinstance(e.expr, Reduce) or e.expr.op not in ("max", "min") or e.implicit_vars:
         return None
-    if e.expr.vars != (ctx.rvar,):
+    if not set(e.expr.vars) & ctx.rvars:
         return None
     mapping = ctx.lhs_mapping(e, access)
     if mapping is None:
@@ -38,7 +39,7 @@ def extremum_of(ctx, access) -> tuple[str, sympy.Expr, frozenset] | None:
     body = ctx.substituted_sympy(e.expr.body, mapping)
     conds = tuple(e.where) + tuple(e.expr.where)  # the Einsum's and the reduction's own masks
     where = frozenset(ctx.canon(tuple(ctx.subs_comparison(c, mapping) for c in conds)))
-    return e.expr.op, body, where
+    return e.expr.op, body, where, tuple(e.expr.vars)
 
 
 def identify(ctx, value: sympy.Expr, used: list) -> tuple[sympy.Expr, list[tuple]]:
@@ -50,9 +51,9 @@ def identify(ctx, value: sympy.Expr, used: list) -> tuple[sympy.Expr, list[tuple
         found = extremum_of(ctx, ctx.atoms.node[sym])
         if found is None:
             continue
-        op, body, where = found
+        op, body, where, reduced = found
         for rmax, final in used:
-            if where != rmax.where:
+            if where != rmax.where or set(reduced) != {*rmax.stream, *rmax.inner}:
                 continue
             if op == "max" and sympy.expand(body - rmax.x) == 0:
                 matches.append((sym, rmax, 1, final))

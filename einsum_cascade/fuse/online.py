@@ -47,6 +47,9 @@ class RunningMax:
         return Access(self.rm, (size_symbol(self._m1_size),) + tuple(var_symbol(v) for v in self.pv))
 
     _m1_size: str = "M1"
+    inner: tuple[str, ...] = ()  # other reduced variables x depends on (a 2D window: n with m)
+    stream: tuple[str, ...] = ("m",)  # the rank's reduced variables: (m,), (m1, m0) or (m1,)
+    within: tuple[str, ...] = ("m0",)  # the rank's variables inside a tile: (m0,) or ()
 
 
 def _pv_syms(pv):
@@ -54,17 +57,24 @@ def _pv_syms(pv):
 
 
 def build_running_max(ctx, x: sympy.Expr, pv: tuple[str, ...], where: tuple[Comparison, ...],
-                      masked: bool) -> RunningMax:
-    """Emit LM, RM, PRM and SLN for exponent x (a sympy expression of streamed atoms)."""
+                      masked: bool, inner: tuple[str, ...] = ()) -> RunningMax:
+    """Emit LM, RM, PRM and SLN for exponent x (a sympy expression of streamed atoms). With
+    `inner` (variables reduced together with m, a 2D window's n), each tile's maximum runs over
+    m0 and `inner`: max over (m, n) = max over tiles m1 of max over (m0, n), so the identity
+    of the running maximum holds unchanged with the tile enlarged to m0 x inner."""
     m1, m0, M0 = ctx.tile
-    t1, t0 = var_symbol(m1), var_symbol(m0)
+    t1 = var_symbol(m1)
+    within = ctx.within()  # (m0,), or () for a reduction over the blocks m1 alone
+    ws = _pv_syms(within)
     pvs = _pv_syms(pv)
-    x_tile = ctx.read_tiled(x, pv, where)
+    ivs = _pv_syms(inner)
+    x_tile = ctx.read_tiled(x, inner + pv, where)
     tiled_where = ctx.tile_where(where)
     names = [ctx.fresh(b) for b in ("LM", "RM", "PRM", "SLN")]
     lm, rm, prm, sln = names
     note = f"running max of {ctx.show(x)}"
-    ctx.emit(lm, (t1,) + pvs, Reduce("max", (m0,), x_tile), tiled_where,
+    tile_max = Reduce("max", within + tuple(inner), x_tile) if within + tuple(inner) else x_tile
+    ctx.emit(lm, (t1,) + pvs, tile_max, tiled_where,
              "running extremum", f"{note}: maximum of tile {m1}")
     floor = Unary("-", Number(math.inf)) if not masked else Unary("-", Number(-FLOOR))
     ctx.emit(rm, (sympy.Integer(0),) + pvs, floor, (), "running extremum",
@@ -77,9 +87,10 @@ def build_running_max(ctx, x: sympy.Expr, pv: tuple[str, ...], where: tuple[Comp
     ctx.emit(prm, (t1,) + pvs, Call("exp", (Binary("-", prev, new),)), (),
              "running extremum", "correction exp(RM_prev - RM_new) applied to every running sum "
              "that carries this maximum", correction=True)
-    ctx.emit(sln, (t1, t0) + pvs, Call("exp", (Binary("-", x_tile, new),)), tiled_where,
+    ctx.emit(sln, (t1,) + ws + ivs + pvs, Call("exp", (Binary("-", x_tile, new),)), tiled_where,
              "running extremum", f"exp({ctx.show(x)} - running max): every exponent <= 0")
-    return RunningMax(x, pv, frozenset(ctx.canon(where)), lm, rm, prm, sln, _m1_size=ctx.m1_size)
+    return RunningMax(x, pv, frozenset(ctx.canon(where)), lm, rm, prm, sln, _m1_size=ctx.m1_size,
+                      inner=tuple(inner), stream=tuple(ctx.stream), within=within)
 
 
 def build_running_sum(ctx, rmax: RunningMax, w: sympy.Expr, reduced: tuple[str, ...],
@@ -87,14 +98,17 @@ def build_running_sum(ctx, rmax: RunningMax, w: sympy.Expr, reduced: tuple[str, 
     """Emit the tile sum SL = sum(m0, others: SLN * w) and the running sum RS rescaled by PRM;
     returns the read of RS at its final index (sum_m exp(x - RM_M1) w)."""
     m1, m0, M0 = ctx.tile
-    t1, t0 = var_symbol(m1), var_symbol(m0)
+    t1 = var_symbol(m1)
     pvs = _pv_syms(rmax.pv)
     outs = tuple(var_symbol(v) for v in out)
-    sln = Access(rmax.sln, (t1, t0) + pvs)
+    sln = Access(rmax.sln, (t1,) + _pv_syms(rmax.within) + _pv_syms(rmax.inner) + pvs)
     body = sln if w == 1 else Binary("*", sln, ctx.tiled_ast(w))
-    others = tuple(v for v in reduced if v != ctx.rvar)
+    others = tuple(v for v in reduced if v not in rmax.stream)
     sl, rs = ctx.fresh(owner + "_L"), ctx.fresh(owner + "_R")
-    ctx.emit(sl, (t1,) + outs, Reduce("sum", (m0,) + others, body), ctx.tile_where(where),
+    if w == 1:  # a running sum of exponentials: positive (normalise.py splits its logarithm)
+        ctx.atoms.positive.add(rs)
+    summed = rmax.within + others
+    ctx.emit(sl, (t1,) + outs, Reduce("sum", summed, body) if summed else body, ctx.tile_where(where),
              "running extremum", f"tile {m1} of sum_m exp(x - RM) * ({ctx.show(w)}) for {owner}")
     ctx.emit(rs, (sympy.Integer(0),) + outs, Number(0.0), (), "running extremum",
              "running sum: initial value", initial=True)

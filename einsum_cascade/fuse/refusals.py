@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sympy
 
-from einsum_cascade.fuse.algebra import Atoms, to_ast
+from einsum_cascade.fuse.algebra import Atoms, RuleError, to_ast
 from einsum_cascade.printer import format_expr
 
 
@@ -35,7 +35,7 @@ def text(expr: sympy.Expr, atoms: Atoms, variables: set[str]) -> str:
     """A sympy expression as cascade text, for messages."""
     try:
         return format_expr(to_ast(expr, atoms, variables))
-    except ValueError:
+    except RuleError:  # a message must not fail: sympy's own text
         return sympy.sstr(expr)
 
 
@@ -65,6 +65,10 @@ def explain(factor: sympy.Expr, late: set, bound: set, atoms: Atoms, variables: 
     if isinstance(culprit, sympy.log):
         return (f"{shown}: the logarithm of a sum of a streamed value and the global "
                 f"{', '.join(globals_)} does not separate")
+    if isinstance(culprit, sympy.Function) and type(culprit).__name__.startswith(("F_cmp_", "F_bool_")):
+        return (f"{shown}: a comparison (or Boolean) of a streamed value with the global "
+                f"{', '.join(globals_)}: a threshold at a value complete only after the pass selects "
+                "points no running state can revise (not decomposable)")
     if isinstance(culprit, sympy.Function):
         name = type(culprit).__name__.removeprefix("F_")
         return (f"{shown}: {name} is a nonlinearity of the global {', '.join(globals_)} and a "

@@ -35,6 +35,7 @@ from einsum_cascade.ast import (
     Node,
     Reduce,
     Unary,
+    children,
     size_symbol,
     value_vars,
     var_symbol,
@@ -45,6 +46,7 @@ from einsum_cascade.fuse.conditions import canon as _condition_key
 from einsum_cascade.fuse.conditions import condition_vars, reads, subs_condition
 from einsum_cascade.fuse.algebra import Atoms, to_ast, to_sympy
 from einsum_cascade.fuse.deferred import separate
+from einsum_cascade.fuse.normalise import normalise, positive_tensors
 from einsum_cascade.fuse.refusals import Refusal, text
 from einsum_cascade.ir import Cascade, Einsum
 from einsum_cascade.passes import passes
@@ -102,9 +104,11 @@ class Rewriter:
         self.rank = rank
         self.rvar = cascade.ranks[rank].var
         self.rvars = cascade.rank_vars(rank)
+        self.parts = tuple(p.lower() for p in cascade.ranks[rank].parts)  # (m1, m0) of a split rank
+        self.stream: tuple[str, ...] = (self.rvar,)  # the variables of the rank being reduced
         self.report = passes(cascade, rank)
         self.info = {e.name: e for e in self.report.einsums}
-        self.atoms = Atoms()
+        self.atoms = Atoms(positive=positive_tensors(cascade))
         self.variables = set(cascade.variables)
         m1_size, m0_size = tile_names
         self.m1_size = m1_size
@@ -121,7 +125,9 @@ class Rewriter:
         self.x_tensors: dict[str, str] = {}
         self.factors: dict[tuple, str] = {}
         self.aliases: dict = {}
-        self._known: dict | None = None
+        self._known: dict[int, dict] = {}
+        self.level = 1  # the pass the reduction being rewritten is moved into
+        self.made_in: dict[str, int] = {}  # tensor made by a rule -> the pass it is complete in
 
     # -- names and emission ------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -133,6 +139,7 @@ class Rewriter:
 
     def emit(self, name, lhs, expr, where, rule, note, initial=False, correction=False) -> None:
         e = _einsum(name, tuple(sympy.sympify(i) for i in lhs), expr, _unique(where), initial)
+        self.made_in.setdefault(name, self.level)
         self.pending.append(Emitted(e, rule, note, correction))
 
     def show(self, expr: sympy.Expr) -> str:
@@ -147,20 +154,24 @@ class Rewriter:
         return info.kind, info.complete
 
     def is_late_global(self, access: Access) -> bool:
+        """A global complete only at the end of pass `level` or later (not yet known while the
+        reduction streams in pass `level`)."""
         if access.tensor not in self.cascade.tensors:  # made by a rule: final reads are late
-            return bool(access.indices) and access.indices[0] == size_symbol(self.m1_size)
+            return (bool(access.indices) and access.indices[0] == size_symbol(self.m1_size)
+                    and self.made_in.get(access.tensor, self.level) >= self.level)
+        kind, complete = self._kind(access.tensor)
         if self.cascade.is_final_read(access):
             step = self.cascade.einsum(access.tensor).iterative_var
             if step in self.rvars:
-                return True
-        kind, complete = self._kind(access.tensor)
-        return kind == "global" and complete >= 1
+                return complete >= self.level
+        return kind == "global" and complete >= self.level
 
     def is_late_streamed(self, tensor: str) -> bool:
+        """A tensor that keeps the rank but streams only after pass `level` (it is inlined)."""
         if tensor not in self.cascade.tensors:
             return False
         kind, complete = self._kind(tensor)
-        return tensor not in self.cascade.inputs and kind == "streamed" and complete >= 2
+        return tensor not in self.cascade.inputs and kind == "streamed" and complete >= self.level + 1
 
     def late_symbols(self) -> set:
         return {s for s, n in self.atoms.node.items()
@@ -211,21 +222,33 @@ class Rewriter:
     def canon(self, where) -> list[str]:
         return sorted({_canon(c) for c in where})
 
-    def read(self, access: Access, wheres: list, depth: int = 0) -> sympy.Expr:
-        """A read inside a reduction's body: late-streamed elementwise tensors are inlined."""
+    def read(self, access: Access, wheres: list, depth: int = 0, nested: list | None = None) -> sympy.Expr:
+        """A read inside a reduction's body: late-streamed elementwise tensors are inlined. With
+        `nested` (a sum's body), one late-streamed tensor that is itself a sum (`S[m1,p] =
+        sum(m0: B)`, a chunk's sum) becomes a placeholder; `reduction` merges the two sums."""
         if not self.is_late_streamed(access.tensor) or self.cascade.is_final_read(access):
             return self.atoms.symbol(access)
         e = self.cascade.einsum(access.tensor)
         name = access.tensor
         if e.iterative_var is not None:
             raise Refusal(f"{name} is a recurrence computed after the pass: inlining it is not supported")
-        if e.reduced_vars:
-            raise Refusal(f"{name} reduces over {', '.join(sorted(e.reduced_vars))} after the pass: "
-                          "inlining it is not supported")
         mapping = self.lhs_mapping(e, access)
         if mapping is None:
             raise Refusal(f"{name} has left-hand indices that are not distinct variables: "
                           "inlining it is not supported")
+        if e.reduced_vars:
+            inner = _plain_sum(e)
+            if nested is None or nested or inner is None:
+                raise Refusal(f"{name} reduces over {', '.join(sorted(e.reduced_vars))} after the pass: "
+                              "inlining it is supported only for one plain sum read by a sum")
+            body, conds = inner
+            wheres.extend(self.subs_comparison(c, mapping) for c in conds)
+            self.check_conditions(wheres)
+            holder = sympy.Dummy(f"sum_{name}", real=True)
+            nested.append((holder, tuple(sorted(e.reduced_vars)), name,
+                           self.substituted_sympy(body, mapping,
+                                                  read=lambda a: self.read(a, wheres, depth + 1))))
+            return holder
         if depth > 64:
             raise Refusal(f"inlining through {name} is too deep")
         wheres.extend(self.subs_comparison(c, mapping) for c in e.where)
@@ -265,9 +288,9 @@ class Rewriter:
         """x at m = m1*M0 + m0: the atom's own tensor when x is one read, else a new tensor X."""
         if x in self.atoms.node and isinstance(self.atoms.node[x], Access):
             return self.tiled_ast(x)
-        key = sympy.srepr(x) + repr(pv)
+        key = sympy.srepr(x) + repr(pv) + repr(self.stream)
         name = self.x_tensors.get(key)
-        lhs = (var_symbol(self.rvar),) + tuple(var_symbol(v) for v in pv)
+        lhs = tuple(var_symbol(v) for v in self.stream + tuple(pv))
         if name is None:
             name = self.fresh("X")
             self.x_tensors[key] = name
@@ -317,13 +340,13 @@ class Rewriter:
         return sympy.Mul(*out)
 
     def known_sums(self) -> dict:
-        """Sums over m that the cascade already computes in pass 1: key -> their value."""
-        if self._known is not None:
-            return self._known
-        self._known = {}
+        """Sums over m that the cascade already computes in pass `level`: key -> their value."""
+        if self.level in self._known:
+            return self._known[self.level]
+        known = self._known[self.level] = {}
         for e in self.cascade.einsums:
             info = None if e.is_initial else self.info.get(e.name)
-            if info is None or info.pass_ != 1 or info.kind != "global":
+            if info is None or info.pass_ != self.level or info.kind != "global":
                 continue
             if len(set(e.lhs)) != len(e.lhs) or not all(isinstance(i, sympy.Symbol) for i in e.lhs):
                 continue
@@ -345,8 +368,8 @@ class Rewriter:
                 reduced, body = found[0].vars, found[0].body
                 where = tuple(found[0].where)  # its own mask and the Einsum's copied into it
             u = to_sympy(body, self.atoms)
-            self._known[(sympy.srepr(u), tuple(reduced), tuple(self.canon(where)), keep)] = me / scale
-        return self._known
+            known[(sympy.srepr(u), tuple(reduced), tuple(self.canon(where)), keep)] = me / scale
+        return known
 
     def sum_of(self, u: sympy.Expr, reduced: tuple[str, ...], where: list, out: tuple[str, ...],
                owner: str, used: list, rules: set) -> sympy.Expr:
@@ -385,21 +408,30 @@ class Rewriter:
         x = sympy.Add(*[f.args[0] for f in exps])
         w = sympy.Mul(*[f for f in sympy.Mul.make_args(u) if not isinstance(f, sympy.exp)])
         w = self.materialise(w, where)
-        if x_vars & (reduced_set - {self.rvar}):
-            raise Refusal(f"the exponent {self.show(x)} depends on "
-                          f"{', '.join(sorted(x_vars & reduced_set - {self.rvar}))}, reduced with m: "
-                          "one running maximum per output point is not enough")
+        stream = set(self.stream)
+        inner = tuple(v for v in reduced if v not in stream and v in x_vars)  # a 2D window's n
+        if set(inner) & self.rvars:
+            raise Refusal(f"the exponent {self.show(x)} depends on {', '.join(sorted(set(inner) & self.rvars))}, "
+                          f"a part of {self.rank} reduced with {', '.join(self.stream)}")
         pv = tuple(v for v in out if v in x_vars)
-        if set(pv) != x_vars - {self.rvar}:
+        if set(pv) | set(inner) != x_vars - stream:
             raise Refusal(f"the exponent {self.show(x)} has variables outside the reduction's output")
-        x_where = tuple(c for c in where if condition_vars(c, self.variables) <= set(pv) | {self.rvar})
-        rkey = (sympy.srepr(x), pv, tuple(self.canon(x_where)))
+        x_where = tuple(c for c in where
+                        if condition_vars(c, self.variables) <= set(pv) | set(inner) | stream)
+        stream = self.stream
+        if len(stream) == 2 and stream[1] not in x_vars:
+            stream = stream[:1]  # x is constant within a block: one running-max step per block
+        rkey = (sympy.srepr(x), pv, inner, stream, tuple(self.canon(x_where)))
         rmax = self.running.get(rkey)
         if rmax is None:
             tensors = {self.atoms.node[s].tensor for s in x.free_symbols
                        if s in self.atoms.node and isinstance(self.atoms.node[s], Access)}
             masked = bool(x_where) or self.masked(tensors)
-            rmax = online.build_running_max(self, x, pv, x_where, masked)
+            kept, self.stream = self.stream, stream
+            try:
+                rmax = online.build_running_max(self, x, pv, x_where, masked, inner)
+            finally:
+                self.stream = kept
             self.running[rkey] = rmax
         self.tiled = True
         final = online.build_running_sum(self, rmax, w, reduced, keep, where, owner)
@@ -415,7 +447,12 @@ class Rewriter:
         """The value of op over `reduced` of `body`, every sum computed in the first pass."""
         wheres = list(where)
         self.check_conditions(wheres)
-        expr = to_sympy(body, self.atoms, read=lambda a: self.read(a, wheres)).subs(self.aliases)
+        nested: list = []
+        expr = to_sympy(body, self.atoms, read=lambda a: self.read(a, wheres, 0, nested if op == "sum" else None))
+        if nested:
+            expr, reduced = self.merge_nested(expr, nested[0], reduced, out, owner)
+            rules.add("inlined")
+        expr = normalise(expr.subs(self.aliases))
         late = self.late_symbols()
         reduced_set = set(reduced)
         if not (expr.free_symbols & late):
@@ -452,6 +489,24 @@ class Rewriter:
         if corrected:
             rules.add("multiplicative correction")
         return value
+
+    def merge_nested(self, expr: sympy.Expr, nested: tuple, reduced: tuple[str, ...],
+                     out: tuple[str, ...], owner: str) -> tuple[sympy.Expr, tuple[str, ...]]:
+        """sum_a c * (sum_b B) = sum_{a, b} c * B when the body is c times the inner sum (c free
+        of it) and b is free in the outer scope: one reduction over both (a chunk's sum read by a
+        sum over the chunks becomes a sum over the whole split rank)."""
+        holder, inner_vars, name, inner = nested
+        coeff = sympy.diff(expr, holder)
+        if holder in coeff.free_symbols or sympy.expand(expr - coeff * holder) != 0:
+            raise Refusal(f"{owner} is not linear in the sum {name}: the two sums do not merge")
+        clash = set(inner_vars) & (set(out) | set(reduced))
+        if clash:
+            raise Refusal(f"{name}'s sum over {', '.join(sorted(clash))} clashes with variables of {owner}")
+        merged = tuple(reduced) + tuple(inner_vars)
+        stream = self.stream_of(owner, merged)
+        if stream is not None:
+            self.stream = stream
+        return coeff * inner, merged
 
     def late_reads(self, node) -> list[Access]:
         """Reads in `node` (a value or condition) of tensors complete or streamed only after the
@@ -518,6 +573,30 @@ class Rewriter:
         if value in self.atoms.node and not e.where:
             self.aliases[self.atoms.symbol(Access(e.name, tuple(e.lhs)))] = value
 
+    def stream_of(self, name: str, reduced) -> tuple[str, ...] | None:
+        """Which variables of the rank a reduction runs over: (m,), both parts (m1, m0) of a
+        split rank (the same points as m), or its outer part (m1) alone (one step per block);
+        None when it runs over none. Raises Refusal for the inner part (m0) alone or a mix."""
+        mine = set(reduced) & self.rvars
+        if not mine:
+            return None
+        if mine == {self.rvar}:
+            return (self.rvar,)
+        if len(self.parts) == 2 and mine == set(self.parts):
+            return self.parts
+        if len(self.parts) == 2 and mine == {self.parts[0]}:
+            return (self.parts[0],)
+        raise Refusal(f"{name} reduces over {', '.join(sorted(mine))} of {self.rank}: a reduction within "
+                      f"a block ({self.parts[1] if self.parts else self.rvar} alone) or over the whole rank "
+                      "and a part together is not rewritten")
+
+    def within(self) -> tuple[str, ...]:
+        """The variables of the current reduction inside one tile (m0), none for a reduction over
+        the blocks (m1) alone."""
+        if self.parts and self.stream == (self.parts[0],):
+            return ()
+        return (self.tile[1],)
+
     def rewrite_einsum(self, e: Einsum, rules: set, matches: list) -> Einsum:
         """The new definition of reduction `e` (helpers go to `pending`)."""
         out_vars = tuple(str(s) for i in e.lhs for s in sorted(sympy.sympify(i).free_symbols, key=str)
@@ -526,12 +605,10 @@ class Rewriter:
             raise Refusal(f"{e.name} is a recurrence that needs a global of a previous pass")
         if len(set(e.lhs)) != len(e.lhs) or not all(isinstance(i, sympy.Symbol) for i in e.lhs):
             raise Refusal(f"{e.name}: left-hand indices that are not distinct variables are not supported")
-        implicit_r = e.implicit_vars & self.rvars
-        if implicit_r - {self.rvar}:
-            raise Refusal(f"{e.name} reduces over the partition variables "
-                          f"{', '.join(sorted(implicit_r))}: only a reduction over {self.rvar} is rewritten")
+        implicit_stream = self.stream_of(e.name, e.implicit_vars)
         space = tuple(out_vars) + tuple(sorted(e.implicit_vars))
-        if implicit_r:
+        if implicit_stream is not None:
+            self.stream = implicit_stream
             value = self.reduction("sum", tuple(sorted(e.implicit_vars)), e.expr, list(e.where),
                                    out_vars, e.name, rules, matches)
             keep_where = tuple(c for c in e.where if not (self._where_vars([c]) & e.implicit_vars))
@@ -541,13 +618,10 @@ class Rewriter:
         explicit = e.reduced_vars - e.implicit_vars
 
         def reduce(node: Reduce):
-            if self.rvar not in node.vars:
-                if set(node.vars) & self.rvars:
-                    raise Refusal(f"{e.name} reduces over {', '.join(node.vars)}: only a reduction "
-                                  f"over {self.rvar} is rewritten")
+            stream = self.stream_of(e.name, node.vars)
+            if stream is None:
                 return None
-            if set(node.vars) & self.rvars - {self.rvar}:
-                raise Refusal(f"{e.name} reduces over {', '.join(node.vars)} together")
+            self.stream = stream
             # the reduction's own mask and the conjuncts of e.where the parser copied into it
             mine = list(node.where)
             if node.k is not None and self.late_reads(node.k):
@@ -556,7 +630,7 @@ class Rewriter:
                                   rules, matches)
 
         value = to_sympy(e.expr, self.atoms, read=lambda a: self.read(a, []), reduce=reduce)
-        value = self.hoist(value.subs(self.aliases), out_vars)
+        value = self.hoist(normalise(value.subs(self.aliases)), out_vars)
         self._alias(e, value)
         keep_where = tuple(c for c in e.where if not (self._where_vars([c]) & explicit))
         return _einsum(e.name, e.lhs, to_ast(value, self.atoms, self.variables), keep_where)
@@ -576,22 +650,20 @@ class Rewriter:
                 out.append(Emitted(e, "original"))
                 continue
             rules: set = set()
-            self.pending = []
-            mark = (dict(self.sums), dict(self.running), set(self.taken), dict(self.x_tensors),
-                    dict(self.factors), dict(self.aliases), self.tiled, len(matches))
-            try:
-                try:
-                    new = self.rewrite_einsum(e, rules, matches)
-                except (TypeError, ValueError, AttributeError, KeyError, NotImplementedError) as err:
-                    # a construct the algebra or a rule does not know (a newer language)
-                    raise Refusal(f"{e.name} uses a construct the rules do not handle ({err})") from err
-            except Refusal as why:  # undo what the failed rewrite registered
-                (self.sums, self.running, self.taken, self.x_tensors, self.factors, self.aliases,
-                 self.tiled, kept) = mark
-                del matches[kept:]
-                refused[e.name] = str(why)
+            new, why = None, None
+            for level in range(1, info.pass_):  # the earliest pass it can move into
+                new, failed = self._attempt(e, level, rules, matches)
+                if new is not None:
+                    break
+                why = why or failed  # the reason it cannot reach pass 1 is the one to report
+            self.level = 1
+            if new is None:
+                refused[e.name] = why
                 out.append(Emitted(e, "original", f"not rewritten: {why}"))
                 continue
+            if level > 1:
+                refused[e.name] = (f"its sums stream in pass {level} instead of {info.pass_} "
+                                   f"(partly fused); not in pass 1 because: {why}")
             out.extend(self.pending)
             order = [r for r in ("inlined", "deferred normalisation", "running extremum",
                                  "multiplicative correction", "moments (running sums of powers)")
@@ -602,8 +674,9 @@ class Rewriter:
                                "multiplicative correction" in rules))
         out = self._replace_matched_extrema(out, matches)
         out = _ordered(_live(self.cascade, out))
+        outside = _read_outside_reductions(out) | set(self.cascade.outputs)
         for e in self.cascade.einsums:
-            if (not e.is_initial and self.is_late_streamed(e.name)
+            if (not e.is_initial and self.is_late_streamed(e.name) and e.name in outside
                     and any(x.einsum.name == e.name for x in out)):
                 refused.setdefault(e.name, f"{e.name} keeps {self.rvar} and needs a global of a previous "
                                    "pass; it is an output or read outside a reduction, so its "
@@ -611,6 +684,25 @@ class Rewriter:
         notes = [f"{self.show(sym)} = {'' if sign > 0 else '-'}{rmax.rm} at its last index"
                  for sym, rmax, sign, _ in matches]
         return Rewrite(out, self.tiled, all_rules, rewritten, refused, sorted(set(notes)))
+
+    def _attempt(self, e: Einsum, level: int, rules: set, matches: list) -> tuple[Einsum | None, str]:
+        """Rewrite reduction `e` so that its sums stream in pass `level`; on a Refusal, undo what
+        the attempt registered and return (None, the reason). A `RuleError` (a node a rule does
+        not accept: a bug, not a property of the cascade) propagates."""
+        self.level = level
+        self.stream = (self.rvar,)
+        self.pending = []
+        mark = (dict(self.sums), dict(self.running), set(self.taken), dict(self.x_tensors),
+                dict(self.factors), dict(self.aliases), self.tiled, len(matches), dict(self.made_in))
+        tried = set(rules)
+        try:
+            return self.rewrite_einsum(e, rules, matches), ""
+        except Refusal as why:
+            (self.sums, self.running, self.taken, self.x_tensors, self.factors, self.aliases,
+             self.tiled, kept, self.made_in) = mark
+            del matches[kept:]
+            rules.intersection_update(tried)
+            return None, str(why)
 
     def _replace_matched_extrema(self, out: list[Emitted], matches: list) -> list[Emitted]:
         """A global max (min) over m equal to a running maximum is read from it after the last
@@ -636,9 +728,10 @@ class Rewriter:
         found = correction.extremum_of(self, Access(e.name, tuple(e.lhs)))
         if found is None:
             return None
-        op, body, where = found
+        op, body, where, reduced = found
         for rmax in self.running.values():
-            if where != rmax.where or set(rmax.pv) != {str(i) for i in e.lhs}:
+            if (where != rmax.where or set(rmax.pv) != {str(i) for i in e.lhs}
+                    or set(reduced) != {*rmax.stream, *rmax.inner}):
                 continue
             final = rmax.final()
             if op == "max" and sympy.expand(body - rmax.x) == 0:
@@ -686,6 +779,33 @@ def _live(cascade: Cascade, items: list[Emitted]) -> list[Emitted]:
         live.add(name)
         stack.extend(reads.get(name, ()))
     return [item for item in items if item.einsum.name in live]
+
+
+def _plain_sum(e: Einsum) -> tuple[Node, tuple] | None:
+    """(body, conditions) of an Einsum that is one sum: `S[..] = sum(v: B where c)` or an
+    implicit sum; None for anything else (other reductions, a sum inside an expression)."""
+    if isinstance(e.expr, Reduce):
+        if e.expr.op != "sum" or e.expr.k is not None or e.implicit_vars:
+            return None
+        return e.expr.body, tuple(e.where) + tuple(e.expr.where)
+    if e.implicit_vars and not any(isinstance(n, Reduce) for n in walk(e.expr)):
+        return e.expr, tuple(e.where)
+    return None
+
+
+def _read_outside_reductions(items: list[Emitted]) -> set[str]:
+    """Tensors some Einsum of `items` reads elementwise (not only inside a reduction)."""
+    out: set[str] = set()
+    for item in items:
+        stack = [item.einsum.expr, *item.einsum.where]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Reduce):
+                continue
+            if isinstance(node, Access):
+                out.add(node.tensor)
+            stack.extend(children(node))
+    return out
 
 
 def _nodes(e: Einsum):

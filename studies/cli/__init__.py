@@ -48,6 +48,7 @@ COMMAND_MODULES = [
     "studies.cli.sweep",
     "studies.cli.fuse",
     "studies.cli.simulate",
+    "studies.cli.bound",
 ]
 
 

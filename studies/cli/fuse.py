@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported when the command runs, not to build the parser
 # tokens with 256-key tiles (as the taxonomy report).
 DEFAULT_SIZES = {"E": 64, "F": 64, "M": 4096, "P": 4096, "N": 64, "W": 256, "D": 64}
 EXIT_REFUSED = 3
+DEFAULT_BLOCK = 64  # keys per tile when --block gives no number (einsum_cascade.fuse.DEFAULT_BLOCK_SIZE)
 
 
 def _block(arg: str | None) -> tuple[str | None, int | None]:
@@ -52,7 +53,7 @@ def overhead_sizes(result: FuseResult, sizes: dict[str, float], block_value: int
     out.update(sizes)
     tile = result.block
     if tile and tile not in out:
-        out[tile] = block_value or 256
+        out[tile] = block_value or result.block_size or DEFAULT_BLOCK
     for param in result.original.params:
         out.setdefault(param, 1)  # a param changes a count only inside a where clause
     names = set(result.original.size_names) | set(result.original.params) | {tile}
@@ -126,7 +127,8 @@ def format_result(result: FuseResult, sizes: dict[str, float], out_path: str | N
             lines.append(f"stops at {result.passes_after} passes:")
             for k, chain in result.chains_left.items():
                 if chain:
-                    lines.append(f"  pass {k} is still forced by {' -> '.join(chain)}")
+                    lines.append(f"  pass {k} is still forced by {' -> '.join(chain)}"
+                                 + (f" (why: {result.why_left[k]})" if k in result.why_left else ""))
     for name, why in result.reasons.items():
         lines.append(f"  {'refused' if result.status == 'refused' else 'not fused'}: {name}: {why}")
     if out_path and result.status == "reduced":
@@ -142,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--rank {args.rank}: not a rank of {args.file} (ranks: {', '.join(cascade.ranks)})")
     name, value = _block(args.block)
     sizes = parse_sizes(args.size)
-    result = fuse(cascade, args.rank, block=name, check=not args.no_check)
+    result = fuse(cascade, args.rank, block=name, check=not args.no_check, block_size=value)
     at = overhead_sizes(result, sizes, value)
     if args.output and result.status in ("reduced", "minimal"):
         Path(args.output).write_text(result.text)
