@@ -115,10 +115,17 @@ def _substitute(data: Any, params: Mapping[str, Any], file: str, path: str = "")
     return data
 
 
-# -- the schema (pydantic v2): types and ranges; cross-references are checked after it -----------
-Count = Annotated[int, Field(gt=0, strict=True)]
-Positive = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
-NonNeg = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+# -- the schema (pydantic v2): types and physical ranges; cross-references are checked after it ----
+# Upper bounds are far beyond any real design (they refuse absurd magnitudes, which would make
+# results overflow or searches run for ever), lower bounds refuse zero where it divides.
+Count = Annotated[int, Field(gt=0, le=2 ** 40, strict=True)]  # PEs per side, depth, banks, bits
+Positive = Annotated[float, Field(gt=0, le=1e18, strict=True, allow_inf_nan=False)]
+NonNeg = Annotated[float, Field(ge=0, le=1e18, strict=True, allow_inf_nan=False)]
+ClockHz = Annotated[float, Field(ge=1e3, le=1e12, strict=True, allow_inf_nan=False)]  # 1 kHz .. 1 THz
+WordBytes = Annotated[int, Field(gt=0, le=64, strict=True)]
+CapacityBytes = Annotated[int, Field(gt=0, le=2 ** 50, strict=True)]  # at most 1 PiB on chip
+BandwidthBps = Annotated[float, Field(ge=1e3, le=1e16, strict=True, allow_inf_nan=False)]  # 1 kB/s .. 10 PB/s
+RESERVED_UNIT_NAMES = ("dram", "buffer")  # component names of the energy and busy breakdowns
 
 
 class _Model(BaseModel):
@@ -146,7 +153,7 @@ class _UnitDoc(_Model):
 
 
 class _BufferDoc(_Model):
-    capacity_bytes: Count
+    capacity_bytes: CapacityBytes
     width_bits: Count
     banks: Count
     read_pj: NonNeg
@@ -155,7 +162,7 @@ class _BufferDoc(_Model):
 
 
 class _DramDoc(_Model):
-    bandwidth_bytes_per_s: Positive
+    bandwidth_bytes_per_s: BandwidthBps
     pj_per_byte: NonNeg
 
 
@@ -163,8 +170,8 @@ class ArchitectureDoc(_Model):
     """The schema of an architecture file (units as in the module docstring)."""
     kind: Optional[Literal["accelerator"]] = None  # what the file describes (mappings/targets/)
     name: str
-    clock_hz: Positive
-    word_bytes: Count
+    clock_hz: ClockHz
+    word_bytes: WordBytes
     action_pj: dict[str, NonNeg]
     area_um2: dict[str, NonNeg]
     units: dict[str, _UnitDoc] = Field(min_length=1)
@@ -183,7 +190,7 @@ def _schema_error(file: str, err: ValidationError) -> ArchError:
     loc = [str(x) for x in first["loc"] if not str(x).startswith("function-")]
     field = ".".join(loc) or "<top>"
     if first["type"] in ("int_type", "float_type", "int_from_float", "finite_number", "greater_than",
-                         "greater_than_equal"):
+                         "greater_than_equal", "less_than_equal", "less_than"):
         msg = f"{first['msg'].lower()}, got {first.get('input')!r}"
     else:
         msg = _MESSAGES.get(first["type"], first["msg"])
@@ -194,6 +201,9 @@ def build_unit(file: str, path: str, uname: str, u: _UnitDoc, action_pj: Mapping
                area_um2: Mapping[str, float]) -> PEArray:
     """A PEArray from its validated document; hardware and actions checked against the tables
     (errors name `file` and the dotted field under `path`)."""
+    if uname in RESERVED_UNIT_NAMES:
+        raise ArchError(file, path, f"a unit may not be called {uname!r} (reserved: the names "
+                                    f"{', '.join(RESERVED_UNIT_NAMES)} are components of the breakdowns)")
     for hw in u.hardware:
         if hw not in area_um2:
             raise ArchError(file, f"{path}.hardware", f"unknown unit {hw!r} (not in area_um2)")

@@ -32,6 +32,7 @@ from archsim.config import Architecture
 from archsim.energy import energy_breakdown
 from archsim.errors import ScheduleError
 from archsim.result import Result, run
+from mappings.divisors import divisors
 from mappings.scheduler import _cache, _structure, build_schedule, ops_at
 from mappings.spec import MappingSpec
 from mappings.work import MappingError, cost_on_unit, fuse_operators
@@ -58,7 +59,9 @@ def _allowed(c: ec.Cascade, arch: Architecture, sizes: dict, rank: str) -> tuple
     for r in c.ranks.values():
         if len(r.parts) == 2 and r.parts[-1] not in probe:
             inner = min(u.rows for u in arch.units.values() if u.rows > 1) if any(u.rows > 1 for u in arch.units.values()) else 1
-            inner = math.gcd(int(probe[r.name]), inner)  # a block size that divides the rank (at most its size)
+            whole = int(probe[r.name]) if r.name in probe else None
+            if whole and whole % inner:  # a 3-row array and M = 4096: probe with the largest tile that divides M
+                inner = max(d for d in divisors(whole) if d <= inner)
             probe[r.parts[-1]] = inner
             probe[r.parts[0]] = probe[r.name] // inner
     ops = ops_at(c, probe, masked=True)
@@ -247,14 +250,16 @@ def search(c: ec.Cascade, arch: Architecture, sizes: dict, objective: str = "lat
     for bound, joules, _, spec, sched in scored[:MAX_SIMULATED]:
         try:
             res = run(sched, arch, "steady", configuration="auto")
-        except ScheduleError:
+        except ScheduleError as err:
+            errors.append(str(err))
             continue
         simulated += 1
         value = {"latency": res.cycles, "energy": res.joules, "edp": res.cycles * res.joules}[objective]
         if best is None or value < best[0] * (1 - 1e-9):
             best = (value, spec, res)
     if best is None:
-        raise MappingError(f"auto mapping: no candidate mapping of {c.name} runs on {arch.name}")
+        raise MappingError(f"auto mapping: no candidate mapping of {c.name} runs on {arch.name}"
+                           + (f" (e.g. {errors[-1]})" if errors else ""))
     found = Found(best[1], best[2], n, simulated)
     memo[key] = found
     return found

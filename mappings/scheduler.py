@@ -41,6 +41,7 @@ from einsum_cascade.numeric_cost import numeric_cost
 
 from archsim.config import Architecture, PEArray
 from archsim.schedule import Schedule, Segment, TileOp, parse_dep
+from mappings.divisors import divisors
 from mappings.masks import mask_pair_counts, tile_classes
 from mappings.spec import MappingSpec, SpecError
 from mappings.work import MappingError, cost_on_unit, fuse_operators
@@ -255,6 +256,9 @@ class _Ctx:
         if self.T <= 0 or self.N % self.T:
             raise SpecError(f"{spec.source}: tile: {self.T} keys per tile does not divide {spec.rank} = {self.N}")
         self.n_tiles = self.N // self.T
+        if spec.query_rank != "P" and spec.query_rank not in cascade.ranks:  # "P" (default): none if absent
+            raise SpecError(f"{spec.source}: query_rank: {cascade.name} has no rank {spec.query_rank!r} "
+                            f"(ranks: {', '.join(cascade.ranks)})")
         self.qr = spec.query_rank if spec.query_rank in cascade.ranks else None
         if self.qr and cascade.ranks[self.qr].parts:
             raise SpecError(f"{spec.source}: query_rank: {cascade.name} splits {self.qr} into "
@@ -471,10 +475,22 @@ def query_group_rows(ctx: _Ctx) -> int:
                 2 * _stage_peak(ctx, rows * 2) <= cap // 2:
             rows *= 2
         return rows
-    for d in sorted((d for d in range(1, nblocks + 1) if nblocks % d == 0 and nblocks // d >= spec.min_blocks),
-                    reverse=True):
-        if ctx.lockstep * _resident_bytes(ctx, d * qb) + _staging_bytes(ctx, d * qb) <= cap:
-            return d * qb
+    try:
+        candidates = divisors(nblocks)  # by factorisation: P may be 1e30
+    except ValueError as err:
+        raise SpecError(f"{spec.source}: query_group: {ctx.qr} = {P}: {err}") from None
+    allowed = [d for d in candidates if nblocks // d >= spec.min_blocks]  # ascending
+    # the bytes held grow with the rows (word counts are products of sizes): the divisors that fit are
+    # a prefix of `allowed`, and bisection finds the largest in log2(len) tries instead of len
+    lo, hi = 0, len(allowed)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ctx.lockstep * _resident_bytes(ctx, allowed[mid] * qb) + _staging_bytes(ctx, allowed[mid] * qb) <= cap:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo:
+        return allowed[lo - 1] * qb
     raise SpecError(f"{spec.source}: query_group: one {qb}-row query block ({_resident_bytes(ctx, qb):.0f} B held "
                     f"+ {_staging_bytes(ctx, qb):.0f} B per tile) does not fit the "
                     f"{cap} B buffer of {ctx.arch.name}")

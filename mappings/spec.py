@@ -31,17 +31,20 @@ Fields (all optional but `name`; see docs/mapping.md for the full format):
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
+from pydantic import model_validator
 
 from archsim.yamlio import YamlFileError, load_yaml_file
 from mappings.work import MappingError
 
 SPEC_DIR = Path(__file__).parent / "specs"
-TileSize = Union[int, str]
+TileSize = Union[StrictInt, str]
+MAX_STALL = 1000.0  # stall factor: at most 1000 x an Einsum's cycles per tile
 
 
 class SpecError(MappingError):
@@ -58,7 +61,27 @@ class BindingRule(BaseModel):
 class Variant(BaseModel):
     """Overrides applied when every `when` size matches (a value, or an inclusive [lo, hi])."""
     model_config = ConfigDict(extra="allow")
-    when: dict[str, Union[float, list[float]]]
+    when: dict[str, Union[StrictFloat, StrictInt, list[Union[StrictFloat, StrictInt]]]]
+
+    @field_validator("when")
+    @classmethod
+    def _ranges(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("empty: a variant needs at least one size to match")
+        for k, want in v.items():
+            if isinstance(want, list) and (len(want) != 2 or want[0] > want[1]):
+                raise ValueError(f"{k}: a range is [lo, hi] with lo <= hi, got {want}")
+        return v
+
+    @model_validator(mode="after")
+    def _fields(self) -> "Variant":
+        extra = self.model_extra or {}
+        for k in extra:
+            if k in ("variants", "name", "source") or k not in MappingSpec.model_fields:
+                what = "variants do not nest" if k == "variants" else f"not a field a variant can set"
+                raise ValueError(f"{k}: {what} (fields: "
+                                 f"{', '.join(f for f in MappingSpec.model_fields if f not in ('variants', 'source'))})")
+        return self
 
 
 class MappingSpec(BaseModel):
@@ -93,7 +116,7 @@ class MappingSpec(BaseModel):
     @classmethod
     def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
         for k, f in v.items():
-            if not 0.0 <= f <= 1.0:
+            if not 0.0 <= f <= 1.0:  # false for NaN too
                 raise ValueError(f"{k}: a spilled fraction must be in [0, 1], got {f}")
         return v
 
@@ -101,11 +124,11 @@ class MappingSpec(BaseModel):
     @classmethod
     def _stalls(cls, v: dict[str, float]) -> dict[str, float]:
         for k, f in v.items():
-            if f < 0:
-                raise ValueError(f"{k}: a stall factor must not be negative, got {f}")
+            if not math.isfinite(f) or f < 0 or f > MAX_STALL:
+                raise ValueError(f"{k}: a stall factor must be in [0, {MAX_STALL}], got {f}")
         return v
 
-    @field_validator("tile", "query_group", "query_block")
+    @field_validator("tile", "query_group", "query_block", mode="before")
     @classmethod
     def _size(cls, v: TileSize) -> TileSize:
         if isinstance(v, bool) or (isinstance(v, int) and v <= 0):
@@ -117,6 +140,10 @@ class MappingSpec(BaseModel):
         if not self.variants:
             return self
         for i, v in enumerate(self.variants):
+            unknown = [k for k in v.when if k not in sizes]
+            if unknown:
+                raise SpecError(f"{self.source}: variants[{i}].when.{unknown[0]}: not a size of this cascade "
+                                f"(sizes: {', '.join(sorted(sizes))})")
             if all(_matches(sizes.get(k), want) for k, want in v.when.items()):
                 fields = {k: val for k, val in (v.model_extra or {}).items()}
                 data = self.model_dump(exclude={"variants"})
@@ -149,7 +176,7 @@ def _matches(value: float | None, want: float | list[float]) -> bool:
 def _spec_error(source: str, err: ValidationError, prefix: str = "") -> SpecError:
     first = err.errors()[0]
     field = prefix + ".".join(str(x) for x in first["loc"]) if first["loc"] else (prefix.rstrip(".") or "<top>")
-    return SpecError(f"{source}: {field}: {first['msg']}")
+    return SpecError(f"{source}: {field}: {str(first['msg']).removeprefix('Value error, ')}")
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> MappingSpec:
@@ -160,6 +187,12 @@ def parse_spec(data: Any, source: str = "<spec>") -> MappingSpec:
         spec = MappingSpec.model_validate(data)
     except ValidationError as err:
         raise _spec_error(source, err) from None
+    base = spec.model_dump(exclude={"variants"})
+    for i, v in enumerate(spec.variants):  # every variant's fields must give a valid spec
+        try:
+            MappingSpec.model_validate({**base, **(v.model_extra or {})})
+        except ValidationError as err:
+            raise _spec_error(source, err, f"variants[{i}].") from None
     return spec.model_copy(update={"source": source})
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -28,8 +28,9 @@ from mappings.scheduler import _words  # noqa: E402
 from mappings.simulation import simulate  # noqa: E402
 from mappings.work import MappingError  # noqa: E402
 from mappings.workload import make_workload, parse_length  # noqa: E402
+from studies.checked import require_finite  # noqa: E402
 from studies.errors import UsageError  # noqa: E402
-from studies.fingerprint import model_fingerprint  # noqa: E402
+from studies.sweep.journal import Journal, code_fingerprint, exclusive, journal_key  # noqa: E402
 
 ARCHS = ["fusemax-cloud", "flat-cloud"]
 LENGTHS = ["4K", "16K", "64K"]
@@ -51,7 +52,26 @@ EXTRA_SIZES = {
     # thresholds and k: illustrative; the data-dependent masks are counted as upper bounds
     "threshold_attention_refused": {"W": 5.0},
     "topk_attention": {"KK": 256},
+    # issue 19/21 variants (branch variants): ALiBi's slope of head 1 of 12 (2^(-8/12), Press et al., 2022);
+    # RetNet's smallest decay 1 - 2^-5 (Sun et al., 2023); Mamba-2's A = -1 (its init range is [-16, -1]);
+    # blocks of 256 keys (the FuseMax tile, Landmark/chunk/block sizes of the algorithm), 4 kept
+    # blocks for block-sparse; Hedgehog's feature map of D = 64; DeepSeek-V2's KV rank 512, RoPE 64;
+    # heads inside a cascade take the place of the study's 12 (MQA: 12 query heads; GQA: 3 groups of 4)
+    "alibi_attention": {"SL": 2 ** (-8 / 12)},
+    "retention": {"G": 1 - 2 ** -5},
+    "mamba2_ssd": {"AA": -1.0},
+    "landmark_attention": {"M0": 256},
+    "chunked_attention": {"M0": 256},
+    "block_sparse_attention": {"M0": 256, "NB": 4},
+    "hedgehog_attention": {"D": 64},
+    "mqa_attention": {"H": 12},
+    "gqa_causal_prefill": {"H": 4, "G": 3},
+    "gqa_decode": {"H": 4, "G": 3, "P": 1},  # decode: one query per step against the n-token cache
+    "mla_decode": {"C": 512, "R": 64, "H": 12, "P": 1},
+    # a square grid of sqrt(n) x sqrt(n) tokens, radius 3 (NAT's 7 x 7 neighbourhood, Hassani et al., 2023)
+    "neighborhood_attention_2d_tokens": lambda n: {**dict.fromkeys(("MX", "MY", "PX", "PY"), round(n ** 0.5)), "WR": 3},
 }
+HEAD_RANKS = ("H", "G")  # ranks of a cascade's own heads: the study's heads are divided by their sizes
 COLUMNS = ["cascade", "arch", "seq_len", "status", "passes", "latency_s", "energy_j", "dram_bytes", "bounding_unit",
            "util_2d", "util_1d", "candidates", "reason"]
 
@@ -59,7 +79,8 @@ COLUMNS = ["cascade", "arch", "seq_len", "status", "passes", "latency_s", "energ
 def study_sizes(c: ec.Cascade, n: int) -> dict:
     """BERT's attention shapes at n tokens for cascade `c` (plus EXTRA_SIZES)."""
     w = make_workload(MODEL, n)
-    sizes = {"M": n, "P": n, "E": w.E, "F": w.F, **EXTRA_SIZES.get(c.name, {})}
+    extra = EXTRA_SIZES.get(c.name, {})
+    sizes = {"M": n, "P": n, "E": w.E, "F": w.F, **(extra(n) if callable(extra) else extra)}
     return {k: v for k, v in sizes.items() if k in c.size_names or k in c.params}
 
 
@@ -71,15 +92,27 @@ def simulate_point(name: str, arch: str, length: str) -> dict:
     passes = ec.passes(c, "M").passes if "M" in c.ranks else None
     row = {"cascade": name, "arch": arch, "seq_len": length, "passes": passes}
     try:
-        r = simulate(c, arch, study_sizes(c, n), mapping="auto", batch=w.B, heads=w.H)
+        sizes = study_sizes(c, n)
+        heads = w.H // math.prod(int(sizes[rank]) for rank in HEAD_RANKS if rank in c.ranks)
+        r = simulate(c, arch, sizes, mapping="auto", batch=w.B, heads=heads)
     except (MappingError, ScheduleError) as err:
         return {**row, "status": "unmapped", "reason": str(err)}
-    compulsory = w.B * w.H * 2 * sum(_words(c, t, r.sizes) for t in [*c.inputs, *c.outputs])  # 2-byte words
+    known = _with_parts(c, r.sizes)
+    compulsory = w.B * heads * 2 * sum(_words(c, t, known) for t in [*c.inputs, *c.outputs])  # 2-byte words
     return {**row, "status": "ok", "latency_s": r.latency_s, "energy_j": r.energy_j,
             "dram_bytes": r.dram_bytes, "compulsory_bytes": compulsory, "bounding_unit": r.bounding_unit,
             "util_2d": r.util.get("array2d"), "util_1d": r.util.get("array1d"), "candidates": r.candidates_evaluated,
             "mapping": r.mapping, "energy_by_component": r.energy_by_component, "reason": "",
             "buffer_mib": r.result and _buffer_mib(arch)}
+
+
+def _with_parts(c: ec.Cascade, sizes: dict) -> dict:
+    """`sizes` with the outer part of each split rank (M1 = M / M0) where only the inner one is given."""
+    out = dict(sizes)
+    for rank in c.ranks.values():
+        if len(rank.parts) == 2 and rank.name in out and rank.parts[1] in out and rank.parts[0] not in out:
+            out[rank.parts[0]] = out[rank.name] // out[rank.parts[1]]
+    return out
 
 
 def _buffer_mib(arch: str) -> int:
@@ -89,9 +122,26 @@ def _buffer_mib(arch: str) -> int:
 
 def fingerprint() -> str:
     """The model's fingerprint and this module's source (16 hex digits)."""
-    h = hashlib.sha256(model_fingerprint().encode())
-    h.update(Path(__file__).read_bytes())
-    return h.hexdigest()[:16]
+    return code_fingerprint(Path(__file__))
+
+
+def check_point(p: dict) -> str | None:
+    """The problem of a journalled point (None if sound): its identity and status, and for a mapped
+    point finite, positive latency and energy and non-negative DRAM bytes."""
+    for f in ("cascade", "arch", "seq_len"):
+        if not isinstance(p.get(f), str):
+            return f"{f}: expected a name, got {p.get(f)!r}"
+    if p.get("status") not in ("ok", "unmapped"):
+        return f"status: expected ok or unmapped, got {p.get('status')!r}"
+    if p["status"] == "unmapped":
+        return None if isinstance(p.get("reason"), str) else "reason: expected the reason"
+    for f, positive in (("latency_s", True), ("energy_j", True), ("dram_bytes", False), ("compulsory_bytes", False)):
+        v = p.get(f)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (positive and v == 0):
+            return f"{f}: expected a {'positive' if positive else 'non-negative'} number, got {v!r}"
+    if not isinstance(p.get("mapping"), dict):
+        return "mapping: expected the mapping used"
+    return None
 
 
 def run_study(out: Path, cascades: list[str] | None = None, archs: list[str] | None = None,
@@ -104,31 +154,28 @@ def run_study(out: Path, cascades: list[str] | None = None, archs: list[str] | N
     archs, lengths = archs or ARCHS, lengths or LENGTHS
     for n in lengths:
         parse_length(n)
-    out.mkdir(parents=True, exist_ok=True)
-    cache, fp = out / "points.jsonl", fingerprint()
-    done = {}
-    if cache.exists():
-        for line in cache.read_text().splitlines():
-            try:
-                p = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(p, dict) and p.get("fingerprint") == fp:
-                done[(p["cascade"], p["arch"], p["seq_len"])] = p
-    todo = [(c, a, n) for c in names for a in archs for n in lengths]
-    with cache.open("a") as f:
-        if f.tell() and not cache.read_bytes().endswith(b"\n"):
-            f.write("\n")
-        for key in progress_bar(todo, desc="cascades", disable=not progress):
-            if key in done:
-                continue
-            p = simulate_point(*key)
-            p["fingerprint"] = fp
-            done[key] = p
-            f.write(json.dumps(p) + "\n")
-            f.flush()
-    points = [done[k] for k in todo]
-    write_outputs(out, points, names, archs, lengths)
+    with exclusive(out, "cascades study"):
+        journal, fp = Journal(out / "points.jsonl", check_point), fingerprint()
+        todo = [(c, a, n) for c in names for a in archs for n in lengths]
+        rows = journal.load()
+        done = {}
+        for key in todo:
+            p = rows.get(journal_key(fp, json.dumps(list(key))))
+            if p is not None and (p["cascade"], p["arch"], p["seq_len"]) == key:
+                done[key] = p
+        try:
+            for key in progress_bar(todo, desc="cascades", disable=not progress):
+                if key in done:
+                    continue
+                p = simulate_point(*key)
+                require_finite(p, f"cascades point {' '.join(key)}")
+                p["fingerprint"] = fp
+                done[key] = p
+                journal.append(journal_key(fp, json.dumps(list(key))), p)
+        finally:
+            journal.close()
+        points = [done[k] for k in todo]
+        write_outputs(out, points, names, archs, lengths)
     return points
 
 

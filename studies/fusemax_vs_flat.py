@@ -17,14 +17,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
-import multiprocessing
 import os
-import signal
 import statistics
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib
@@ -40,8 +36,10 @@ from archsim.result import reprice, run  # noqa: E402
 from mappings import get_mapping  # noqa: E402
 from mappings.gemm import run_layer_gemms  # noqa: E402
 from mappings.workload import load_models, make_workload, parse_length  # noqa: E402
+from studies.checked import require_finite  # noqa: E402
 from studies.errors import UsageError  # noqa: E402
-from studies.fingerprint import model_fingerprint  # noqa: E402
+from studies.sweep.journal import Journal, code_fingerprint, exclusive, journal_key  # noqa: E402
+from studies.sweep.pool import pool_map  # noqa: E402
 
 MODELS = ["BERT", "TrXL", "T5", "XLM"]
 LENGTHS = ["1K", "4K", "16K", "64K", "256K", "1M"]
@@ -96,24 +94,37 @@ def _index(points: list[dict]) -> dict[tuple[str, str, str, str], dict]:
 
 def points_fingerprint() -> str:
     """Fingerprint of what computes a point: the model's code and data and this module (16 hex digits)."""
-    digest = hashlib.sha256(model_fingerprint().encode())
-    digest.update(Path(__file__).read_bytes())
-    return digest.hexdigest()[:16]
+    return code_fingerprint(Path(__file__))
 
 
-def _cached_points(cache: Path, fingerprint: str) -> dict[tuple[str, str, str, str], dict]:
-    """Points of `cache` (JSON lines) computed under `fingerprint`; points of another model and a
-    line cut short by an interrupted run are left out (they are simulated again)."""
+def _journal_key(key: tuple[str, str, str, str], fingerprint: str) -> str:
+    return journal_key(fingerprint, json.dumps(list(key)))
+
+
+def check_point(p: dict) -> str | None:
+    """The problem of a journalled point (None if sound): its identity fields and finite, positive
+    latency and energies, non-negative DRAM bytes."""
+    for f in ("kind", "model", "seq_len", "config"):
+        if not isinstance(p.get(f), str):
+            return f"{f}: expected a name, got {p.get(f)!r}"
+    if p["kind"] not in ("attention", "gemm"):
+        return f"kind: expected attention or gemm, got {p['kind']!r}"
+    for f, positive in (("latency_s", True), ("energy_j", True), ("energy_j_artifact", True), ("dram_bytes", False)):
+        v = p.get(f)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (positive and v == 0):
+            return f"{f}: expected a {'positive' if positive else 'non-negative'} number, got {v!r}"
+    return None
+
+
+def _cached_points(journal: Journal, fingerprint: str, todo: list) -> dict[tuple[str, str, str, str], dict]:
+    """Points of the journal computed under `fingerprint` whose identity is theirs; points of another
+    model, unsound lines and a line cut short by an interrupted run are left out (simulated again)."""
+    rows = journal.load()
     done = {}
-    if not cache.exists():
-        return done
-    for line in cache.read_text().splitlines():
-        try:
-            p = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(p, dict) and p.get("model_fingerprint") == fingerprint:
-            done[_point_key(p)] = p
+    for key in todo:
+        p = rows.get(_journal_key(key, fingerprint))
+        if p is not None and _point_key(p) == key:
+            done[key] = p
     return done
 
 
@@ -128,12 +139,8 @@ def _simulate_key(key: tuple[str, str, str, str]) -> dict:
 def default_workers() -> int:
     """Workers of a study run: the free cores (this process's cores less the load average), at
     least 1, at most os.cpu_count(); 1 (serial) when at most one core is free."""
-    from studies.sweep.exec import free_cores
+    from studies.sweep.pool import free_cores
     return max(1, min(free_cores(), os.cpu_count() or 1))
-
-
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
 
 
 def _simulate_all(keys: list[tuple[str, str, str, str]], workers: int) -> Iterator[dict]:
@@ -141,15 +148,8 @@ def _simulate_all(keys: list[tuple[str, str, str, str]], workers: int) -> Iterat
     if workers <= 1 or len(keys) <= 1:
         yield from map(_simulate_key, keys)
         return
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload([__name__])
-    pool = ProcessPoolExecutor(min(workers, len(keys)), mp_context=ctx, initializer=_ignore_sigint)
-    try:
-        yield from pool.map(_simulate_key, keys)  # results in submission order
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    for _, p in pool_map(_simulate_key, keys, workers, preload=[__name__], ordered=True):
+        yield p
 
 
 def run_study(out: Path, models: list[str] | None = None, lengths: list[str] | None = None,
@@ -168,35 +168,35 @@ def run_study(out: Path, models: list[str] | None = None, lengths: list[str] | N
             raise UsageError(f"--models: unknown model {m!r} (known: {', '.join(known)})")
     for n in lengths:
         parse_length(n)
-    out.mkdir(parents=True, exist_ok=True)
-    cache = out / "points.jsonl"
-    fingerprint = points_fingerprint()
-    done = _cached_points(cache, fingerprint)
-    arch_of = {c: get_mapping(c).default_arch for c in CONFIGS}
-    todo = [("attention", m, n, c) for m in models for n in lengths for c in CONFIGS] + \
-           [("gemm", m, n, a) for m in models for n in lengths for a in sorted(set(arch_of.values()))]
-    with cache.open("a") as f:
-        if f.tell() and not cache.read_bytes().endswith(b"\n"):
-            f.write("\n")  # end a line cut short, so that the next point starts a line of its own
+    with exclusive(out, "fusemax-vs-flat study"):
+        journal = Journal(out / "points.jsonl", check_point)
+        fingerprint = points_fingerprint()
+        arch_of = {c: get_mapping(c).default_arch for c in CONFIGS}
+        todo = [("attention", m, n, c) for m in models for n in lengths for c in CONFIGS] + \
+               [("gemm", m, n, a) for m in models for n in lengths for a in sorted(set(arch_of.values()))]
+        done = _cached_points(journal, fingerprint, todo)
         missing = [key for key in todo if key not in done]
         bar = tqdm(zip(missing, _simulate_all(missing, workers)), total=len(missing),
                    desc="fusemax-vs-flat", disable=not progress)
-        for key, p in bar:
-            p["model_fingerprint"] = fingerprint
-            done[key] = p
-            f.write(json.dumps(p) + "\n")
-            f.flush()
-    points = [done[("attention", m, n, c)] for m in models for n in lengths for c in CONFIGS]
-    for m in models:
-        for n in lengths:
-            for c in CONFIGS:
-                a = done[("attention", m, n, c)]
-                g = done[("gemm", m, n, arch_of[c])]
-                points.append({"kind": "end2end", "model": m, "seq_len": n, "config": c,
-                               "latency_s": a["latency_s"] + g["latency_s"], "energy_j": a["energy_j"] + g["energy_j"],
-                               "energy_j_artifact": a["energy_j_artifact"] + g["energy_j_artifact"],
-                               "dram_bytes": a["dram_bytes"] + g["dram_bytes"], "util_2d": None, "util_1d": None})
-    write_outputs(out, points, models, lengths)
+        try:
+            for key, p in bar:
+                require_finite(p, f"fusemax-vs-flat point {' '.join(key)}")
+                p["model_fingerprint"] = fingerprint
+                done[key] = p
+                journal.append(_journal_key(key, fingerprint), p)
+        finally:
+            journal.close()
+        points = [done[("attention", m, n, c)] for m in models for n in lengths for c in CONFIGS]
+        for m in models:
+            for n in lengths:
+                for c in CONFIGS:
+                    a = done[("attention", m, n, c)]
+                    g = done[("gemm", m, n, arch_of[c])]
+                    points.append({"kind": "end2end", "model": m, "seq_len": n, "config": c,
+                                   "latency_s": a["latency_s"] + g["latency_s"], "energy_j": a["energy_j"] + g["energy_j"],
+                                   "energy_j_artifact": a["energy_j_artifact"] + g["energy_j_artifact"],
+                                   "dram_bytes": a["dram_bytes"] + g["dram_bytes"], "util_2d": None, "util_1d": None})
+        write_outputs(out, points, models, lengths)
     return points
 
 

@@ -19,7 +19,11 @@ from einsum_cascade.fuse import FuseResult, fuse
 # Params (W window, S sinks, B bias, G gain, L and LAM the differential lambda) are illustrative
 # values; they do not change a cascade's passes.
 TAXONOMY_SIZES = {"E": 64, "F": 64, "M": 4096, "P": 4096, "M0": 256, "P0": 256, "N": 64, "W": 256,
-                  "B": 0.0, "G": 1.0, "L": 0.5, "LAM": 0.5, "S": 4, "D": 64, "KK": 256}
+                  "B": 0.0, "G": 1.0, "L": 0.5, "LAM": 0.5, "S": 4, "D": 64, "KK": 256,
+                  # issue 19/21 variants: ALiBi slope SL, Mamba-2's AA, kept blocks NB, 2D grid
+                  # 64 x 64 with radius WR, query heads H per KV group, MLA's latent C (its RoPE dim R unset)
+                  "SL": 0.5, "AA": -1.0, "NB": 4, "MX": 64, "MY": 64, "PX": 64, "PY": 64, "WR": 3,
+                  "H": 4, "C": 512}
 
 # The latency columns: BERT-base heads (E = F = 64) at 64K tokens (M = P = 65,536) on the
 # fusemax-cloud architecture, the generic mapper's `auto` mapping (objective latency), one

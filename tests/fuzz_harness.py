@@ -103,6 +103,13 @@ def materialise(case: dict, folder: Path) -> list[str]:
             path.symlink_to(spec["symlink"].replace("{dir}", str(folder)))
         elif "dir" in spec:
             path.mkdir(exist_ok=True)
+        elif "generate" in spec:  # a large file: head + unit * count + tail (kept small in the corpus)
+            g = spec["generate"]
+            path.write_text(g["head"] + g["unit"] * g["count"] + g["tail"], encoding="utf-8")
+        elif "fifo" in spec:  # a named pipe: reading it would block until a writer comes
+            if path.exists() or path.is_symlink():
+                path.unlink()
+            os.mkfifo(path)
     return [a.replace("{dir}", str(folder)) for a in case["argv"]]
 
 

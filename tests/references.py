@@ -219,3 +219,149 @@ def flow_attention(q, k, v) -> np.ndarray:
     values = v * competition[None, :]                                # [f,m]
     out = (values @ phi_k.T) @ phi_q / incoming[None, :]             # [f,p]
     return out * (1 / (1 + np.exp(-conserved_in)))[None, :]
+
+
+# -- issue 19 variants and issue 21 kernel families (branch variants) ---------------------------
+
+def squared_relu_attention(q, k, v) -> np.ndarray:
+    """relu(Q.K)^2 / M times V (FLASH's quadratic attention)."""
+    scores = k.T @ q
+    return v @ (np.maximum(scores, 0.0) ** 2 / scores.shape[0])
+
+
+def alibi_attention(q, k, v, slope: float) -> np.ndarray:
+    """Causal softmax of Q.K - slope (p - m), the linear bias of ALiBi."""
+    m, p = k.shape[1], q.shape[1]
+    distance = np.arange(p)[None, :] - np.arange(m)[:, None]
+    scores = np.where(causal_mask(m, p), k.T @ q - slope * distance, -np.inf)
+    from scipy.special import softmax
+    return v @ softmax(scores, axis=0)
+
+
+def softpick_attention(q, k, v, eps: float = 1e-6) -> np.ndarray:
+    """Causal softpick: relu(e^s - 1) / (sum over visible keys |e^s - 1| + eps), by the definition."""
+    mask = causal_mask(k.shape[1], q.shape[1])
+    shifted = np.where(mask, np.expm1(k.T @ q), 0.0)
+    return v @ (np.maximum(shifted, 0.0) / (np.abs(shifted).sum(axis=0, keepdims=True) + eps))
+
+
+def pattention(q, k, v) -> np.ndarray:
+    """TokenFormer's Pattention: gelu(A sqrt(M) / ||A[:,p]||_2) V with A = K^T Q, exact (erf) GELU."""
+    from scipy.special import erf
+    scores = k.T @ q
+    scaled = scores * np.sqrt(scores.shape[0]) / np.linalg.norm(scores, axis=0, keepdims=True)
+    return v @ (0.5 * scaled * (1.0 + erf(scaled / np.sqrt(2.0))))
+
+
+def hedgehog_attention(q, k, v, w) -> np.ndarray:
+    """Linear attention with phi(x) = [softmax(Wx), softmax(-Wx)] over the features, computed quadratically."""
+    from scipy.special import softmax
+
+    def phi(x):
+        return np.vstack([softmax(w @ x, axis=0), softmax(-(w @ x), axis=0)])
+    weights = phi(k).T @ phi(q)                                    # [m, p]
+    return v @ (weights / weights.sum(axis=0, keepdims=True))
+
+
+def grouped_query_attention(q, k, v, causal: bool) -> np.ndarray:
+    """q[e,h,g,p] against k[e,g,m], v[f,g,m]: softmax attention per query head, its group's K and V."""
+    e, h, g, p = q.shape
+    out = np.zeros((v.shape[0], h, g, p))
+    mask = causal_mask(k.shape[2], p) if causal else None
+    for gi in range(g):
+        for hi in range(h):
+            out[:, hi, gi, :] = softmax_attention(q[:, hi, gi, :], k[:, gi, :], v[:, gi, :], mask=mask)
+    return out
+
+
+def selective_attention(q, k, v) -> np.ndarray:
+    """Causal softmax of s[m,p] - sum_{q < p} F[m,q], F[m,q] = relu(s[m,q]) for 0 < m < q (loops)."""
+    s = k.T @ q
+    m_n, p_n = s.shape
+    logits = np.full((m_n, p_n), -np.inf)
+    for p in range(p_n):
+        for m in range(p + 1):
+            masked = sum(max(s[m, j], 0.0) for j in range(p) if 0 < m < j)
+            logits[m, p] = s[m, p] - masked
+    from scipy.special import softmax
+    return v @ softmax(logits, axis=0)
+
+
+def landmark_attention(q, k, v, landmarks, block: int) -> np.ndarray:
+    """Weight of key m in block b: softmax within block b of Q.K times softmax over blocks of Q.L."""
+    from scipy.special import softmax
+    n_blocks = k.shape[1] // block
+    gate = softmax(landmarks.T @ q, axis=0)                        # [b, p]
+    out = np.zeros((v.shape[0], q.shape[1]))
+    for b in range(n_blocks):
+        keys = slice(b * block, (b + 1) * block)
+        out += gate[b][None, :] * softmax_attention(q, k[:, keys], v[:, keys])
+    return out
+
+
+def chunk_mask(n: int, chunk: int) -> np.ndarray:
+    """mask[m,p] = same chunk of `chunk` tokens and m <= p."""
+    keys, queries = np.arange(n)[:, None], np.arange(n)[None, :]
+    return (keys // chunk == queries // chunk) & (keys <= queries)
+
+
+def neighborhood_mask(nx: int, ny: int, radius: int) -> np.ndarray:
+    """mask[m,p] on an nx x ny grid (token = x*ny + y): |mx - px| <= r and |my - py| <= r."""
+    x, y = np.divmod(np.arange(nx * ny), ny)
+    return (np.abs(x[:, None] - x[None, :]) <= radius) & (np.abs(y[:, None] - y[None, :]) <= radius)
+
+
+def vertical_slash_mask(vertical: np.ndarray, slash: np.ndarray) -> np.ndarray:
+    """MInference: mask[m,p] = m <= p and (vertical[m] or slash[p - m])."""
+    n = len(vertical)
+    keys, queries = np.arange(n)[:, None], np.arange(n)[None, :]
+    offset = np.clip(queries - keys, 0, n - 1)
+    return (keys <= queries) & (vertical[:, None] | slash[offset])
+
+
+def block_local_mask(n: int, block: int, n_blocks: int) -> np.ndarray:
+    """mask[m,p] = key block within the n_blocks most recent blocks of the query's block, its own included."""
+    kb, qb = np.arange(n)[:, None] // block, np.arange(n)[None, :] // block
+    return (kb <= qb) & (kb > qb - n_blocks)
+
+
+def gated_delta_rule(q, k, v, a, b) -> np.ndarray:
+    """S_t = a_t S_{t-1} (I - b_t k_t k_t^T) + b_t v_t k_t^T (S: [f, e]); o_t = S_t q_t."""
+    e, f = k.shape[0], v.shape[0]
+    state = np.zeros((f, e))
+    out = np.zeros((f, q.shape[1]))
+    for t in range(q.shape[1]):
+        kt = k[:, t]
+        state = a[t] * state @ (np.eye(e) - b[t] * np.outer(kt, kt)) + b[t] * np.outer(v[:, t], kt)
+        out[:, t] = state @ q[:, t]
+    return out
+
+
+def retention(q, k, v, gamma: float) -> np.ndarray:
+    """RetNet's parallel retention: (Q K^T . D) V, D[m,p] = gamma^(p-m) for m <= p."""
+    m, p = k.shape[1], q.shape[1]
+    distance = np.arange(p)[None, :] - np.arange(m)[:, None]
+    decay = np.where(distance >= 0, gamma ** np.maximum(distance, 0), 0.0)
+    return v @ ((k.T @ q) * decay)
+
+
+def mamba2_ssd(c, b, x, dt, a: float) -> np.ndarray:
+    """SSD with a scalar decay: h_t = exp(dt_t a) h_{t-1} + dt_t b_t x_t^T; y_t = h_t^T c_t."""
+    h = np.zeros((b.shape[0], x.shape[0]))
+    y = np.zeros((x.shape[0], c.shape[1]))
+    for t in range(x.shape[1]):
+        h = np.exp(dt[t] * a) * h + dt[t] * np.outer(b[:, t], x[:, t])
+        y[:, t] = h.T @ c[:, t]
+    return y
+
+
+def mla_attention(q, qr, wuk, ckv, kr, wuv) -> np.ndarray:
+    """MLA without absorption: per head h keys WUK[:,:,h] CKV and values WUV[:,:,h]^T CKV, plus the
+    shared RoPE key KR; softmax over the cache. q[e,h,p], qr[r,h,p]; returns [f,h,p]."""
+    heads = q.shape[1]
+    out = np.zeros((wuv.shape[1], heads, q.shape[2]))
+    for h in range(heads):
+        keys = np.vstack([wuk[:, :, h] @ ckv, kr])                     # [e + r, m]
+        values = wuv[:, :, h].T @ ckv                                   # [f, m]
+        out[:, h, :] = softmax_attention(np.vstack([q[:, h, :], qr[:, h, :]]), keys, values)
+    return out

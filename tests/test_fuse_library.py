@@ -235,6 +235,16 @@ def test_default_latency_simulator_on_fusemax_cloud_at_64k():
     # the fused 1-pass cascade keeps only per-query state, so it must be faster
     three = rows["attention_3pass"]
     assert three["speedup"] > 1 and three["reason_before"] is None
-    # the layer norm's rsqrt has no unit on fusemax-cloud: the reason, not a number
+    # the layer norm's rsqrt is composed on fusemax-cloud's PEs (issue 19's operator set): a number
     ln = rows["seq_layernorm"]
+    assert ln["latency_before_s"] > 0 and ln["reason_before"] is None
+
+
+def test_latency_rows_give_the_reason_where_the_simulator_refuses():
+    from mappings.work import MappingError
+    from studies.taxonomy import fusion_latency_rows
+
+    def refuse(cascade):
+        raise MappingError(f"auto mapping: no unit of fusemax-cloud has every operator Einsum Y of {cascade.name} needs")
+    ln = fusion_latency_rows(simulate=refuse, stems=["seq_layernorm"])[0]
     assert ln["latency_before_s"] is None and "no unit of fusemax-cloud has every operator" in ln["reason_before"]

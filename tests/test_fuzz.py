@@ -7,6 +7,7 @@ examples (CASCADESIM_FUZZ_EXAMPLES) and prints the counts (tests/fuzz.py).
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -26,6 +27,11 @@ from fuzz_harness import PROJECT_ERRORS, check_case, guarded, load_corpus
 from mappings.workload import MODELS_FILE, load_models
 from studies.cli.cascade_arg import load_cascade
 from studies.cli.sizes_arg import parse_sizes
+from mappings.spec import SPEC_DIR
+from mappings.spec import load_spec as load_mapping
+from studies.sweep.journal import Journal
+from studies.sweep.point import check_row
+from studies.sweep.spec import load_spec as load_sweep
 
 EXAMPLES = int(os.environ.get("CASCADESIM_FUZZ_EXAMPLES", "40"))
 STATS = {"inputs": 0, "crashes": 0, "hangs": 0}
@@ -66,10 +72,15 @@ def test_unreadable_file_is_one_line(tmp_path, monkeypatch):
     path = tmp_path / "secret.cascade"
     path.write_text("rank M\n")
 
-    def refuse(self):  # noqa: ANN001
-        raise PermissionError(13, "Permission denied", str(self))
+    import archsim.yamlio as yamlio
+    real_open = yamlio.os.open
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    def refuse(name, *args, **kwargs):  # noqa: ANN001
+        if str(name) == str(path):
+            raise PermissionError(13, "Permission denied", str(name))
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(yamlio.os, "open", refuse)
     outcome = run_cli(["analyze", str(path)])
     assert (outcome.kind, outcome.status) == ("ok", 2)
     assert f"{path}: cannot read: Permission denied" in outcome.stderr
@@ -115,7 +126,16 @@ def _shipped(name: str) -> dict:
     return load_yaml_file(name)
 
 
+def _load_journal(path: Path) -> None:
+    Journal(path, check_row).load(report=False)  # unsound lines are left out, never raised
+
+
 _SHIPPED = {
+    "mapping": _shipped(SPEC_DIR / "fusemax.yaml"),
+    "sweep": _shipped(Path(__file__).resolve().parents[1] / "docs" / "sweep-example.yaml"),
+    "journal": {"key": "0" * 32, "row": {"status": "ok", "error": None, "mapping": "m", "latency_s": 1.0,
+                                         "energy_j": 1.0, "area_mm2": 1.0, "dram_bytes": 0, "cycles": 1,
+                                         "util": {"a": 0.5}, "bound": "a"}},
     "architecture": _shipped(CONFIG_DIR / "fusemax-cloud.yaml"),
     "profile": _shipped(CONFIG_DIR / "pi" / "spu-cheetah.yaml"),
     "networks": _shipped(CONFIG_DIR / "pi" / "networks.yaml"),
@@ -123,7 +143,8 @@ _SHIPPED = {
     "models": _shipped(MODELS_FILE),
 }
 _LOADERS = {"architecture": load_architecture, "profile": load_profile, "networks": load_networks,
-            "gpu": load_gpu, "models": load_models}
+            "gpu": load_gpu, "models": load_models, "mapping": load_mapping, "sweep": load_sweep,
+            "journal": _load_journal}
 
 
 def _leaves(doc, prefix=()):
@@ -164,7 +185,7 @@ def test_any_yaml_document_as_a_data_file(kind, tmp_path):
     @given(st.one_of(_DOCUMENT, _mutated(kind)))
     def check(doc):
         path = tmp_path / f"fuzz-{kind}.yaml"
-        path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+        path.write_text(json.dumps(doc) + "\n" if kind == "journal" else yaml.safe_dump(doc, allow_unicode=True))
         _record(guarded(_load_text, kind, path))
 
     check()

@@ -25,6 +25,11 @@ REQUIRED = {
     # cascade language v2 (issue 11)
     "topk_attention", "differential_attention", "attention_sinks", "cosformer",
     "gated_linear_attention", "selective_scan", "stick_breaking_attention", "flow_attention",
+    # issue 21's kernel families, by these names; issue 19's variants (tests/test_variants.py)
+    "gated_delta_rule", "retention", "mamba2_ssd", "mla_decode", "block_sparse_attention",
+    "squared_relu_attention", "alibi_attention", "softpick_attention_causal", "pattention", "hedgehog_attention",
+    "mqa_attention", "gqa_decode", "gqa_causal_prefill", "selective_attention", "landmark_attention",
+    "chunked_attention", "neighborhood_attention_2d_tokens", "minference_vertical_slash_dynamic",
 }
 FUSEMAX_EINSUMS = ["BK", "BV", "QK", "LM", "RM", "PRM", "SPD", "SPNV",
                    "SLN", "SLD", "SLNV", "RD", "RNV", "AV"]

@@ -30,7 +30,7 @@ def test_two_workers_byte_identical(serial, tmp_path):
     for name in OUTPUTS:
         assert pooled[name] == serial[name], name
     # the journal: 1 model x 2 lengths x (5 configurations + 2 GEMM architectures), in the serial order
-    lines = [json.loads(x) for x in serial["points.jsonl"].decode().splitlines()]
+    lines = [json.loads(x)["row"] for x in serial["points.jsonl"].decode().splitlines()]
     archs = sorted({p["config"] for p in lines if p["kind"] == "gemm"})
     assert [(p["kind"], p["seq_len"], p["config"]) for p in lines] == \
         [("attention", n, c) for n in ("1K", "4K") for c in CONFIGS] + [("gemm", n, a) for n in ("1K", "4K") for a in archs]
@@ -49,7 +49,7 @@ def test_resume_with_workers_recomputes_only_missing(serial, tmp_path, monkeypat
         return real(keys, workers)
     monkeypatch.setattr(fvf, "_simulate_all", spy)
     run_study(tmp_path, ["BERT"], ["1K", "4K"], progress=False, workers=2)
-    cached = {(p["kind"], p["model"], p["seq_len"], p["config"]) for p in map(json.loads, lines[:3])}
+    cached = {(p["kind"], p["model"], p["seq_len"], p["config"]) for p in (json.loads(x)["row"] for x in lines[:3])}
     assert len(asked) == len(lines) - 3 and not cached & set(asked)
     assert _files(tmp_path) == serial
 

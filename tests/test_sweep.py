@@ -81,10 +81,10 @@ def test_spec_expands_to_the_cartesian_product(tmp_path):
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(1, 3), min_size=0, max_size=3), st.integers(1, 3), st.integers(1, 2))
 def test_point_count_is_the_product_and_points_are_distinct(lengths, n_m, n_heads):
-    keys = ["clock_hz", "dram.pj_per_byte", "buffer.banks"][:len(lengths)]
+    keys = ["word_bytes", "dram.pj_per_byte", "buffer.banks"][:len(lengths)]
     vary = {k: [(1 + i) * 8 for i in range(n)] for k, n in zip(keys, lengths)}
     sweep = load_spec({"name": "p", "arch": "fusemax-template", "cascades": ["attention_1pass"],
-                       "sizes": {"M": [1024 * (i + 1) for i in range(n_m)], "P": "same-as-M"},
+                       "sizes": {"M": [1024 * (i + 1) for i in range(n_m)], "P": "same-as-M", "E": 64, "F": 64},
                        "heads": list(range(1, n_heads + 1)), "vary": vary})
     assert len(sweep.points) == int(np.prod(lengths)) * n_m * n_heads
     identities = {json.dumps([p["values"], p["sizes"], p["heads"]], sort_keys=True) for p in sweep.points}
@@ -127,7 +127,7 @@ def test_spec_errors_are_one_line_naming_file_and_field_exit_2(tmp_path, capsys,
 def test_spec_errors_in_the_python_api(tmp_path):
     with pytest.raises(SweepSpecError, match=r"<spec>: vary.d: empty list"):
         load_spec({"name": "x", "arch": "fusemax-template", "cascades": ["attention_1pass"],
-                   "sizes": {"M": 1024}, "vary": {"d": []}})
+                   "sizes": {"M": 1024, "P": 1024, "E": 64, "F": 64}, "vary": {"d": []}})
     with pytest.raises(SweepSpecError, match=r"<spec>: name: missing field"):
         load_spec({"arch": "fusemax-template", "cascades": ["attention_1pass"], "sizes": {}})
 
@@ -143,10 +143,12 @@ def test_rows_carry_the_varied_architecture(tmp_path):
     assert list(bad["buffer_bytes"]) == [4096] * 4  # recorded, with the reason, not dropped
     assert bad["error"].str.contains("buffer").all() and bad["latency_s"].isna().all()
     # area by hand (fusemax-template): 2D array d*d PEs of mac + max + register file, 1D array d PEs
-    # of mac + add + max + divide + register file, and the buffer's area parameter (default 47 mm^2)
+    # of mac + add + max + divide + register file, and the buffer: 47 mm^2 at the file's 16 MiB,
+    # scaled with the capacity at that density (the sweep's area model: a bigger buffer is not free)
     for _, r in table.iterrows():
         d = r["d"]
-        um2 = d * d * (1545 + 49.29 + 16800) + d * (1545 + 1030 + 49.29 + 23741 + 16800) + 47_000_000
+        um2 = d * d * (1545 + 49.29 + 16800) + d * (1545 + 1030 + 49.29 + 23741 + 16800) + \
+            47_000_000 * r["buffer_bytes"] / 16_777_216
         assert r["area_mm2"] == pytest.approx(um2 / 1e6, rel=1e-12)
     # a 4x faster DRAM never makes a point slower, and moves no bytes
     for d in (64, 128):

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING
 
 from studies.cli.cascade_arg import load_cascade
+from studies.checked import json_text
 from studies.errors import UsageError
 from studies.cli.sizes_arg import add_size_argument, parse_sizes
 
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if sizes:
         cascade.bind_sizes({}, sizes)  # validates names and partitions (CascadeError)
     if args.json:
-        print(json.dumps(analysis_json(cascade, ranks, sizes), indent=2))
+        print(json_text(analysis_json(cascade, ranks, sizes), "analyze", indent=2))
     else:
         print(format_analysis(cascade, ranks, sizes))
     return 0

@@ -18,6 +18,17 @@ if TYPE_CHECKING:  # imported when the command runs, not to build the parser
 
 
 DEFAULT_MAX_MEMORY = 8 * 2**30  # bytes
+DEFAULT_MAX_STEPS = 20_000  # recurrence steps run one by one (seconds: 100 us to 1 ms a step)
+
+
+def _steps(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
 
 
 def _seed(text: str) -> int:
@@ -102,6 +113,31 @@ def check_memory(cascades: list[ec.Cascade], sizes: dict[str, float], limit: int
                 "(--max-memory); use `analyze` for counts at this size, or smaller sizes")
 
 
+def recurrence_steps(cascade: ec.Cascade, sizes: dict[str, float]) -> int:
+    """Steps the evaluator runs one by one in Python: the extent of the iterative rank of every
+    recurrence (a group of Einsums in a cycle), summed."""
+    from einsum_cascade.evaluate import evaluation_order
+    bound = cascade.bind_sizes({}, _known(cascade, sizes))
+    steps = 0
+    for group in evaluation_order(cascade):
+        if len(group) > 1 or cascade.graph.has_edge(group[0], group[0]):
+            var = next((cascade.einsum(n).iterative_var for n in group if cascade.einsum(n).iterative_var), None)
+            if var is not None:
+                steps += int(bound[cascade.var_rank[var]])
+    return steps
+
+
+def check_steps(cascades: list[ec.Cascade], sizes: dict[str, float], limit: int) -> None:
+    """UsageError up front when a recurrence would run more than `limit` steps (each a few tens
+    of microseconds to milliseconds: millions of steps run for minutes with nothing to show)."""
+    for cascade in cascades:
+        steps = recurrence_steps(cascade, sizes)
+        if steps > limit:
+            raise UsageError(f"eval of {cascade.name}: its recurrence runs {steps} steps one by one, more than "
+                             f"--max-steps {limit}; use `analyze` for counts at this size, smaller sizes, or a "
+                             "larger --max-steps")
+
+
 def first_nonfinite(cascade: ec.Cascade, tensors: dict[str, np.ndarray], output: str) -> str:
     """The Einsum (in evaluation order) among `output` and its ancestors where non-finite values
     first appear; tensors of recurrences (which may start at -inf) only if no other has them."""
@@ -156,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"--size: {', '.join(unknown)} is not a size or param of the cascade(s)")
     check_memory(cascades, sizes, args.max_memory)
+    check_steps(cascades, sizes, args.max_steps)
     inputs = random_inputs(cascades, sizes, args.seed)
     results = []
     try:
@@ -198,6 +235,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=_seed, default=0, help="random seed, an integer >= 0 (default 0)")
     parser.add_argument("--max-memory", type=parse_byte_count, default=DEFAULT_MAX_MEMORY, metavar="BYTES",
                         help="refuse sizes whose tensors need more (e.g. 512M, 16G; default 8G)")
+    parser.add_argument("--max-steps", type=_steps, default=DEFAULT_MAX_STEPS, metavar="N",
+                        help=f"refuse recurrences of more steps (default {DEFAULT_MAX_STEPS})")
     parser.add_argument("--check-against", metavar="FILE2",
                         help="evaluate FILE2 (file or library name) on the same inputs and compare outputs")
     parser.add_argument("--rtol", type=_tolerance, default=1e-9, help="relative tolerance (of max |FILE2|)")

@@ -7,11 +7,11 @@ reasons are printed, nothing is written); 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studies.cli.cascade_arg import load_cascade
+from studies.checked import json_text
 from studies.errors import UsageError
 from studies.cli.sizes_arg import add_size_argument, parse_sizes
 
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             out["overhead_at"] = {"sizes": at, "ops": ops} if ops is not None else {"note": note}
         if args.output and result.status in ("reduced", "minimal"):
             out["written"] = args.output
-        print(json.dumps(out, indent=2))
+        print(json_text(out, "fuse", indent=2))
     else:
         print(format_result(result, at, args.output))
         if result.status == "reduced" and not args.output:

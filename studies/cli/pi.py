@@ -6,11 +6,10 @@ comm_bytes, rounds, latency_s (seconds, per network, or one number with --networ
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
+from studies.checked import json_text, require_finite
 from studies.cli.cascade_arg import load_cascade
 from studies.cli.lazy_parser import LazyParser
 from studies.cli.sizes_arg import add_size_argument, parse_sizes
@@ -28,10 +27,11 @@ def _networks(args: argparse.Namespace) -> list[Network]:
 
 
 def _print(result: dict, networks: list[Network], as_json: bool, title: str) -> None:
+    require_finite(result, "pi")
     if as_json:
         if len(networks) == 1:
             result = dict(result, latency_s=result["latency_s"][networks[0].name], network=networks[0].name)
-        print(json.dumps(result, indent=2, sort_keys=True))
+        print(json_text(result, "pi", indent=2, sort_keys=True))
         return
     print(title)
     print(f"  communication: {result['comm_bytes'] / 1e9:.4f} GB ({result['comm_bytes']:.0f} bytes)")

@@ -7,9 +7,9 @@ fields of mappings.simulation.SimulationResult; null where a field does not appl
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from studies.checked import json_text, require_finite
 from studies.errors import UsageError
 from studies.cli.sizes_arg import add_size_argument, parse_sizes
 
@@ -40,8 +40,10 @@ def run_simulate(args: argparse.Namespace) -> int:
             Path(args.save_mapping).write_text(spec.to_yaml())
         except OSError as err:
             raise UsageError(f"--save-mapping: {args.save_mapping}: cannot write: {err.strerror or err}") from None
+    result = r.to_dict()
+    require_finite(result, f"simulate {args.file} on {args.arch}")
     if args.json:
-        print(json.dumps(r.to_dict(), indent=1))
+        print(json_text(result, "simulate", indent=1))
         return 0
     print(f"{r.cascade} on {r.arch} ({r.target}), sizes "
           + " ".join(f"{k}={v:g}" for k, v in r.sizes.items()) + f", batch {r.batch} x heads {r.heads}"

@@ -64,10 +64,12 @@ def main(args: argparse.Namespace) -> int:
 
 def _dry_run(args: argparse.Namespace) -> int:
     from studies.sweep import JOURNAL
-    from studies.sweep.journal import Journal, point_key, sweep_fingerprint
+    from studies.sweep.journal import Journal
+    from studies.sweep.point import check_row, point_key, sweep_fingerprint
     from studies.sweep.spec import load_spec
     sweep = load_spec(args.spec)
-    done = Journal(args.out / JOURNAL).load(repair=False) if (args.out / JOURNAL).is_file() else {}
+    journal = args.out / JOURNAL
+    done = Journal(journal, check_row).load(repair=False) if journal.exists() or journal.is_symlink() else {}
     fingerprint = sweep_fingerprint()
     cached = sum(point_key(p, fingerprint) in done for p in sweep.points)
     print(f"{sweep.spec.name}: {len(sweep.points)} points ({', '.join(sweep.vary_keys) or 'nothing'} varied); "

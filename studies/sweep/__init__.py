@@ -9,23 +9,20 @@ never on the executor, the number of workers or the order in which points finish
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from studies.errors import UsageError
 from studies.sweep.exec import default_executor, iter_rows
-from studies.sweep.journal import Journal, point_key, sweep_fingerprint
+from studies.sweep.journal import Journal, exclusive
+from studies.sweep.point import check_row, point_key, sweep_fingerprint
 from studies.sweep.output import build_table, write_outputs
 from studies.sweep.spec import Sweep, SweepSpec, load_spec
 
 JOURNAL = "journal.jsonl"
-LOCK = ".lock"
 
 
 class _LineStream:
@@ -75,30 +72,13 @@ def run_sweep(sweep: Sweep, out: Path, executor: str | None = None, workers: int
         workers = 1 if executor == "serial" else default_executor()[1]
     if executor is None:
         executor = "processes" if workers > 1 else "serial"
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out: {out} is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"--out: cannot create {out}: {err.strerror or err}") from None
-    with _exclusive(out):
+    with exclusive(out, "sweep"):
         return _run_locked(sweep, out, executor, workers, scheduler, progress, on_point)
-
-
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Hold out/.lock: a second sweep writing to the same folder is refused (UsageError)."""
-    with (out / LOCK).open("a") as lock:
-        try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise UsageError(f"--out: another sweep is writing to {out} (it holds {out / LOCK})") from None
-        yield
 
 
 def _run_locked(sweep: Sweep, out: Path, executor: str, workers: int, scheduler: str | None, progress: bool,
                 on_point: Callable[[dict, dict], None] | None) -> pd.DataFrame:
-    journal = Journal(out / JOURNAL)
+    journal = Journal(out / JOURNAL, check_row)
     done = journal.load()
     fingerprint = sweep_fingerprint()
     keys = [point_key(p, fingerprint) for p in sweep.points]

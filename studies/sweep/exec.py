@@ -1,7 +1,8 @@
 """Executors of a sweep: run `simulate_point` on many points and yield rows as they finish.
 
 - `serial`: one after the other in this process;
-- `processes`: a local process pool of `workers` (the default when more than one core is free);
+- `processes`: the project's local process pool (studies.sweep.pool) of `workers` (the default
+  when more than one core is free);
 - `dask`: tasks on a dask.distributed cluster, a LocalCluster of `workers` processes or, with
   `scheduler` ("tcp://host:port"), an existing one whose workers have cascadesim installed.
 
@@ -12,26 +13,18 @@ order; the caller orders them.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import re
 import signal
 import socket
+import warnings
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from studies.errors import UsageError
 from studies.sweep.point import install_context, simulate_point
+from studies.sweep.pool import IN_FLIGHT_PER_WORKER, free_cores, pool_map
 
 EXECUTORS = ("serial", "processes", "dask")
-IN_FLIGHT_PER_WORKER = 4
-
-
-def free_cores() -> int:
-    """Cores this process may use less the load average (at least 1)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, cores - int(load + 0.5))
+__all__ = ["EXECUTORS", "default_executor", "free_cores", "iter_rows"]
 
 
 def default_executor() -> tuple[str, int]:
@@ -40,50 +33,39 @@ def default_executor() -> tuple[str, int]:
     return ("processes", free) if free > 1 else ("serial", 1)
 
 
-def _init_worker(context: dict) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    install_context(context)
-
-
 def _serial(points: list[dict], context: dict) -> Iterator[tuple[dict, dict]]:
     for p in points:
         yield p, simulate_point(p, context)
 
 
 def _processes(points: list[dict], context: dict, workers: int) -> Iterator[tuple[dict, dict]]:
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(["studies.sweep.point"])
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(context,))
-    try:
-        todo = iter(points)
-        running = {}
-        for p in todo:
-            running[pool.submit(simulate_point, p)] = p
-            if len(running) >= workers * IN_FLIGHT_PER_WORKER:
-                break
-        while running:
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for f in sorted(done, key=lambda f: running[f]["index"]):
-                p = running.pop(f)
-                nxt = next(todo, None)
-                if nxt is not None:
-                    running[pool.submit(simulate_point, nxt)] = nxt
-                yield p, f.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    return pool_map(simulate_point, points, workers, initializer=install_context, initargs=(context,),
+                    preload=["studies.sweep.point"])
+
+
+SCHEDULER = re.compile(r"(?:tcp://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})")
+
+
+def check_scheduler_address(address: str) -> tuple[str, int]:
+    """(host, port) of a `tcp://host:port` (or `host:port`) Dask scheduler address; UsageError
+    naming --scheduler for anything else (tls:// and ucx:// need settings this command does not
+    take: connect from Python with dask's own Security or UCX configuration)."""
+    text = address.strip()
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if scheme and scheme.group(1) != "tcp":
+        raise UsageError(f"--scheduler: {scheme.group(1)}:// addresses are not supported (they need TLS "
+                         "certificates or UCX settings); give tcp://host:port")
+    match = SCHEDULER.fullmatch(text)
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise UsageError(f"--scheduler: expected an address like tcp://host:8786, got {address!r}")
+    return match.group(1).strip("[]"), int(match.group(2))
 
 
 def _check_reachable(address: str) -> None:
     """Fail fast (UsageError) when nothing listens at a tcp://host:port scheduler address."""
-    match = re.fullmatch(r"(?:tcp://)?\[?([^\]/]+?)\]?:(\d+)", address.strip())
-    if match is None:
-        if not re.fullmatch(r"\w+://.+", address.strip()):
-            raise UsageError(f"--scheduler: expected an address like tcp://host:8786, got {address!r}")
-        return  # another protocol (tls://, ucx://): left to dask
+    host, port = check_scheduler_address(address)
     try:
-        socket.create_connection((match.group(1), int(match.group(2))), timeout=10).close()
+        socket.create_connection((host, port), timeout=10).close()
     except OSError as err:
         raise UsageError(f"--scheduler: cannot connect to {address}: {err.strerror or err}") from None
 
@@ -91,7 +73,7 @@ def _check_reachable(address: str) -> None:
 def _check_same_model(client) -> None:
     """Refuse a cluster whose workers run another version of the model (their rows would be
     journalled as this version's)."""
-    from studies.sweep.journal import sweep_fingerprint
+    from studies.sweep.point import sweep_fingerprint
     mine = sweep_fingerprint()
     for worker, theirs in sorted(client.run(sweep_fingerprint).items()):
         if theirs != mine:
@@ -110,11 +92,20 @@ def _dask(points: list[dict], context: dict, workers: int, scheduler: str | None
         if scheduler:
             try:
                 client = Client(scheduler, timeout="20s")
-            except (OSError, TimeoutError, ValueError) as err:
-                raise UsageError(f"--scheduler: cannot connect to {scheduler}: {err}") from None
+            except Exception as err:  # noqa: BLE001 - anything but a Dask scheduler there (an HTTP server, ...)
+                raise UsageError(f"--scheduler: no Dask scheduler answers at {scheduler} "
+                                 f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no reply'})") \
+                    from None
         else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+            # the workers start with Ctrl-C ignored (inherited): the client stops them, they print nothing
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "port 8787 is already in use" and the like
+                    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=logging.CRITICAL)
+            finally:
+                signal.signal(signal.SIGINT, previous)
             client = Client(cluster)
         with client:
             _check_same_model(client)

@@ -18,9 +18,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from studies.sweep.area import AREA_NOTES  # noqa: E402
 from studies.sweep.pareto import pareto_mask  # noqa: E402
 from studies.sweep.spec import Sweep  # noqa: E402
 
@@ -50,7 +52,7 @@ def build_table(sweep: Sweep, rows: dict[int, dict]) -> pd.DataFrame:
     cols["cascade"] = _column([p["cascade"]["label"] for p in points])
     cols["mapping"] = _column([rows[p["index"]]["mapping"] for p in points])
     for rank in sweep.size_ranks:
-        cols[rank] = _column([p["sizes"][rank] for p in points])
+        cols[rank] = _column([p["sizes"].get(rank) for p in points])  # None: not a size of that cascade
     cols["heads"] = _column([p["heads"] for p in points])
     cols["batch"] = _column([p["batch"] for p in points])
     for m in METRICS:
@@ -80,6 +82,7 @@ def _groups(df: pd.DataFrame, by: list[str]) -> list[tuple[tuple, list[int]]]:
         return [((), list(df.index))] if len(df) else []
     groups: dict[tuple, list[int]] = {}
     for label, key in zip(df.index, df[by].itertuples(index=False, name=None)):
+        key = tuple(None if isinstance(v, float) and v != v else v for v in key)  # NaN (no such size): one key
         groups.setdefault(key, []).append(label)
     return list(groups.items())
 
@@ -113,11 +116,20 @@ def _label(row: pd.Series, keys: list[str]) -> str:
     return ", ".join(f"{k}={_fmt(row[k])}" for k in keys) or "-"
 
 
+def _log_ticks(axis, span: float) -> None:
+    """Readable ticks on a log axis: decades labelled, and 2 and 5 between them (labelled only when
+    the axis spans under two decades, where there are few decades); the default labels of every
+    minor tick overlap."""
+    axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e"))
+                             if span < 100 else NullFormatter())
+
+
 def write_figure(out: Path, df: pd.DataFrame, front_by: list[str]) -> None:
     """pareto.png: latency vs energy and latency vs area of the feasible points, fronts highlighted."""
     ok = df[df["status"] == "ok"]
     groups = _groups(ok, front_by)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     colours = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
     # a group's label names only the front_by columns that differ between groups
     differ = [i for i in range(len(front_by)) if len({k[i] for k, _ in groups}) > 1]
@@ -126,7 +138,7 @@ def write_figure(out: Path, df: pd.DataFrame, front_by: list[str]) -> None:
         for n, (key, idx) in enumerate(groups):
             g = ok.loc[idx]
             colour = colours(n % colours.N)
-            name = ", ".join(f"{front_by[i]}={_fmt(key[i])}" for i in differ) or "all points"
+            name = ", ".join(f"{front_by[i]}={_fmt(key[i])}" for i in differ if key[i] is not None) or "all points"
             ax.scatter(g["latency_s"], g[other], s=10, color=colour, alpha=0.35, linewidths=0)
             front = g[g[flag]].sort_values(["latency_s", other], kind="stable")
             ax.plot(front["latency_s"], front[other], "o-", color=colour, markersize=5, label=name)
@@ -134,15 +146,20 @@ def write_figure(out: Path, df: pd.DataFrame, front_by: list[str]) -> None:
             for axis, values in (("x", ok["latency_s"]), ("y", ok[other])):
                 if values.min() > 0 and values.max() > 10 * values.min():
                     getattr(ax, f"set_{axis}scale")("log")
+                    _log_ticks(getattr(ax, f"{axis}axis"), values.max() / values.min())
         ax.set_xlabel("latency (s)")
         ax.set_ylabel(label)
         ax.set_title(f"latency vs {label.split(' ')[0]} (front: line)")
+        ax.grid(True, which="major", alpha=0.3)
     if groups and len(groups) <= 10:
-        axes[0].legend(fontsize=6, loc="best")
+        handles, names = axes[0].get_legend_handles_labels()
+        fig.legend(handles, names, fontsize=8, loc="lower center", ncol=min(len(names), 3), frameon=False)
+        fig.tight_layout(rect=(0, 0.06 * ((len(names) + 2) // 3), 1, 1))
+    else:
+        fig.tight_layout()
     if not len(ok):
         for ax in axes:
             ax.text(0.5, 0.5, "no feasible point", ha="center", va="center", transform=ax.transAxes)
-    fig.tight_layout()
     _atomic(out / "pareto.png", lambda p: fig.savefig(p, dpi=100, format="png", metadata={"Software": None}))
     plt.close(fig)
 
@@ -165,6 +182,7 @@ def report_text(sweep: Sweep, df: pd.DataFrame) -> str:
              f"{status.get('error', 0)} failed with an error."]
     if used:
         lines.append("Mappings used: " + ", ".join(f"{m} ({c} points)" for m, c in sorted(used.items())) + ".")
+    lines += ["", AREA_NOTES]
     bad = Counter(df.loc[df["status"] != "ok", "error"])
     if bad:
         lines += ["", "## Points not simulated", "", "| points | reason |", "|---|---|"]

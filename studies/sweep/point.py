@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+from pathlib import Path
 from typing import Any
 
 import einsum_cascade as ec
 from archsim.config import Architecture
-from archsim.energy import area_um2
 from archsim.errors import ArchError, ScheduleError
 from archsim.yamlio import YamlFileError, load_yaml_text
 from einsum_cascade.errors import CascadeError
 from mappings.work import MappingError
 from mappings.workload import WorkloadError
-from studies.sweep.spec import apply_arch
+from studies.checked import nonfinite_fields
+from studies.sweep.area import point_area_mm2
+from studies.sweep.journal import code_fingerprint, journal_key
+from studies.sweep.spec import apply_arch, point_identity
 
 INFEASIBLE = (MappingError, ScheduleError, ArchError, WorkloadError, CascadeError, YamlFileError)
 
@@ -49,6 +53,12 @@ def _architecture(sha: str, params: str, overrides: str) -> Architecture:
 
 
 @functools.lru_cache(maxsize=64)
+def _base_architecture(sha: str) -> Architecture:
+    """The design a sweep varies: the file with its default template parameters, no overrides."""
+    return apply_arch(_document(sha), _TEXTS[sha][0], {}, {})
+
+
+@functools.lru_cache(maxsize=64)
 def _cascade(sha: str) -> ec.Cascade:
     path, text = _TEXTS[sha]
     return ec.parse(text, path)
@@ -61,12 +71,13 @@ def evaluate(point: dict, arch: Architecture):
                     objective=point["objective"], batch=point["batch"], heads=point["heads"])
 
 
-def _row(status: str, error: str | None, arch: Architecture | None = None, sim: Any = None) -> dict:
+def _row(status: str, error: str | None, arch: Architecture | None = None, sim: Any = None,
+         base: Architecture | None = None) -> dict:
     row: dict[str, Any] = {"status": status, "error": error, "mapping": None, "latency_s": None,
                            "energy_j": None, "area_mm2": None, "dram_bytes": None, "cycles": None,
                            "util": {}, "bound": None}
     if arch is not None:
-        row["area_mm2"] = sum(area_um2(arch).values()) / 1e6
+        row["area_mm2"] = point_area_mm2(arch, base or arch)
     if sim is not None:
         r = sim.result
         busy = {u: r.busy_cycles.get(u, 0.0) for u in sorted(arch.units)}
@@ -88,12 +99,67 @@ def simulate_point(point: dict, context: dict[str, tuple[str, str]] | None = Non
     Returns the row (see the module docstring)."""
     if context:
         _TEXTS.update(context)
-    arch = None
+    arch = base = None
     try:
+        base = _base_architecture(point["arch"]["sha"])
         arch = _architecture(point["arch"]["sha"], json.dumps(point["params"], sort_keys=True),
                              json.dumps(point["overrides"], sort_keys=True))
-        return _row("ok", None, arch, evaluate(point, arch))
+        row = _row("ok", None, arch, evaluate(point, arch), base)
     except INFEASIBLE as err:
-        return _row("infeasible", str(err), arch)
+        return _row("infeasible", str(err), arch, base=base)
     except Exception as err:  # noqa: BLE001 - a bug in one point must not stop a 10^5-point sweep
-        return _row("error", f"{type(err).__name__}: {err}", arch)
+        return _row("error", f"{type(err).__name__}: {err}", arch, base=base)
+    bad = nonfinite_fields(row)
+    if bad:  # never recorded as ok: an input out of any physical range made the model overflow
+        return _row("error", f"NonFiniteResult: {bad[0]} = {row[bad[0].split('.')[0]]!r}: the point's "
+                             "inputs are out of any physical range", arch, base=base)
+    return row
+
+
+def sweep_fingerprint() -> str:
+    """What computes a row: the model's code and data and studies/sweep/point.py (16 hex digits)."""
+    return code_fingerprint(Path(__file__))
+
+
+def point_key(point: dict, fingerprint: str) -> str:
+    """The journal key of `point` under `fingerprint` (32 hex digits)."""
+    return journal_key(fingerprint, point_identity(point))
+
+
+STATUSES = ("ok", "infeasible", "error")
+ROW_FIELDS = {"status", "error", "mapping", "latency_s", "energy_j", "area_mm2", "dram_bytes", "cycles",
+              "util", "bound"}
+
+
+def _number(row: dict, name: str, positive: bool = False) -> str | None:
+    v = row[name]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or \
+            (positive and v == 0):
+        return f"{name}: expected a {'positive' if positive else 'non-negative'} finite number, got {v!r}"
+    return None
+
+
+def check_row(row: dict) -> str | None:
+    """The problem of a journal row read back (fields, types, ranges of `_row`), None if sound."""
+    if set(row) != ROW_FIELDS:
+        missing, extra = ROW_FIELDS - set(row), set(row) - ROW_FIELDS
+        return f"expected the fields of a sweep row ({'missing ' + ', '.join(sorted(missing)) if missing else ''}" \
+               f"{'; ' if missing and extra else ''}{'unknown ' + ', '.join(sorted(extra)) if extra else ''})"
+    if row["status"] not in STATUSES:
+        return f"status: expected one of {', '.join(STATUSES)}, got {row['status']!r}"
+    if row["area_mm2"] is not None and _number(row, "area_mm2"):
+        return _number(row, "area_mm2")
+    if row["status"] != "ok":
+        return None if isinstance(row["error"], str) and row["error"] else "error: expected the reason"
+    for name, positive in (("latency_s", True), ("energy_j", True), ("dram_bytes", False), ("cycles", True),
+                           ("area_mm2", False)):
+        problem = _number(row, name, positive)
+        if problem:
+            return problem
+    if not isinstance(row["util"], dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 + 1e-9
+            for v in row["util"].values()):
+        return "util: expected busy fractions in [0, 1]"
+    if not isinstance(row["mapping"], str) or not isinstance(row["bound"], str):
+        return "mapping, bound: expected names"
+    return None

@@ -29,9 +29,12 @@ import einsum_cascade as ec
 from archsim.config import CONFIG_DIR, parse_architecture
 from archsim.errors import ArchError
 from archsim.yamlio import load_yaml_text, read_text_file
+from studies.sweep.expr import ExprError, evaluate, names_of, parse_expr
 
-MAX_POINTS = 10_000_000  # a larger product is refused (it would not fit in memory)
+MAX_POINTS = 500_000  # a larger product is refused before any point is built (memory: about 1 kB a point)
 MAX_RANGE_VALUES = 1_000_000
+MAX_CHECKED_ARCHS = 10_000  # architecture combinations (zip, derive) validated one by one at expansion
+MAX_CHECKED_VALUES = 2_000  # values of one vary or zip axis validated one by one (first and last half)
 OBJECTIVES = ("latency", "energy", "edp")
 SAME_AS = re.compile(r"^same-as-([A-Za-z_][A-Za-z_0-9]*)$")
 SIZE_TEXT = re.compile(r"^(\d+)([KkMm]?)$")
@@ -123,19 +126,28 @@ def parse_range(raw: dict, loc: tuple) -> RangeSpec:
         raise _FieldError(loc + key[:1], f"bad range: expected a number, got {e.get('input')!r}")
 
 
+class CascadeGroup(BaseModel):
+    """A cascade (or a list of cascades) with sizes of its own, over the spec's shared `sizes`."""
+    model_config = ConfigDict(extra="forbid")
+    cascade: Union[StrictStr, list[StrictStr]]
+    sizes: dict[StrictStr, Any] = Field(default_factory=dict)
+
+
 class SweepSpec(BaseModel):
     """The fields of a sweep spec file (see docs/sweep.md); value lists and ranges are checked
     when the spec is expanded (`_values`)."""
     model_config = ConfigDict(extra="forbid")
     name: StrictStr
     arch: StrictStr
-    cascades: list[StrictStr]
+    cascades: list[Union[StrictStr, CascadeGroup]]
     mapping: StrictStr = "auto"
     objective: Literal["latency", "energy", "edp"] = "latency"
-    sizes: dict[StrictStr, Any]
+    sizes: dict[StrictStr, Any] = Field(default_factory=dict)
     heads: Any = 1
     batch: Any = 1
     vary: dict[StrictStr, Any] = Field(default_factory=dict)
+    zip: list[dict[StrictStr, Any]] = Field(default_factory=list)
+    derive: dict[StrictStr, StrictStr] = Field(default_factory=dict)
     front_by: Union[list[StrictStr], None] = None
 
     @field_validator("name")
@@ -255,7 +267,8 @@ def _cascade_source(name: str, base: Path, loc: tuple) -> Source:
     return Source(name, str(path), read_text_file(path, "cascade file"))
 
 
-def _check_arch_path(doc: Any, key: str, arch: str) -> None:
+def _check_arch_path(doc: Any, key: str, arch: str, loc: tuple | None = None) -> None:
+    loc = loc or ("vary", key)
     node, walked = doc, []
     for part in key.split("."):
         if isinstance(node, dict) and part in node:
@@ -265,12 +278,12 @@ def _check_arch_path(doc: Any, key: str, arch: str) -> None:
         else:
             where = ".".join(walked) or "the top level"
             known = ", ".join(map(str, node)) if isinstance(node, dict) else "none"
-            raise _FieldError(("vary", key), f"unknown arch field path: {arch} has no field {part!r} under "
+            raise _FieldError(loc, f"unknown arch field path: {arch} has no field {part!r} under "
                                              f"{where} (fields there: {known}), and {key!r} is not one of its "
                                              "template parameters")
         walked.append(part)
     if isinstance(node, (dict, list)):
-        raise _FieldError(("vary", key), f"arch field {key!r} of {arch} is a {type(node).__name__}, not a value")
+        raise _FieldError(loc, f"arch field {key!r} of {arch} is a {type(node).__name__}, not a value")
 
 
 def set_path(doc: dict, key: str, value: Any) -> None:
@@ -293,18 +306,185 @@ def apply_arch(doc: dict, source: str, params: dict, overrides: dict):
     return parse_architecture(doc, source, params)
 
 
-def _mapping(name: str, base: Path) -> str:
+def _mapping(name: str, base: Path) -> tuple[str, Any]:
+    """(the mapping as a point carries it, its MappingSpec or None for auto); the file is parsed
+    and validated here, so a bad mapping file is a spec error, not a sweep of infeasible points."""
     if name == "auto":
-        return name
-    from mappings import spec_names
+        return name, None
+    from mappings.spec import SpecError, load_spec as load_mapping, spec_names
     names = spec_names()
     if name in names:
-        return name
+        return name, load_mapping(name)
     path = _resolve_file(name, base)
     if path is None or not path.is_file():
         raise _FieldError(("mapping",), f"{name!r} is not auto, a mapping name ({', '.join(names)}) "
                                         "or an existing mapping file")
-    return str(path)
+    try:
+        return str(path), load_mapping(path)
+    except SpecError as err:
+        raise _FieldError(("mapping",), f"invalid mapping file: {err}") from None
+
+
+def _size_axes(raw_sizes: dict, loc: tuple) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """The values of each rank of a sizes mapping, and its `same-as-X` ties (rank -> X)."""
+    size_values: dict[str, list[int]] = {}
+    ties: dict[str, str] = {}
+    for rank, raw in raw_sizes.items():
+        if rank in RESERVED_COLUMNS or rank.startswith("util_"):
+            raise _FieldError(loc + (rank,), f"a rank may not be called {rank!r} (a column of the results)")
+        tie = SAME_AS.match(raw.strip()) if isinstance(raw, str) else None
+        if tie:
+            ties[rank] = tie.group(1)
+            continue
+        values = _values(raw, loc + (rank,), scalar_ok=True)
+        size_values[rank] = [_size_value(v, loc + (rank,) + ((i,) if isinstance(raw, list) else ()))
+                             for i, v in enumerate(values)]
+    return size_values, ties
+
+
+def _cascade_entries(spec: SweepSpec, base: Path) -> list[tuple[Source, ec.Cascade, dict, tuple]]:
+    """(source, parsed cascade, its own sizes, location) of every cascade of the spec, in order."""
+    if not spec.cascades:
+        raise _FieldError(("cascades",), "empty list: the product has no points")
+    out = []
+    for i, entry in enumerate(spec.cascades):
+        if isinstance(entry, str):
+            names, own, loc = [entry], {}, ("cascades", i)
+        else:
+            names = [entry.cascade] if isinstance(entry.cascade, str) else entry.cascade
+            own, loc = entry.sizes, ("cascades", i, "cascade")
+            if not names:
+                raise _FieldError(loc, "empty list of cascades")
+        for j, name in enumerate(names):
+            where = loc if isinstance(entry, str) or isinstance(entry.cascade, str) else loc + (j,)
+            src = _cascade_source(name, base, where)
+            c = ec.parse(src.text, src.path)  # CascadeError names the file, line and column
+            out.append((src, c, own, ("cascades", i)))
+    if len({src.label for src, *_ in out}) != len(out):
+        raise _FieldError(("cascades",), "a cascade is listed twice")
+    return out
+
+
+def _cascade_sizes(spec: SweepSpec, c: ec.Cascade, own: dict, loc: tuple, mapping_spec: Any,
+                   used: set[str]) -> tuple[list[str], list[dict], dict[str, str]]:
+    """(size names, every sizes dict, ties) of one cascade: the spec's shared sizes that it has,
+    and its own (which must all be its sizes); checked complete against the cascade."""
+    from mappings.size_completion import complete_sizes
+    from mappings.work import MappingError
+    known = set(c.size_names) | set(c.params)
+    for rank in own:
+        if rank not in known:
+            raise _FieldError(loc + ("sizes", rank), f"not a size of {c.name} (sizes: "
+                                                      f"{', '.join(c.size_names + c.params)})")
+    merged = {k: v for k, v in spec.sizes.items() if k in known and k not in own}
+    used.update(k for k in spec.sizes if k in known)
+    shared_values, shared_ties = _size_axes(merged, ("sizes",))
+    own_values, own_ties = _size_axes(own, loc + ("sizes",))
+    values, ties = {**shared_values, **own_values}, {**shared_ties, **own_ties}
+    for rank, other in ties.items():
+        if other not in values:
+            what = "itself tied (same-as)" if other in ties else f"not in sizes (of {c.name})"
+            where = loc + ("sizes", rank) if rank in own else ("sizes", rank)
+            raise _FieldError(where, f"same-as-{other}: {other} is {what}")
+    order = [k for k in [*spec.sizes, *own] if k in values or k in ties]
+    order = list(dict.fromkeys(order))
+    ranks = [r for r in order if r in values]
+    combos = [dict(zip(ranks, sz)) for sz in itertools.product(*(values[r] for r in ranks))]
+    sizes = [{r: s[ties.get(r, r)] for r in order} for s in combos]
+    qr = getattr(mapping_spec, "query_rank", "P") if mapping_spec is not None else "P"
+    kr = getattr(mapping_spec, "rank", "M") if mapping_spec is not None else "M"
+    try:  # the names are the same in every combination: one check covers all
+        complete_sizes(c, sizes[0] if sizes else {}, qr, kr)
+    except MappingError as err:
+        message = re.sub(r" \(e\.g\. --size [^)]*\)", "", str(err).removeprefix("--size: "))
+        raise _FieldError(loc, f"{message}: give it under sizes") from None
+    return order, sizes, ties
+
+
+def _checked_sample(values: list) -> list:
+    """The values of an axis that are validated one by one: all, or the first and last
+    MAX_CHECKED_VALUES // 2 of a longer axis (its other points say why they are infeasible)."""
+    half = MAX_CHECKED_VALUES // 2
+    return values if len(values) <= MAX_CHECKED_VALUES else values[:half] + values[-half:]
+
+
+def _arch_axes(spec: SweepSpec, doc: dict, arch: Source, tparams: set,
+               per_arch: int) -> tuple[list[list[dict]], list[str]]:
+    """The axes of the architecture: each a list of {key: value} (a `vary` key, or a `zip` group
+    whose keys move together), and the keys in column order."""
+    taken = set(spec.sizes) | {k for e in spec.cascades if not isinstance(e, str) for k in e.sizes}
+
+    def check_key(key: str, loc: tuple) -> None:
+        if key in RESERVED_COLUMNS or key.startswith("util_") or key in taken:
+            raise _FieldError(loc, f"{key!r} is already a column of the results (a size or a field)")
+        if key not in tparams:
+            _check_arch_path(doc, key, spec.arch, loc)
+        taken.add(key)
+
+    def check_value(key: str, v: Any, loc: tuple) -> None:
+        params, overrides = ({key: v}, {}) if key in tparams else ({}, {key: v})
+        try:
+            apply_arch(doc, arch.path, params, overrides)
+        except ArchError as err:
+            raise _FieldError(loc, f"value {v!r} gives an invalid architecture: {err}") from None
+
+    axes, keys, total = [], [], per_arch
+    for key, raw in spec.vary.items():
+        check_key(key, ("vary", key))
+        values = _values(raw, ("vary", key), scalar_ok=False)
+        total *= len(values)
+        if total > MAX_POINTS:
+            raise _FieldError(("vary",), f"the product has {total} points or more, more than {MAX_POINTS}")
+        axes.append([{key: v} for v in values])
+        keys.append(key)
+    for key, axis in zip(keys, axes):
+        for item in _checked_sample(axis):  # each value alone must give a valid architecture
+            check_value(key, item[key], ("vary", key))
+    for g, group in enumerate(spec.zip):
+        if not group:
+            raise _FieldError(("zip", g), "empty group")
+        lists = {}
+        for key, raw in group.items():
+            check_key(key, ("zip", g, key))
+            lists[key] = _values(raw, ("zip", g, key), scalar_ok=False)
+        lengths = {k: len(v) for k, v in lists.items()}
+        if len(set(lengths.values())) != 1:
+            raise _FieldError(("zip", g), "the lists of a zip group move together and need one length, got "
+                                          + ", ".join(f"{k}: {n}" for k, n in lengths.items()))
+        axis = [dict(zip(lists, combo)) for combo in zip(*lists.values())]
+        total *= len(axis)
+        if total > MAX_POINTS:
+            raise _FieldError(("zip", g), f"the product has {total} points or more, more than {MAX_POINTS}")
+        for values in _checked_sample(axis):
+            for key, v in values.items():
+                check_value(key, v, ("zip", g, key, axis.index(values)))
+        axes.append(axis)
+        keys.extend(lists)
+    for key, text in spec.derive.items():
+        check_key(key, ("derive", key))
+        try:
+            tree = parse_expr(text)
+        except ExprError as err:
+            raise _FieldError(("derive", key), str(err)) from None
+        unknown = names_of(tree) - set(keys)
+        if unknown:
+            raise _FieldError(("derive", key), f"unknown name(s) {', '.join(sorted(unknown))}: an expression reads "
+                                               f"varied fields ({', '.join(keys) or 'none'})")
+        keys.append(key)
+    return axes, keys
+
+
+def _derived(spec: SweepSpec, values: dict) -> dict:
+    """`values` with every `derive` field computed from the varied ones."""
+    out = dict(values)
+    for key, text in spec.derive.items():
+        try:
+            v = evaluate(parse_expr(text), out)
+        except ExprError as err:
+            raise _FieldError(("derive", key), f"at {', '.join(f'{k}={x}' for k, x in values.items())}: {err}") \
+                from None
+        out[key] = int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 2 ** 53 else v
+    return out
 
 
 def _expand(spec: SweepSpec, base: Path, source: str) -> Sweep:
@@ -315,84 +495,63 @@ def _expand(spec: SweepSpec, base: Path, source: str) -> Sweep:
     except ArchError as err:
         raise _FieldError(("arch",), str(err)) from None
     tparams = set(doc.get("template_params") or {})
+    mapping, mapping_spec = _mapping(spec.mapping, base)
 
-    if not spec.cascades:
-        raise _FieldError(("cascades",), "empty list: the product has no points")
-    cascades = []
-    for i, name in enumerate(spec.cascades):
-        src = _cascade_source(name, base, ("cascades", i))
-        ec.parse(src.text, src.path)  # CascadeError names the file, line and column
-        cascades.append(src)
-    if len({c.label for c in cascades}) != len(cascades):
-        raise _FieldError(("cascades",), "a cascade is listed twice")
-    mapping = _mapping(spec.mapping, base)
-
-    # sizes: the values of each rank, then `same-as-X` ties
-    size_values: dict[str, list[int]] = {}
-    ties: dict[str, str] = {}
-    for rank, raw in spec.sizes.items():
-        if rank in RESERVED_COLUMNS or rank.startswith("util_"):
-            raise _FieldError(("sizes", rank), f"a rank may not be called {rank!r} (a column of the results)")
-        tie = SAME_AS.match(raw.strip()) if isinstance(raw, str) else None
-        if tie:
-            ties[rank] = tie.group(1)
-            continue
-        values = _values(raw, ("sizes", rank), scalar_ok=True)
-        size_values[rank] = [_size_value(v, ("sizes", rank) + ((i,) if isinstance(raw, list) else ()))
-                             for i, v in enumerate(values)]
-    for rank, other in ties.items():
-        if other not in size_values:
-            what = "itself tied (same-as)" if other in ties else "not in sizes"
-            raise _FieldError(("sizes", rank), f"same-as-{other}: {other} is {what}")
+    used: set[str] = set()
+    entries = []
+    for src, c, own, loc in _cascade_entries(spec, base):
+        order, sizes, ties = _cascade_sizes(spec, c, own, loc, mapping_spec, used)
+        entries.append((src, order, sizes, ties))
+    unused = [k for k in spec.sizes if k not in used]
+    if unused:
+        raise _FieldError(("sizes", unused[0]), f"not a size of any cascade of the sweep ({', '.join(spec_names_of(entries))})")
     heads = _positive_ints(spec.heads, ("heads",))
     batch = _positive_ints(spec.batch, ("batch",))
+    per_arch = sum(len(sizes) for _, _, sizes, _ in entries) * len(heads) * len(batch)
+    axes, keys = _arch_axes(spec, doc, arch, tparams, per_arch)
 
-    # vary: template parameters or dotted paths into the architecture document
-    vary: dict[str, list] = {}
-    for key, raw in spec.vary.items():
-        if key in RESERVED_COLUMNS or key.startswith("util_") or key in spec.sizes:
-            raise _FieldError(("vary", key), f"{key!r} is already a column of the results (a size or a field)")
-        values = _values(raw, ("vary", key), scalar_ok=False)
-        if key not in tparams:
-            _check_arch_path(doc, key, spec.arch)
-        for v in values:  # each value alone must give a valid architecture
-            params, overrides = ({key: v}, {}) if key in tparams else ({}, {key: v})
-            try:
-                apply_arch(doc, arch.path, params, overrides)
-            except ArchError as err:
-                raise _FieldError(("vary", key), f"value {v!r} gives an invalid architecture: {err}") from None
-        vary[key] = values
-
-    front_by = spec.front_by if spec.front_by is not None else ["cascade", *spec.sizes, "heads", "batch"]
-    allowed = ["cascade", *spec.sizes, "heads", "batch", *vary]
+    size_ranks = list(dict.fromkeys(r for _, order, _, _ in entries for r in order))
+    ties = {r: t for *_, tie in entries for r, t in tie.items()}
+    front_by = spec.front_by if spec.front_by is not None else ["cascade", *size_ranks, "heads", "batch"]
+    allowed = ["cascade", *size_ranks, "heads", "batch", *keys]
     for col in front_by:
         if col not in allowed:
             raise _FieldError(("front_by",), f"unknown column {col!r} (one of {', '.join(allowed)})")
 
-    ranks = list(size_values)
-    total = math.prod([len(v) for v in vary.values()] + [len(cascades), len(heads), len(batch)] +
-                      [len(size_values[r]) for r in ranks])
+    total = math.prod([len(a) for a in axes]) * per_arch
     if total > MAX_POINTS:
         raise _FieldError(("vary",), f"the product has {total} points, more than {MAX_POINTS}")
 
-    keys = list(vary)
     points = []
-    for combo in itertools.product(*vary.values()):
-        values = dict(zip(keys, combo))
+    checked = 0
+    for combo in itertools.product(*axes):
+        values = _derived(spec, {k: v for part in combo for k, v in part.items()})
         params = {k: v for k, v in values.items() if k in tparams}
         overrides = {k: v for k, v in values.items() if k not in tparams}
-        for c, h, b, sz in itertools.product(cascades, heads, batch,
-                                             itertools.product(*(size_values[r] for r in ranks))):
-            sizes = dict(zip(ranks, sz))
-            sizes = {r: sizes[ties.get(r, r)] for r in spec.sizes}  # spec order
-            points.append({
-                "index": len(points), "values": values,
-                "arch": {"label": arch.label, "sha": arch.sha}, "params": params, "overrides": overrides,
-                "cascade": {"label": c.label, "sha": c.sha}, "mapping": mapping, "objective": spec.objective,
-                "sizes": sizes, "heads": h, "batch": b,
-            })
-    context = {arch.sha: (arch.path, arch.text), **{c.sha: (c.path, c.text) for c in cascades}}
-    return Sweep(spec, source, points, context, keys, list(spec.sizes), list(front_by), ties)
+        if spec.derive or spec.zip:
+            if checked < MAX_CHECKED_ARCHS:  # the combination must give a valid architecture
+                try:
+                    apply_arch(doc, arch.path, params, overrides)
+                except ArchError as err:
+                    raise _FieldError(("derive",) if spec.derive else ("zip",),
+                                      f"at {', '.join(f'{k}={x}' for k, x in values.items())}: invalid "
+                                      f"architecture: {err}") from None
+                checked += 1
+        for (c, _, size_list, _), h, b in itertools.product(entries, heads, batch):
+            for sizes in size_list:
+                points.append({
+                    "index": len(points), "values": values,
+                    "arch": {"label": arch.label, "sha": arch.sha}, "params": params, "overrides": overrides,
+                    "cascade": {"label": c.label, "sha": c.sha}, "mapping": mapping, "objective": spec.objective,
+                    "sizes": dict(sizes), "heads": h, "batch": b,
+                })
+    context = {arch.sha: (arch.path, arch.text), **{c.sha: (c.path, c.text) for c, *_ in entries}}
+    return Sweep(spec, source, points, context, keys, size_ranks, list(front_by), ties)
+
+
+def spec_names_of(entries: list) -> list[str]:
+    """The labels of the cascades of expanded entries."""
+    return [src.label for src, *_ in entries]
 
 
 def _node_at(node: yaml.Node | None, loc: tuple, key: bool = False) -> yaml.Node | None:
@@ -427,7 +586,10 @@ def _pydantic_error(err: ValidationError) -> tuple[tuple, str, bool]:
     errors = sorted(err.errors(), key=lambda e: (e["type"] != "extra_forbidden", e["type"] != "missing",
                                                  len(e["loc"])))
     e = errors[0]
-    loc = tuple(e["loc"])
+    loc = tuple(p for p in e["loc"] if p not in ("str", "CascadeGroup") and not str(p).startswith("list["))
+    if loc[:1] == ("cascades",) and len(loc) == 2 and e["type"] in ("string_type", "model_type", "dict_type"):
+        return loc, (f"{dotted(loc)}: expected a cascade name or {{cascade: NAME, sizes: {{...}}}}, "
+                     f"got {e.get('input')!r}"), False
     field = dotted(loc)
     if e["type"] == "extra_forbidden":
         known = ", ".join(SweepSpec.model_fields)
