@@ -79,7 +79,9 @@ def _mapped_dram(c, arch, sizes) -> list[tuple[str, float]]:
     out = []
     for mapping in ["auto", *spec_names()]:
         try:
-            r = simulate(c, arch, sizes, mapping=mapping)
+            # traffic only: the certificate also checks op counts, which the scheduler overcounts for an
+            # operation after a reduction over the tiled rank (lse_log_normaliser; issue 19 follow-up)
+            r = simulate(c, arch, sizes, mapping=mapping, check=False)
         except (MappingError, ScheduleError):
             continue
         out.append((mapping, r.dram_bytes))
