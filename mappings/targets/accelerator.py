@@ -42,7 +42,7 @@ class AcceleratorTarget:
         out = accelerator_result(c, a, full, how, batch, heads, spec, res, n, options.objective)
         out.kv_heads = kv
         if options.check:
-            certify(c, a, spec, full, batch, heads, res, options.mode, kv_heads=kv)
+            out.notes += certify(c, a, spec, full, batch, heads, res, options.mode, kv_heads=kv).notes
         return out
 
 
