@@ -23,8 +23,6 @@ import math
 import threading
 from dataclasses import dataclass, fields
 
-import simpy
-
 from archsim.config import Architecture
 from archsim.errors import ScheduleError
 from archsim.schedule import Schedule, TileOp, parse_dep
@@ -182,7 +180,10 @@ def _capacity(s: Schedule, arch: Architecture) -> float:
 
 def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]:
     """The reference implementation of the model on simpy, every op instance materialised
-    (tests check that `simulate_exact` gives the same results). Returns (cycles, peak buffer bytes)."""
+    (tests check that `simulate_exact` gives the same results). Returns (cycles, peak buffer bytes).
+    simpy is a test dependency, imported here only."""
+    import simpy
+
     capacity = _capacity(s, arch)
     insts = _flatten(s)
     env = simpy.Environment()

@@ -9,16 +9,33 @@ Errors are not cached: a failing load raises on every call.
 from __future__ import annotations
 
 import copy
-import threading
+import functools
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_LOCK = threading.Lock()
-_CACHE: dict[tuple, Any] = {}
 MAX_ENTRIES = 256
+
+
+class _Key:
+    """The lru_cache argument of one load: hashed and compared by `key` only, carrying `load`."""
+    __slots__ = ("key", "load")
+
+    def __init__(self, key: tuple, load: Callable[[], Any]):
+        self.key, self.load = key, load
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and self.key == other.key
+
+
+@functools.lru_cache(maxsize=MAX_ENTRIES)
+def _loaded(key: _Key) -> Any:
+    return key.load()  # an exception is not cached: a failing load raises on every call
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -41,22 +58,13 @@ def cached_load(path: str | Path, load: Callable[[], T], key: Hashable = None, c
         hash(cache_key)
     except (OSError, RuntimeError, TypeError):
         return load()
-    with _LOCK:
-        hit = cache_key in _CACHE
-        value = _CACHE.get(cache_key)
-    if not hit:
-        value = load()
-        with _LOCK:
-            if len(_CACHE) >= MAX_ENTRIES:
-                _CACHE.clear()
-            _CACHE[cache_key] = value
+    value = _loaded(_Key(cache_key, load))
     return copy.deepcopy(value) if copy_value else value
 
 
 def clear() -> None:
     """Forget every cached value."""
-    with _LOCK:
-        _CACHE.clear()
+    _loaded.cache_clear()
 
 
 __all__ = ["cached_load", "clear"]

@@ -34,12 +34,14 @@ from typing import Any
 
 import yaml
 
+from cascadesim_errors import InputError
+
 MAX_DEPTH = 100  # nesting levels of mappings and sequences
 MAX_BYTES = 4 * 1024 * 1024  # larger input files are refused before they are read
 MAX_YAML_BYTES = 1024 * 1024  # larger YAML/JSON documents are refused before they are parsed
 
 
-class YamlFileError(ValueError):
+class YamlFileError(InputError, ValueError):
     """A YAML/JSON input file that cannot be read or parsed; the message names the file."""
 
 

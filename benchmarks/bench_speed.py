@@ -102,16 +102,16 @@ def bench_cold_study() -> None:
 
 def bench_points() -> None:
     from archsim import engine
-    from studies.fusemax_vs_flat import CONFIGS, simulate_point
+    from studies.fusemax_vs_flat import CONFIGS, attention_point
 
-    simulate_point("BERT", "1K", "fusemax")  # imports, parsed cascades, data files
+    attention_point("BERT", "1K", "fusemax")  # imports, parsed cascades, data files
     best, cpu = {}, {}
     for _ in range(REPEATS):
         for length in ("1K", "1M"):
             for config in CONFIGS:
                 engine.clear_memo()
                 t, c = time.perf_counter(), time.process_time()
-                simulate_point("BERT", length, config)
+                attention_point("BERT", length, config)
                 key = (length, config)
                 best[key] = min(best.get(key, float("inf")), time.perf_counter() - t)
                 cpu[key] = min(cpu.get(key, float("inf")), time.process_time() - c)

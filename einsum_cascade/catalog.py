@@ -7,8 +7,8 @@ that changes its cascade cannot change anyone else's.
 """
 from __future__ import annotations
 
+import functools
 import pickle
-import threading
 from pathlib import Path
 
 from einsum_cascade.ir import Cascade
@@ -17,9 +17,7 @@ from einsum_cascade.parser import load
 LIBRARY_DIR = Path(__file__).parent / "library"
 BLOCKS_DIR = LIBRARY_DIR / "blocks"
 
-_LOCK = threading.Lock()
-_PARSED: dict[tuple[str, int, int], bytes] = {}
-_MAX_PARSED = 256
+MAX_PARSED = 256  # files whose parsed cascades are kept
 
 
 def library_names() -> list[str]:
@@ -48,22 +46,20 @@ def load_cached(path: str | Path) -> Cascade:
     p = Path(path)
     try:
         st = p.stat()
-        key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+        resolved = str(p.resolve())
     except (OSError, RuntimeError, ValueError):
         return load(p)  # let the parser report the file error
-    with _LOCK:
-        data = _PARSED.get(key)
-    if data is None:
-        cascade = load(p)
-        try:
-            data = pickle.dumps(cascade)
-        except (pickle.PicklingError, TypeError, AttributeError):
-            return cascade  # not picklable (a new kind of field): parsed afresh on every call
-        with _LOCK:
-            if len(_PARSED) >= _MAX_PARSED:
-                _PARSED.clear()
-            _PARSED[key] = data
-    return pickle.loads(data)
+    data = _parsed(str(p), resolved, st.st_mtime_ns, st.st_size)
+    return load(p) if data is None else pickle.loads(data)  # None: not picklable, parsed afresh
+
+
+@functools.lru_cache(maxsize=MAX_PARSED)
+def _parsed(path: str, resolved: str, mtime_ns: int, size: int) -> bytes | None:
+    """The pickled parse of `path` (the file at `resolved` of that modification time and size)."""
+    try:
+        return pickle.dumps(load(Path(path)))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
 
 
 def load_library(stem: str) -> Cascade:

@@ -75,13 +75,6 @@ def _broadcast(value: Labeled, want: tuple[str, ...], extents: dict[str, int]) -
     return Labeled(data, want, mask)
 
 
-def _and_masks(a: Labeled, b: Labeled, want: tuple[str, ...]) -> np.ndarray | None:
-    masks = [_expand(x.mask, x.vars, want) for x in (a, b) if x.mask is not None]
-    if not masks:
-        return None
-    return masks[0] if len(masks) == 1 else masks[0] & masks[1]
-
-
 _IDENTITY = {"sum": 0.0, "max": -math.inf, "min": math.inf, "prod": 1.0}
 _REDUCER = {"sum": np.add, "max": np.maximum, "min": np.minimum, "prod": np.multiply}
 _erf = np.vectorize(math.erf, otypes=[float])

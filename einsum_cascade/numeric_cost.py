@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import pickle
 import threading
-import weakref
 
 import sympy
 
 from einsum_cascade.ast import size_symbol
 from einsum_cascade.cost import CascadeCost, _only_known, _op_order, _sum_ops, _symbolic_elements, einsum_ops
 from einsum_cascade.ir import Cascade
+from einsum_cascade.memo import per_object
 from einsum_cascade.points import numeric_points
 
 _MAX_MEMO = 4096  # count sets kept per compiled cascade
@@ -78,41 +77,27 @@ def _exact(x: float) -> float | int:
     return int(x) if float(x).is_integer() else float(x)
 
 
-_LOCK = threading.Lock()
-_BY_OBJECT: dict[int, tuple[weakref.ref, CompiledCost]] = {}
-_BY_CONTENT: dict[bytes, CompiledCost] = {}
-_MAX_CONTENT = 256
+MAX_CONTENTS = 256  # cascades of distinct content whose compiled costs are kept
 
 
-def _forget(key: int, table: dict, _ref) -> None:
-    table.pop(key, None)
+@functools.lru_cache(maxsize=MAX_CONTENTS)
+def _compiled_by_content(content: bytes) -> CompiledCost:
+    """The CompiledCost of the cascade pickled as `content` (equal cascades share one)."""
+    return CompiledCost(pickle.loads(content))
+
+
+def _compile(cascade: Cascade) -> CompiledCost:
+    try:
+        content = pickle.dumps(cascade)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return CompiledCost(cascade)
+    return _compiled_by_content(content).for_cascade(cascade)
 
 
 def compiled_cost(cascade: Cascade) -> CompiledCost:
     """The CompiledCost of `cascade`, built once per cascade content in this process (equal
     cascades, e.g. copies from the per-process load cache, share one)."""
-    key = id(cascade)
-    with _LOCK:
-        hit = _BY_OBJECT.get(key)
-        if hit is not None and hit[0]() is cascade:
-            return hit[1]
-    try:
-        content = hashlib.sha256(pickle.dumps(cascade)).digest()
-    except (pickle.PicklingError, TypeError, AttributeError):
-        content = None
-    with _LOCK:
-        compiled = _BY_CONTENT.get(content) if content is not None else None
-    if compiled is None:
-        compiled = CompiledCost(cascade)
-    else:
-        compiled = compiled.for_cascade(cascade)
-    with _LOCK:
-        if content is not None:
-            if len(_BY_CONTENT) >= _MAX_CONTENT:
-                _BY_CONTENT.clear()
-            _BY_CONTENT[content] = compiled
-        _BY_OBJECT[key] = (weakref.ref(cascade, functools.partial(_forget, key, _BY_OBJECT)), compiled)
-    return compiled
+    return per_object(cascade, lambda: _compile(cascade), "compiled_cost")
 
 
 def numeric_cost(cascade: Cascade, sizes: dict[str, float]) -> CascadeCost:

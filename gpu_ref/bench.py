@@ -27,6 +27,8 @@ import zlib
 from pathlib import Path
 from typing import Callable
 
+from cascadesim_errors import InputError
+
 SCHEMA = "cascadesim-gpu-bench/1"
 DEFAULT_SEQ_LENS = (1024, 2048, 4096, 8192, 16384, 32768)
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
@@ -106,7 +108,7 @@ def record_key(rec: dict) -> tuple:
     return (rec["kernel"], rec["batch"], rec["heads"], rec["seq_len"], rec["head_dim"], rec["causal"], rec["dtype"])
 
 
-class BenchFileError(ValueError):
+class BenchFileError(InputError, ValueError):
     """An output file that cannot be resumed: not a benchmark file, or one of other settings."""
 
 

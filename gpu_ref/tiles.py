@@ -5,28 +5,26 @@ can use the same tile sizes as the kernel that was timed.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 # kernel name -> head dim -> launch settings. BLOCK_M: query rows per program;
-# BLOCK_N: key columns per inner step; num_warps / num_stages: Triton launch options.
-TILES: dict[str, dict[int, dict[str, int]]] = {
-    "attention_1pass": {
-        64: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3},
-        128: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3},
-    },
-    "attention_2pass": {
-        64: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3},
-        128: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3},
-    },
-    # scores kernel tile (BLOCK_M x BLOCK_N) and the product-with-V kernel's tile.
-    "attention_3pass": {
-        64: {"BLOCK_M": 128, "BLOCK_N": 128, "num_warps": 8, "num_stages": 3},
-        128: {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3},
-    },
-    # BLOCK_N: sequence block (intra-block quadratic part); BLOCK_E: value columns per program.
-    "linear_attention_causal": {
-        64: {"BLOCK_N": 64, "BLOCK_E": 32, "num_warps": 4, "num_stages": 2},
-        128: {"BLOCK_N": 64, "BLOCK_E": 32, "num_warps": 4, "num_stages": 2},
-    },
-}
+# BLOCK_N: key columns per inner step (linear attention: the sequence block); BLOCK_E: value
+# columns per program; num_warps / num_stages: Triton launch options. The one table of them is
+# the kernels' profiles in archsim/configs/gpu-kernels/ (read here as plain YAML: gpu_ref imports
+# nothing of the simulator), so the GPU model and the kernels use the same tiles.
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "archsim" / "configs" / "gpu-kernels"
+PROFILE_OF_KERNEL = {"attention_1pass": "attention_1pass", "attention_2pass": "attention_2pass",
+                     "attention_3pass": "attention_3pass", "linear_attention_causal": "linear_attention"}
+
+
+def _profile_tiles(profile: str) -> dict[int, dict[str, int]]:
+    data = yaml.safe_load((PROFILE_DIR / f"{profile}.yaml").read_text())
+    return {int(d): {k: int(v) for k, v in t.items()} for d, t in data["tiles"].items()}
+
+
+TILES: dict[str, dict[int, dict[str, int]]] = {k: _profile_tiles(p) for k, p in PROFILE_OF_KERNEL.items()}
 
 # Small tiles for the CPU interpreter (TRITON_INTERPRET=1) and for tiny shapes.
 SMALL_TILES: dict[str, dict[str, int]] = {

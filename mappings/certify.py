@@ -302,7 +302,7 @@ def check_sanity(result, point: str | None = None) -> None:
 def check_gpu(result, c: ec.Cascade, gpu_name: str) -> None:
     """A GPU result: finite, >= 0, latency >= HBM bytes / bandwidth and >= the cascade's arithmetic
     (every add and multiply of its counts, masks and all) / the fastest peak of the GPU description."""
-    from archsim.gpu_specs import load_gpu
+    from archsim.gpu.specs import load_gpu
     check_sanity(result)
     pt = point_label(result.cascade, result.arch, result.sizes, "gpu kernel", result.batch, result.heads)
     gpu = load_gpu(gpu_name)
@@ -315,8 +315,7 @@ def check_gpu(result, c: ec.Cascade, gpu_name: str) -> None:
             sizes[r.parts[-1]], sizes[r.parts[0]] = sizes[r.name], 1
     counts = numeric_cost(c, sizes).total
     flops = float(counts.get("multiply", 0) + counts.get("add", 0)) * result.batch * result.heads
-    peak = max([r for r in (gpu.tensor_flops_per_s.fp16, gpu.tensor_flops_per_s.bf16, gpu.tensor_flops_per_s.tf32,
-                            gpu.tensor_flops_per_s.fp8) if r] + [gpu.alu_ops_per_s])
+    peak = max([gpu.peak_tensor_flops_per_s(d) for d in ("fp16", "bf16", "tf32", "fp8")] + [gpu.alu_ops_per_s])
     if not _le(flops / peak, result.latency_s):
         raise _fail(pt, "latency >= flops / peak", f"{result.latency_s:.6g} s < {flops:.6g} FLOP / {peak:.6g} FLOP/s")
 

@@ -1,28 +1,24 @@
-"""Predicted forward time of one attention call on one GPU: the public entry point.
+"""Predicted time of one attention-family kernel call on one GPU: the public entry point.
 
     predict(gpu, kernel, shape, dtype="bf16") -> Prediction
 
-`gpu` is a GPU name (`a100`, `h100-sxm`, `h100-pcie`, `h200`, `h20`, `b200`), a YAML path or a
-`GPUSpec`; `kernel` a kernel-profile name (`flash2`, `flash3`, `triton-tutorial`, `lightning2`,
-`attention_1pass`, ...), a path or a `KernelProfile`; `shape` an `AttentionShape` (batch, heads,
-seq_len, head_dim, causal). The FLOP convention of `tflops` is 4 * B * H * N^2 * D, halved when
-causal (the convention of the published benchmarks), whatever the kernel does; `flops_model` is
-what the mapped programs actually compute (whole diagonal tiles, linear attention's own work).
+`gpu` is a GPU name (`a100`, `h100-sxm`, `h200`, `b200`, `rtx-4090`, `mi300x`, ...), a YAML path
+or a `GPUSpec`; `kernel` a kernel-profile name (`flash2`, `flash3`, `flash-decoding`,
+`fla-chunk-gdn`, `mamba2-ssd-triton`, ...), a path or a `KernelProfile`; `shape` an
+`AttentionShape` (mappings/gpu_kernels.py). `flops` follows the published convention for the
+family: 4 * B * H * P * M * D for softmax attention (halved when causal with P = M; D the mean
+of the key and value head dims), the tensor-core FLOPs the mapped programs compute otherwise.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from archsim.gpu_model import Efficiency, KernelLaunch, LaunchTime, Rates, launches_time
-from archsim.gpu_specs import (ELEMENT_BYTES, GPUConfigError, GPUSpec, KernelProfile, load_gpu, load_profile,
-                               normalise_dtype)
-from mappings.gpu_mapping import AttentionShape, kernel_launches
-
-
-# Library cascade -> the gpu_ref kernel profile that implements it (for callers that start from a cascade).
-PROFILE_FOR_CASCADE = {"attention_1pass": "attention_1pass", "attention_2pass": "attention_2pass",
-                       "attention_3pass": "attention_3pass", "lightning_attention": "linear_attention"}
+from archsim.gpu.model import Efficiency, KernelLaunch, LaunchTime, launches_time, rates
+from archsim.gpu.profiles import KernelProfile, load_profile
+from archsim.gpu.specs import ELEMENT_BYTES, GPUConfigError, GPUSpec, load_gpu, normalise_dtype
+from mappings.gpu_kernels import AttentionShape, Work, kernel_launches
 
 
 @dataclass(frozen=True)
@@ -36,75 +32,87 @@ class Prediction:
     time_s: float
     tflops: float
     bound: str              # compute | exp | memory | serial | launch
-    flops: float            # 4 B H N^2 D, halved when causal
+    flops: float            # the family's FLOP convention (module docstring)
     flops_model: float      # tensor-core FLOPs the mapped programs compute
     hbm_bytes: float        # bytes the launches move to and from HBM
+    instruction: str        # tensor instruction family used on this GPU
     launches: tuple[LaunchTime, ...]
 
     def as_dict(self) -> dict:
         """JSON-ready fields."""
-        return {"gpu": self.gpu, "kernel": self.kernel, "dtype": self.dtype,
-                "batch": self.shape.batch, "heads": self.shape.heads, "seq_len": self.shape.seq_len,
-                "head_dim": self.shape.head_dim, "causal": self.shape.causal, "time_s": self.time_s,
-                "tflops": self.tflops, "flop_convention": "4*B*H*N^2*D, halved when causal",
-                "bound": self.bound, "flops": self.flops, "flops_model": self.flops_model,
-                "hbm_bytes": self.hbm_bytes,
+        s = self.shape
+        return {"gpu": self.gpu, "kernel": self.kernel, "dtype": self.dtype, "instruction": self.instruction,
+                "batch": s.batch, "heads": s.heads, "kv_heads": s.hkv, "seq_len_q": s.q_len, "seq_len_kv": s.kv_len,
+                "head_dim": s.head_dim, "head_dim_v": s.dv, "causal": s.causal, "window": s.window,
+                "page_size": s.page_size, "time_s": self.time_s, "tflops": self.tflops, "bound": self.bound,
+                "flops": self.flops, "flops_model": self.flops_model, "hbm_bytes": self.hbm_bytes,
                 "launches": [{"name": t.name, "total_s": t.total_s, "compute_s": t.compute_s,
                               "memory_s": t.memory_s, "launch_s": t.launch_s, "bound": t.bound}
                              for t in self.launches]}
 
 
 def attention_flops(shape: AttentionShape) -> float:
-    """4 * B * H * N^2 * D, halved when causal (FLOPs)."""
-    flops = 4.0 * shape.batch * shape.heads * shape.seq_len ** 2 * shape.head_dim
-    return flops / 2 if shape.causal else flops
+    """4 * B * H * P * M * D, halved when causal with P = M (FLOPs); D the mean of the key and value dims."""
+    d = (shape.head_dim + shape.dv) / 2.0
+    flops = 4.0 * shape.batch * shape.heads * shape.q_len * shape.kv_len * d
+    return flops / 2 if shape.causal and shape.q_len == shape.kv_len else flops
 
 
-def rates(gpu: GPUSpec, dtype: str, clock_hz: float | None = None) -> Rates:
-    """The GPU's peaks for `dtype`, scaled to `clock_hz` when given (HBM bandwidth is not)."""
-    scale = 1.0 if clock_hz is None else clock_hz / gpu.clock_hz
-    return Rates(gpu.sms, gpu.tensor_rate(dtype) * scale, gpu.exp_per_s * scale, gpu.alu_ops_per_s * scale,
-                 gpu.hbm_bytes_per_s)
-
-
-def efficiency(profile: KernelProfile, gpu: GPUSpec) -> Efficiency:
-    """The profile's parameters for this GPU's architecture."""
+def efficiency(profile: KernelProfile) -> Efficiency:
+    """The profile's parameters (the same on every GPU)."""
     p = profile.parameters
-    arch = gpu.architecture
-    return Efficiency(profile.mma_efficiency(arch), profile.parameter("exp_overlap", arch), p.prologue_steps,
-                      p.step_latency_s, p.launch_s, p.memory_efficiency)
+    return Efficiency(p.issue_efficiency, p.exp_overlap, p.prologue_steps, p.step_latency_s, p.launch_s,
+                      p.memory_efficiency)
 
 
 def launches_for(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape, dtype: str,
-                 tiles: dict[str, int] | None = None) -> list[KernelLaunch]:
-    """The kernel launches of one call (work from the cascade, tiles from the profile)."""
+                 tiles: dict[str, int] | None = None, per_point: Work | None = None) -> list[KernelLaunch]:
+    """The kernel launches of one call (work from the cascade or the profile, tiles from the profile)."""
     shape = replace(shape, element_bytes=ELEMENT_BYTES[dtype])
     try:
-        return kernel_launches(gpu, profile, shape, tiles)
+        return kernel_launches(gpu, profile, shape, tiles, per_point)
     except ValueError as err:
         raise GPUConfigError(f"--kernel {profile.name}: {err}") from None
 
 
+def check_shape(shape: AttentionShape) -> None:
+    """GPUConfigError (one line) for a shape field that is not a positive integer or is inconsistent."""
+    for name in ("batch", "heads", "seq_len", "head_dim"):
+        value = getattr(shape, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GPUConfigError(f"{name} must be a positive integer, got {value!r}")
+    for name in ("kv_heads", "seq_len_kv", "head_dim_v", "window", "page_size", "state_writes"):
+        value = getattr(shape, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < (0 if name in ("window", "state_writes") else 1)):
+            raise GPUConfigError(f"{name} must be a positive integer, got {value!r}")
+    if shape.heads % shape.hkv:
+        raise GPUConfigError(f"heads ({shape.heads}) must be a multiple of kv_heads ({shape.hkv})")
+    if not (0 < shape.density <= 1) or not math.isfinite(shape.density):
+        raise GPUConfigError(f"density must be in (0, 1], got {shape.density!r}")
+
+
 def predict(gpu: str | Path | GPUSpec, kernel: str | Path | KernelProfile, shape: AttentionShape,
-            dtype: str = "bf16", clock_hz: float | None = None, tiles: dict[str, int] | None = None) -> Prediction:
+            dtype: str = "bf16", clock_hz: float | None = None, tiles: dict[str, int] | None = None,
+            per_point: Work | None = None) -> Prediction:
     """Predicted forward time of `kernel` on `gpu` at `shape` and `dtype` (see the module docstring).
 
     Raises GPUConfigError (one line: the unknown name, bad file and field, or a kernel that
-    cannot run the shape, e.g. linear attention without a causal mask).
+    cannot run the shape or the GPU, e.g. FlashAttention-3 on an A100). `per_point`: a cascade's
+    own work per score point (mappings/targets/gpu.py) instead of the library cascade's.
     """
     spec = gpu if isinstance(gpu, GPUSpec) else load_gpu(gpu)
     profile = kernel if isinstance(kernel, KernelProfile) else load_profile(kernel)
     dtype = normalise_dtype(dtype)
     if clock_hz is not None and not (isinstance(clock_hz, (int, float)) and 0 < clock_hz < float("inf")):
         raise GPUConfigError(f"--clock-mhz must be a positive finite number, got {clock_hz!r}")
-    for name in ("batch", "heads", "seq_len", "head_dim"):
-        value = getattr(shape, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise GPUConfigError(f"{name} must be a positive integer, got {value!r}")
-    launches = launches_for(spec, profile, shape, dtype, tiles)
+    check_shape(shape)
     mma_dtype = profile.compute_dtype or dtype
-    total, bound, times = launches_time(rates(spec, mma_dtype, clock_hz), efficiency(profile, spec), launches)
-    flops = attention_flops(shape)
-    return Prediction(spec.name, profile.name, dtype, shape, total, flops / total / 1e12, bound, flops,
-                      float(sum(float(l.tensor_flops.sum()) for l in launches)),
-                      float(sum(l.hbm_bytes for l in launches)), tuple(times))
+    instruction = profile.instruction_on(spec, mma_dtype)
+    launches = launches_for(spec, profile, shape, dtype, tiles, per_point)
+    total, bound, times = launches_time(rates(spec, instruction, mma_dtype, clock_hz), efficiency(profile), launches)
+    model_flops = float(sum(float(l.tensor_flops.sum()) for l in launches))
+    flops = attention_flops(shape) if profile.family in ("softmax", "split-kv") else model_flops
+    if not (math.isfinite(total) and total > 0):
+        raise GPUConfigError(f"--kernel {profile.name}: the model gave a non-finite or non-positive time ({total!r})")
+    return Prediction(spec.name, profile.name, dtype, shape, total, flops / total / 1e12, bound, flops, model_flops,
+                      float(sum(l.hbm_bytes for l in launches)), instruction, tuple(times))

@@ -34,6 +34,7 @@ import math
 from dataclasses import dataclass, field
 
 import einsum_cascade as ec
+from einsum_cascade.memo import per_object
 from einsum_cascade.ast import Access, value_vars
 from einsum_cascade.cost import einsum_ops as _einsum_ops
 from einsum_cascade.cost import numeric_points
@@ -58,17 +59,9 @@ class _Structure:
     live: list[str]
 
 
-_CACHE: dict[int, tuple[ec.Cascade, dict]] = {}
-
-
 def _cache(cascade: ec.Cascade) -> dict:
-    """A per-cascade memo (cascades are not hashable): kept while the cascade lives here."""
-    entry = _CACHE.get(id(cascade))
-    if entry is None or entry[0] is not cascade:
-        if len(_CACHE) > 64:
-            _CACHE.clear()
-        entry = _CACHE[id(cascade)] = (cascade, {})
-    return entry[1]
+    """A per-cascade memo (cascades are not hashable), kept while the cascade lives."""
+    return per_object(cascade, dict, "scheduler")
 
 
 def _structure(cascade: ec.Cascade, rank: str) -> _Structure:

@@ -36,13 +36,14 @@ def load_cascade(cascade: ec.Cascade | str | Path) -> ec.Cascade:
 def simulate(cascade: ec.Cascade | str | Path, arch: Any, sizes: dict[str, float] | None = None,
              mapping: MappingSpec | str | Path = "auto", objective: str = "latency", batch: int = 1, heads: int = 1,
              mode: str = "steady", network: str | None = None, check: bool = True,
-             kv_heads: int | None = None) -> SimulationResult:
+             kv_heads: int | None = None, kernel: str | None = None, dtype: str | None = None) -> SimulationResult:
     """Simulate `cascade` at `sizes` on target `arch` (mappings/targets/) for `batch` x `heads`
     independent (batch, head) pairs. `mapping`: "auto" (the mapper, optimising `objective`: latency,
     energy or edp), a spec name or path, or a MappingSpec (accelerators only). Every result is
     certified (mappings/certify.py: InvariantViolation on a broken invariant); `check=False` skips
     that, for debugging only. `kv_heads`: heads of K and V (MQA / GQA; default `heads`): K/V traffic
-    is priced once per KV head, the query heads of one KV head run together (accelerators)."""
+    is priced once per KV head (accelerators: the query heads of one KV head run together; GPU).
+    `kernel` and `dtype` apply to the GPU target."""
     if objective not in OBJECTIVES:
         raise MappingError(f"--objective: unknown objective {objective!r} (expected one of {', '.join(OBJECTIVES)})")
     for name, v in (("batch", batch), ("heads", heads), ("kv-heads", heads if kv_heads is None else kv_heads)):
@@ -50,9 +51,9 @@ def simulate(cascade: ec.Cascade | str | Path, arch: Any, sizes: dict[str, float
             raise MappingError(f"--{name}: must be a positive integer, got {v!r}")
     c = load_cascade(cascade)
     options = SimulateOptions(mapping=mapping, objective=objective, batch=batch, heads=heads, mode=mode,
-                              network=network, check=check, kv_heads=kv_heads)
+                              network=network, check=check, kv_heads=kv_heads, kernel=kernel, dtype=dtype)
     target = resolve_target(arch)
-    if kv_heads not in (None, heads) and target.kind != "accelerator":
+    if kv_heads not in (None, heads) and target.kind == "private-inference":
         raise MappingError(f"--kv-heads: the {target.kind} target models one K and V per query head")
     return target.simulate(c, sizes, options)
 

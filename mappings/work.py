@@ -4,12 +4,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Mapping
 
+from cascadesim_errors import InputError
 from einsum_cascade.numeric_cost import numeric_cost
 
 from archsim.config import PEArray
 
 
-class MappingError(ValueError):
+class MappingError(InputError, ValueError):
     """An infeasible mapping: names the mapping, the Einsum and what does not fit."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cascadesim_errors import InputError
+from einsum_cascade.size_text import SizeTextError, parse_size
 from archsim.yamlio import YamlFileError, load_yaml_file
 
 from archsim.filecache import cached_load
@@ -12,7 +14,7 @@ MODELS_FILE = Path(__file__).parent / "models.yaml"
 FIELDS = ("B", "D", "E", "F", "H", "S")
 
 
-class WorkloadError(ValueError):
+class WorkloadError(InputError, ValueError):
     """A bad model or sequence length (names the file or value)."""
 
 
@@ -67,13 +69,11 @@ def make_workload(model: str, seq_len: int) -> Workload:
 
 
 def parse_length(text: str) -> int:
-    """'1K' -> 1024, '1M' -> 1048576, '4096' -> 4096."""
-    t = text.strip().upper()
-    mult = {"K": 1024, "M": 1024 * 1024}.get(t[-1:], 1)
-    digits = t[:-1] if mult > 1 else t
-    if not (digits.isascii() and digits.isdigit()) or int(digits) <= 0:
-        raise WorkloadError(f"bad sequence length {text!r} (use e.g. 1K, 64K, 1M or 4096)")
-    return int(digits) * mult
+    """'1K' -> 1024, '1M' -> 1048576, '4096' -> 4096 (einsum_cascade.size_text's sizes)."""
+    try:
+        return parse_size(text)
+    except SizeTextError:
+        raise WorkloadError(f"bad sequence length {text!r} (use e.g. 1K, 64K, 1M or 4096)") from None
 
 
 def format_length(n: int) -> str:

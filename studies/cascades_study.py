@@ -84,7 +84,7 @@ def study_sizes(c: ec.Cascade, n: int) -> dict:
     return {k: v for k, v in sizes.items() if k in c.size_names or k in c.params}
 
 
-def simulate_point(name: str, arch: str, length: str) -> dict:
+def cascade_point(name: str, arch: str, length: str) -> dict:
     """One (cascade, architecture, length) point: a row of results.csv (units: s, J, bytes; util 0..1)."""
     c = ec.load_library(name)
     n = parse_length(length)
@@ -167,7 +167,7 @@ def run_study(out: Path, cascades: list[str] | None = None, archs: list[str] | N
             for key in progress_bar(todo, desc="cascades", disable=not progress):
                 if key in done:
                     continue
-                p = simulate_point(*key)
+                p = cascade_point(*key)
                 require_finite(p, f"cascades point {' '.join(key)}")
                 p["fingerprint"] = fp
                 done[key] = p

@@ -52,7 +52,7 @@ PAPER = {"fusemax_speedup": 6.72, "energy_ratio": 0.787, "e2e_speedup": 5.30, "e
 ENERGY_FIELD = {"correct": "energy_j", "artifact": "energy_j_artifact"}
 
 
-def simulate_point(model: str, length: str, config: str, mode: str = "steady") -> dict:
+def attention_point(model: str, length: str, config: str, mode: str = "steady") -> dict:
     """One attention point: a row of results.csv plus breakdowns.
 
     Units: latency_s seconds, energy_j* joules (by component and by Einsum too), dram_bytes and
@@ -132,7 +132,7 @@ def _simulate_key(key: tuple[str, str, str, str]) -> dict:
     """The point of `key` (kind, model, seq_len, config): an attention point or a layer's GEMMs."""
     kind, m, n, c = key
     if kind == "attention":
-        return simulate_point(m, n, c)
+        return attention_point(m, n, c)
     return {"kind": kind, "model": m, "seq_len": n, "config": c, **simulate_gemms(m, n, c)}
 
 
@@ -157,7 +157,7 @@ def run_study(out: Path, models: list[str] | None = None, lengths: list[str] | N
     """Simulate every missing point (resuming from out/points.jsonl) and write the report.
 
     `workers`: processes simulating the points (1: in this process). Returns the attention and
-    end-to-end points (units as in simulate_point).
+    end-to-end points (units as in attention_point).
     """
     if workers < 1:
         raise UsageError(f"--workers: must be at least 1, got {workers}")

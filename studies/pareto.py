@@ -22,17 +22,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from studies.progress import progress as tqdm  # noqa: E402  (tqdm on a terminal, lines in a log)
 
+import einsum_cascade as ec  # noqa: E402
 from archsim.config import Architecture, load_architecture  # noqa: E402
 from archsim.energy import area_um2  # noqa: E402
 from archsim.errors import ScheduleError  # noqa: E402
-from archsim.result import run  # noqa: E402
-from mappings import get_mapping  # noqa: E402
-from mappings.scheduler import context, query_group_rows  # noqa: E402
+from mappings import load_spec, simulate  # noqa: E402
+from mappings.scheduler import context, query_group_rows  # noqa: E402  (the report API of a mapping's tiling)
 from mappings.work import MappingError  # noqa: E402
 from mappings.workload import make_workload  # noqa: E402
 
 DS = [16, 32, 64, 128, 256, 512]
 TEMPLATE = "fusemax-template"
+MAPPING = "fusemax"  # the mapping spec (mappings/specs/) and, through it, the cascade
 MIN_BUFFER_BYTES = 4 << 10
 MAX_BUFFER_BYTES = 1 << 32
 COMPUTE_BOUND_TOLERANCE = 0.01  # latency at most 1% above the busiest unit's busy cycles
@@ -55,14 +56,16 @@ def design_point(d: int, model: str = "BERT", seq_len: int = 256 * 1024) -> dict
     and `tried`: (buffer bytes, latency / compute cycles) of every feasible smaller size.
     """
     w = make_workload(model, seq_len)
-    mapping = get_mapping("fusemax")
+    spec = load_spec(MAPPING)
+    cascade = ec.load_library(spec.cascade)
+    sizes = {"E": w.E, "F": w.F, "M": w.seq_len, "P": w.seq_len}
     cap, tried = MIN_BUFFER_BYTES, []
     while True:
         if cap > MAX_BUFFER_BYTES:
             raise MappingError(f"pareto: no buffer up to {MAX_BUFFER_BYTES} B keeps d = {d} compute-bound")
         arch = template_arch(d, cap)
         try:
-            r = run(mapping.schedule(w, arch), arch)
+            r = simulate(cascade, arch, sizes, mapping=spec, batch=w.B, heads=w.H).result
         except (MappingError, ScheduleError):
             cap *= 2  # not even one query block and one K/V block fit
             continue
@@ -73,17 +76,11 @@ def design_point(d: int, model: str = "BERT", seq_len: int = 256 * 1024) -> dict
         cap *= 2
     area = area_um2(arch)
     total = sum(area.values())
-    return {"d": d, "buffer_bytes": cap, "p1": _query_blocks(mapping, w, arch),
+    p1 = query_group_rows(context(cascade, spec, arch, sizes)) // arch.units["array2d"].cols
+    return {"d": d, "buffer_bytes": cap, "p1": p1,
             "latency_s": r.seconds, "energy_j": r.joules, "cycles": r.cycles, "compute_cycles": compute,
             "dram_bytes": r.dram_bytes, "area_mm2": total / 1e6, "area_2d_fraction": area["array2d"] / total,
             "tried": tried}
-
-
-def _query_blocks(mapping, w, arch: Architecture) -> int:
-    """P1: query blocks (of the 2D array's columns) per query group of the mapping on `arch`."""
-    sizes = {"E": w.E, "F": w.F, "M": w.seq_len, "P": w.seq_len}
-    rows = query_group_rows(context(mapping.cascade(), mapping.spec, arch, sizes))
-    return rows // arch.units["array2d"].cols
 
 
 def _size(n: int) -> str:

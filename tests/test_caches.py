@@ -74,3 +74,21 @@ def test_cached_load_rereads_a_changed_file(tmp_path):
     path.write_text("22")
     assert cached_load(path, read, "t")["value"] == "22"
     assert len(calls) == 2
+
+
+def test_per_object_memo_lives_as_long_as_its_object():
+    """One value per live object (cascades are not hashable); a collected object's entry goes."""
+    import gc
+
+    from einsum_cascade import memo
+
+    a, b = ec.load_library("attention_1pass"), ec.load_library("attention_1pass")
+    made = []
+    first = memo.per_object(a, lambda: made.append("a") or {"of": "a"}, "test")
+    assert memo.per_object(a, lambda: made.append("again") or {}, "test") is first
+    assert memo.per_object(b, lambda: made.append("b") or {"of": "b"}, "test") == {"of": "b"}
+    assert made == ["a", "b"]
+    key = ("test", id(a))
+    del a, first
+    gc.collect()
+    assert key not in memo._BY_OBJECT

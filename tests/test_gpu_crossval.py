@@ -1,201 +1,192 @@
-"""The GPU cross-validation: metrics by hand, the calibration/validation split, the study on the
-published data set, and the study on a clearly synthetic benchmark file made in the test's tmp dir."""
+"""Cross-validation of the GPU model: folds disjoint by source, metrics by hand, every published
+row accounted for, disputed rows never fitted; the GPU target on cascades (roofline, GQA, families)."""
 import json
 import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from archsim.gpu_specs import FITTED_FILE, load_fitted, load_profile
-from archsim.yamlio import load_yaml_file
-from mappings.gpu_mapping import AttentionShape
-from mappings.gpu_predict import predict
-from studies import gpu_crossval as cv
-from studies.cli import main as cli_main
-from studies.gpu_calibration import Predictor, calibrate, split
-from studies.gpu_observations import BENCH_SCHEMA, PUBLISHED, Observation, load_published
-
-
-def test_error_summary_by_hand():
-    s = cv.error_summary(np.array([110.0, 90.0, 100.0, 150.0]), np.array([100.0] * 4))
-    # signed errors 10, -10, 0, 50 (%); sorted |e| 0, 10, 10, 50; p90 at rank 2.7: 10 + 0.7 * 40.
-    assert s == pytest.approx({"mape": 17.5, "median_ape": 10.0, "p90_ape": 38.0, "max_ape": 50.0,
-                               "bias_pct": 12.5})
-
-
-def test_spearman_by_hand():
-    # ranks of b: 1, 2, 4, 3; sum d^2 = 2; rho = 1 - 6 * 2 / (4 * 15) = 0.8.
-    assert cv.spearman(np.array([1, 2, 3, 4]), np.array([10, 20, 40, 30])) == pytest.approx(0.8)
-    assert cv.spearman(np.array([1, 2, 3]), np.array([3, 2, 1])) == pytest.approx(-1.0)
-    assert cv.spearman(np.array([1, 2]), np.array([1, 2])) is None        # too few rows to rank
-
-
-def test_crossover_by_hand():
-    # log time ratio +ln 2 at 2048 and -ln 2 at 4096: crossing midway in log2 N, at 2^11.5.
-    assert cv.crossover_length([2048, 4096], [2.0, 1.0], [1.0, 2.0]) == pytest.approx(2 ** 11.5)
-    assert cv.crossover_length([1024, 2048], [1.0, 1.0], [2.0, 3.0]) is None
-    assert "below 1024" in cv.crossover_note([1024, 2048], [1.0, 1.0], [2.0, 3.0])
-    assert "above 2048" in cv.crossover_note([1024, 2048], [3.0, 3.0], [2.0, 2.0])
-
-
-def test_ratio_errors_and_fastest_kernel_by_hand():
-    rows = [{"shape": "s1", "kernel": "a", "measured_s": 2.0, "predicted_s": 3.0},
-            {"shape": "s1", "kernel": "b", "measured_s": 1.0, "predicted_s": 1.0},
-            {"shape": "s2", "kernel": "a", "measured_s": 1.0, "predicted_s": 2.0},
-            {"shape": "s2", "kernel": "b", "measured_s": 2.0, "predicted_s": 1.0}]
-    ratios = cv.speedup_ratio_errors(rows)
-    assert [(r["pair"], r["measured"], r["predicted"]) for r in ratios] == [("a/b", 2.0, 3.0), ("a/b", 0.5, 2.0)]
-    assert ratios[0]["error_pct"] == pytest.approx(50.0) and ratios[1]["error_pct"] == pytest.approx(300.0)
-    fastest = cv.fastest_agreement(rows)
-    assert [(f["measured"], f["predicted"], f["agree"]) for f in fastest] == [("b", "b", True), ("a", "b", False)]
-
-
-def test_published_data_set_keeps_every_source_field():
-    rows = load_yaml_file(PUBLISHED)
-    assert len(rows) == 100
-    for r in rows:
-        assert {"source", "gpu", "dtype", "batch", "heads", "head_dim", "causal", "seq_len", "kernel", "value",
-                "unit", "time_ms", "notes"} <= set(r)
-    # a row as published (Lightning Attention repo, FlashAttention-2 at 32K on the A100): 161.154434 ms.
-    obs = load_published()
-    fa2 = [o for o in obs if o.kernel == "flash2" and o.gpu == "a100" and o.shape.seq_len == 32768]
-    assert len(fa2) == 1 and fa2[0].time_s == pytest.approx(0.161154434)
-    assert {o.gpu for o in obs} == {"a100", "h100-sxm", "b200"}
-    assert {o.clock_hz for o in obs if o.gpu == "b200"} == {1.8e9}       # 'B200-850W@1800MHz'
-
-
-def test_split_rule_by_hand():
-    shape = AttentionShape(1, 1, 1, 64, False)
-    rows = [Observation(f"r{n}", "s", "a100", None, "flash2", "bf16", replace(shape, seq_len=n), 1.0)
-            for n in (512, 1024, 2048, 4096, 8192)]
-    rows.append(Observation("other", "s", "a100", None, "xformers", "bf16", replace(shape, seq_len=1024), 1.0))
-    cal, val = split(rows)
-    # series sorted by length: 2nd and 4th calibrate; a series of one row is validation only.
-    assert [r.row for r in cal] == ["r1024", "r4096"]
-    assert [r.row for r in val] == ["r512", "r2048", "r8192", "other"]
+from mappings.gpu_calibration import Predictor, calibrate
+from mappings.gpu_observations import PUBLISHED, VARIANTS, load_all
+from studies.gpu_crossval import error_summary, folds, held_out_predictions, spearman
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gpu-crossval")
-    return out, cv.run_study(out, bench_paths=[])
+def rows():
+    return load_all(bench=[])
 
 
-def test_split_is_disjoint_and_covers_every_row():
-    rows = load_published()
-    cal, val = split(rows)
-    assert {r.row for r in cal}.isdisjoint({r.row for r in val}) and len(cal) + len(val) == len(rows)
-    # every series of two or more lengths calibrates on some and validates on others
-    for series in {r.series for r in rows}:
-        lengths = {r.shape.seq_len for r in rows if r.series == series}
-        if len(lengths) > 1:
-            assert any(r.series == series for r in cal) and any(r.series == series for r in val)
+def test_every_published_row_is_predicted_or_skipped_with_a_reason(rows):
+    observations, skipped = rows
+    total = len(json.loads(PUBLISHED.read_text())) + len(json.loads(VARIANTS.read_text()))
+    assert len(observations) + len(skipped) == total == 1332
+    assert all(s.reason for s in skipped)
+    assert {o.group for o in observations} == {"dense", "decode", "sliding-window", "linear", "ssm"}
+    assert any(o.disputed for o in observations)
 
 
-def test_calibrate_evaluates_only_the_rows_it_is_given():
-    rows = [r for r in load_published() if r.kernel == "xformers"]
-    cal, val = split(rows)
+def test_folds_are_disjoint_by_source_and_cover_every_row(rows):
+    observations, _ = rows
+    for key in ("source", "gpu"):
+        seen = []
+        for value, held, train in folds(observations, key):
+            assert held and all(getattr(r, key) == value for r in held)
+            assert not any(getattr(r, key) == value for r in train)
+            assert {r.row for r in held}.isdisjoint({r.row for r in train})
+            assert len(held) + len(train) == len(observations)
+            seen += [r.row for r in held]
+        assert sorted(seen) == sorted(r.row for r in observations)
+
+
+def test_a_fold_fits_only_its_training_rows_and_never_disputed_ones(rows):
+    observations, _ = rows
+    subset = [r for r in observations if r.kernel in ("flash2", "xformers", "triton-tutorial")]
     predictor = Predictor()
-    _, fits = calibrate(predictor, cal)
-    assert predictor.seen == {r.row for r in cal} and predictor.seen.isdisjoint({r.row for r in val})
-    assert fits["xformers"]["rows"] == [r.row for r in cal]
+    full = calibrate(predictor, subset)
+    for value, held, train in folds(subset, "source")[:2]:
+        cal = calibrate(predictor, train, reuse=full, refit={r.kernel for r in held})
+        for kernel, summary in cal.summaries.items():
+            assert summary["rows"] == sum(1 for r in train if r.kernel == kernel and not r.disputed)
+    disputed = [r for r in observations if r.disputed]
+    cal = calibrate(predictor, disputed)
+    assert cal.profiles == {}
 
 
-def test_reported_validation_rows_were_not_used_in_fitting(study):
-    _, res = study
-    val = set(res["validation_rows"])
-    assert val.isdisjoint(res["calibration_rows"])
-    assert res["rows_evaluated_in_fit"] and val.isdisjoint(res["rows_evaluated_in_fit"])
-    assert set(res["rows_evaluated_in_fit"]) <= set(res["calibration_rows"])
-    assert all(val.isdisjoint(f["rows"]) for f in res["fits"].values())
-    assert {r["row"] for r in res["records"] if r["set"] == "validation"} == val
-    assert res["overall"]["n"] == len(val) > 0
-    # the committed fitted parameters were fitted on calibration rows only, and are this fit
-    committed = load_yaml_file(FITTED_FILE)
-    for name, rows in committed["calibration_rows"].items():
-        assert val.isdisjoint(rows) and rows == res["fits"][name]["rows"]
-    fitted = load_fitted()
-    for name, fit in res["fits"].items():
-        for key, value in fit["parameters"].items():
-            assert fitted[name][key] == pytest.approx(value, rel=1e-6), (name, key)
+def test_held_out_predictions_are_of_rows_not_fitted(rows):
+    observations, _ = rows
+    subset = [r for r in observations if r.kernel in ("flash2", "xformers")]
+    predictor = Predictor()
+    preds = held_out_predictions(predictor, subset, calibrate(predictor, subset), "source")
+    assert sorted(p["row"] for p in preds) == sorted(r.row for r in subset)
+    assert all(p["fold"] == p["source"] for p in preds)
+    assert all(math.isfinite(p["predicted_s"]) and p["predicted_s"] > 0 for p in preds)
 
 
-def test_study_writes_metrics_plot_and_misses(study):
-    out, res = study
-    report = (out / "report.md").read_text()
-    saved = json.loads((out / "crossval.json").read_text())
-    assert saved["overall"]["mape"] == pytest.approx(res["overall"]["mape"])
-    assert set(saved["by_source"]) == {"Triton tutorial docs (A100)", "Lightning Attention repo (A100)",
-                                       "tritonbench PR 2391 (H100)", "Triton tile-IR note (B200)"}
-    for m in saved["by_source"].values():
-        assert {"mape", "bias_pct", "spearman_time", "spearman_tflops"} <= set(m)
-    # a sentence of the report is computed from the results
-    assert f"MAPE {res['overall']['mape']:.1f} %" in report and "not drawn" in report
-    assert len(res["largest_misses"]) == cv.LARGEST_MISSES
-    assert all(m["bound"] in ("compute", "exp", "memory", "serial", "launch") for m in res["largest_misses"])
-    errors = [abs(r["error_pct"]) for r in res["records"] if r["set"] == "validation"]
-    assert abs(res["largest_misses"][0]["error_pct"]) == max(errors)
-    assert (out / "predicted_vs_measured.png").stat().st_size > 0
-    crossover = {c["linear"]: c for c in res["crossovers"]}
-    assert set(crossover) == {"lightning2", "lightning2-decay"}
-    # measured: Lightning-2 (decay) is slower than FA2 at 2K and faster at 4K (the published table).
-    assert 2048 < crossover["lightning2-decay"]["measured"] < 4096
+def test_error_metrics_by_hand():
+    s = error_summary(np.array([110.0, 90.0, 150.0, 100.0]), np.array([100.0, 100.0, 100.0, 100.0]))
+    assert s["mape"] == pytest.approx((10 + 10 + 50 + 0) / 4)
+    assert s["median_ape"] == pytest.approx(10.0)
+    assert s["max_ape"] == pytest.approx(50.0)
+    assert s["bias_pct"] == pytest.approx((10 - 10 + 50 + 0) / 4)
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2], [1, 2]) is None
 
 
-def test_study_bad_gpu_is_one_line_exit_2(tmp_path, capsys):
-    code = cli_main(["study", "gpu-crossval", "--gpu", "a100x", "--out", str(tmp_path / "o")])
-    err = capsys.readouterr().err
-    assert code == 2 and "unknown GPU 'a100x'" in err and "Traceback" not in err
-    path = tmp_path / "g.yaml"
-    from archsim.gpu_specs import GPU_DIR
-    path.write_text((GPU_DIR / "a100.yaml").read_text().replace("clock_hz: 1.41e+9", "clock_hz: .inf"))
-    code = cli_main(["study", "gpu-crossval", "--gpu", str(path), "--out", str(tmp_path / "o")])
-    err = capsys.readouterr().err
-    assert code == 2 and f"{path}:7:11: non-finite number '.inf'" in err  # refused where it is written
+# -- the GPU target on cascades -----------------------------------------------------------------
+def _sim(name, arch, sizes, **kw):
+    from mappings.simulation import simulate
+    return simulate(name, arch, sizes, **kw)
 
 
-def test_study_on_synthetic_benchmark_file(tmp_path):
-    """Times made by the model itself with known parameters (clearly labelled synthetic): the fit on
-    the calibration lengths recovers them, so the validation error is near zero."""
-    truth = load_profile("attention_1pass", fitted=False)
-    from archsim.gpu_specs import with_parameters
-    truth = with_parameters(truth, {"mma_efficiency": {"hopper": 0.55}, "exp_overlap": 0.4, "prologue_steps": 3.0,
-                                    "launch_s": 8e-6}, "test")
-    records = []
-    for n in (1024, 2048, 4096, 8192):
-        for causal in (False, True):
-            t = predict("h200", truth, AttentionShape(1, 8, n, 64, causal), "bf16").time_s
-            records.append({"kernel": "attention_1pass", "batch": 1, "heads": 8, "seq_len": n, "head_dim": 64,
-                            "causal": causal, "dtype": "bfloat16", "median_ms": t * 1e3})
-    records.append({**records[0], "kernel": "torch_sdpa_flash"})  # baseline: no profile, ignored
-    path = tmp_path / "synthetic.json"
-    path.write_text(json.dumps({"schema": BENCH_SCHEMA, "gpu": "NVIDIA H200 (SYNTHETIC, model-generated)",
-                                "records": records}))
-    res = cv.run_study(tmp_path / "out", [path], published=None)
-    assert res["n_rows"] == 8 and res["n_validation"] == 4
-    assert res["overall"]["mape"] < 1.0
-    # the fitted profile predicts an unmeasured shape as the truth does (MMA efficiency and exp overlap
-    # trade off against each other, so the parameters themselves need not be recovered one by one)
-    fitted = with_parameters(load_profile("attention_1pass", fitted=False),
-                             res["fits"]["attention_1pass"]["parameters"], "test")
-    far = AttentionShape(2, 8, 16384, 64, False)
-    assert predict("h200", fitted, far).time_s == pytest.approx(predict("h200", truth, far).time_s, rel=0.02)
-    assert not math.isnan(res["overall"]["bias_pct"])
-
-
-@pytest.mark.parametrize("change, message", [
-    ({"causal": "false"}, "records[0].causal must be true or false, got 'false'"),
-    ({"dtype": "int8"}, "records[0].dtype must be one of"),
-    ({"seq_len": "4096"}, "records[0].seq_len must be a positive integer"),
-    ({"median_ms": float("inf")}, "records[0].median_ms: expected a"),
-    ({"tiles": {"BLOCK_M": 128}}, "records[0].tiles.BLOCK_N must be a positive integer, got None"),
+@pytest.mark.parametrize("name,sizes,kernel_family", [
+    ("attention_1pass", {"P": 2048, "M": 2048, "E": 64, "F": 64}, "softmax"),
+    ("attention_3pass_causal", {"P": 2048, "M": 2048, "E": 64, "F": 64}, "softmax"),
+    ("attention_sliding_window", {"P": 4096, "M": 4096, "E": 64, "F": 64, "W": 256}, "softmax"),
+    ("attention_1pass", {"P": 1, "M": 8192, "E": 128, "F": 128}, "split-kv"),
+    ("gated_linear_attention", {"P": 2048, "M": 2048, "E": 64, "F": 64}, "chunked-linear"),
+    ("linear_attention_causal", {"P": 2048, "M": 2048, "E": 64, "F": 64}, "chunked-linear"),
 ])
-def test_bad_measurement_fields_are_errors_not_silent_or_tracebacks(tmp_path, capsys, change, message):
-    good = {"kernel": "attention_1pass", "batch": 1, "heads": 4, "seq_len": 1024, "head_dim": 64,
-            "causal": False, "dtype": "bfloat16", "median_ms": 1.0}
-    path = tmp_path / "m.json"
-    path.write_text(json.dumps({"schema": BENCH_SCHEMA, "gpu": "NVIDIA H200", "records": [{**good, **change}]}))
-    code = cli_main(["study", "gpu-crossval", "--measurements", str(path), "--out", str(tmp_path / "o")])
-    err = capsys.readouterr().err
-    assert code == 2 and message in err and "Traceback" not in err
+def test_any_cascade_runs_as_a_kernel_of_its_family_at_or_above_the_roofline(name, sizes, kernel_family):
+    from archsim.gpu.profiles import load_profile
+    from archsim.gpu.specs import load_gpu
+    r = _sim(name, "h100-sxm", sizes, batch=2, heads=8, kv_heads=2)
+    assert r.target == "gpu" and r.kernel and r.bound
+    assert load_profile(r.kernel).family == kernel_family
+    g = load_gpu("h100-sxm")
+    assert math.isfinite(r.latency_s) and r.latency_s >= r.dram_bytes / g.hbm_bytes_per_s
+    d = r.to_dict()
+    assert d["bound"] == r.bound and d["kernel"] == r.kernel
+
+
+def test_the_mask_of_the_cascade_cuts_the_time():
+    dense = _sim("attention_3pass", "h100-sxm", {"P": 8192, "M": 8192, "E": 64, "F": 64}, heads=8)
+    causal = _sim("attention_3pass_causal", "h100-sxm", {"P": 8192, "M": 8192, "E": 64, "F": 64}, heads=8)
+    window = _sim("attention_sliding_window", "h100-sxm", {"P": 8192, "M": 8192, "E": 64, "F": 64, "W": 512}, heads=8)
+    assert window.latency_s < causal.latency_s < dense.latency_s
+    # a causal mask keeps (N + 1) / 2N of the scores: never faster than half the dense time
+    assert causal.latency_s >= dense.latency_s * (8192 + 1) / (2 * 8192) * (1 - 1e-9)
+
+
+def test_decode_with_gqa_reads_k_and_v_once_per_kv_head():
+    mha = _sim("attention_1pass", "h200", {"P": 1, "M": 32768, "E": 128, "F": 128}, batch=16, heads=32)
+    gqa = _sim("attention_1pass", "h200", {"P": 1, "M": 32768, "E": 128, "F": 128}, batch=16, heads=32, kv_heads=8)
+    assert mha.bound == gqa.bound == "memory"
+    assert mha.dram_bytes - gqa.dram_bytes == pytest.approx(16 * 24 * 32768 * 256 * 2, rel=1e-3)
+
+
+def test_bad_gpu_options_are_one_line_errors():
+    from mappings.work import MappingError
+    with pytest.raises(MappingError, match="--kv-heads 3: must divide --heads 8"):
+        _sim("attention_1pass", "h200", {"P": 128, "M": 128, "E": 64, "F": 64}, heads=8, kv_heads=3)
+    with pytest.raises(MappingError, match="runs on hopper GPUs only"):
+        _sim("attention_1pass", "a100", {"P": 128, "M": 128, "E": 64, "F": 64}, kernel="flash3")
+
+
+GATED_DELTA = """cascade small_gated_delta
+rank E, F, M, P
+input Q[e,p], K[e,m], V[f,m], A[m], B[m]
+output AV
+S[e,f,0]   = 0
+SK[f,m]    = S[e,f,m] * K[e,m]
+U[f,m]     = B[m] * (V[f,m] - A[m] * SK[f,m])
+S[e,f,m+1] = A[m] * S[e,f,m] + K[e,m] * U[f,m]
+AV[f,p]    = Q[e,p] * S[e,f,p+1]
+"""
+SSD = """cascade small_ssd
+rank E, F, M, P
+input Q[e,p], K[e,m], V[f,m], DT[m]
+output AV
+H[e,f,0]   = 0
+DA[m]      = exp(DT[m])
+H[e,f,m+1] = DA[m] * H[e,f,m] + DT[m] * K[e,m] * V[f,m]
+AV[f,p]    = Q[e,p] * H[e,f,p+1]
+"""
+LATENT_DECODE = """cascade small_latent_decode
+rank C, R, H, M, P
+input QL[c,h,p], QR[r,h,p], CKV[c,m], KR[r,m]
+output OL
+S1[m,h,p]  = QL[c,h,p] * CKV[c,m]
+S2[m,h,p]  = QR[r,h,p] * KR[r,m]
+QK[m,h,p]  = S1[m,h,p] + S2[m,h,p]
+GM[h,p]    = max(m: QK[m,h,p])
+SN[m,h,p]  = exp(QK[m,h,p] - GM[h,p])
+SD[h,p]    = sum(m: SN[m,h,p])
+NV[c,h,p]  = SN[m,h,p] * CKV[c,m]
+OL[c,h,p]  = NV[c,h,p] / SD[h,p]
+"""
+GROUPED_DECODE = """cascade small_grouped_decode
+rank E, F, G, H, M, P
+input Q[e,h,g,p], K[e,g,m], V[f,g,m]
+output AV
+QK[m,h,g,p]  = Q[e,h,g,p] * K[e,g,m]
+GM[h,g,p]    = max(m: QK[m,h,g,p])
+SN[m,h,g,p]  = exp(QK[m,h,g,p] - GM[h,g,p])
+SD[h,g,p]    = sum(m: SN[m,h,g,p])
+SNV[f,h,g,p] = SN[m,h,g,p] * V[f,g,m]
+AV[f,h,g,p]  = SNV[f,h,g,p] / SD[h,g,p]
+"""
+
+
+@pytest.mark.parametrize("text,sizes,arch,kernel", [
+    (GATED_DELTA, {"P": 4096, "M": 4096, "E": 128, "F": 128}, "h100-sxm", "fla-chunk-gdn"),
+    (GATED_DELTA, {"P": 1, "M": 4096, "E": 128, "F": 128}, "b200", "flashinfer-gdn-decode"),
+    (SSD, {"P": 4096, "M": 4096, "E": 128, "F": 64}, "h100-sxm", "mamba2-ssd-triton"),
+    (LATENT_DECODE, {"P": 1, "M": 8192, "C": 512, "R": 64, "H": 128}, "b200", "trtllm-gen-mla"),
+    (GROUPED_DECODE, {"P": 1, "M": 32768, "E": 128, "F": 128, "G": 8, "H": 4}, "h200", "fa3-decode"),
+])
+def test_the_kernel_family_is_read_from_the_cascade_structure(text, sizes, arch, kernel):
+    import einsum_cascade as ec
+    r = _sim(ec.parse(text), arch, sizes, batch=4)
+    assert r.kernel == kernel and math.isfinite(r.latency_s) and r.latency_s > 0
+
+
+def test_heads_inside_a_cascade_are_kv_heads_as_gqa_says():
+    """gqa_decode's G = 8 KV groups of H = 4 query heads reads K/V as attention_1pass with 32 heads
+    and 8 KV heads: the same bytes and time."""
+    import einsum_cascade as ec
+    grouped = _sim(ec.parse(GROUPED_DECODE), "h200", {"P": 1, "M": 32768, "E": 128, "F": 128, "G": 8, "H": 4},
+                   batch=16)
+    flat = _sim("attention_1pass", "h200", {"P": 1, "M": 32768, "E": 128, "F": 128}, batch=16, heads=32, kv_heads=8)
+    assert grouped.dram_bytes == pytest.approx(flat.dram_bytes, rel=1e-6)
+    assert grouped.latency_s == pytest.approx(flat.latency_s, rel=0.02)

@@ -13,8 +13,8 @@ import sympy
 import einsum_cascade as ec
 from einsum_cascade.ast import size_symbol, var_symbol
 from fuzz_harness import run_cli
-from mappings.secure_mapping import CascadeMapper
-from archsim.secure_backend import load_profile
+from mappings.targets.private_inference.protocol import CascadeMapper
+from mappings.targets.private_inference.profiles import load_profile
 from studies.errors import UsageError
 from studies.cli.sizes_arg import parse_byte_count, parse_sizes
 

@@ -23,7 +23,7 @@ from studies.sweep.area import point_area_mm2
 from studies.sweep.expr import ExprError, evaluate, parse_expr
 from studies.sweep.journal import Journal, exclusive, journal_key
 from studies.sweep.point import check_row
-from studies.sweep.spec import SweepSpecError, apply_arch, load_spec
+from studies.sweep.spec import SweepSpecError, apply_arch, load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -245,7 +245,7 @@ def test_expressions_are_arithmetic_only():
 
 
 def test_per_cascade_sizes_zip_and_derive_make_the_points_by_hand():
-    sweep = load_spec({"name": "s", "arch": "fusemax-template",
+    sweep = load_sweep({"name": "s", "arch": "fusemax-template",
                        "cascades": ["attention_1pass", {"cascade": "attention_sliding_window", "sizes": {"W": [256, 512]}}],
                        "sizes": {"M": 4096, "P": "same-as-M", "E": 64, "F": 64}, "vary": {"d": [128, 256]},
                        "zip": [{"buffer_bytes": [1 << 20, 1 << 22], "dram.bandwidth_bytes_per_s": [1e11, 4e11]}],
@@ -262,10 +262,10 @@ def test_per_cascade_sizes_zip_and_derive_make_the_points_by_hand():
 
 def test_a_shared_size_a_cascade_lacks_is_not_an_infeasible_half():
     with pytest.raises(SweepSpecError, match=r"cascades\[1\]: attention_sliding_window needs W: give it under sizes"):
-        load_spec({"name": "s", "arch": "fusemax-template", "cascades": ["attention_1pass", "attention_sliding_window"],
+        load_sweep({"name": "s", "arch": "fusemax-template", "cascades": ["attention_1pass", "attention_sliding_window"],
                    "sizes": {"M": 4096, "E": 64, "F": 64}})
     with pytest.raises(SweepSpecError, match=r"sizes\.Q: not a size of any cascade"):
-        load_spec({"name": "s", "arch": "fusemax-template", "cascades": ["attention_1pass"],
+        load_sweep({"name": "s", "arch": "fusemax-template", "cascades": ["attention_1pass"],
                    "sizes": {"M": 4096, "E": 64, "F": 64, "Q": 1}})
 
 

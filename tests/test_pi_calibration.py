@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from archsim.secure_backend import load_profile, parse_profile
-from mappings.secure_transformer import model_cost
-from studies.private_inference import (BASELINE, HEADLINE, PAPER_FIT_PATH, PAPER_T512,
-                                       calibrate_paper_fit, paper_config)
+from mappings.targets.private_inference.profiles import load_profile, parse_profile
+from mappings.targets.private_inference.decoder import model_cost
+from mappings.targets.private_inference.calibration import PAPER_FIT_PATH, PAPER_T512, calibrate_paper_fit, paper_config
+from studies.private_inference import BASELINE, HEADLINE
 
 PAPER_SAVING_T128 = 3.94  # SM+ScFuFFN over SM+LN+G, communication, T = 128
 PAPER_SAVING_T512 = 145.24 / 69.68  # 2.08x

@@ -1,6 +1,6 @@
 """Private-inference mapping of cascades: bytes, rounds and breakdowns against hand derivations.
 
-Every expectation below is worked out by hand from the mapping rules in mappings/secure_mapping.py
+Every expectation below is worked out by hand from the mapping rules in mappings/targets/private_inference/protocol.py
 with a made-up test profile (round numbers, so each product is easy to check), not from the code.
 """
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 import einsum_cascade as ec
-from archsim.secure_backend import ProfileError, parse_profile
-from mappings.secure_mapping import map_cascade
-from mappings.secure_transformer import BLOCKS_DIR, DecoderConfig, model_cost
+from mappings.targets.private_inference.profiles import ProfileError, parse_profile
+from mappings.targets.private_inference.protocol import map_cascade
+from mappings.targets.private_inference.decoder import BLOCKS_DIR, DecoderConfig, model_cost
 
 # op: (bytes per element, rounds per call)
 TEST_OPS = {"exp": (10, 2), "max": (3, 1), "recip": (7, 4), "mul": (5, 3), "matmul_secret": (2, 5),

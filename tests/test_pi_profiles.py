@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from archsim.secure_backend import (ProfileError, load_network, load_networks, load_profile, parse_profile,
+from mappings.targets.private_inference.profiles import (ProfileError, load_network, load_networks, load_profile, parse_profile,
                                     profile_names)
 from studies.cli import main
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from archsim.secure_backend import load_profile
-from mappings.secure_transformer import DecoderConfig, model_cost
+from mappings.targets.private_inference.profiles import load_profile
+from mappings.targets.private_inference.decoder import DecoderConfig, model_cost
 from studies.cli import main
 from studies.private_inference import PAPER_T512
 

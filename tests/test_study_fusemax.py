@@ -155,7 +155,7 @@ def test_a_line_cut_short_by_an_interrupt_resumes(tmp_path):
 def test_points_of_another_version_of_the_study_are_resimulated(tmp_path, monkeypatch):
     import studies.fusemax_vs_flat as fvf
     run_study(tmp_path, ["BERT"], ["1K"], progress=False)
-    # the study module computes the points (simulate_point, simulate_gemms): a change to it is a new model
+    # the study module computes the points (attention_point, simulate_gemms): a change to it is a new model
     edited = tmp_path / "fusemax_vs_flat.py"
     edited.write_text(Path(fvf.__file__).read_text() + "\n# edited\n")
     monkeypatch.setattr(fvf, "__file__", str(edited))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from archsim import engine
-from studies.fusemax_vs_flat import COLUMNS, simulate_point
+from studies.fusemax_vs_flat import COLUMNS, attention_point
 
 STORED = """\
 attention,BERT,1K,fusemax,0.0020141036667844082,2.10311721493463,402653184.0,0.8891849351315307,0.999521751899677
@@ -25,6 +25,6 @@ def test_point_unchanged(row, memo):
     values = dict(zip(COLUMNS, row.split(",")))
     if memo == "cold":
         engine.clear_memo()
-    p = simulate_point(values["model"], values["seq_len"], values["config"])
+    p = attention_point(values["model"], values["seq_len"], values["config"])
     for column in ("latency_s", "energy_j", "dram_bytes", "util_2d", "util_1d"):
         assert p[column] == float(values[column]), column

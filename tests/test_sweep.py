@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from studies.cli import main
 from studies.sweep import _LineStream, run
 from studies.sweep.pareto import pareto_mask
-from studies.sweep.spec import RangeSpec, SweepSpecError, load_spec
+from studies.sweep.spec import RangeSpec, SweepSpecError, load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("results.csv", "results.parquet", "pareto.png", "report.md")
@@ -67,7 +67,7 @@ def test_ranges_expand_geometric_and_arithmetic():
 
 def test_spec_expands_to_the_cartesian_product(tmp_path):
     text = SPEC.replace("sizes: {M: 1K,", "sizes: {M: [1K, 2K],").replace("heads: 2", "heads: [1, 2]")
-    sweep = load_spec(write_spec(tmp_path, text))
+    sweep = load_sweep(write_spec(tmp_path, text))
     assert len(sweep.points) == 8 * 2 * 2
     expected = list(itertools.product([64, 128], [1e11, 4e11], [4096, 1 << 20], [1, 2], [1024, 2048]))
     got = [(p["values"]["d"], p["values"]["dram.bandwidth_bytes_per_s"], p["values"]["buffer_bytes"],
@@ -83,7 +83,7 @@ def test_spec_expands_to_the_cartesian_product(tmp_path):
 def test_point_count_is_the_product_and_points_are_distinct(lengths, n_m, n_heads):
     keys = ["word_bytes", "dram.pj_per_byte", "buffer.banks"][:len(lengths)]
     vary = {k: [(1 + i) * 8 for i in range(n)] for k, n in zip(keys, lengths)}
-    sweep = load_spec({"name": "p", "arch": "fusemax-template", "cascades": ["attention_1pass"],
+    sweep = load_sweep({"name": "p", "arch": "fusemax-template", "cascades": ["attention_1pass"],
                        "sizes": {"M": [1024 * (i + 1) for i in range(n_m)], "P": "same-as-M", "E": 64, "F": 64},
                        "heads": list(range(1, n_heads + 1)), "vary": vary})
     assert len(sweep.points) == int(np.prod(lengths)) * n_m * n_heads
@@ -126,10 +126,10 @@ def test_spec_errors_are_one_line_naming_file_and_field_exit_2(tmp_path, capsys,
 
 def test_spec_errors_in_the_python_api(tmp_path):
     with pytest.raises(SweepSpecError, match=r"<spec>: vary.d: empty list"):
-        load_spec({"name": "x", "arch": "fusemax-template", "cascades": ["attention_1pass"],
+        load_sweep({"name": "x", "arch": "fusemax-template", "cascades": ["attention_1pass"],
                    "sizes": {"M": 1024, "P": 1024, "E": 64, "F": 64}, "vary": {"d": []}})
     with pytest.raises(SweepSpecError, match=r"<spec>: name: missing field"):
-        load_spec({"arch": "fusemax-template", "cascades": ["attention_1pass"], "sizes": {}})
+        load_sweep({"arch": "fusemax-template", "cascades": ["attention_1pass"], "sizes": {}})
 
 
 # ---- points ---------------------------------------------------------------------------------
@@ -406,7 +406,7 @@ def test_docs_example_runs_and_example_spec_is_valid(tmp_path, monkeypatch):
     # 2-byte words: 2 * d * 258 bytes = 33024 B at d = 64, more than 16 KiB; 128 KiB holds d = 128
     assert list(table.loc[table["status"] == "infeasible", "buffer_bytes"]) == [16384, 16384]
     assert (table.loc[table["buffer_bytes"] > 16384, "status"] == "ok").all()
-    sweep = load_spec(ROOT / "docs" / "sweep-example.yaml")
+    sweep = load_sweep(ROOT / "docs" / "sweep-example.yaml")
     assert len(sweep.points) == 64
 
 

@@ -6,7 +6,7 @@ For the 3-pass and 1-pass softmax cascades and sigmoid attention, a jax program 
 cascade says (same Einsums, same order) runs two-party in SPU (CHEETAH, FM64, 18 fractional bits;
 benchmarks/pi/.venv, created by measure_spu.py if missing) at two context lengths. The difference of
 the measured bytes (which removes the one-time setup) is compared with the difference of the model's
-prediction (mappings/secure_mapping.py with the shipped spu-cheetah profile). Target: within 15%.
+prediction (mappings/targets/private_inference/protocol.py with the shipped spu-cheetah profile). Target: within 15%.
 Prints a table and writes benchmarks/pi/validation.json. Exit status 1 if a cascade misses the target.
 """
 from __future__ import annotations
@@ -99,8 +99,8 @@ def measured_bytes(name: str, t: int) -> int:
 
 def predicted_bytes(name: str, t: int) -> float:
     import einsum_cascade as ec
-    from archsim.secure_backend import load_profile
-    from mappings.secure_mapping import map_cascade
+    from mappings.targets.private_inference.profiles import load_profile
+    from mappings.targets.private_inference.protocol import map_cascade
 
     c = ec.load_library(name)
     sizes = {"E": E, "F": E, "M": t, "P": t}

@@ -35,7 +35,9 @@ class SimulateOptions:
     objective: latency, energy or edp; batch, heads: independent (batch, head) pairs;
     mode: "steady" or "exact" (accelerators); network: a network name (private inference);
     check: certify the result (mappings/certify.py; False only for debugging); kv_heads: heads
-    of K and V when query heads share them (MQA: 1, GQA: a divisor of heads; accelerators)."""
+    of K and V when query heads share them (MQA: 1, GQA: a divisor of heads); kernel: a GPU kernel
+    profile (None: the GPU target picks one from the cascade's structure); dtype: the GPU element
+    type (None: bf16)."""
     mapping: Any = "auto"
     objective: str = "latency"
     batch: int = 1
@@ -44,6 +46,8 @@ class SimulateOptions:
     network: str | None = None
     check: bool = True
     kv_heads: int | None = None  # heads of K and V (MQA, GQA): None = heads
+    kernel: str | None = None
+    dtype: str | None = None
 
 
 class Target(Protocol):
@@ -101,10 +105,10 @@ def resolve_target(arch: Any) -> Target:
 
 def _kind_of_name(name: str) -> str:
     """The kind of a shipped description called `name` (accelerator when no other kind has it)."""
-    from archsim.secure_backend import profile_names
+    from mappings.targets.private_inference.profiles import profile_names
     if name in profile_names():
         return "private-inference"
-    from archsim.gpu_specs import known_gpus
+    from archsim.gpu.specs import known_gpus
     if name in known_gpus():
         return "gpu"
     return "accelerator"

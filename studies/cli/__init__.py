@@ -1,62 +1,27 @@
 """The `cascadesim` command line: one subcommand module per concept.
 
-Each module in COMMAND_MODULES exposes `register(subparsers)`, which adds its subcommand(s) and
-sets `func` on its parser(s): `func(args) -> int` returns the exit status.
+Each module in COMMANDS exposes `register(subparsers)`, which adds its subcommand(s) and sets
+`func` on its parser(s): `func(args) -> int` returns the exit status. The command modules import
+only the standard library at the top; what a command needs is imported when it runs.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from cascadesim_errors import InputError
 from studies.errors import UsageError
 
-# Errors of bad input (files, fields, options), as (defining module, class name): printed as one
-# line, exit status 2. They are resolved when an error is caught, and only in modules already
-# imported (an error of a module not imported cannot have been raised), so that building the
-# parser imports none of the packages (sympy, numpy, ...).
-CASCADE_ERROR = ("einsum_cascade.errors", "CascadeError")
-INVARIANT_VIOLATION = ("mappings.certify", "InvariantViolation")  # a result that breaks physics: exit 1
-INPUT_ERROR_NAMES = (
-    ("studies.errors", "UsageError"), ("archsim.errors", "ArchError"), ("archsim.errors", "ScheduleError"),
-    ("archsim.gpu_specs", "GPUConfigError"), ("archsim.secure_backend", "ProfileError"),
-    ("mappings.secure_transformer", "DecoderConfigError"), ("mappings.work", "MappingError"),
-    ("mappings.workload", "WorkloadError"), ("archsim.yamlio", "YamlFileError"),
-    ("studies.sweep.spec", "SweepSpecError"),
-)
+from studies.cli import analyze, bound, eval, fuse, gpu, kernel, pi, report, simulate, study, sweep  # noqa: A004
 
-
-def _loaded(names) -> tuple[type, ...]:
-    """The classes of `names` ((module, class) pairs) whose modules are imported."""
-    classes = (getattr(sys.modules.get(module), name, None) for module, name in names)
-    return tuple(c for c in classes if isinstance(c, type))
-
-
-def __getattr__(name: str):
-    """`INPUT_ERRORS`: every input-error class (imports their modules; for tests and tools)."""
-    if name == "INPUT_ERRORS":
-        return tuple(getattr(importlib.import_module(m), c) for m, c in INPUT_ERROR_NAMES)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-COMMAND_MODULES = [
-    "studies.cli.analyze",
-    "studies.cli.eval",
-    "studies.cli.report",
-    "studies.cli.pi",
-    "studies.cli.study",
-    "studies.cli.gpu",
-    "studies.cli.sweep",
-    "studies.cli.fuse",
-    "studies.cli.simulate",
-    "studies.cli.bound",
-]
+COMMANDS = [analyze, eval, report, pi, study, gpu, sweep, fuse, kernel, simulate, bound]  # in the order of --help
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cascadesim", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
 
 
@@ -83,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         print("cascadesim: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - bad input is one line; anything else is re-raised
-        if isinstance(err, _loaded([INVARIANT_VIOLATION])):  # a simulator bug caught: one line, exit 1
+        certify = sys.modules.get("mappings.certify")  # imported wherever a result was certified
+        if certify is not None and isinstance(err, certify.InvariantViolation):  # a simulator bug caught: exit 1
             print(f"cascadesim: {err}", file=sys.stderr)
             return 1
         message = one_line(err)
@@ -95,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def one_line(err: BaseException) -> str | None:
     """The one-line message of an input error (exit status 2), None for anything else (a bug)."""
-    if isinstance(err, _loaded([CASCADE_ERROR])):
-        return f"cascadesim: {err}"
-    if isinstance(err, _loaded(INPUT_ERROR_NAMES)):
+    if isinstance(err, InputError):
         return f"cascadesim: error: {err}"
     if isinstance(err, FileNotFoundError):
         return f"cascadesim: error: no such file: {err.filename}"

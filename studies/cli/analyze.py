@@ -15,50 +15,8 @@ if TYPE_CHECKING:  # the package is imported when a command runs, not to build t
     from einsum_cascade.passes import PassReport
 
 
-def analysis_json(cascade: ec.Cascade, ranks: list[str], sizes: dict[str, float]) -> dict:
-    """Everything `analyze --json` prints, as a dict."""
-    import einsum_cascade as ec
-
-    reports = [ec.passes(cascade, r) for r in ranks]
-    cost = ec.cost(cascade)
-    cost_json = {
-        "per_einsum": {n: {op: str(v) for op, v in ops.items()} for n, ops in cost.per_einsum.items()},
-        "total": {op: str(v) for op, v in cost.total.items()},
-        "tensor_sizes": {n: str(v) for n, v in cost.tensor_sizes.items()},
-    }
-    if sizes:
-        at = cost.at(sizes)
-        cost_json["at_sizes"] = {
-            "sizes": sizes,
-            "per_einsum": at.per_einsum,
-            "total": at.total,
-            "tensor_sizes": at.tensor_sizes,
-        }
-    if len(ranks) == 1:
-        out = reports[0].to_json()
-    else:
-        out = {"cascade": cascade.name, "ranks": [r.to_json() for r in reports]}
-    out["cost"] = cost_json
-    out["notes"] = analysis_notes(cascade)
-    return out
-
-
 def _format_ops(ops: dict) -> str:
     return ", ".join(f"{op} {v}" for op, v in ops.items()) or "-"
-
-
-def analysis_notes(cascade: ec.Cascade) -> list[str]:
-    """Facts a reader of the numbers must know: transposed reads, data-dependent masks."""
-    from einsum_cascade.ast import Reduce, is_data_dependent, walk
-
-    notes = [t.describe(cascade.file) + " (allowed only where the swapped ranks have equal sizes)"
-             for t in cascade.transposed_reads]
-    for e in cascade.einsums:
-        conds = list(e.space_where) + [c for n in walk(e.expr) if isinstance(n, Reduce) for c in n.where]
-        if any(is_data_dependent(c) for c in conds):
-            notes.append(f"{e.name} (line {e.line}) has a data-dependent mask: its points are "
-                         "counted as an upper bound (every point the affine conditions admit)")
-    return notes
 
 
 def format_passes(report: PassReport) -> list[str]:
@@ -88,6 +46,7 @@ def format_analysis(cascade: ec.Cascade, ranks: list[str], sizes: dict[str, floa
     import sympy
 
     import einsum_cascade as ec
+    from einsum_cascade.analysis_json import analysis_notes
 
     lines = [f"cascade {cascade.name} ({cascade.file})"]
     for r in ranks:
@@ -128,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if sizes:
         cascade.bind_sizes({}, sizes)  # validates names and partitions (CascadeError)
     if args.json:
+        from einsum_cascade.analysis_json import analysis_json
+
         print(json_text(analysis_json(cascade, ranks, sizes), "analyze", indent=2))
     else:
         print(format_analysis(cascade, ranks, sizes))

@@ -51,30 +51,6 @@ def _tolerance(text: str) -> float:
     return value
 
 
-def _known(cascade: ec.Cascade, sizes: dict[str, float]) -> dict[str, float]:
-    names = set(cascade.size_names) | set(cascade.params)
-    return {k: v for k, v in sizes.items() if k in names}
-
-
-def random_inputs(cascades: list[ec.Cascade], sizes: dict[str, float], seed: int) -> dict[str, np.ndarray]:
-    """Standard-normal inputs for every input of every cascade (shared by name), in a fixed order."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    inputs: dict[str, np.ndarray] = {}
-    for cascade in cascades:
-        bound = cascade.bind_sizes({}, _known(cascade, sizes))
-        for name in cascade.inputs:
-            shape = cascade.tensor_shape(name, bound)
-            if name in inputs:
-                if inputs[name].shape != shape:
-                    raise UsageError(f"input {name} has shape {shape} in {cascade.file} but "
-                                     f"{inputs[name].shape} in the other cascade")
-                continue
-            inputs[name] = rng.standard_normal(shape)
-    return inputs
-
-
 def checksum(array: np.ndarray) -> str:
     """First 12 hex digits of the SHA-256 of the float64 bytes."""
     import numpy as np
@@ -89,20 +65,10 @@ def _bytes_text(n: float) -> str:
     return f"{n:.0f} bytes"
 
 
-def memory_needed(cascade: ec.Cascade, sizes: dict[str, float]) -> tuple[int, str, int]:
-    """Bytes (float64) of every tensor of `cascade` at `sizes`, and the largest tensor with its bytes.
-
-    The evaluator holds every tensor at once; a temporary of an Einsum is at most the size of
-    its largest operand or result, so the peak is about the total plus the largest tensor."""
-    bound = cascade.bind_sizes({}, _known(cascade, sizes))
-    per = {name: 8 * math.prod(cascade.tensor_shape(name, bound))
-           for name in list(cascade.inputs) + cascade.defined}
-    largest = max(per, key=per.get)
-    return sum(per.values()) + per[largest], largest, per[largest]
-
-
 def check_memory(cascades: list[ec.Cascade], sizes: dict[str, float], limit: int) -> None:
     """UsageError saying what evaluation at `sizes` would need when it is above `limit` bytes."""
+    from einsum_cascade.checked_eval import memory_needed
+
     for cascade in cascades:
         need, largest, largest_bytes = memory_needed(cascade, sizes)
         if need > limit:
@@ -113,23 +79,11 @@ def check_memory(cascades: list[ec.Cascade], sizes: dict[str, float], limit: int
                 "(--max-memory); use `analyze` for counts at this size, or smaller sizes")
 
 
-def recurrence_steps(cascade: ec.Cascade, sizes: dict[str, float]) -> int:
-    """Steps the evaluator runs one by one in Python: the extent of the iterative rank of every
-    recurrence (a group of Einsums in a cycle), summed."""
-    from einsum_cascade.evaluate import evaluation_order
-    bound = cascade.bind_sizes({}, _known(cascade, sizes))
-    steps = 0
-    for group in evaluation_order(cascade):
-        if len(group) > 1 or cascade.graph.has_edge(group[0], group[0]):
-            var = next((cascade.einsum(n).iterative_var for n in group if cascade.einsum(n).iterative_var), None)
-            if var is not None:
-                steps += int(bound[cascade.var_rank[var]])
-    return steps
-
-
 def check_steps(cascades: list[ec.Cascade], sizes: dict[str, float], limit: int) -> None:
     """UsageError up front when a recurrence would run more than `limit` steps (each a few tens
     of microseconds to milliseconds: millions of steps run for minutes with nothing to show)."""
+    from einsum_cascade.checked_eval import recurrence_steps
+
     for cascade in cascades:
         steps = recurrence_steps(cascade, sizes)
         if steps > limit:
@@ -138,50 +92,10 @@ def check_steps(cascades: list[ec.Cascade], sizes: dict[str, float], limit: int)
                              "larger --max-steps")
 
 
-def first_nonfinite(cascade: ec.Cascade, tensors: dict[str, np.ndarray], output: str) -> str:
-    """The Einsum (in evaluation order) among `output` and its ancestors where non-finite values
-    first appear; tensors of recurrences (which may start at -inf) only if no other has them."""
-    import networkx as nx
-    import numpy as np
-
-    from einsum_cascade.evaluate import evaluation_order
-
-    wanted = nx.ancestors(cascade.graph, output) | {output}
-    plain, recurrent = [], []
-    for group in evaluation_order(cascade):
-        is_recurrence = len(group) > 1 or cascade.graph.has_edge(group[0], group[0])
-        for name in group:
-            if name in wanted and not np.isfinite(tensors[name]).all():
-                (recurrent if is_recurrence else plain).append(name)
-    return (plain or recurrent or [output])[0]
-
-
-def evaluate_checked(cascade: ec.Cascade, inputs: dict[str, np.ndarray],
-                     sizes: dict[str, float]) -> dict[str, np.ndarray]:
-    """Evaluate; NonFiniteOutput naming the Einsum where non-finite values of an output first appear."""
-    import numpy as np
-
-    from einsum_cascade.evaluate import evaluate as cascade_evaluate
-
-    tensors: dict[str, np.ndarray] = {}
-    with np.errstate(all="ignore"):
-        results = cascade_evaluate(cascade, inputs, sizes, trace=tensors.__setitem__)
-    for name, value in results.items():
-        bad = int(np.size(value) - np.isfinite(value).sum())
-        if bad:
-            origin = cascade.einsum(first_nonfinite(cascade, tensors, name))
-            raise NonFiniteOutput(
-                f"{cascade.file}:{origin.line}:1: output {name} has {bad} non-finite value(s) of "
-                f"{np.size(value)}; they first appear in Einsum {origin.name}")
-    return results
-
-
-class NonFiniteOutput(Exception):
-    """An output of `eval` holds NaN or infinity (exit status 1)."""
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
+
+    from einsum_cascade.checked_eval import NonFiniteOutput, evaluate_checked, known_sizes, random_inputs
 
     sizes = parse_sizes(args.size)
     cascades = [load_cascade(args.file)]
@@ -198,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for cascade in cascades:
             mine = {n: inputs[n] for n in cascade.inputs}
-            results.append(evaluate_checked(cascade, mine, _known(cascade, sizes)))
+            results.append(evaluate_checked(cascade, mine, known_sizes(cascade, sizes)))
     except NonFiniteOutput as err:
         print(f"cascadesim: error: {err}", file=sys.stderr)
         return 1

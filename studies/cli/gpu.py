@@ -44,28 +44,36 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _positive_int(text: str) -> int:
-    """argparse type: a positive integer (suffixes K = 1024, M = 1024^2 accepted)."""
-    scale = {"K": 1024, "M": 1024 ** 2}.get(text[-1:].upper(), 1)
-    digits = text[:-1] if scale > 1 else text
-    if not digits.isdigit() or int(digits) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(digits) * scale
+    """argparse type: a positive integer (suffixes K = 1024, M = 1024^2, G = 1024^3 accepted)."""
+    from einsum_cascade.size_text import SizeTextError, parse_size
+    try:
+        return parse_size(text)
+    except SizeTextError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """`cascadesim gpu predict`: the model's forward time, TFLOP/s and bound of one call."""
-    from mappings.gpu_mapping import AttentionShape
+    from mappings.gpu_kernels import AttentionShape
     from mappings.gpu_predict import predict
 
-    shape = AttentionShape(args.batch, args.heads, args.seq_len, args.head_dim, args.causal)
+    q = args.seq_len_q or args.seq_len
+    kv = args.seq_len_kv or args.seq_len
+    if q is None or kv is None:
+        raise UsageError("gpu predict: give --seq-len (both lengths) or --seq-len-q and --seq-len-kv")
+    shape = AttentionShape(args.batch, args.heads, q, args.head_dim, args.causal, kv_heads=args.kv_heads,
+                           seq_len_kv=kv, head_dim_v=args.head_dim_v, window=args.window, page_size=args.page_size,
+                           shared_kv=args.shared_kv)
     p = predict(args.gpu, args.kernel, shape, args.dtype, clock_hz=args.clock_mhz * 1e6 if args.clock_mhz else None)
     if args.json:
         print(json.dumps(p.as_dict(), indent=1))
         return 0
-    print(f"{p.kernel} on {p.gpu}, {p.dtype}, B={shape.batch} H={shape.heads} N={shape.seq_len} D={shape.head_dim}"
-          f"{' causal' if shape.causal else ''}")
+    kvh = f"/{shape.hkv}" if shape.hkv != shape.heads else ""
+    print(f"{p.kernel} on {p.gpu} ({p.instruction}), {p.dtype}, B={shape.batch} H={shape.heads}{kvh} P={shape.q_len} "
+          f"M={shape.kv_len} D={shape.head_dim}{'/' + str(shape.dv) if shape.dv != shape.head_dim else ''}"
+          f"{' causal' if shape.causal else ''}{f' window={shape.window}' if shape.window is not None else ''}")
     print(f"time_s  {p.time_s:.6g}")
-    print(f"TFLOP/s {p.tflops:.4g}  (4*B*H*N^2*D{', halved for causal' if shape.causal else ''} = {p.flops:.4g} FLOPs)")
+    print(f"TFLOP/s {p.tflops:.4g}  ({p.flops:.4g} FLOPs)")
     print(f"bound   {p.bound}")
     for t in p.launches:
         print(f"  launch {t.name}: {t.total_s:.6g} s (compute {t.compute_s:.3g}, memory {t.memory_s:.3g}, "
@@ -78,14 +86,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("gpu", help="GPU model predictions; GPU reference kernels' benchmark")
     commands = parser.add_subparsers(dest="gpu_command", required=True)
     pred = commands.add_parser("predict", help="predicted forward time of one attention call on a GPU")
-    pred.add_argument("--gpu", required=True, help="GPU: a100, h100-sxm, h100-pcie, h200, h20, b200 or a YAML file")
+    pred.add_argument("--gpu", required=True, help="GPU: a name in archsim/configs/gpus/ (a100, h100-sxm, h200, b200, "
+                      "rtx-4090, l40s, mi300x, ...) or a YAML file")
     pred.add_argument("--kernel", required=True,
-                      help="kernel profile: flash2, flash3, flash4, cudnn, xformers, standard, triton-tutorial, "
-                           "lightning2, lightning2-decay, attention_1pass/2pass/3pass, linear_attention or a YAML file")
+                      help="kernel profile: a name in archsim/configs/gpu-kernels/ (flash2, flash3, flash4, "
+                           "flash-decoding, trtllm-gen-mla, fla-chunk-gdn, mamba2-ssd-triton, flex-attention, ...) "
+                           "or a YAML file")
     pred.add_argument("--batch", type=_positive_int, required=True, help="batch size B")
-    pred.add_argument("--heads", type=_positive_int, required=True, help="heads H")
-    pred.add_argument("--seq-len", type=_positive_int, required=True, help="sequence length N (4K = 4096)")
+    pred.add_argument("--heads", type=_positive_int, required=True, help="query heads H")
+    pred.add_argument("--kv-heads", type=_positive_int, default=None, help="K/V heads (GQA/MQA; default: --heads)")
+    pred.add_argument("--seq-len", type=_positive_int, default=None, help="query and key length N (4K = 4096)")
+    pred.add_argument("--seq-len-q", type=_positive_int, default=None, help="query length P (1: decode)")
+    pred.add_argument("--seq-len-kv", type=_positive_int, default=None, help="key length M")
     pred.add_argument("--head-dim", type=_positive_int, required=True, help="head dim D")
+    pred.add_argument("--head-dim-v", type=_positive_int, default=None, help="value head dim (default: --head-dim)")
+    pred.add_argument("--window", type=_positive_int, default=None, help="sliding window: keys visible left of a query")
+    pred.add_argument("--page-size", type=_positive_int, default=None, help="paged KV cache: tokens per page")
+    pred.add_argument("--shared-kv", action="store_true", help="MLA: V is part of the latent K (read once)")
     pred.add_argument("--causal", action="store_true", help="causal mask (FLOPs halved)")
     pred.add_argument("--dtype", default="bf16", help="bf16 (default), fp16 or fp8")
     pred.add_argument("--clock-mhz", type=float, default=None, help="SM clock if not the GPU file's (MHz)")

@@ -15,11 +15,11 @@ from studies.cli.lazy_parser import LazyParser
 from studies.cli.sizes_arg import add_size_argument, parse_sizes
 
 if TYPE_CHECKING:  # imported when the command runs, not to build the parser
-    from archsim.secure_backend import Network
+    from mappings.targets.private_inference.profiles import Network
 
 
 def _networks(args: argparse.Namespace) -> list[Network]:
-    from archsim.secure_backend import load_network, load_networks
+    from mappings.targets.private_inference.profiles import load_network, load_networks
 
     if args.network:
         return [load_network(args.network, args.networks_file)]
@@ -47,8 +47,8 @@ def _print(result: dict, networks: list[Network], as_json: bool, title: str) -> 
 
 
 def run_model(args: argparse.Namespace) -> int:
-    from archsim.secure_backend import load_profile
-    from mappings.secure_transformer import DecoderConfig, model_cost
+    from mappings.targets.private_inference.profiles import load_profile
+    from mappings.targets.private_inference.decoder import DecoderConfig, model_cost
 
     profile = load_profile(args.profile)
     networks = _networks(args)
@@ -63,8 +63,8 @@ def run_model(args: argparse.Namespace) -> int:
 
 
 def run_cascade(args: argparse.Namespace) -> int:
-    from archsim.secure_backend import load_profile
-    from mappings.secure_mapping import map_cascade
+    from mappings.targets.private_inference.profiles import load_profile
+    from mappings.targets.private_inference.protocol import map_cascade
 
     profile = load_profile(args.profile)
     networks = _networks(args)
@@ -77,7 +77,7 @@ def run_cascade(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    from archsim.secure_backend import DEFAULT_PROFILE
+    from mappings.targets.private_inference.profiles import DEFAULT_PROFILE
 
     parser.add_argument("--profile", default=DEFAULT_PROFILE,
                         help="backend profile name (spu-cheetah, crypten, paper-fit) or YAML file")
@@ -121,7 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _model_args(model: argparse.ArgumentParser) -> None:
     """Arguments of `pi model` (added when it is parsed: the variants come from the decoder model)."""
-    from mappings.secure_transformer import VARIANTS
+    from mappings.targets.private_inference.decoder import VARIANTS
 
     model.add_argument("--layers", type=_positive, required=True, help="decoder layers L")
     model.add_argument("--context", type=_positive, required=True, help="prompt tokens T")

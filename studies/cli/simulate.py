@@ -30,7 +30,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     c = load_cascade(args.file)
     r = simulate(c, args.arch, parse_sizes(args.size), mapping=args.mapping, objective=args.objective,
                  batch=args.batch, heads=args.heads, mode=args.mode, network=args.network,
-                 check=not args.no_check, kv_heads=args.kv_heads)
+                 check=not args.no_check, kv_heads=args.kv_heads, kernel=args.kernel, dtype=args.dtype)
     if args.save_mapping:
         if r.target != "accelerator":
             raise UsageError(f"--save-mapping: the {r.target} target has no mapping spec to save")
@@ -60,6 +60,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(f"  {r.comm_bytes:.6g} B on the wire, {r.rounds} rounds ({r.network})")
     if r.passes is not None:
         print(f"  passes over M: {r.passes}")
+    if r.kernel is not None:
+        print(f"  kernel {r.kernel}; bound by {r.bound}")
     if r.mapping is not None:
         print(f"  mapping {r.mapping.get('name')} ({r.candidates_evaluated} candidate(s) evaluated"
               + (f", objective {r.objective})" if args.mapping == "auto" else ")"))
@@ -78,8 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_size_argument(p)
     p.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
     p.add_argument("--heads", type=_positive, default=1, help="attention heads (default 1)")
-    p.add_argument("--kv-heads", type=_positive, default=None,
-                   help="heads of K and V when query heads share them (MQA: 1, GQA: a divisor of --heads; default --heads)")
+    p.add_argument("--kv-heads", type=_positive, default=None, help="K/V heads (GQA/MQA; default: --heads)")
+    p.add_argument("--kernel", default=None, help="GPU: a kernel profile (archsim/configs/gpu-kernels/; default: "
+                   "picked from the cascade's structure)")
+    p.add_argument("--dtype", default=None, help="GPU: element type bf16 (default), fp16, fp8")
     p.add_argument("--mode", default="steady", choices=("steady", "exact"), help="archsim simulation mode")
     p.add_argument("--network", help="network of a private-inference profile (default lan)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

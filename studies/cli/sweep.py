@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from studies.errors import UsageError
@@ -32,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from concurrent.futures.process import BrokenProcessPool
+
     from studies.sweep import run
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers: must be at least 1, got {args.workers}")
@@ -66,8 +67,8 @@ def _dry_run(args: argparse.Namespace) -> int:
     from studies.sweep import JOURNAL
     from studies.sweep.journal import Journal
     from studies.sweep.point import check_row, point_key, sweep_fingerprint
-    from studies.sweep.spec import load_spec
-    sweep = load_spec(args.spec)
+    from studies.sweep.spec import load_sweep
+    sweep = load_sweep(args.spec)
     journal = args.out / JOURNAL
     done = Journal(journal, check_row).load(repair=False) if journal.exists() or journal.is_symlink() else {}
     fingerprint = sweep_fingerprint()

@@ -20,7 +20,7 @@ from studies.sweep.exec import default_executor, iter_rows
 from studies.sweep.journal import Journal, exclusive
 from studies.sweep.point import check_row, point_key, sweep_fingerprint
 from studies.sweep.output import build_table, write_outputs
-from studies.sweep.spec import Sweep, SweepSpec, load_spec
+from studies.sweep.spec import Sweep, SweepSpec, load_sweep
 
 JOURNAL = "journal.jsonl"
 
@@ -60,7 +60,7 @@ def run(spec: str | Path | dict | SweepSpec, out: str | Path, executor: str | No
     called after each newly computed point is in the journal. Returns the results table
     (studies.sweep.output).
     """
-    sweep = load_spec(spec)
+    sweep = load_sweep(spec)
     return run_sweep(sweep, Path(out), executor, workers, scheduler, progress, on_point)
 
 

@@ -86,7 +86,7 @@ def _dask(points: list[dict], context: dict, workers: int, scheduler: str | None
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise UsageError("--executor dask: dask.distributed is not installed "
-                         "(pip install 'cascadesim[dask]')") from None
+                         "(pip install 'cascadesim[dse]')") from None
     cluster = None
     try:
         if scheduler:

@@ -25,6 +25,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 from pydantic import field_validator, model_validator
 
+from cascadesim_errors import InputError
+from einsum_cascade.size_text import SizeTextError, parse_size
 import einsum_cascade as ec
 from archsim.config import CONFIG_DIR, parse_architecture
 from archsim.errors import ArchError
@@ -37,15 +39,13 @@ MAX_CHECKED_ARCHS = 10_000  # architecture combinations (zip, derive) validated 
 MAX_CHECKED_VALUES = 2_000  # values of one vary or zip axis validated one by one (first and last half)
 OBJECTIVES = ("latency", "energy", "edp")
 SAME_AS = re.compile(r"^same-as-([A-Za-z_][A-Za-z_0-9]*)$")
-SIZE_TEXT = re.compile(r"^(\d+)([KkMm]?)$")
-SUFFIX = {"": 1, "k": 1024, "K": 1024, "m": 1024 ** 2, "M": 1024 ** 2}
 # columns of the results table that a vary key or a rank name must not shadow
 RESERVED_COLUMNS = ("point", "cascade", "mapping", "heads", "batch", "latency_s", "energy_j", "area_mm2",
                     "dram_bytes", "cycles", "bound", "status", "error", "front_latency_energy",
                     "front_latency_area")
 
 
-class SweepSpecError(ValueError):
+class SweepSpecError(InputError, ValueError):
     """A bad sweep spec; the message names the file, line:column where known, and the field."""
 
 
@@ -196,18 +196,10 @@ def point_identity(point: dict) -> str:
 
 
 def _size_value(v: Any, loc: tuple) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, str)):
-        raise _FieldError(loc, f"expected a positive integer, a size like 4K or 1M, or same-as-RANK, got {v!r}")
-    if isinstance(v, int):
-        n = v
-    else:
-        m = SIZE_TEXT.match(v.strip())
-        if m is None:
-            raise _FieldError(loc, f"expected a positive integer, a size like 4K or 1M, or same-as-RANK, got {v!r}")
-        n = int(m.group(1)) * SUFFIX[m.group(2)]
-    if n <= 0:
-        raise _FieldError(loc, f"must be positive, got {v!r}")
-    return n
+    try:
+        return parse_size(v)
+    except SizeTextError:
+        raise _FieldError(loc, f"expected a positive integer, a size like 4K or 1M, or same-as-RANK, got {v!r}") from None
 
 
 def _values(raw: Any, loc: tuple, scalar_ok: bool) -> list:
@@ -617,7 +609,7 @@ def parse_spec(data: Any, source: str = "<spec>", text: str | None = None, base:
         raise SweepSpecError(f"{source}{_where(text, err.loc, key)}: {err}") from None
 
 
-def load_spec(spec: str | Path | dict | SweepSpec) -> Sweep:
+def load_sweep(spec: str | Path | dict | SweepSpec) -> Sweep:
     """A Sweep from a spec file path, a dict (paths relative to the working directory) or a SweepSpec."""
     if isinstance(spec, SweepSpec):
         return parse_spec(spec.model_dump())
