@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test report install validate validate-pi validate-accelforge calibrate-pi bench fuzz clean gpu-calibration
+.PHONY: test report install validate validate-pi validate-accelforge calibrate-pi bench fuzz fuzz-simulate clean gpu-calibration
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,11 +56,19 @@ fuzz: $(STAMP)
 	CASCADESIM_FUZZ_SUMMARY=tests/fuzz_corpus/last_run.txt $(BIN)/python -m pytest tests/test_fuzz.py -q -s
 	CASCADESIM_KERNEL_FUZZ=1 $(BIN)/python -m pytest tests/test_kernel_codegen.py -q
 
+# differential testing of simulate (tests/test_fuzz_simulate.py): FUZZ_SIM_EXAMPLES random (cascade,
+# architecture, spec) triples, every result certified, steady == exact within 1% where exact is cheap
+FUZZ_SIM_EXAMPLES ?= 10000
+fuzz-simulate: $(STAMP)
+	HYPOTHESIS_PROFILE=explore CASCADESIM_FUZZ_SIM_EXAMPLES=$(FUZZ_SIM_EXAMPLES) \
+	CASCADESIM_FUZZ_SIM_SUMMARY=tests/fuzz_corpus/last_simulate_run.txt $(BIN)/python -m pytest tests/test_fuzz_simulate.py -q -s
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_speed.py
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_mapper.py
 	$(BIN)/python benchmarks/bench_large_cascade.py
+	$(BIN)/python benchmarks/bench_certify.py
 	$(BIN)/python benchmarks/bench_fuse.py
 	$(BIN)/python benchmarks/bench_startup.py
 

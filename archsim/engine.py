@@ -255,7 +255,17 @@ def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]
 
 
 def simulate(s: Schedule, arch: Architecture, mode: str = "steady") -> tuple[float, float]:
-    """(cycles, peak buffer bytes) of a schedule (`mode` "steady" or "exact", module docstring)."""
+    """(cycles, peak buffer bytes) of a schedule (`mode` "steady" or "exact", module docstring).
+
+    Steady mode checks its extrapolation along each extrapolated count: (1) against a simulation at
+    4 x its upper sample (or the count itself when that is nearer; the others at their lower
+    samples); (2) at the full count (the others at their upper samples), against the schedule's resource bound there (each unit's busy
+    cycles and the DRAM bytes / bandwidth, linear in the counts, known without simulating); and at
+    the full point against its resource bound. Where the model disagrees by more than
+    AFFINE_TOLERANCE, or falls below a bound, the time is not affine along that count (a bottleneck
+    that changes with it, a pipeline not yet steady at the samples) and that count is simulated in
+    full. A change of regime that stays above the bounds and lies beyond the probe goes unseen.
+    """
     if mode == "exact":
         return simulate_exact(s, arch)
     if mode != "steady":
@@ -263,14 +273,59 @@ def simulate(s: Schedule, arch: Architecture, mode: str = "steady") -> tuple[flo
     counts = [s.blocks] + [seg.iterations for seg in s.segments]
     few_blocks = max(BLOCK_SAMPLES[0], 4 * s.max_lag)  # enough blocks to fill a software pipeline
     samples = [(few_blocks, few_blocks * BLOCK_SAMPLES[1] // BLOCK_SAMPLES[0])] + [ITER_SAMPLES] * len(s.segments)
-    axes = []
-    for n, (lo, hi) in zip(counts, samples):
-        axes.append(((n, 1.0),) if n <= hi else ((lo, (hi - n) / (hi - lo)), (hi, (n - lo) / (hi - lo))))
-    total, peak = 0.0, 0.0
-    for corner in itertools.product(*axes):
-        weight = math.prod(w for _, w in corner)
-        sub = s.with_counts(corner[0][0], tuple(c for c, _ in corner[1:]))
-        cycles, p = simulate_exact(sub, arch)
-        total += weight * cycles
+    samples = [(lo, hi) if n > hi else (n, n) for n, (lo, hi) in zip(counts, samples)]
+    peak = 0.0
+    bpc = arch.dram_bytes_per_cycle
+
+    def run_at(point: tuple[int, ...]) -> float:
+        nonlocal peak
+        cycles, p = simulate_exact(s.with_counts(point[0], tuple(point[1:])), arch)
         peak = max(peak, p)
-    return total, peak
+        return cycles
+
+    while True:
+        corners = {c: run_at(c) for c in itertools.product(*[sorted({lo, hi}) for lo, hi in samples])}
+        moved = list(samples)
+        for j, (n, (lo, hi)) in enumerate(zip(counts, samples)):
+            if lo == hi:
+                continue
+            base, low = tuple(h for _, h in samples), tuple(lo_ for lo_, _ in samples)
+            probe = low[:j] + (min(n, 4 * hi),) + low[j + 1:]
+            want = run_at(probe)
+            far = base[:j] + (n,) + base[j + 1:]
+            if abs(_multilinear(corners, samples, probe) - want) > AFFINE_TOLERANCE * max(want, 1.0) or \
+                    _multilinear(corners, samples, far) < _resource_bound(s, far, bpc) * (1 - AFFINE_TOLERANCE):
+                moved[j] = (n, n)
+        if moved == samples:
+            total = _multilinear(corners, samples, tuple(counts))
+            if total >= _resource_bound(s, tuple(counts), bpc) * (1 - AFFINE_TOLERANCE) or \
+                    all(lo == hi for lo, hi in samples):
+                return total, peak
+            j = max((i for i, (lo, hi) in enumerate(samples) if lo != hi), key=lambda i: counts[i])
+            moved[j] = (counts[j], counts[j])  # below its bound, no single count to blame: the largest in full
+        samples = moved
+
+
+AFFINE_TOLERANCE = 1e-3  # relative disagreement of steady mode's model at its probe
+
+
+def _resource_bound(s: Schedule, point: tuple[int, ...], bytes_per_cycle: float) -> float:
+    """Cycles no run of `s` with (blocks, iterations per segment) = `point` can beat: each unit's
+    busy cycles, and the DRAM bytes over the bandwidth."""
+    busy: dict[str, float] = {}
+    moved = 0.0
+    for n, seg in zip(point[1:], s.segments):
+        for op in seg.ops:
+            if op.unit:
+                busy[op.unit] = busy.get(op.unit, 0.0) + op.cycles * n * point[0]
+            moved += (op.load_bytes + op.store_bytes) * n * point[0]
+    return max(max(busy.values(), default=0.0), moved / bytes_per_cycle)
+
+
+def _multilinear(corners: dict[tuple[int, ...], float], samples: list[tuple[int, int]], point: tuple[int, ...]) -> float:
+    """The multilinear interpolation (or extrapolation) at `point` of the values at the corners of `samples`."""
+    axes = []
+    for x, (lo, hi) in zip(point, samples):
+        axes.append(((lo, 1.0),) if lo == hi else ((lo, (hi - x) / (hi - lo)), (hi, (x - lo) / (hi - lo))))
+    return sum(math.prod(w for _, w in corner) * corners[tuple(c for c, _ in corner)]
+               for corner in itertools.product(*axes))

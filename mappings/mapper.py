@@ -21,6 +21,7 @@ Search, cheapest first:
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,16 +70,19 @@ def _allowed(c: ec.Cascade, arch: Architecture, sizes: dict, rank: str) -> tuple
     joules: dict[str, dict[str, float]] = {}
     for n in names:
         cycles[n], joules[n] = {}, {}
+        lacking = {}
         for u, unit in arch.units.items():
             try:
                 cy, act = cost_on_unit(unit, fuse_operators(ops.get(n, {}), True), n)
             except MappingError:
+                lacking[u] = sorted(set(fuse_operators(ops.get(n, {}), True)) - set(unit.operators))
                 continue
             cycles[n][u] = cy
             by_comp, _ = energy_breakdown(arch, [(n, act, 1)])
             joules[n][u] = sum(by_comp.values())
         if not cycles[n]:
-            raise MappingError(f"auto mapping: no unit of {arch.name} has every operator Einsum {n} of {c.name} needs")
+            raise MappingError(f"auto mapping: no unit of {arch.name} has every operator Einsum {n} of {c.name} needs ("
+                               + "; ".join(f"{u} lacks {', '.join(ops_)}" for u, ops_ in lacking.items()) + ")")
     return names, cycles, joules
 
 
@@ -200,10 +204,12 @@ def _spill_options(c, arch, sizes, rank) -> list[dict[str, float]]:
 
 
 def search(c: ec.Cascade, arch: Architecture, sizes: dict, objective: str = "latency", batch: int = 1,
-           heads: int = 1, rank: str = "M") -> Found:
-    """The best mapping of `c` at `sizes` on `arch` for `objective` (module docstring)."""
+           heads: int = 1, rank: str = "M", kv_heads: int | None = None) -> Found:
+    """The best mapping of `c` at `sizes` on `arch` for `objective` (module docstring); `kv_heads`:
+    heads of K and V (MQA, GQA; default `heads`), the query heads of one KV head run together."""
     memo = _cache(c)
-    key = ("search", repr(arch), tuple(sorted(sizes.items())), objective, batch, heads, rank)  # by content
+    kv_share = (kv_heads or heads) / heads
+    key = ("search", repr(arch), tuple(sorted(sizes.items())), objective, batch, heads, rank, kv_share)  # by content
     if key in memo:
         return memo[key]
     bindings = best_bindings(c, arch, sizes, rank, objective=objective)
@@ -223,7 +229,7 @@ def search(c: ec.Cascade, arch: Architecture, sizes: dict, objective: str = "lat
                     if spec is None:
                         continue
                 try:
-                    sched = build_schedule(c, spec, arch, sizes, outer_blocks=batch * heads)
+                    sched = build_schedule(c, spec, arch, sizes, outer_blocks=batch * heads, kv_share=kv_share)
                 except (MappingError, ScheduleError) as err:
                     errors.append(str(err))
                     continue

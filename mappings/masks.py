@@ -29,10 +29,11 @@ class TileClasses:
 
 
 def key_intervals(cascade, where, key_vars: tuple[str, ...], query_var: str, sizes: dict,
-                  n_queries: int, n_keys: int, who: str) -> tuple[np.ndarray, np.ndarray]:
+                  n_queries: int, n_keys: int, who: str, whole_var: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi) inclusive visible key interval per query position 0..n_queries-1 (hi < lo: none).
 
-    `key_vars`: (m,) or (m1, m0) with k = m1 * M0 + m0. Raises MappingError naming `who` for a
+    `key_vars`: (m,) or (m1, m0) with k = m1 * M0 + m0 (`whole_var`: m itself, when an Einsum of a
+    split rank indexes it whole). Raises MappingError naming `who` for a
     mask this counting cannot honour (a comparison on other variables, a key coefficient not +-1).
     """
     k, p = sympy.Symbol("__key", integer=True), var_symbol(query_var)
@@ -42,6 +43,8 @@ def key_intervals(cascade, where, key_vars: tuple[str, ...], query_var: str, siz
         to_key = {m0: k - size_symbol(inner) * m1}
     else:
         m1, to_key = None, {var_symbol(key_vars[0]): k}
+    if whole_var is not None:  # the split rank's own variable (m = m1 * M0 + m0) in an unsplit Einsum
+        to_key[var_symbol(whole_var)] = k
     subs = {size_symbol(n): v for n, v in sizes.items()}
     lo = np.zeros(n_queries, dtype=np.int64)
     hi = np.full(n_queries, n_keys - 1, dtype=np.int64)
@@ -104,6 +107,28 @@ def pair_counts(lo: np.ndarray, hi: np.ndarray, group: int, tile: int, n_keys: i
 
         visible = below(a, ca) - below(b, cb)  # keys < x visible, summed over the group's rows
         out[g] = np.diff(visible)
+    return out
+
+
+def mask_pair_counts(cascade, where, key_vars: tuple[str, ...], query_var: str, sizes: dict, n_queries: int,
+                     n_keys: int, group: int, tile: int, who: str, whole_var: str | None = None) -> np.ndarray:
+    """Visible points of every (query group, key tile) pair under a mask with `and`, `or` and `not`
+    (affine comparisons): its disjunctive normal form, the terms combined by inclusion-exclusion
+    (each intersection of terms is a conjunction: one interval of keys per query). A data-dependent
+    comparison counts as possibly true (the upper bound, as einsum_cascade.points counts it)."""
+    from itertools import combinations
+
+    from einsum_cascade.points import _MAX_DNF_TERMS, _dnf, conjunction_form
+    terms = _dnf(conjunction_form(tuple(where)), _MAX_DNF_TERMS)
+    if terms is None:
+        raise MappingError(f"{who}: mask '{' and '.join(format_expr(c) for c in where)}' has more than "
+                           f"{_MAX_DNF_TERMS} terms in disjunctive normal form; this mapping cannot count it per tile")
+    out = np.zeros((n_queries // group, -(-n_keys // tile)), dtype=np.int64)
+    for r in range(1, len(terms) + 1):
+        for chosen in combinations(terms, r):
+            lits = tuple(lit for term in chosen for lit in term)
+            lo, hi = key_intervals(cascade, lits, key_vars, query_var, sizes, n_queries, n_keys, who, whole_var)
+            out += (-1) ** (r + 1) * pair_counts(lo, hi, group, tile, n_keys)
     return out
 
 

@@ -38,11 +38,12 @@ from einsum_cascade.memo import per_object
 from einsum_cascade.ast import Access, value_vars
 from einsum_cascade.cost import einsum_ops as _einsum_ops
 from einsum_cascade.cost import numeric_points
+from einsum_cascade.numeric_cost import numeric_cost
 
 from archsim.config import Architecture, PEArray
 from archsim.schedule import Schedule, Segment, TileOp, parse_dep
 from mappings.divisors import divisors
-from mappings.masks import key_intervals, pair_counts, tile_classes
+from mappings.masks import mask_pair_counts, tile_classes
 from mappings.spec import MappingSpec, SpecError
 from mappings.work import MappingError, cost_on_unit, fuse_operators
 
@@ -93,6 +94,9 @@ def _ops(cascade: ec.Cascade, sizes_key: tuple, masked: bool) -> dict[str, dict[
 
 
 def _ops_of(cascade: ec.Cascade, sizes_key: tuple, masked: bool) -> dict[str, dict[str, float]]:
+    if masked:  # the cascade's counts, memoised per process (shared with mappings/certify.py)
+        per = numeric_cost(cascade, dict(sizes_key)).per_einsum
+        return {n: {k: float(x) for k, x in ops.items() if x} for n, ops in per.items()}
     bound = cascade.bind_sizes({}, dict(sizes_key))
     points = numeric_points(cascade, bound)
     fn = points if masked else (lambda v, w: points(v, ()))
@@ -226,13 +230,22 @@ class _Ctx:
             self.key_vars = (self.tile_var, next(v for v, r in cascade.var_rank.items() if r == inner))
             self.inner_rank = inner
             self.T = _size_value(spec.tile, arch, self.N, f"{spec.source}: tile")
-            if spec.tile in ("whole", "all") and inner in sizes:
-                self.T = int(sizes[inner])
+            if inner in sizes:  # the algorithm's block size (the user's or the cascade's): kept
+                block = int(sizes[inner])
+                if block <= 0 or self.N % block:
+                    raise SpecError(f"--size {inner}={sizes[inner]:g}: does not divide {spec.rank} = {self.N}")
+                per_tile = max(1, self.T // block) if spec.tile not in ("whole", "all") else 1
+                while (self.N // block) % per_tile:
+                    per_tile -= 1
+                self.block, self.T = block, per_tile * block  # a tile: per_tile blocks of the cascade
+            else:
+                self.block = self.T  # the mapping's tile sets the inner size
         else:
             self.tile_var = next(iter(self.rvars))
             self.key_vars = (self.tile_var,)
             self.inner_rank = None
             self.T = _size_value(spec.tile, arch, self.N, f"{spec.source}: tile")
+            self.block = self.T
         if self.T <= 0 or self.N % self.T:
             raise SpecError(f"{spec.source}: tile: {self.T} keys per tile does not divide {spec.rank} = {self.N}")
         self.n_tiles = self.N // self.T
@@ -253,8 +266,8 @@ class _Ctx:
         s = dict(self.sizes)
         s[self.spec.rank] = self.T
         if self.inner_rank:
-            s[self.inner_rank] = self.T
-            s[self.c.ranks[self.spec.rank].parts[0]] = 1
+            s[self.inner_rank] = self.block
+            s[self.c.ranks[self.spec.rank].parts[0]] = self.T // self.block
         if self.qr:
             s[self.qr] = rows
         return s
@@ -262,9 +275,20 @@ class _Ctx:
     def global_sizes(self) -> dict:
         s = dict(self.sizes)
         if self.inner_rank:
-            s[self.inner_rank] = self.T
-            s[self.c.ranks[self.spec.rank].parts[0]] = self.N // self.T
+            s[self.inner_rank] = self.block
+            s[self.c.ranks[self.spec.rank].parts[0]] = self.N // self.block
         return s
+
+    kv_share = 1.0  # KV heads / query heads (build_schedule)
+
+    @property
+    def lockstep(self) -> int:
+        """Query heads of one KV head whose blocks are held in the buffer at once."""
+        return round(1 / self.kv_share)
+
+    def shared_kv(self, t: str) -> bool:
+        """An input indexed by the key rank and by no query rank: shared by the query heads of a KV head."""
+        return t in self.c.inputs and self.streamed(t) and not (self.qr and _uses(self.c, t, self.c.rank_vars(self.qr)))
 
     def unit(self, einsum: str) -> PEArray:
         return self.arch.units[self.binding[einsum]]
@@ -323,7 +347,7 @@ class _Ctx:
 
 # -- masks -------------------------------------------------------------------------------------
 def _mask_of(ctx: _Ctx, e) -> tuple:
-    keyed = set(ctx.key_vars)
+    keyed = set(ctx.key_vars) | set(ctx.rvars)
     return tuple(c for c in e.where if value_vars(c, ctx.c.variables) & keyed)
 
 
@@ -339,8 +363,9 @@ def _classes_of(cascade, masks: tuple, key_vars: tuple, qvar: str, sizes_key: tu
     sizes = dict(sizes_key)
     counts = []
     for mask in masks:
-        lo, hi = key_intervals(cascade, mask, key_vars, qvar, sizes, P, N, cascade.name)
-        counts.append(pair_counts(lo, hi, G, T, N))
+        outer = cascade.var_rank[key_vars[0]]
+        whole = next((r.var for r in cascade.ranks.values() if outer in r.parts), None) if len(key_vars) == 2 else None
+        counts.append(mask_pair_counts(cascade, mask, key_vars, qvar, sizes, P, N, G, T, cascade.name, whole))
     return tile_classes(counts, G, T)
 
 
@@ -393,8 +418,8 @@ def _resident_bytes(ctx: _Ctx, rows: int) -> float:
     if ctx.qr:
         bsz[ctx.qr] = rows
     if ctx.inner_rank:
-        bsz[ctx.inner_rank] = ctx.T
-        bsz[c.ranks[ctx.spec.rank].parts[0]] = ctx.N // ctx.T
+        bsz[ctx.inner_rank] = ctx.block
+        bsz[c.ranks[ctx.spec.rank].parts[0]] = ctx.N // ctx.block
     total = 0.0
     for t in ctx.spec.buffer_resident:
         total += _words(c, ctx.source(t), bsz) * wb
@@ -453,7 +478,7 @@ def query_group_rows(ctx: _Ctx) -> int:
     lo, hi = 0, len(allowed)
     while lo < hi:
         mid = (lo + hi) // 2
-        if _resident_bytes(ctx, allowed[mid] * qb) + _staging_bytes(ctx, allowed[mid] * qb) <= cap:
+        if ctx.lockstep * _resident_bytes(ctx, allowed[mid] * qb) + _staging_bytes(ctx, allowed[mid] * qb) <= cap:
             lo = mid + 1
         else:
             hi = mid
@@ -495,12 +520,14 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
     bsz = dict(tsz)
     bsz[spec.rank] = ctx.N
     if ctx.inner_rank:
-        bsz[c.ranks[spec.rank].parts[0]] = ctx.N // ctx.T
+        bsz[c.ranks[spec.rank].parts[0]] = ctx.N // ctx.block
     blocks_mode = spec.pipeline == "blocks"
     resident = _resident_bytes(ctx, rows)
     cap = ctx.arch.buffer.capacity_bytes
-    if resident + _staging_bytes(ctx, rows) > cap:
+    lockstep = ctx.lockstep
+    if lockstep * resident + _staging_bytes(ctx, rows) > cap:
         raise SpecError(f"{spec.source}: query_group: a block of {rows} rows holds {resident:.0f} B "
+                        + (f"x {lockstep} query heads of one KV head " if lockstep > 1 else "") +
                         f"(+ {_staging_bytes(ctx, rows):.0f} B per tile), more than the {cap} B buffer of "
                         f"{ctx.arch.name}; spill live tensors or use smaller groups")
     lags = _lags(ctx, plans) if blocks_mode else {}
@@ -526,7 +553,7 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
                     continue
                 loaded_in_pass.add(key)
                 if ctx.streamed(t):
-                    words = _words(c, t, tsz if p.tiled else bsz)
+                    words = _words(c, t, tsz if p.tiled else bsz) * (ctx.kv_share if ctx.shared_kv(t) else 1.0)
                     reread = 1 if (spec.stationarity == "weight" or t in spec.buffer_resident) else \
                         max(1, rows // unit.cols)
                     load += words * reread * wb
@@ -607,40 +634,49 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
 
 
 def _tile_segments(ctx: _Ctx, k: int, tiled_k: list[Plan], op_for, cls, info, groups: int, sinks) -> list[Segment]:
-    """The segments of pass k: all tiles, or (masked, skipping) full tiles then partial tiles, each an
-    integer count of iterations plus a fractional remainder (the average query group)."""
+    """The segments of pass k: all tiles, or (masked, skipping) full tiles, partial tiles, then the
+    skipped tiles' unmasked Einsums (a mask skips only the Einsums it is on), each an integer count
+    of iterations plus a fractional remainder (the average query group)."""
     spec = ctx.spec
 
-    def ops(scale_masked: float, suffix: str, factor: float = 1.0) -> tuple[TileOp, ...]:
+    def ops(plans: list[Plan], scale_masked: float, suffix: str, factor: float = 1.0) -> tuple[TileOp, ...]:
         out = []
-        for p in tiled_k:
-            s = factor * (info.get("partial_scale", {}).get(p.name, 1.0) if scale_masked and p.masked else 1.0)
+        names = {q.name for q in plans}
+        for p in plans:
+            share = info.get("partial_scale", {}).get(p.name, 1.0) if scale_masked and p.masked else 1.0
             for op in op_for(p, (k, suffix)):
                 deps = list(op.deps)
                 if spec.pipeline == "none" and all(d.startswith("prev:") for d in p.deps):
-                    deps += [f"prev:{x}" for x in sinks if x in {q.name for q in tiled_k}]
-                out.append(_scaled(op, s, deps))
+                    deps += [f"prev:{x}" for x in sinks if x in names]
+                out.append(_scaled(op, factor * share, deps, bytes_scale=factor))
         return tuple(out)
 
     if cls is None:
-        return [Segment(f"pass{k}", ctx.n_tiles, ops(0, ""))]
+        return [Segment(f"pass{k}", ctx.n_tiles, ops(tiled_k, 0, ""))]
     segs = []
-    for label, count, partial in (("full", cls.full, False), ("partial", cls.partial, True)):
+    unmasked = [p for p in tiled_k if not p.masked]
+    for label, count, partial, plans in (("full", cls.full, False, tiled_k), ("partial", cls.partial, True, tiled_k),
+                                         ("skipped", cls.empty, False, unmasked)):
         mean = count / groups
         whole = int(mean)
+        if not plans:
+            continue
         if whole:
-            segs.append(Segment(f"pass{k}.{label}", whole, ops(partial, f".{label}")))
+            segs.append(Segment(f"pass{k}.{label}", whole, ops(plans, partial, f".{label}")))
         rest = mean - whole
         if rest > 1e-12:
-            segs.append(Segment(f"pass{k}.{label}.rest", 1, ops(partial, f".{label}.rest", rest)))
+            segs.append(Segment(f"pass{k}.{label}.rest", 1, ops(plans, partial, f".{label}.rest", rest)))
     return segs
 
 
-def _scaled(op: TileOp, s: float, deps: list[str]) -> TileOp:
+def _scaled(op: TileOp, s: float, deps: list[str], bytes_scale: float | None = None) -> TileOp:
+    """`op` with its work (cycles, actions) scaled by `s` and its DRAM bytes by `bytes_scale` (default
+    `s`): a partial tile computes its visible points only, but loads and stores whole tiles."""
     from dataclasses import replace
-    if s == 1.0:
+    b = s if bytes_scale is None else bytes_scale
+    if s == 1.0 and b == 1.0:
         return replace(op, deps=tuple(deps))
-    return replace(op, cycles=op.cycles * s, load_bytes=op.load_bytes * s, store_bytes=op.store_bytes * s,
+    return replace(op, cycles=op.cycles * s, load_bytes=op.load_bytes * b, store_bytes=op.store_bytes * b,
                    actions={a: v * s for a, v in op.actions.items()}, deps=tuple(deps))
 
 
@@ -728,6 +764,8 @@ def _unfused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
                 words = _words(c, t, s)
                 if t in c.inputs and not (ctx.qr and _uses(c, t, c.rank_vars(ctx.qr))):
                     words = _words(c, t, s) / chunks  # read once per head, spread over the chunks
+                    if ctx.shared_kv(t):
+                        words *= ctx.kv_share  # once per KV head
                 else:
                     biggest = max(biggest, words * wb)
                 if t not in c.inputs:
@@ -736,6 +774,10 @@ def _unfused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
             store = 0.0
             if e.name in c.outputs or any(k != i for k in consumers.get(e.name, ())):
                 store = _words(c, e.name, s) * wb
+            for o in c.outputs:  # an output written through a view of e (RS[f] = R[f,M])
+                if o != e.name and ctx.source(o) == e.name:
+                    per_chunk = ctx.qr is None or not _uses(c, o, c.rank_vars(ctx.qr))
+                    store += _words(c, o, s) * wb / (chunks if per_chunk else 1)
             kw = {}
             if len(stage) > 1:
                 if j == 0:
@@ -751,10 +793,13 @@ def _unfused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
 
 
 def build_schedule(cascade: ec.Cascade, spec: MappingSpec, arch: Architecture, sizes: dict,
-                   outer_blocks: int = 1, label: str | None = None) -> Schedule:
+                   outer_blocks: int = 1, label: str | None = None, kv_share: float = 1.0) -> Schedule:
     """The archsim Schedule of `cascade` at `sizes` (every rank size and param bound) mapped by `spec`
-    on `arch`, for `outer_blocks` independent (batch, head) pairs."""
+    on `arch`, for `outer_blocks` independent (batch, head) pairs. `kv_share` = KV heads / query heads
+    (MQA, GQA): the query heads of one KV head run in lockstep, so each tile of the key-indexed inputs
+    that no query indexes (K, V) is loaded once per KV head (their buffer state held at once)."""
     ctx = _Ctx(cascade, spec, arch, sizes)
+    ctx.kv_share = kv_share
     label = label or f"{ctx.spec.name}:{cascade.name}:{int(sizes.get(ctx.spec.rank, 0))}"
     if ctx.spec.fusion == "none":
         return _unfused(ctx, outer_blocks, label)

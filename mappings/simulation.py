@@ -36,14 +36,17 @@ def load_cascade(cascade: ec.Cascade | str | Path) -> ec.Cascade:
 
 def simulate(cascade: ec.Cascade | str | Path, arch: Any, sizes: dict[str, float] | None = None,
              mapping: MappingSpec | str | Path = "auto", objective: str = "latency", batch: int = 1, heads: int = 1,
-             mode: str = "steady", network: str | None = None, kv_heads: int | None = None,
-             kernel: str | None = None, dtype: str | None = None,
+             mode: str = "steady", network: str | None = None, check: bool = True,
+             kv_heads: int | None = None, kernel: str | None = None, dtype: str | None = None,
              plaintext: frozenset[str] = frozenset()) -> SimulationResult:
     """Simulate `cascade` at `sizes` on target `arch` (mappings/targets/) for `batch` x `heads`
     independent (batch, head) pairs. `mapping`: "auto" (the mapper, optimising `objective`: latency,
-    energy or edp), a spec name or path, or a MappingSpec (accelerators only). `kv_heads`
-    (GQA/MQA), `kernel` and `dtype` apply to the GPU target; `plaintext`: inputs the server holds in
-    the clear (private inference: weights)."""
+    energy or edp), a spec name or path, or a MappingSpec (accelerators only). Every result is
+    certified (mappings/certify.py: InvariantViolation on a broken invariant); `check=False` skips
+    that, for debugging only. `kv_heads`: heads of K and V (MQA / GQA; default `heads`): K/V traffic
+    is priced once per KV head (accelerators: the query heads of one KV head run together; GPU).
+    `kernel` and `dtype` apply to the GPU target; `plaintext`: inputs the server holds in the clear
+    (private inference: weights)."""
     if objective not in OBJECTIVES:
         raise MappingError(f"--objective: unknown objective {objective!r} (expected one of {', '.join(OBJECTIVES)})")
     for name, v in (("batch", batch), ("heads", heads), ("kv-heads", heads if kv_heads is None else kv_heads)):
@@ -53,9 +56,12 @@ def simulate(cascade: ec.Cascade | str | Path, arch: Any, sizes: dict[str, float
     if kv_heads is not None and heads % kv_heads:
         raise MappingError(f"--kv-heads: {kv_heads} does not divide --heads {heads}")
     options = SimulateOptions(mapping=mapping, objective=objective, batch=batch, heads=heads, mode=mode,
-                              network=network, kv_heads=kv_heads, kernel=kernel, dtype=dtype,
+                              network=network, check=check, kv_heads=kv_heads, kernel=kernel, dtype=dtype,
                               plaintext=frozenset(plaintext))
-    return resolve_target(arch).simulate(c, sizes, options)
+    target = resolve_target(arch)
+    if kv_heads not in (None, heads) and target.kind == "private-inference":
+        raise MappingError(f"--kv-heads: the {target.kind} target models one K and V per query head")
+    return target.simulate(c, sizes, options)
 
 
 __all__ = ["OBJECTIVES", "SimulationResult", "complete_sizes", "evaluate", "load_cascade", "simulate"]

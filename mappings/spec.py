@@ -10,7 +10,9 @@ Fields (all optional but `name`; see docs/mapping.md for the full format):
   spilled) or "none" (each run of Einsums on one unit is a stage of its own, every tensor between
   stages through DRAM).
 - `tile`: keys per tile of `rank` ("whole", an integer, or "UNIT.rows" / "UNIT.cols"); a cascade
-  that partitions the rank (M = M1 x M0) gets its inner size (M0) from it.
+  that partitions the rank (M = M1 x M0) gets its inner size (M0) from it unless the size is given
+  (`--size M0=`, or the cascade's default): then M0 is the algorithm's and is kept, and a tile
+  holds the largest whole number of M0-blocks (at least one) within `tile` keys.
 - `query_group`: query rows per block ("all", "auto": the largest multiple of `query_block`
   rows that fits the buffer, or an integer); `query_block`: the granule of rows.
 - `register_file`: tensors held in the PEs' register files (no buffer reads or writes).

@@ -34,16 +34,18 @@ class SimulateOptions:
     mapping: "auto", a mapping spec name or path, or a MappingSpec (accelerators);
     objective: latency, energy or edp; batch, heads: independent (batch, head) pairs;
     mode: "steady" or "exact" (accelerators); network: a network name (private inference);
-    kv_heads: K/V heads (GQA/MQA; None: as heads); kernel: a GPU kernel profile (None: the GPU
-    target picks one from the cascade's structure); dtype: the GPU element type (None: bf16);
-    plaintext: inputs the server holds in the clear (private inference: weights)."""
+    check: certify the result (mappings/certify.py; False only for debugging); kv_heads: heads
+    of K and V when query heads share them (MQA: 1, GQA: a divisor of heads); kernel: a GPU kernel
+    profile (None: the GPU target picks one from the cascade's structure); dtype: the GPU element
+    type (None: bf16); plaintext: inputs the server holds in the clear (private inference: weights)."""
     mapping: Any = "auto"
     objective: str = "latency"
     batch: int = 1
     heads: int = 1
     mode: str = "steady"
     network: str | None = None
-    kv_heads: int | None = None
+    check: bool = True
+    kv_heads: int | None = None  # heads of K and V (MQA, GQA): None = heads
     kernel: str | None = None
     dtype: str | None = None
     plaintext: frozenset[str] = frozenset()

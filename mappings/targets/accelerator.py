@@ -35,22 +35,52 @@ class AcceleratorTarget:
             spec = load_spec(mapping)
         full, how = complete_sizes(c, sizes, spec.query_rank if spec else "P", spec.rank if spec else "M")
         batch, heads = options.batch, options.heads
+        kv = options.kv_heads or heads
+        if heads % kv:
+            raise MappingError(f"--kv-heads: {kv} KV heads do not divide {heads} query heads")
         if spec is None:
             from mappings.mapper import search
-            found = search(c, a, full, objective=options.objective, batch=batch, heads=heads)
+            found = search(c, a, full, objective=options.objective, batch=batch, heads=heads, kv_heads=kv)
             spec, res, n = found.spec, found.result, found.candidates
             if options.mode != "steady":
-                res = evaluate(c, spec, a, full, batch, heads, options.mode)
+                res = evaluate(c, spec, a, full, batch, heads, options.mode, kv_heads=kv)
         else:
-            res, n = evaluate(c, spec, a, full, batch, heads, options.mode), 1
-        return accelerator_result(c, a, full, how, batch, heads, spec, res, n, options.objective)
+            res, n = evaluate(c, spec, a, full, batch, heads, options.mode, kv_heads=kv), 1
+        out = accelerator_result(c, a, full, how, batch, heads, spec, res, n, options.objective)
+        out.kv_heads = kv
+        if options.check:
+            out.notes += certify(c, a, spec, full, batch, heads, res, options.mode, kv_heads=kv).notes
+        return out
 
 
 def evaluate(c: ec.Cascade, spec: MappingSpec, a: Architecture, sizes: dict, batch: int = 1, heads: int = 1,
-             mode: str = "steady") -> Result:
-    """archsim Result of `spec` (sizes complete, partition inner size from the spec's tile)."""
+             mode: str = "steady", kv_heads: int | None = None) -> Result:
+    """archsim Result of `spec` (sizes complete, partition inner size from the spec's tile; `kv_heads`:
+    heads of K and V, default `heads`)."""
     from mappings.scheduler import build_schedule
-    return run(build_schedule(c, spec, a, sizes, outer_blocks=batch * heads), a, mode, configuration=spec.name)
+    sched = build_schedule(c, spec, a, sizes, outer_blocks=batch * heads, kv_share=(kv_heads or heads) / heads)
+    return run(sched, a, mode, configuration=spec.name)
+
+
+def certify(c: ec.Cascade, a: Architecture, spec: MappingSpec, sizes: dict, batch: int, heads: int, res: Result,
+            mode: str = "steady", kv_heads: int | None = None):
+    """Check archsim Result `res` of mapping `spec` against the bounds of mappings/certify.py (raises
+    InvariantViolation naming the invariant, the figures and the point); returns the Certificate."""
+    from mappings.certify import bounds, check_result, point_label
+    from mappings.scheduler import context, query_group_rows
+    ctx = context(c, spec, a, sizes)
+    full = ctx.global_sizes()
+    kv = kv_heads or heads
+    ctx.kv_share = kv / heads
+    point = point_label(c.name, a.name, full, spec.name, batch, heads, kv_heads=kv, mode=mode)
+    shared = {t: batch * kv for t in c.inputs if ctx.shared_kv(t)}  # K/V: once per KV head
+    cert = bounds(c, a, ctx.binding, full, batch * heads, key_rank=ctx.spec.rank, query_rank=ctx.spec.query_rank,
+                  stall=ctx.spec.stall,
+                  skip_masked_tiles=ctx.spec.skip_masked_tiles, fold_shift_into_exp=ctx.spec.fold_shift_into_exp,
+                  accounting=res.accounting, configuration=spec.name, point=point,
+                  query_groups=ctx.P // query_group_rows(ctx), kv_pairs=shared)
+    return check_result(cert, a, res.cycles, res.dram_bytes, res.joules, res.busy_cycles, res.busy_by_einsum,
+                        res.seconds)
 
 
 def accelerator_result(c: ec.Cascade, a: Architecture, sizes, how, batch: int, heads: int, spec: MappingSpec,
@@ -86,7 +116,7 @@ def gemm_result(c: ec.Cascade, a: Architecture, sizes: dict[str, float] | None, 
     util = {u: res.busy(u) for u in a.units}
     dram_frac = res.dram_bytes / a.dram_bytes_per_cycle / res.cycles if res.cycles else 0.0
     bounding = "dram" if dram_frac > util["array2d"] else "array2d"
-    return SimulationResult(
+    out = SimulationResult(
         target="accelerator", cascade=c.name, arch=a.name, sizes=dict(full), batch=options.batch,
         heads=options.heads, latency_s=res.seconds, cycles=res.cycles, energy_j=res.joules,
         energy_by_component=res.energy_by_component, dram_bytes=res.dram_bytes, util=util, bounding_unit=bounding,
@@ -95,6 +125,10 @@ def gemm_result(c: ec.Cascade, a: Architecture, sizes: dict[str, float] | None, 
         notes=list(res.notes) + [f"GEMM {rows} x {red} x {cols} (mappings/gemm.py)"]
         + ([f"reduction split in {chunks} chunks to fit the buffer; partial sums through DRAM"] if chunks > 1 else []),
         result=res)
+    if options.check:
+        from mappings.certify import check_gemm
+        check_gemm(out, a, rows, cols, red, pairs)
+    return out
 
 
 def _chunked_gemm(name: str, rows: int, cols: int, red: int, a: Architecture):
@@ -119,4 +153,4 @@ def _chunked_gemm(name: str, rows: int, cols: int, red: int, a: Architecture):
     return replace(sched, segments=(replace(seg, ops=(op,)),)), chunks
 
 
-__all__ = ["AcceleratorTarget", "MappingError", "accelerator_result", "evaluate", "gemm_result"]
+__all__ = ["AcceleratorTarget", "MappingError", "accelerator_result", "certify", "evaluate", "gemm_result"]

@@ -401,10 +401,14 @@ class GPUTarget:
         notes.append(f"kernel {pred.kernel} ({profile.family}, {pred.instruction}, {pred.dtype}); "
                      f"grid: batch {shape.batch} x heads {shape.heads} (KV heads {shape.hkv}), P={shape.q_len}, "
                      f"M={shape.kv_len}, head dims {shape.head_dim}/{shape.dv}")
-        return SimulationResult(target="gpu", cascade=c.name, arch=str(arch), sizes=full, batch=options.batch,
-                                heads=options.heads, latency_s=pred.time_s, bounding_unit=pred.bound,
-                                dram_bytes=pred.hbm_bytes, passes=passes_over_keys(c), sizes_defaulted=how,
-                                notes=notes, bound=pred.bound, kernel=pred.kernel)
+        result = SimulationResult(target="gpu", cascade=c.name, arch=str(arch), sizes=full, batch=options.batch,
+                                  heads=options.heads, latency_s=pred.time_s, bounding_unit=pred.bound,
+                                  dram_bytes=pred.hbm_bytes, passes=passes_over_keys(c), sizes_defaulted=how,
+                                  notes=notes, bound=pred.bound, kernel=pred.kernel)
+        if options.check:  # finite, >= 0, latency >= HBM bytes / bandwidth and >= FLOPs / peak
+            from mappings.certify import check_gpu
+            check_gpu(result, c, arch)
+        return result
 
     def _gemm(self, c: ec.Cascade, gpu, full: dict, how: dict, gemm, dtype: str, options) -> SimulationResult:
         """A one-matrix-product cascade as a tiled tensor-core GEMM (mappings/gpu_gemm.py)."""
@@ -415,11 +419,15 @@ class GPUTarget:
         if not (math.isfinite(seconds) and seconds >= max(hbm / gpu.hbm_bytes_per_s,
                                                            flops / gpu.peak_tensor_flops_per_s(dtype))):
             raise MappingError(f"--arch {self.name}: the GEMM model gave {seconds!r} s, below its roofline")
-        return SimulationResult(target="gpu", cascade=c.name, arch=self.name, sizes=full, batch=options.batch,
-                                heads=options.heads, latency_s=seconds, bounding_unit=bound, dram_bytes=hbm,
-                                passes=None, sizes_defaulted=how, bound=bound, kernel="gemm",
-                                notes=[f"GEMM {rows} x {red} x {cols} ({instruction}, {dtype}; efficiencies "
-                                       "assumed, mappings/gpu_gemm.py)"])
+        result = SimulationResult(target="gpu", cascade=c.name, arch=self.name, sizes=full, batch=options.batch,
+                                  heads=options.heads, latency_s=seconds, bounding_unit=bound, dram_bytes=hbm,
+                                  passes=None, sizes_defaulted=how, bound=bound, kernel="gemm",
+                                  notes=[f"GEMM {rows} x {red} x {cols} ({instruction}, {dtype}; efficiencies "
+                                         "assumed, mappings/gpu_gemm.py)"])
+        if options.check:
+            from mappings.certify import check_gpu
+            check_gpu(result, c, self.name)
+        return result
 
     @staticmethod
     def _default(gpu, st: Structure, shape) -> str:

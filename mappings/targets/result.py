@@ -32,6 +32,7 @@ class SimulationResult:
     comm_bytes: float | None = None
     rounds: int | None = None
     network: str | None = None
+    kv_heads: int | None = None  # heads of K and V (MQA / GQA); None: one per query head
     bound: str | None = None   # GPU: what limits the kernel (compute, exp, memory, serial, launch)
     kernel: str | None = None  # GPU: the kernel profile used
     sizes_defaulted: dict[str, str] = field(default_factory=dict)

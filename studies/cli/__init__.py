@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         print("cascadesim: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - bad input is one line; anything else is re-raised
+        certify = sys.modules.get("mappings.certify")  # imported wherever a result was certified
+        if certify is not None and isinstance(err, certify.InvariantViolation):  # a simulator bug caught: exit 1
+            print(f"cascadesim: {err}", file=sys.stderr)
+            return 1
         message = one_line(err)
         if message is None:
             raise

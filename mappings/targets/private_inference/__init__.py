@@ -24,10 +24,14 @@ class PrivateInferenceTarget:
         cost = map_cascade(c, full, load_profile(self.name), plaintext=options.plaintext)
         pairs = options.batch * options.heads
         comm, compute = cost.comm_bytes * pairs, cost.compute_s * pairs
-        return SimulationResult(target="private-inference", cascade=c.name, arch=self.name, sizes=full,
+        result = SimulationResult(target="private-inference", cascade=c.name, arch=self.name, sizes=full,
                                 batch=options.batch, heads=options.heads,
                                 latency_s=net.latency_s(comm, cost.rounds, compute), comm_bytes=comm,
                                 rounds=cost.rounds, network=net.name, passes=passes_over_keys(c),
                                 sizes_defaulted=how,
                                 notes=[f"{pairs} (batch, head) pairs run in parallel rounds"]
                                 + ([] if options.network else ["network: lan (default)"]))
+        if options.check:  # every number finite and >= 0
+            from mappings.certify import check_sanity
+            check_sanity(result)
+        return result

@@ -1,0 +1,38 @@
+"""Cost of certifying a result (mappings/certify.py) as a ratio to simulating the point unchecked
+(target: < 0.05). CPU seconds, best of REPEATS, the engine's memo emptied before each simulation;
+the certificate's counts are recomputed every time (they are not memoised)."""
+import time
+
+import einsum_cascade as ec
+from archsim import engine
+from archsim.config import load_architecture
+from mappings.simulation import simulate
+from mappings.spec import load_spec
+from mappings.targets.accelerator import certify
+
+REPEATS = 3
+POINTS = [("attention_1pass", "fusemax-cloud", "fusemax", 16384),
+          ("attention_1pass_causal", "fusemax-cloud", "fusemax-causal", 65536),
+          ("attention_3pass", "flat-cloud", "flat", 65536)]
+
+
+def main() -> None:
+    for casc, arch_name, spec_name, n in POINTS:
+        arch, spec = load_architecture(arch_name), load_spec(spec_name)
+        c = ec.load_library(casc)
+        sizes = {"M": n, "E": 64, "F": 64}
+        point = check = float("inf")
+        for _ in range(REPEATS):
+            engine.clear_memo()
+            t = time.process_time()
+            r = simulate(c, arch, sizes, mapping=spec, heads=12, check=False)
+            point = min(point, time.process_time() - t)
+            t = time.process_time()
+            certify(c, arch, spec, r.sizes, 1, 12, r.result)
+            check = min(check, time.process_time() - t)
+        print(f"certify {casc} on {arch_name} ({spec_name}) at {n}: {1e3 * check:.1f} ms CPU / "
+              f"{1e3 * point:.1f} ms for the unchecked point = ratio {check / point:.3f} (target < 0.05)")
+
+
+if __name__ == "__main__":
+    main()
