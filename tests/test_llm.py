@@ -173,3 +173,44 @@ def test_gemm_with_a_long_reduction_is_split_to_fit_the_buffer():
     compulsory = (8 * 18432 + 18432 * 7168 + 8 * 7168) * 2
     assert compulsory <= r.dram_bytes <= compulsory + 2 * 8 * 7168 * 2
     assert r.latency_s >= compulsory / sheet["dram"]["bandwidth_bytes_per_s"]
+
+
+def _sheet(path):
+    return load_yaml_file(path)
+
+
+def test_gpu_gemm_time_by_hand():
+    # H100 SXM: a one-token GEMM reads its 4096 x 14336 bf16 weights: bytes / (HBM bandwidth x 0.85) + 5 us
+    # (the assumed memory efficiency and launch cost of mappings/gpu_gemm.py); 8192^3 is tensor bound:
+    # 2 x 8192^3 FLOP at 0.75 x the wgmma bf16 rate (SMs x per-SM rate x clock)
+    from archsim.gpu.specs import GPU_DIR
+    h100 = _sheet(GPU_DIR / "h100-sxm.yaml")
+    r = simulate("blocks/matmul", "h100-sxm", {"T": 1, "D": 4096, "N": 14336})
+    bytes_ = (4096 + 4096 * 14336 + 14336) * 2
+    assert r.latency_s == pytest.approx(bytes_ / (h100["hbm_bytes_per_s"] * 0.85) + 5e-6, rel=1e-9)
+    peak = h100["sms"] * h100["tensor_flops_per_clock_per_sm"]["wgmma"]["bf16"] * h100["clock_hz"]
+    r = simulate("blocks/matmul", "h100-sxm", {"T": 8192, "D": 8192, "N": 8192})
+    # 64 x 64 tiles of 128 x 128 outputs in waves of one tile per SM: ceil(4096 / SMs) waves
+    tile_s = 2 * 128 * 128 * 8192 / (0.75 * peak / h100["sms"])
+    assert r.latency_s == pytest.approx(math.ceil(4096 / h100["sms"]) * tile_s + 5e-6, rel=1e-9)
+    assert r.bounding_unit == "compute"
+
+
+@pytest.mark.parametrize("target", ["fusemax-cloud", "h100-sxm"])
+def test_decode_step_is_not_faster_than_its_bytes(tmp_path: Path, tiny, target):
+    # a decode step reads every weight but the embedding table and the whole KV cache at least once
+    from archsim.gpu.specs import GPU_DIR
+    bandwidth = (_sheet(CONFIG_DIR / "fusemax-cloud.yaml")["dram"]["bandwidth_bytes_per_s"] if target == "fusemax-cloud"
+                 else _sheet(GPU_DIR / "h100-sxm.yaml")["hbm_bytes_per_s"])
+    weights = (2 * (256 * 512 + 256 * 256 + 256 * 1024 + 512 * 256) + 256 * 1000) * 2
+    kv = 2 * 4096 * 2 * 128 * 2 * 8  # layers x context x KV heads x (E + F) x bytes x batch
+    step = sum(op.count * simulate(op.cascade, target, op.sizes, batch=op.batch, heads=op.heads,
+                                   kv_heads=op.kv_heads).latency_s for op in phase_ops(tiny, "decode", 4096, 8))
+    assert step >= (weights + kv) / bandwidth
+
+
+def test_gqa_decode_reads_each_kv_head_once():
+    # 32 query heads on 8 KV heads at 4K keys, head dim 128: K and V are 8 x 4096 x 256 x 2 bytes
+    r = simulate("attention_1pass", "fusemax-cloud", {"P": 1, "M": 4096, "E": 128, "F": 128}, heads=32, kv_heads=8)
+    kv = 8 * 4096 * 256 * 2
+    assert kv <= r.dram_bytes <= kv * 1.01
