@@ -48,6 +48,7 @@ def simulate_op(op: Op, target: str) -> dict:
     from mappings.simulation import simulate
     from mappings.work import MappingError
     import einsum_cascade as ec
+    from mappings.certify import InvariantViolation
     kwargs = dict(batch=op.batch, heads=op.heads, kv_heads=op.kv_heads)
     sizes = dict(op.sizes)
     if target == PI_PROFILE:
@@ -61,8 +62,26 @@ def simulate_op(op: Op, target: str) -> dict:
         r = simulate(op.cascade, target, sizes, mapping="auto", **kwargs)
     except (MappingError, ScheduleError, ec.CascadeError) as err:
         return {"status": "failed", "reason": str(err)}
+    except InvariantViolation as err:  # a simulator defect caught by the certificate: never a number
+        return {"status": "failed", "reason": f"not certified: {err}"}
     return {"status": "ok", "latency_s": r.latency_s, "energy_j": r.energy_j, "dram_bytes": r.dram_bytes,
             "bound": r.bounding_unit}
+
+
+def check_op_row(row: dict) -> str | None:
+    """The problem of a journalled operation result (None if sound)."""
+    if row.get("status") == "failed":
+        return None if isinstance(row.get("reason"), str) else "reason: expected the reason"
+    if row.get("status") != "ok":
+        return f"status: expected ok or failed, got {row.get('status')!r}"
+    v = row.get("latency_s")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+        return f"latency_s: expected a positive number, got {v!r}"
+    for f in ("energy_j", "dram_bytes"):
+        v = row.get(f)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+            return f"{f}: expected a non-negative number or null, got {v!r}"
+    return None
 
 
 def phase_row(model: str, target: str, phase: str, context: int, batch: int, results: dict[str, dict]) -> dict:
@@ -130,9 +149,8 @@ def fusion_ops(models: list[str], contexts: list[int]) -> list[tuple[Op, Op, tup
 def run_study(out: Path, models: list[str] | None = None, contexts: list[int] | None = None,
               batches: list[int] | None = None, targets: list[str] | None = None) -> tuple[list[dict], list[dict]]:
     """Simulate every operation the study needs (journalled), then the phase rows and the fusion rows."""
-    from studies.fingerprint import model_fingerprint
     from studies.progress import progress
-    from studies.sweep.journal import Journal
+    from studies.sweep.journal import Journal, code_fingerprint, exclusive, journal_key
     models = models or model_names()
     contexts = contexts or CONTEXTS
     batches = batches or BATCHES
@@ -145,24 +163,24 @@ def run_study(out: Path, models: list[str] | None = None, contexts: list[int] | 
     for fused, unfused, _ in fusion:
         for op in (fused, unfused):
             todo.setdefault(op_key(op, ACCELERATORS[0]), (op, ACCELERATORS[0]))
-    out.mkdir(parents=True, exist_ok=True)
-    fp = model_fingerprint()
-    journal = Journal(out / "points.jsonl")
-    done = journal.load()
-    results: dict[str, dict] = {}
-    pending = []
-    for key, item in sorted(todo.items()):
-        jkey = f"{fp}:{key}"
-        if jkey in done:
-            results[key] = done[jkey]
-        else:
-            pending.append((key, jkey, item))
-    try:
-        for key, jkey, (op, target) in progress(pending, desc="llm study operations"):
-            results[key] = simulate_op(op, target)
-            journal.append(jkey, results[key])
-    finally:
-        journal.close()
+    fp = code_fingerprint(Path(__file__))
+    with exclusive(out, "llm study"):
+        journal = Journal(out / "points.jsonl", check_op_row)
+        done = journal.load()
+        results: dict[str, dict] = {}
+        pending = []
+        for key, item in sorted(todo.items()):
+            jkey = journal_key(fp, key)
+            if jkey in done:
+                results[key] = done[jkey]
+            else:
+                pending.append((key, jkey, item))
+        try:
+            for key, jkey, (op, target) in progress(pending, desc="llm study operations"):
+                results[key] = simulate_op(op, target)
+                journal.append(jkey, results[key])
+        finally:
+            journal.close()
     rows = [phase_row(*cell, results) for cell in grid]
     fusion_rows = []
     for fused, unfused, (model, phase, context) in fusion:

@@ -157,9 +157,10 @@ def test_study_rows_are_sums_of_simulate_calls(tmp_path: Path, tiny):
                                      kv_heads=op.kv_heads).latency_s for op in phase_ops(tiny, "decode", 256, 2))
     assert decode["latency_s"] == pytest.approx(direct, rel=1e-12)
     assert {f["phase"] for f in fusion} == {"prefill", "decode"}
-    # a rerun reads every operation from the journal
+    # a rerun reads every operation from the journal (nothing appended)
+    lines = (tmp_path / "out" / "points.jsonl").read_text().splitlines()
     again, _ = run_study(tmp_path / "out", models=[str(path)], contexts=[256], batches=[2], targets=["fusemax-cloud"])
-    assert again == rows
+    assert again == rows and (tmp_path / "out" / "points.jsonl").read_text().splitlines() == lines
     write_outputs(tmp_path / "out", rows, fusion)
     assert "| tiny |" in (tmp_path / "out" / "report.md").read_text()
 
