@@ -53,8 +53,6 @@ def simulate(cascade: ec.Cascade | str | Path, arch: Any, sizes: dict[str, float
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise MappingError(f"--{name}: must be a positive integer, got {v!r}")
     c = load_cascade(cascade)
-    if kv_heads is not None and heads % kv_heads:
-        raise MappingError(f"--kv-heads: {kv_heads} does not divide --heads {heads}")
     options = SimulateOptions(mapping=mapping, objective=objective, batch=batch, heads=heads, mode=mode,
                               network=network, check=check, kv_heads=kv_heads, kernel=kernel, dtype=dtype,
                               plaintext=frozenset(plaintext))

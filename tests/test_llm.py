@@ -215,3 +215,15 @@ def test_gqa_decode_reads_each_kv_head_once():
     r = simulate("attention_1pass", "fusemax-cloud", {"P": 1, "M": 4096, "E": 128, "F": 128}, heads=32, kv_heads=8)
     kv = 8 * 4096 * 256 * 2
     assert kv <= r.dram_bytes <= kv * 1.01
+
+
+def test_one_pass_sliding_window_equals_masked_softmax():
+    import numpy as np
+    rng = np.random.default_rng(3)
+    e, n, w = 8, 512, 100
+    q, k, v = rng.standard_normal((e, n)), rng.standard_normal((e, n)), rng.standard_normal((e, n))
+    out = ec.load_library("attention_sliding_window_1pass").evaluate({"Q": q, "K": k, "V": v}, {"W": w})["AV"]
+    m, p = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    s = np.where((p - w < m) & (m <= p), k.T @ q, -np.inf)
+    a = np.exp(s - s.max(axis=0)) / np.exp(s - s.max(axis=0)).sum(axis=0)
+    assert np.allclose(out, v @ a, rtol=1e-10, atol=1e-12)

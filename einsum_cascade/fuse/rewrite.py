@@ -51,6 +51,7 @@ from einsum_cascade.fuse.refusals import Refusal, text
 from einsum_cascade.ir import Cascade, Einsum
 from einsum_cascade.passes import passes
 
+EXHAUSTIVE_LEVELS = 8  # earlier passes tried one by one; beyond, a bisection (Rewriter._earliest)
 _RESERVED = {"cascade", "rank", "param", "input", "output", "where", "and", "inf"}
 
 
@@ -101,6 +102,7 @@ class Rewriter:
 
     def __init__(self, cascade: Cascade, rank: str, tile_names: tuple[str, str]):
         self.cascade = cascade
+        self.cascade_tensors = frozenset(cascade.tensors)  # the cascade's own tensors (rules make others)
         self.rank = rank
         self.rvar = cascade.ranks[rank].var
         self.rvars = cascade.rank_vars(rank)
@@ -156,7 +158,7 @@ class Rewriter:
     def is_late_global(self, access: Access) -> bool:
         """A global complete only at the end of pass `level` or later (not yet known while the
         reduction streams in pass `level`)."""
-        if access.tensor not in self.cascade.tensors:  # made by a rule: final reads are late
+        if access.tensor not in self.cascade_tensors:  # made by a rule: final reads are late
             return (bool(access.indices) and access.indices[0] == size_symbol(self.m1_size)
                     and self.made_in.get(access.tensor, self.level) >= self.level)
         kind, complete = self._kind(access.tensor)
@@ -168,7 +170,7 @@ class Rewriter:
 
     def is_late_streamed(self, tensor: str) -> bool:
         """A tensor that keeps the rank but streams only after pass `level` (it is inlined)."""
-        if tensor not in self.cascade.tensors:
+        if tensor not in self.cascade_tensors:
             return False
         kind, complete = self._kind(tensor)
         return tensor not in self.cascade.inputs and kind == "streamed" and complete >= self.level + 1
@@ -515,7 +517,7 @@ class Rewriter:
 
     def describe_global(self, tensor: str) -> str:
         """A few words on what a global is (an order statistic is named as such)."""
-        if tensor in self.cascade.tensors and tensor not in self.cascade.inputs:
+        if tensor in self.cascade_tensors and tensor not in self.cascade.inputs:
             e = self.cascade.einsum(tensor)
             if isinstance(e.expr, Reduce) and e.expr.op in KTH_REDUCTIONS:
                 which = "largest" if e.expr.op == "kth" else "smallest"
@@ -559,7 +561,7 @@ class Rewriter:
                 name = self.fresh("CF")
                 self.factors[key] = name
                 made = any(isinstance(self.atoms.node.get(a), Access)
-                           and self.atoms.node[a].tensor not in self.cascade.tensors
+                           and self.atoms.node[a].tensor not in self.cascade_tensors
                            for a in factor.free_symbols)
                 self.emit(name, lhs, to_ast(factor, self.atoms, self.variables), (),
                           "multiplicative correction" if made else "deferred normalisation",
@@ -650,12 +652,7 @@ class Rewriter:
                 out.append(Emitted(e, "original"))
                 continue
             rules: set = set()
-            new, why = None, None
-            for level in range(1, info.pass_):  # the earliest pass it can move into
-                new, failed = self._attempt(e, level, rules, matches)
-                if new is not None:
-                    break
-                why = why or failed  # the reason it cannot reach pass 1 is the one to report
+            new, why, level = self._earliest(e, info.pass_, rules, matches)
             self.level = 1
             if new is None:
                 refused[e.name] = why
@@ -685,6 +682,55 @@ class Rewriter:
                  for sym, rmax, sign, _ in matches]
         return Rewrite(out, self.tiled, all_rules, rewritten, refused, sorted(set(notes)))
 
+    def _earliest(self, e: Einsum, pass_: int, rules: set, matches: list) -> tuple[Einsum | None, str, int]:
+        """Reduction `e` (in pass `pass_` as written) rewritten into the earliest pass it can reach:
+        (the rewrite or None, why it cannot reach pass 1, the pass reached). Up to
+        EXHAUSTIVE_LEVELS earlier passes are tried in order; beyond that (long chains of globals),
+        pass 1, then the latest earlier pass, then a bisection between them, which finds the earliest
+        pass when reaching a pass implies reaching every later one (more is complete there), and a
+        certified later pass otherwise: O(log passes) attempts instead of O(passes)."""
+        levels = list(range(1, pass_))
+        if len(levels) <= EXHAUSTIVE_LEVELS:
+            why = ""
+            for level in levels:
+                new, failed = self._attempt(e, level, rules, matches)
+                if new is not None:
+                    return new, why, level
+                why = why or failed  # the reason it cannot reach pass 1 is the one to report
+            return None, why, levels[-1] if levels else 1
+        new, why = self._attempt(e, 1, rules, matches)
+        if new is not None:
+            return new, "", 1
+        lo, hi = 1, pass_ - 1  # lo fails; is hi reachable?
+        if not self._reaches(e, hi, rules, matches):
+            return None, why, hi
+        while hi - lo > 1:  # lo fails, hi succeeds
+            mid = (lo + hi) // 2
+            if self._reaches(e, mid, rules, matches):
+                hi = mid
+            else:
+                lo = mid
+        new, _ = self._attempt(e, hi, rules, matches)
+        return new, why, hi
+
+    def _mark(self, matches: list) -> tuple:
+        """What an attempt may register, to undo it."""
+        return (dict(self.sums), dict(self.running), set(self.taken), dict(self.x_tensors),
+                dict(self.factors), dict(self.aliases), self.tiled, len(matches), dict(self.made_in))
+
+    def _undo(self, mark: tuple, matches: list) -> None:
+        (self.sums, self.running, self.taken, self.x_tensors, self.factors, self.aliases,
+         self.tiled, kept, self.made_in) = mark
+        del matches[kept:]
+
+    def _reaches(self, e: Einsum, level: int, rules: set, matches: list) -> bool:
+        """Whether `e` can stream in pass `level` (the attempt is undone either way)."""
+        mark = self._mark(matches)
+        new, _ = self._attempt(e, level, set(rules), matches)
+        self._undo(mark, matches)
+        self.pending = []
+        return new is not None
+
     def _attempt(self, e: Einsum, level: int, rules: set, matches: list) -> tuple[Einsum | None, str]:
         """Rewrite reduction `e` so that its sums stream in pass `level`; on a Refusal, undo what
         the attempt registered and return (None, the reason). A `RuleError` (a node a rule does
@@ -692,15 +738,12 @@ class Rewriter:
         self.level = level
         self.stream = (self.rvar,)
         self.pending = []
-        mark = (dict(self.sums), dict(self.running), set(self.taken), dict(self.x_tensors),
-                dict(self.factors), dict(self.aliases), self.tiled, len(matches), dict(self.made_in))
+        mark = self._mark(matches)
         tried = set(rules)
         try:
             return self.rewrite_einsum(e, rules, matches), ""
         except Refusal as why:
-            (self.sums, self.running, self.taken, self.x_tensors, self.factors, self.aliases,
-             self.tiled, kept, self.made_in) = mark
-            del matches[kept:]
+            self._undo(mark, matches)
             rules.intersection_update(tried)
             return None, str(why)
 

@@ -7,7 +7,8 @@ it; the model's LM head is one more operation. A phase's time on a target is the
 operations of `count x simulate(...)` (operations run one after another).
 
 - prefill: `batch` sequences of `context` tokens each; matrix products over T = batch x context
-  tokens; causal attention with P = M = context; the LM head for the last token of each sequence.
+  tokens; causal attention with P = M = context (a sliding window's in its one-pass fused form); the
+  LM head for the last token of each sequence.
 - decode: one new token for each of `batch` sequences at `context` tokens of KV cache; matrix
   products over T = batch tokens; attention with P = 1 query and M = context keys (a sliding
   window sees min(context, window) keys); MLA decodes in its absorbed form (multi-query attention
@@ -66,7 +67,7 @@ def _attention_ops(a, d: int, phase: str, context: int, batch: int, count: int, 
         window = a.window if isinstance(a, SlidingWindowAttention) else None
         if phase == "prefill":
             if window is not None and window < context:
-                att = Op("attention", "attention", "attention_sliding_window",
+                att = Op("attention", "attention", "attention_sliding_window_1pass",
                          {"P": context, "M": context, "E": a.head_dim, "F": a.v_dim, "W": window},
                          batch=batch, heads=a.heads, kv_heads=a.kv_heads, count=count, layer=layer)
             else:
