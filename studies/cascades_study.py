@@ -25,6 +25,7 @@ from studies.progress import progress as progress_bar  # noqa: E402  (tqdm on a 
 import einsum_cascade as ec  # noqa: E402
 from archsim.errors import ScheduleError  # noqa: E402
 from mappings.scheduler import _words  # noqa: E402
+from mappings.certify import InvariantViolation  # noqa: E402
 from mappings.simulation import simulate  # noqa: E402
 from mappings.work import MappingError  # noqa: E402
 from mappings.workload import make_workload, parse_length  # noqa: E402
@@ -97,6 +98,8 @@ def cascade_point(name: str, arch: str, length: str) -> dict:
         r = simulate(c, arch, sizes, mapping="auto", batch=w.B, heads=heads)
     except (MappingError, ScheduleError) as err:
         return {**row, "status": "unmapped", "reason": str(err)}
+    except InvariantViolation as err:  # a simulator defect the certificate caught: no number
+        return {**row, "status": "unmapped", "reason": f"not certified: {err}"}
     known = _with_parts(c, r.sizes)
     compulsory = w.B * heads * 2 * sum(_words(c, t, known) for t in [*c.inputs, *c.outputs])  # 2-byte words
     return {**row, "status": "ok", "latency_s": r.latency_s, "energy_j": r.energy_j,

@@ -36,13 +36,13 @@ COLUMNS = ["model", "target", "phase", "context", "batch", "latency_s", "per_tok
            "attention_share", "bound", "kv_cache_bytes", "weight_bytes", "status", "reason"]
 
 
-def op_key(op: Op, target: str) -> str:
-    """Identity of one simulated operation (cascade, sizes, pairs, KV heads, target), 24 hex digits."""
-    ident = json.dumps([op.cascade, sorted(op.sizes.items()), op.batch, op.heads, op.kv_heads, target])
+def op_key(op: Op, target: str, mapping: str = "auto") -> str:
+    """Identity of one simulated operation (cascade, sizes, pairs, KV heads, target, mapping), 24 hex digits."""
+    ident = json.dumps([op.cascade, sorted(op.sizes.items()), op.batch, op.heads, op.kv_heads, target, mapping])
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
 
 
-def simulate_op(op: Op, target: str) -> dict:
+def simulate_op(op: Op, target: str, mapping: str = "auto") -> dict:
     """One operation on `target` (units: seconds, joules, bytes), or its reason for failing."""
     from archsim.errors import ScheduleError
     from mappings.simulation import simulate
@@ -52,6 +52,9 @@ def simulate_op(op: Op, target: str) -> dict:
     kwargs = dict(batch=op.batch, heads=op.heads, kv_heads=op.kv_heads)
     sizes = dict(op.sizes)
     if target == PI_PROFILE:
+        # two-party computation prices every query head's scores and softmax whether or not heads
+        # share K and V (sharing saves only storage), so K/V sharing does not change its cost
+        kwargs["kv_heads"] = None
         if op.cascade == "blocks/matmul":
             kwargs["plaintext"] = frozenset({"W"})  # the server's weights
         if op.cascade in UNFUSED:  # a split key rank: keys per tile as mappings/secure_transformer.py
@@ -59,7 +62,7 @@ def simulate_op(op: Op, target: str) -> dict:
             sizes["M1"] = -(-sizes["M"] // sizes["M0"])
             sizes["M"] = sizes["M0"] * sizes["M1"]
     try:
-        r = simulate(op.cascade, target, sizes, mapping="auto", **kwargs)
+        r = simulate(op.cascade, target, sizes, mapping=mapping, **kwargs)
     except (MappingError, ScheduleError, ec.CascadeError) as err:
         return {"status": "failed", "reason": str(err)}
     except InvariantViolation as err:  # a simulator defect caught by the certificate: never a number
@@ -110,8 +113,11 @@ def phase_row(model: str, target: str, phase: str, context: int, batch: int, res
             "energy_j": energy, "dram_bytes": dram, "attention_share": attention / latency,
             "bound": max(by_bound, key=by_bound.get)}
 
-# the as-written (3-pass) counterparts of the fused attention cascades the phases use
+# the as-written (3-pass) counterparts of the fused attention cascades the phases use, mapped as the
+# FuseMax paper's unfused baseline (mappings/specs/unfused.yaml: each Einsum on its own, tensors
+# between them through DRAM)
 UNFUSED = {"attention_1pass_causal": "attention_3pass_causal", "attention_1pass": "attention_3pass"}
+UNFUSED_MAPPING = "unfused"
 FUSION_BATCH = 16
 
 
@@ -155,14 +161,14 @@ def run_study(out: Path, models: list[str] | None = None, contexts: list[int] | 
     contexts = contexts or CONTEXTS
     batches = batches or BATCHES
     grid = cells(models, contexts, batches, targets)
-    todo: dict[str, tuple[Op, str]] = {}
+    todo: dict[str, tuple[Op, str, str]] = {}
     for model, target, phase, context, batch in grid:
         for op in phase_ops(load_model(model), phase, context, batch):
-            todo.setdefault(op_key(op, target), (op, target))
+            todo.setdefault(op_key(op, target), (op, target, "auto"))
     fusion = fusion_ops(models, contexts) if targets is None or ACCELERATORS[0] in targets else []
     for fused, unfused, _ in fusion:
-        for op in (fused, unfused):
-            todo.setdefault(op_key(op, ACCELERATORS[0]), (op, ACCELERATORS[0]))
+        todo.setdefault(op_key(fused, ACCELERATORS[0]), (fused, ACCELERATORS[0], "auto"))
+        todo.setdefault(op_key(unfused, ACCELERATORS[0], UNFUSED_MAPPING), (unfused, ACCELERATORS[0], UNFUSED_MAPPING))
     fp = code_fingerprint(Path(__file__))
     with exclusive(out, "llm study"):
         journal = Journal(out / "points.jsonl", check_op_row)
@@ -176,15 +182,15 @@ def run_study(out: Path, models: list[str] | None = None, contexts: list[int] | 
             else:
                 pending.append((key, jkey, item))
         try:
-            for key, jkey, (op, target) in progress(pending, desc="llm study operations"):
-                results[key] = simulate_op(op, target)
+            for key, jkey, (op, target, mapping) in progress(pending, desc="llm study operations"):
+                results[key] = simulate_op(op, target, mapping)
                 journal.append(jkey, results[key])
         finally:
             journal.close()
     rows = [phase_row(*cell, results) for cell in grid]
     fusion_rows = []
     for fused, unfused, (model, phase, context) in fusion:
-        a, b = results[op_key(fused, ACCELERATORS[0])], results[op_key(unfused, ACCELERATORS[0])]
+        a, b = results[op_key(fused, ACCELERATORS[0])], results[op_key(unfused, ACCELERATORS[0], UNFUSED_MAPPING)]
         if a["status"] == "ok" and b["status"] == "ok":
             fusion_rows.append({"model": model, "phase": phase, "context": context, "layer": fused.layer,
                                 "fused_s": fused.count * a["latency_s"], "unfused_s": unfused.count * b["latency_s"],
@@ -220,7 +226,7 @@ def findings(rows: list[dict], fusion_rows: list[dict]) -> list[str]:
         dec_f = [f for f in fusion_rows if f["phase"] == "decode"]
         if pre:
             top = max(pre, key=lambda f: f["speedup"])
-            lines.append(f"- FuseMax-style fusion (1-pass vs 3-pass attention on {ACCELERATORS[0]}): prefill "
+            lines.append(f"- FuseMax-style fusion (the 1-pass cascade auto-mapped vs the 3-pass cascade unfused on {ACCELERATORS[0]}): prefill "
                          f"speed-ups {min(f['speedup'] for f in pre):.2f}x to {top['speedup']:.2f}x "
                          f"(largest: {top['model']} at {top['context']} tokens).")
         if dec_f:

@@ -26,6 +26,7 @@ import einsum_cascade as ec  # noqa: E402
 from archsim.config import Architecture, load_architecture  # noqa: E402
 from archsim.energy import area_um2  # noqa: E402
 from archsim.errors import ScheduleError  # noqa: E402
+from mappings.certify import InvariantViolation  # noqa: E402
 from mappings import load_spec, simulate  # noqa: E402
 from mappings.scheduler import context, query_group_rows  # noqa: E402  (the report API of a mapping's tiling)
 from mappings.work import MappingError  # noqa: E402
@@ -66,7 +67,7 @@ def design_point(d: int, model: str = "BERT", seq_len: int = 256 * 1024) -> dict
         arch = template_arch(d, cap)
         try:
             r = simulate(cascade, arch, sizes, mapping=spec, batch=w.B, heads=w.H).result
-        except (MappingError, ScheduleError):
+        except (MappingError, ScheduleError, InvariantViolation):
             cap *= 2  # not even one query block and one K/V block fit
             continue
         compute = max(r.busy_cycles.values())

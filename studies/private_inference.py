@@ -16,6 +16,7 @@ import numpy as np
 
 import einsum_cascade as ec
 from archsim.errors import ScheduleError
+from mappings.certify import InvariantViolation
 from mappings.targets.private_inference.calibration import PAPER, PAPER_T128, PAPER_T512, paper_config, paper_network
 from mappings.targets.private_inference.profiles import BackendProfile, Network, load_network, load_profile
 from mappings.targets.private_inference.protocol import map_cascade
@@ -74,7 +75,7 @@ def accelerator_seconds_per_query(name: str, context: int) -> float | None:
         return None
     try:
         point = attention_point(ACCELERATOR_MODEL, str(context), config)
-    except (MappingError, WorkloadError, ScheduleError):  # the mapping does not support this length
+    except (MappingError, WorkloadError, ScheduleError, InvariantViolation):  # the mapping does not support this length
         return None  # (not a tile multiple, or a tile larger than the buffer)
     batch = make_workload(ACCELERATOR_MODEL, context).B
     return point["latency_s"] / (batch * context)

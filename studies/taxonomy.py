@@ -107,6 +107,7 @@ def fusion_latency_rows(simulate: Callable[[ec.Cascade], float] | None = None,
     "after"). A cascade the simulator cannot map (MappingError, CascadeError) gets its reason in
     `reason_before` / `reason_after` and no number.
     """
+    from mappings.certify import InvariantViolation
     from mappings.work import MappingError
 
     simulate = simulate or fusemax_cloud_latency
@@ -128,6 +129,8 @@ def fusion_latency_rows(simulate: Callable[[ec.Cascade], float] | None = None,
                 row[f"latency_{side}_s"], row[f"reason_{side}"] = simulate(c), None
             except (MappingError, ec.CascadeError) as err:
                 row[f"latency_{side}_s"], row[f"reason_{side}"] = None, str(err)
+            except InvariantViolation as err:  # a simulator defect the certificate caught: no number
+                row[f"latency_{side}_s"], row[f"reason_{side}"] = None, f"not certified: {err}"
         both = row["latency_before_s"] is not None and row["latency_after_s"] is not None
         row["speedup"] = row["latency_before_s"] / row["latency_after_s"] if both else None
         rows.append(row)
