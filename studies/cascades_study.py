@@ -189,7 +189,7 @@ def _bars(path: Path, title: str, ylabel: str, points: list[dict], field: str, a
     width = 0.8 / len(series)
     by = {(p["cascade"], p["arch"], p["seq_len"]): p for p in points}
     for i, (a, n) in enumerate(series):
-        vals = [by[(c, a, n)].get(field) or 0 for c in names]
+        vals = [by.get((c, a, n), {}).get(field) or 0 for c in names]  # no bar where a point has no number
         ax.bar([x + i * width for x in range(len(names))], vals, width, label=f"{a} {n}")
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(names))], names, rotation=60, ha="right", fontsize=7)
     if log:
