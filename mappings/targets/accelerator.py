@@ -83,15 +83,21 @@ def certify(c: ec.Cascade, a: Architecture, spec: MappingSpec, sizes: dict, batc
                         res.seconds)
 
 
+def utilisation_and_bound(res: Result, a: Architecture) -> tuple[dict[str, float], str]:
+    """Each unit's busy fraction of the run, and what bounds it: the busiest unit, or "dram" when
+    the DRAM's busy fraction (bytes / bandwidth / cycles) is larger."""
+    util = {u: res.busy(u) for u in a.units}
+    busiest = max(util, key=util.get) if util else None
+    dram_frac = res.dram_bytes / a.dram_bytes_per_cycle / res.cycles if res.cycles else 0.0
+    return util, "dram" if busiest is None or dram_frac > util[busiest] else busiest
+
+
 def accelerator_result(c: ec.Cascade, a: Architecture, sizes, how, batch: int, heads: int, spec: MappingSpec,
                        res: Result, n: int, objective: str) -> SimulationResult:
     """The SimulationResult of archsim Result `res` of mapping `spec` (n: candidates evaluated)."""
     from mappings.scheduler import context
     ctx = context(c, spec, a, sizes)
-    util = {u: res.busy(u) for u in a.units}
-    busiest = max(util, key=util.get) if util else None
-    dram_frac = res.dram_bytes / a.dram_bytes_per_cycle / res.cycles if res.cycles else 0.0
-    bounding = "dram" if busiest is None or dram_frac > util[busiest] else busiest
+    util, bounding = utilisation_and_bound(res, a)
     mapping = spec.resolved(sizes).model_dump(exclude_defaults=True)
     mapping["name"] = spec.name
     return SimulationResult(
@@ -113,9 +119,7 @@ def gemm_result(c: ec.Cascade, a: Architecture, sizes: dict[str, float] | None, 
     pairs = options.batch * options.heads
     sched, chunks = _chunked_gemm(c.name, rows, cols, red, a)
     res = run(replace(sched, blocks=sched.blocks * pairs * chunks), a, options.mode, configuration="gemm")
-    util = {u: res.busy(u) for u in a.units}
-    dram_frac = res.dram_bytes / a.dram_bytes_per_cycle / res.cycles if res.cycles else 0.0
-    bounding = "dram" if dram_frac > util["array2d"] else "array2d"
+    util, bounding = utilisation_and_bound(res, a)
     out = SimulationResult(
         target="accelerator", cascade=c.name, arch=a.name, sizes=dict(full), batch=options.batch,
         heads=options.heads, latency_s=res.seconds, cycles=res.cycles, energy_j=res.joules,
