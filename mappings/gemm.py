@@ -20,8 +20,8 @@ tree's DRAM bytes are spread evenly over the folds, so the DES gives about max(D
 bandwidth, cycles of the folds). Energy per action: the folds' MACs, the array's operand reads
 from the buffer ((rows + cols) x K words per fold), its output block written to the buffer after
 each of the K / TK reduction steps and read back before each step but the first, the DRAM bytes,
-and the buffer writes and reads those DRAM bytes cause (archsim.result). `level_cycles` gives the
-cycles of a tree's traffic on any hierarchy (a roofline: each level's link at its bandwidth).
+and the buffer writes and reads those DRAM bytes cause (archsim.result). On a hierarchy of more
+levels, `mappings.looptree.cost.tree_cost` gives a GEMM tree's cycles (a roofline).
 """
 from __future__ import annotations
 
@@ -176,31 +176,6 @@ def best_gemm_mapping(M: int, N: int, K: int, hierarchy, level: str = "buffer", 
     return found
 
 
-def level_cycles(traffic: Traffic, hierarchy) -> dict[str, float]:
-    """Cycles each level's traffic with its parent takes at the link's bandwidth: fills at the
-    smaller of the parent's read and the level's write bytes per cycle, drains the other way; the
-    DRAM's reads and writes together at its bandwidth (one port). Keys: "DRAM" and each level."""
-    wb = hierarchy.word_bytes
-    dram = hierarchy.levels[0]
-    out = {dram.name: traffic.total_bytes / dram.read_bytes_per_cycle}
-    for level, into in traffic.fills.items():
-        lv = hierarchy.level(level)
-        parent = hierarchy.level(lv.parent)
-        fill = sum(into.values()) * wb / min(parent.read_bytes_per_cycle, lv.write_bytes_per_cycle)
-        drain = sum(traffic.drains.get(level, {}).values()) * wb / min(lv.read_bytes_per_cycle,
-                                                                        parent.write_bytes_per_cycle)
-        out[level] = fill + drain
-    return out
-
-
-def gemm_cycles(traffic: Traffic, sizes: dict, hierarchy, unit: str = "array2d") -> dict[str, float]:
-    """Cycles of a GEMM tree's parts: "compute" (M x N x K MACs on `unit`'s PEs) and `level_cycles`;
-    with every transfer overlapped with the compute, the GEMM takes the largest of them."""
-    macs = float(sizes["M"]) * sizes["N"] * sizes["K"]
-    compute, _ = cost_on_unit(hierarchy.units[unit], {"mac": macs}, "GEMM")
-    return {"compute": compute, **level_cycles(traffic, hierarchy)}
-
-
 def gemm_schedule(name: str, M: int, N: int, K: int, arch: Architecture, timing: str = "paper",
                   dataflow: str = "os") -> Schedule:
     """Schedule of one GEMM (M x K times K x N) on `arch`'s 2D array: one op per fold, with its
@@ -245,5 +220,5 @@ def run_layer_gemms(w: Workload, arch: Architecture, mode: str = "steady") -> li
     return [run(gemm_schedule(n, M, N, K, arch), arch, mode) for n, M, N, K in layer_gemms(w)]
 
 
-__all__ = ["GEMM_TEXT", "GemmMapping", "best_gemm_mapping", "evaluate_gemm", "gemm_cascade", "gemm_cycles", "gemm_schedule",
-           "gemm_tree", "layer_gemms", "level_cycles", "run_layer_gemms", "tile_candidates"]
+__all__ = ["GEMM_TEXT", "GemmMapping", "best_gemm_mapping", "evaluate_gemm", "gemm_cascade", "gemm_schedule",
+           "gemm_tree", "layer_gemms", "run_layer_gemms", "tile_candidates"]

@@ -15,8 +15,9 @@ from archsim.result import run
 from mappings import simulate
 from mappings.bound import lower_bound
 from mappings.divisors import divisors
-from mappings.gemm import best_gemm_mapping, gemm_cascade, gemm_cycles, gemm_schedule, level_cycles, tile_candidates
+from mappings.gemm import best_gemm_mapping, gemm_cascade, gemm_schedule, tile_candidates
 from mappings.looptree import LoopTreeError, check_capacity, dram_traffic, parse_looptree
+from mappings.looptree.cost import level_cycles, tree_cost
 
 
 def _two_level_tree(local_tensors=("A", "B")):
@@ -52,8 +53,9 @@ def test_gemm_with_two_buffer_levels_by_hand():
     dram_bpc = 400 * 2**30 / 940e6
     assert level_cycles(t, h) == pytest.approx({"DRAM": 2 * 1048576 / dram_bpc, "buffer": 2 * 524288 / dram_bpc,
                                                 "local2d": 768.0}, rel=1e-12)
-    cyc = gemm_cycles(t, sizes, h)
-    assert cyc["compute"] == 2048 and max(cyc.values()) == pytest.approx(2 * 1048576 / dram_bpc, rel=1e-12)
+    cost = tree_cost(_two_level_tree(), gemm_cascade(), h, sizes)  # MACs: numeric_cost's multiplies and adds
+    assert cost.unit_cycles == {"array2d": 2048.0} and cost.bounding == "DRAM"
+    assert cost.cycles == pytest.approx(2 * 1048576 / dram_bpc, rel=1e-12)
 
 
 def test_a_tile_that_does_not_fit_a_level_names_the_node():
@@ -151,3 +153,44 @@ def test_certified_gemm_route_re_reads_tiles():
     b = lower_bound(gemm_cascade(), {"M": 16384, "N": 16384, "K": 16384}, 16 * 2**20, 2)
     assert r.dram_bytes >= b.total_bytes
     assert any("loop tree" in n for n in r.notes)
+
+
+RUNSUM = """cascade runsum
+rank E, M
+input X[e,m]
+output Y
+S[e,0] = 0
+S[e,m+1] = S[e,m] + X[e,m]
+Y[e,m] = 2 * S[e,m+1]
+"""
+
+
+def _runsum_tree():
+    return parse_looptree({"name": "runsum", "cascade": "runsum", "arch": "fusemax-cloud", "tree": [
+        {"storage": {"level": "DRAM", "tensors": ["X", "Y"]}},
+        {"temporal": {"rank": "M", "tile": 256}},
+        {"storage": {"level": "buffer", "tensors": ["X", "Y", "S"]}},
+        {"sequential": [[{"compute": {"einsum": "S", "unit": "array1d"}}],
+                        [{"compute": {"einsum": "Y", "unit": "array1d"}}]]}]}, "runsum.yaml")
+
+
+@pytest.mark.parametrize("E,M,s_cycles,bounding", [(64, 1024, 1024.0, "array1d"), (1024, 256, 1024.0, "DRAM")])
+def test_recurrence_tree_by_hand(E, M, s_cycles, bounding):
+    """A running sum S[e,m+1] = S[e,m] + X[e,m], Y = 2 S, on fusemax-cloud's 1D array (256 PEs): M in steps of
+    256; the buffer keeps the X and Y tiles (E x 256 words each) and one step of S (E words: the stepping
+    index is not stored). DRAM: X read once, Y written once (E x M words each). Cycles: S's E x M adds
+    run in M steps, each at least one add's cycle: M x max(E / 256, 1) (E = 64, M = 1,024: 1,024 steps of
+    1 cycle though a step has only 64 adds; E = 1,024, M = 256: 4 cycles a step, 1,024); Y's E x M
+    multiplies / 256 PEs; both on the 1D array, one after the other. DRAM: 2 E M words x 2 B / 456.91 B per
+    cycle: 573.7 (E = 64: the 1D array's 1,280 bound it) and 2,294.9 (E = 1,024: above the array's 2,048)."""
+    import einsum_cascade as ec
+    c, h = ec.parse(RUNSUM), load_hierarchy("fusemax-cloud")
+    cost = tree_cost(_runsum_tree(), c, h, {"E": E, "M": M})
+    assert cost.traffic.reads == {"X": E * M} and cost.traffic.writes == {"Y": E * M}
+    assert cost.footprint_words["buffer"] == 2 * E * 256 + E
+    y_cycles = E * M / 256
+    assert cost.einsum_cycles == {"S": s_cycles, "Y": y_cycles}
+    assert cost.unit_cycles == {"array1d": s_cycles + y_cycles}
+    dram = 2 * E * M * 2 / (400 * 2**30 / 940e6)
+    assert cost.level_cycles["DRAM"] == pytest.approx(dram, rel=1e-12)
+    assert cost.cycles == max(s_cycles + y_cycles, dram) and cost.bounding == bounding

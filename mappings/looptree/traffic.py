@@ -293,8 +293,8 @@ def check_capacity(tree: LoopTree, hierarchy, traffic: Traffic) -> dict[str, flo
         cap = hierarchy.level(level).capacity_bytes
         if cap is not None and w * hierarchy.word_bytes > cap:
             first = next(path for path, (lv, _) in traffic.held.items() if lv == level)
-            raise LoopTreeError(f"{tree.source}: {first}: the tiles kept in {level} need {w * hierarchy.word_bytes:.0f} B, "
-                                f"more than its {cap} B")
+            need = w * hierarchy.word_bytes
+            raise LoopTreeError(f"{tree.source}: {first}: the tiles kept in {level} need {need:.0f} B, more than its {cap} B")
     return words
 
 
