@@ -10,8 +10,9 @@ stay on chip), N innermost keeps A (input-stationary), M innermost keeps B (weig
 DRAM traffic is counted from the storage nodes (mappings/looptree/traffic.py): an operand tile
 is re-read whenever a loop above it that indexes it steps; Z's partial sums go back to DRAM and
 are read again when K is not innermost. `best_gemm_mapping` searches the six orders and the
-tiles (divisors of each size, thinned to one per power of two, plus the whole size) under the
-buffer capacity for the least DRAM words (ties: the smaller footprint).
+tiles (the powers of two below each size, its largest divisor below each of them, the whole
+size; a tile that does not divide leaves a short last trip, counted at its true size) under
+the buffer capacity for the least DRAM words (ties: fewer K steps, then the smaller footprint).
 
 The schedule (`gemm_schedule`) is one op per fold of the array (ceil(M / rows) x ceil(N / cols)
 output blocks). Timing `paper` (default): each fold's cycles = its MACs / PEs. Timing `systolic`:
@@ -94,10 +95,12 @@ class GemmMapping:
 
 
 def tile_candidates(n: int) -> list[int]:
-    """Divisors of n: the largest one <= each power of two up to n, and n itself (ascending)."""
+    """Tiles of a rank of size n: each power of two below n, the largest divisor of n <= each power
+    of two, and n itself (ascending). A tile that does not divide n leaves a short last trip."""
     ds = divisors(int(n))
     out, j = {n}, 0
     while 2 ** j < n:
+        out.add(2 ** j)
         out.add(max(d for d in ds if d <= 2 ** j))
         j += 1
     return sorted(out)
@@ -110,7 +113,7 @@ def evaluate_gemm(order: tuple[str, ...], tiles: dict, sizes: dict, hierarchy, l
     given = tree is not None
     tree = tree if given else gemm_tree(order, hierarchy.name, level, unit)
     params = {f"T{r}": int(tiles[r]) for r in RANKS}
-    t = dram_traffic(tree, gemm_cascade(), hierarchy, sizes, params, checked=given)
+    t = dram_traffic(tree, gemm_cascade(), hierarchy, sizes, params, checked=given, partial=True)
     footprint = check_capacity(tree, hierarchy, t)[level]
     return GemmMapping(dict(sizes), tuple(order), dict(tiles), t, footprint, 1)
 
@@ -163,8 +166,9 @@ def best_gemm_mapping(M: int, N: int, K: int, hierarchy, level: str = "buffer", 
                         continue
                     seen.add((stepping, tm, tn, tk))
                     n += 1
-                    t = dram_traffic(tree, c, hierarchy, sizes, {"TM": tm, "TN": tn, "TK": tk}, checked=True)
-                    score = (t.total_words, sizes["K"] // tk, words)
+                    t = dram_traffic(tree, c, hierarchy, sizes, {"TM": tm, "TN": tn, "TK": tk}, checked=True,
+                                     partial=True)
+                    score = (t.total_words, math.ceil(sizes["K"] / tk), words)
                     if best_score is None or score < best_score:
                         best, best_score = (order, tiles, tree), score
     if best is None:
@@ -195,7 +199,7 @@ def gemm_schedule(name: str, M: int, N: int, K: int, arch: Architecture, timing:
         raise ValueError(f"unknown array timing {timing!r} (paper or systolic)")
     mapping = best_gemm_mapping(M, N, K, from_architecture(arch))
     reads, writes = sum(mapping.traffic.reads.values()), sum(mapping.traffic.writes.values())
-    k_steps = K // mapping.tiles["K"]  # the fold's partial sums leave the array after each K step
+    k_steps = math.ceil(K / mapping.tiles["K"])  # the fold's partial sums leave the array after each K step
     actions["buffer.read_words"] = (unit.rows + unit.cols) * K * 1.0 + float(M) * N / folds * (k_steps - 1)
     actions["buffer.write_words"] = float(M) * N / folds * k_steps
     op = TileOp("GEMM", "array2d", cycles, name, ("prev:GEMM",), load_bytes=reads * wb / folds,

@@ -158,11 +158,14 @@ def _later_readers(tree: LoopTree, c: ec.Cascade, t: str, eligible: set[str]) ->
 
 
 def dram_traffic(tree: LoopTree, c: ec.Cascade, hierarchy, sizes: dict[str, float],
-                 params: dict[str, float] | None = None, checked: bool = False) -> Traffic:
+                 params: dict[str, float] | None = None, checked: bool = False, partial: bool = False) -> Traffic:
     """The DRAM traffic `tree` implies for `c` at `sizes` on `hierarchy` (module docstring), with the
     traffic between every on-chip level and its parent counted the same way (`fills`, `drains`).
     `params` bind the tree's parameters (its defaults otherwise); `checked`: the tree was already
-    validated against `c` and `hierarchy` (a search evaluating one tree at many tiles)."""
+    validated against `c` and `hierarchy` (a search evaluating one tree at many tiles).
+    `partial`: a tile need not divide its extent (ceil(extent / tile) trips, the last one short; not
+    on a split rank); the tile of every trip is then counted at its true size: a tensor moves its
+    whole size once per step of the loops above its innermost own loop that do not index it."""
     from mappings.looptree.tree import validate
     if not checked:
         validate(tree, c, hierarchy)
@@ -206,10 +209,12 @@ def dram_traffic(tree: LoopTree, c: ec.Cascade, hierarchy, sizes: dict[str, floa
             f = node.fields
             if node.kind in ("temporal", "spatial"):
                 tile, rank = tile_value(node), f["rank"]
-                if extent[rank] % tile:
+                if extent[rank] % tile and partial and len(c.ranks[rank].parts) != 2:
+                    short[0] = True
+                elif extent[rank] % tile:
                     raise LoopTreeError(f"{tree.source}: {node.path}.tile: {tile} does not divide the {extent[rank]:g} "
                                         f"of {rank} the loops above leave")
-                trips = int(extent[rank] // tile)
+                trips = math.ceil(extent[rank] / tile)
                 if node.kind == "spatial":
                     unit, _, dim = f["over"].partition(".")
                     width = getattr(hierarchy.units[unit], dim) if dim else hierarchy.level(unit).fanout.count
@@ -217,7 +222,7 @@ def dram_traffic(tree: LoopTree, c: ec.Cascade, hierarchy, sizes: dict[str, floa
                         raise LoopTreeError(f"{tree.source}: {node.path}.tile: {trips} parallel steps of {rank} "
                                             f"exceed the {width} of {f['over']}")
                 loops.append(_Loop(node.kind, rank, trips))
-                extent[rank] = tile
+                extent[rank] = min(tile, extent[rank])
             elif node.kind == "storage":
                 reads, made = below[node.path]
                 traffic.held[node.path] = (f["level"], {t: tile_words(t, extent) for t in f["tensors"]})
@@ -233,6 +238,8 @@ def dram_traffic(tree: LoopTree, c: ec.Cascade, hierarchy, sizes: dict[str, floa
                     fills = math.prod(lp.trips for i, lp in enumerate(loops[:last + 1])
                                       if lp.kind == "temporal" or lp.rank in mine)
                     distinct = math.prod(loops[i].trips for i in relevant)
+                    if short[0]:  # tiles of true size: the whole tensor per step of the loops that do not index it
+                        words, fills, distinct = tile_words(t, extent0), fills // distinct, 1
                     if outer is not None:  # this level's traffic with the level above it
                         into = traffic.fills.setdefault(f["level"], {})
                         if t in made:
@@ -258,6 +265,7 @@ def dram_traffic(tree: LoopTree, c: ec.Cascade, hierarchy, sizes: dict[str, floa
                 visit(b, extent, loops, held)
 
     extent0 = {r: float(sizes[r]) for r in c.ranks}
+    short = [False]  # a loop whose tile does not divide its extent was met (`partial`)
     visit(tree.chain, extent0, [], {})
     for t, w in {**traffic.reads, **traffic.writes}.items():
         if not math.isfinite(w) or w < 0:
