@@ -10,8 +10,8 @@ stay on chip), N innermost keeps A (input-stationary), M innermost keeps B (weig
 DRAM traffic is counted from the storage nodes (mappings/looptree/traffic.py): an operand tile
 is re-read whenever a loop above it that indexes it steps; Z's partial sums go back to DRAM and
 are read again when K is not innermost. `best_gemm_mapping` searches the six orders and the
-tiles (the powers of two below each size, its largest divisor below each of them, the whole
-size; a tile that does not divide leaves a short last trip, counted at its true size) under
+tiles (the powers of two below each size, its largest divisor below each of them, the size
+split evenly into a power of two of trips, the whole size; a tile that does not divide leaves a short last trip, counted at its true size) under
 the buffer capacity for the least DRAM words (ties: fewer K steps, then the smaller footprint).
 
 The schedule (`gemm_schedule`) is one op per fold of the array (ceil(M / rows) x ceil(N / cols)
@@ -96,12 +96,12 @@ class GemmMapping:
 
 def tile_candidates(n: int) -> list[int]:
     """Tiles of a rank of size n: each power of two below n, the largest divisor of n <= each power
-    of two, and n itself (ascending). A tile that does not divide n leaves a short last trip."""
+    of two, n split evenly in a power of two of trips (ceil(n / 2**j)), and n itself (ascending). A
+    tile that does not divide n leaves a short last trip."""
     ds = divisors(int(n))
     out, j = {n}, 0
     while 2 ** j < n:
-        out.add(2 ** j)
-        out.add(max(d for d in ds if d <= 2 ** j))
+        out |= {2 ** j, max(d for d in ds if d <= 2 ** j), -(-n // 2 ** j)}
         j += 1
     return sorted(out)
 
