@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 from archsim.config import Architecture
 from archsim.errors import ScheduleError
 from archsim.schedule import Schedule, TileOp, parse_dep
-from archsim.streaming import simulate_streamed
+from archsim.streaming import BufferSpace, simulate_streamed
 
 BLOCK_SAMPLES = (2, 4)
 ITER_SAMPLES = (8, 16)
@@ -191,9 +191,8 @@ def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]
     done = [env.event() for _ in insts]
     stored = [env.event() for _ in insts]
     loaded = [env.event() for _ in insts]
-    buffer = simpy.Container(env, capacity=max(capacity, 1), init=max(capacity, 1))
+    space = BufferSpace(simpy.Container(env, capacity=max(capacity, 1), init=max(capacity, 1)))
     dram = simpy.PriorityResource(env, capacity=1)  # stores and loads of stored results before prefetches
-    occupancy = {"now": 0.0, "peak": 0.0}
     releases: dict[int, list[float]] = {}
     for i, inst in enumerate(insts):
         if inst.op.buffer_bytes > 0:
@@ -213,9 +212,7 @@ def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]
         for i, inst in enumerate(insts):
             op = inst.op
             if op.buffer_bytes > 0:
-                yield buffer.get(op.buffer_bytes)
-                occupancy["now"] += op.buffer_bytes
-                occupancy["peak"] = max(occupancy["peak"], occupancy["now"])
+                yield from space.take(op.buffer_bytes)
             if op.load_bytes > 0:
                 env.process(load(i))
             else:
@@ -229,8 +226,7 @@ def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]
                 yield env.timeout(op.store_bytes / bpc)
         stored[i].succeed()
         for amount in releases.get(i, ()):
-            occupancy["now"] -= amount
-            yield buffer.put(amount)
+            yield from space.give(amount)
 
     def run_unit(ids):
         for i in ids:
@@ -251,7 +247,7 @@ def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]
     env.run()
     if not all(e.triggered for e in stored):
         raise ScheduleError(f"{s.name}: the schedule deadlocked (a dependency cycle or buffer exhaustion)")
-    return float(env.now), occupancy["peak"]
+    return float(env.now), space.peak
 
 
 def simulate(s: Schedule, arch: Architecture, mode: str = "steady") -> tuple[float, float]:
