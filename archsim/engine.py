@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 
 from archsim.config import Architecture
 from archsim.errors import ScheduleError
-from archsim.schedule import Schedule, TileOp, parse_dep
+from archsim.schedule import Schedule, TileOp, resolve_dep
 from archsim.streaming import BufferSpace, simulate_streamed
 
 BLOCK_SAMPLES = (2, 4)
@@ -51,22 +51,15 @@ def _flatten(s: Schedule) -> list[_Inst]:
             seg_of[op.name] = si
 
     def resolve(block: int, si: int, it: int, ref: str, who: str) -> int | None:
-        prev, name = parse_dep(ref)
-        if name not in seg_of:
-            raise ScheduleError(f"{s.name}: op {who!r} depends on unknown op {name!r}")
-        tsi = seg_of[name]
+        prev, name, tsi = resolve_dep(s.name, seg_of, si, ref, who)
         if prev:
-            if tsi != si:
-                raise ScheduleError(f"{s.name}: {who!r}: 'prev:{name}' must name an op of the same segment")
             if it == 0:
                 return None
             key = (block, tsi, it - 1, name)
         elif tsi == si:
             key = (block, tsi, it, name)
-        elif tsi < si:
+        else:  # an earlier segment: its last iteration
             key = (block, tsi, s.segments[tsi].iterations - 1, name)
-        else:
-            raise ScheduleError(f"{s.name}: op {who!r} depends on {name!r} of a later segment")
         if key not in index:
             raise ScheduleError(f"{s.name}: op {who!r} depends on {name!r}, which is issued after it (lag)")
         return index[key]

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from archsim.errors import ScheduleError
-from archsim.schedule import Schedule, TileOp, parse_dep
+from archsim.schedule import Schedule, TileOp, resolve_dep
 
 URGENT, NORMAL = 0, 1
 LATE = 1 << 62  # ranks of waits registered after time 0 start here
@@ -304,21 +304,8 @@ class _Stream:
             for op in seg.ops:
                 deps = []
                 for ref in op.deps:
-                    prev, name = parse_dep(ref)
-                    if name not in seg_of:
-                        raise ScheduleError(f"{s.name}: op {op.name!r} depends on unknown op {name!r}")
-                    tsi = seg_of[name]
-                    if prev:
-                        if tsi != si:
-                            raise ScheduleError(f"{s.name}: {op.name!r}: 'prev:{name}' must name an op of the "
-                                                "same segment")
-                        deps.append((tsi, -1, name))
-                    elif tsi == si:
-                        deps.append((tsi, 0, name))
-                    elif tsi < si:
-                        deps.append((tsi, None, name))
-                    else:
-                        raise ScheduleError(f"{s.name}: op {op.name!r} depends on {name!r} of a later segment")
+                    prev, name, tsi = resolve_dep(s.name, seg_of, si, ref, op.name)
+                    deps.append((tsi, -1 if prev else 0 if tsi == si else None, name))
                 hold = None
                 if op.hold_until and op.hold_until != op.name:
                     if op.hold_until not in seg_of:
