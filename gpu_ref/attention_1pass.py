@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 
 from gpu_ref.common import query_block_launch
-from gpu_ref.tile_helpers import key_range, load_key_rows, load_rows, query_block, score_tile, store_rows
+from gpu_ref.tile_helpers import key_range, load_key_rows, online_softmax_start, score_tile, store_rows
 
 
 @triton.jit
@@ -34,10 +34,8 @@ def _attn_1pass_kernel(Q, K, V, O, heads, seq_len, qk_scale,
                        s_b, s_h, s_n, s_d,
                        CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr,
                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
-    pid_m, pid_bh, base, offs_m, offs_n, offs_d = query_block(heads, s_b, s_h, BLOCK_M, BLOCK_N, HEAD_DIM)
-    q = load_rows(Q, base, offs_m, offs_d, seq_len, s_n, s_d)
-    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
-    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    pid_m, pid_bh, base, offs_m, offs_n, offs_d, q, m_i, l_i = online_softmax_start(
+        Q, heads, seq_len, s_b, s_h, s_n, s_d, BLOCK_M, BLOCK_N, HEAD_DIM)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     lo, hi = key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):

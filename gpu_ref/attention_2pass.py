@@ -12,7 +12,8 @@ import triton
 import triton.language as tl
 
 from gpu_ref.common import query_block_launch
-from gpu_ref.tile_helpers import key_range, load_key_rows, load_rows, query_block, score_tile, store_rows
+from gpu_ref.tile_helpers import (key_range, load_key_rows, load_rows, online_softmax_start, query_block,
+                                  score_tile, store_rows)
 
 
 @triton.jit
@@ -28,10 +29,8 @@ def _row_stats_kernel(Q, K, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale,
                       s_b, s_h, s_n, s_d,
                       CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
-    pid_m, pid_bh, base, offs_m, offs_n, offs_d = query_block(heads, s_b, s_h, BLOCK_M, BLOCK_N, HEAD_DIM)
-    q = load_rows(Q, base, offs_m, offs_d, seq_len, s_n, s_d)
-    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
-    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    pid_m, pid_bh, base, offs_m, offs_n, offs_d, q, m_i, l_i = online_softmax_start(
+        Q, heads, seq_len, s_b, s_h, s_n, s_d, BLOCK_M, BLOCK_N, HEAD_DIM)
     lo, hi = key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):
         s = score_tile(q, K, base, offs_m, start + offs_n, offs_d, seq_len, s_n, s_d, qk_scale,
