@@ -30,10 +30,8 @@ def _attn_1pass_step(acc, m_i, l_i, q, K, V, base, offs_m, cols, offs_d, seq_len
 
 
 @triton.jit
-def _attn_1pass_kernel(Q, K, V, O, heads, seq_len, qk_scale,
-                       s_b, s_h, s_n, s_d,
-                       CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr,
-                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+def _attn_1pass_kernel(Q, K, V, O, heads, seq_len, qk_scale, s_b, s_h, s_n, s_d, CAUSAL: tl.constexpr,
+                       HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
     pid_m, pid_bh, base, offs_m, offs_n, offs_d, q, m_i, l_i = online_softmax_start(
         Q, heads, seq_len, s_b, s_h, s_n, s_d, BLOCK_M, BLOCK_N, HEAD_DIM)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)

@@ -25,10 +25,8 @@ def _update_row_stats(m_i, l_i, s):
 
 
 @triton.jit
-def _row_stats_kernel(Q, K, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale,
-                      s_b, s_h, s_n, s_d,
-                      CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr,
-                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+def _row_stats_kernel(Q, K, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale, s_b, s_h, s_n, s_d, CAUSAL: tl.constexpr,
+                      HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
     pid_m, pid_bh, base, offs_m, offs_n, offs_d, q, m_i, l_i = online_softmax_start(
         Q, heads, seq_len, s_b, s_h, s_n, s_d, BLOCK_M, BLOCK_N, HEAD_DIM)
     lo, hi = key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
