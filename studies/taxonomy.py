@@ -51,8 +51,8 @@ def taxonomy_rows() -> list[dict]:
         try:
             numeric = cost.at(_sizes_for(cascade))
             at = {op: v / TAXONOMY_SIZES["P"] for op, v in numeric.total.items()}
-        except ec.CascadeError as err:
-            at = {"unbound": str(err)}
+        except ec.CascadeError as err:  # the message without the file's path (the row names the cascade)
+            at = {"unbound": err.message}
         rows.append({
             "stem": stem,
             "name": cascade.name,
