@@ -17,7 +17,9 @@ warps, and the launch's HBM bytes. Families:
   the GPU, partial results combined by a second launch;
 - `chunked-linear`: per head, chunks of C tokens; intra-chunk products in parallel, the state
   (D x Dv per head) carried over chunks by a serial scan, either stored per chunk to HBM and
-  read back (two launches, as flash-linear-attention) or kept on chip (one fused launch);
+  read back (two launches, as flash-linear-attention) or kept on chip (one fused launch; with
+  context parallelism the sequence is cut into segments so that the grid fills the GPU, and a
+  second launch corrects each later segment's output by the state entering it);
 - `recurrent-step`: one decode step of a linear recurrence: the state read, updated on the FP32
   lanes and written.
 
@@ -422,12 +424,27 @@ def launches_chunked_linear(gpu: GPUSpec, shape: AttentionShape, t: dict[str, in
                               np.full(out_programs, exps_chunk / dv_tiles), np.full(out_programs, alu_chunk / dv_tiles),
                               io + state_io, None, smem_out, warps, resident_programs(gpu, smem_out, warps))
         return [scan, output]
-    programs = bh * dv_tiles
+    # Context parallel: the chunks of a sequence split into segments, enough programs for one wave.
+    segments = splits_for(gpu, bh * dv_tiles, chunks) if w.context_parallel else 1
+    seg_chunks = math.ceil(chunks / segments)
+    programs = bh * dv_tiles * segments
     per_chunk = 2.0 * w.cc_d * c * c * d + (tensor_chunk - 2.0 * w.cc_d * c * c * d + state_chunk) / dv_tiles
     smem = (2 * c * d + c * bv) * e * stages + d * bv * 4
-    return [KernelLaunch("fused_chunks", np.full(programs, chunks * per_chunk),
-                         np.full(programs, chunks * exps_chunk / dv_tiles), np.full(programs, chunks * alu_chunk / dv_tiles),
-                         io, np.full(programs, float(chunks)), smem, warps, resident_programs(gpu, smem, warps))]
+    state_io = float(bh * (segments - 1) * d * dv * w.state_bytes)
+    fused = KernelLaunch("fused_chunks", np.full(programs, seg_chunks * per_chunk),
+                         np.full(programs, seg_chunks * exps_chunk / dv_tiles),
+                         np.full(programs, seg_chunks * alu_chunk / dv_tiles), io + state_io,
+                         np.full(programs, float(seg_chunks)), smem, warps, resident_programs(gpu, smem, warps))
+    if segments == 1:
+        return [fused]
+    # Each later segment's output corrected by the state entering it (q S: a C x D x Dv product per
+    # chunk), the segment states passed on by a short scan: q and out read, out written once more.
+    fix_programs = bh * dv_tiles * (segments - 1)
+    fix_io = float(shape.batch * n * (shape.hkv * d + 2 * shape.heads * dv) * e * (segments - 1) / segments) + state_io
+    fix = KernelLaunch("segment_fixup", np.full(fix_programs, seg_chunks * 2.0 * c * d * dv / dv_tiles),
+                       np.zeros(fix_programs), np.full(fix_programs, seg_chunks * c * bv), fix_io,
+                       np.full(fix_programs, float(segments)), smem, warps, resident_programs(gpu, smem, warps))
+    return [fused, fix]
 
 
 def launches_recurrent_step(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile,
