@@ -46,6 +46,7 @@ PARTIAL_BYTES = 4        # split-kv partial outputs and row statistics are fp32
 MAX_PROGRAMS = 50_000_000  # programs of one launch the model lists one by one (memory: ~2 GB of arrays)
 MAX_SPLITS = 128           # flash-decoding splits of one KV head's keys at most
 STATE_TILE = 64            # key-dim rows of the state per program of a chunked state scan
+SEGMENT_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)  # context-parallel segment counts a kernel may pick
 
 # (family, passes) of a kernel profile -> the library cascade whose work its programs do.
 STRUCTURE_CASCADES = {
@@ -424,8 +425,12 @@ def launches_chunked_linear(gpu: GPUSpec, shape: AttentionShape, t: dict[str, in
                               np.full(out_programs, exps_chunk / dv_tiles), np.full(out_programs, alu_chunk / dv_tiles),
                               io + state_io, None, smem_out, warps, resident_programs(gpu, smem_out, warps))
         return [scan, output]
-    # Context parallel: the chunks of a sequence split into segments, enough programs for one wave.
-    segments = splits_for(gpu, bh * dv_tiles, chunks) if w.context_parallel else 1
+    # Context parallel: the chunks of a sequence split into SEGMENTS segments (the launch setting an
+    # autotuner picks: gpu_predict tries SEGMENT_CHOICES and keeps the fastest); without it, enough
+    # programs for one wave.
+    segments = 1
+    if w.context_parallel:
+        segments = min(int(t["SEGMENTS"]), chunks) if "SEGMENTS" in t else splits_for(gpu, bh * dv_tiles, chunks)
     seg_chunks = math.ceil(chunks / segments)
     programs = bh * dv_tiles * segments
     per_chunk = 2.0 * w.cc_d * c * c * d + (tensor_chunk - 2.0 * w.cc_d * c * c * d + state_chunk) / dv_tiles
@@ -473,6 +478,20 @@ BUILDERS = {
     ("chunked-linear", 1): launches_chunked_linear,
     ("recurrent-step", 1): launches_recurrent_step,
 }
+
+
+def launch_settings(profile: KernelProfile, shape: AttentionShape,
+                    tiles: dict[str, int] | None = None) -> list[dict[str, int] | None]:
+    """The launch settings a call may run with: `tiles` (default the profile's) and, for a
+    context-parallel kernel whose `tiles` do not fix SEGMENTS, each of SEGMENT_CHOICES segment
+    counts; an autotuned kernel runs the
+    fastest. A fixed set of choices, each no faster with more batch, heads or tokens, keeps the
+    fastest monotone in all three."""
+    w = profile.chunk_work
+    if profile.family != "chunked-linear" or w is None or not w.context_parallel or (tiles and "SEGMENTS" in tiles):
+        return [tiles]
+    base = dict(tiles) if tiles else profile.tiles_for(shape.head_dim)
+    return [{**base, "SEGMENTS": s} for s in SEGMENT_CHOICES]
 
 
 def kernel_launches(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape,

@@ -119,7 +119,7 @@ def test_gqa_reads_k_and_v_once_per_kv_head():
 
 
 CASES = (("a100", "flash2", False), ("b200", "fla-chunk-gdn", True), ("h100-sxm", "flash3", True),
-         ("b200", "mamba2-ssd-triton", True))
+         ("b200", "mamba2-ssd-triton", True), ("h100-sxm", "flashinfer-gdn-prefill-cp", True))
 
 
 @settings(max_examples=25, deadline=None)
@@ -169,3 +169,17 @@ def test_context_parallel_chunking_splits_the_sequence_to_fill_the_gpu_by_hand()
     serial = profile.model_copy(update={"chunk_work": profile.chunk_work.model_copy(update={"context_parallel": False})})
     (one,) = kernel_launches(load_gpu("h100-sxm"), serial, AttentionShape(1, 2, 4096, 128, True))
     assert (one.programs, float(one.loop_steps()[0]), one.hbm_bytes) == (8, 64.0, 8_388_608 + 98_304)
+
+
+def test_a_context_parallel_kernel_runs_its_fastest_segment_count():
+    """The prediction is the fastest of the kernel run at each segment count of SEGMENT_CHOICES
+    (each predicted with that count fixed), and it splits a long single sequence (one head: 4
+    programs on 132 SMs) but not a batch that fills the GPU by itself."""
+    from mappings.gpu_kernels import SEGMENT_CHOICES
+    profile = load_profile("flashinfer-gdn-prefill-cp")
+    tiles = profile.tiles_for(128)
+    for shape, split in ((AttentionShape(1, 1, 65536, 128, True), True), (AttentionShape(64, 16, 1024, 128, True), False)):
+        each = {s: predict("h100-sxm", profile, shape, tiles={**tiles, "SEGMENTS": s}).time_s for s in SEGMENT_CHOICES}
+        best = predict("h100-sxm", profile, shape)
+        assert best.time_s == pytest.approx(min(each.values()), rel=1e-12)
+        assert (min(each, key=each.get) > 1) == split
