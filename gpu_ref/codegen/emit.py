@@ -427,6 +427,13 @@ class KernelWriter:
                 for cond in (Comparison(ix, ">=", sympy.Integer(0)), Comparison(ix, "<", size_symbol(rank))):
                     if not _trivially_true(cond):
                         terms.add(Term("bounds", cond))
+                # zero past the extents of the axes it spans (a padded head dim `w` of `p - w` reads real keys)
+                for v in sorted(str(s) for s in ix.free_symbols if str(s) in self.c.variables):
+                    axis = self.plan.axis_of(v)
+                    if axis in self.plan.whole:
+                        load_masks.append(Val(self.inside(axis), (axis,)))
+                    elif axis == self.plan.key:
+                        terms.add(Term("key", Comparison(var_symbol(v), "<", size_symbol(axis))))
         index_vals = [self.index(ix) for ix in idx]
         axes = self.canon(set().union(*(v.axes for v in index_vals)) if index_vals else set())
         ptr = f"ptr_{g.name} + base_{g.name}" + "".join(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from einsum_cascade.ir import Cascade
 from einsum_cascade.passes import passes
+from gpu_ref.codegen.chunked import ChunkedWriter, chunked_plan, key_recurrences
 from gpu_ref.codegen.emit import Global
 from gpu_ref.codegen.kernel import PassWriter
 from gpu_ref.codegen.module import module_source
@@ -155,6 +156,8 @@ def generate(cascade: Cascade, rank: str = "M", block_m: int = 64, block_n: int 
 def _generate(cascade: Cascade, rank: str, block_m: int, block_n: int, dtype: str,
               kv_heads: int | None) -> GeneratedKernel:
     form, note = fused_form(cascade, rank)
+    if key_recurrences(form, rank):
+        return _generate_chunked(form, note, cascade.name, rank, block_n, dtype, kv_heads)
     plan = make_plan(form, rank)
     stored = _stored(plan)
     globals_ = _globals(plan, stored)
@@ -179,3 +182,23 @@ def _generate(cascade: Cascade, rank: str, block_m: int, block_n: int, dtype: st
                            torch_dtype, kv_heads, cascade.name, sorted(integer_params),
                            dict(getattr(cascade, "defaults", {}) or {}), _largest(block_axes))
     return GeneratedKernel(cascade.name, note, rank, plan.row, source, infos, block_m, block_n, dtype)
+
+
+def _generate_chunked(form: Cascade, note: str, original: str, rank: str, block_n: int, dtype: str,
+                      kv_heads: int | None) -> GeneratedKernel:
+    """A cascade with recurrences over the keys: one kernel in the chunked form (chunks of
+    block_n keys, their rows the same positions: BLOCK_M = BLOCK_N)."""
+    plan = chunked_plan(form, rank)
+    stored = set(form.outputs)
+    globals_ = _globals(plan, stored)
+    torch_dtype, tl_dtype = DTYPES[dtype]
+    writer = ChunkedWriter(plan, globals_, {s: s for s in stored}, tl_dtype, dtype == "fp32", dtype)
+    text, params = writer.write_chunked("_chunked")
+    info = KernelInfo("_chunked", [e.name for e in form.einsums if not e.is_initial], "(1, batch * query heads)",
+                      params)
+    sources = ([BF16_HELPER] if dtype == "bf16" else []) + [text]
+    note = f"{note}; recurrences in chunks of {block_n} keys"
+    source = module_source(plan, form, note, [info], sources, globals_, stored, block_n, block_n, torch_dtype,
+                           kv_heads, original, [], dict(getattr(form, "defaults", {}) or {}),
+                           _largest(writer.block_axes), chunked=True)
+    return GeneratedKernel(original, note, rank, plan.row, source, [info], block_n, block_n, dtype)
