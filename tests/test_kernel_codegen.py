@@ -93,12 +93,10 @@ REFUSED = {
     "selective_scan": ("H", "the rank the rows of the programs run over"),  # output over M itself
     "stick_breaking_attention": ("C", "the rank the rows of the programs run over"),  # a state per query
     "lightning_attention": ("P", "split"),
-    "topk_attention": ("T", "kth"),
     "landmark_block_attention": ("LS", "number of tiles"),  # a reduction over the tiles m1
     "landmark_attention": ("QL", "number of tiles"),
     "gated_delta_rule": ("S", "reads the state through SK"),  # the delta rule
     "selective_attention": ("FC", "recurrence over rank P"),
-    "minference_vertical_slash_dynamic": ("QK", "data-dependent condition"),
     "neighborhood_attention_2d_tokens": ("P", "split"),
     "block_sparse_attention": ("BV", "per-tile tensor needed outside its pass"),
     "chunked_attention": ("BV", "per-tile tensor needed outside its pass"),
@@ -255,7 +253,6 @@ O[p] = sum(m: QK[m,p] * K[0, m])
 """
     generate(parse(transposed), block_m=16, block_n=16)  # reads at its own points: fine
     cases = {
-        "topk_attention": ("T", "kth"),
         "gated_delta_rule": ("S", "triangular solve"),
         "lightning_attention": ("P", "split"),
     }
@@ -365,6 +362,42 @@ AV[f,p]    = Q[e,p] * S[e,f,p+1]
         with pytest.raises(KernelRefusal) as info:
             generate(parse(text, f"<{key}>"), block_m=16, block_n=16)
         assert info.value.einsum == einsum and words in info.value.reason, (key, str(info.value))
+
+
+TOPK = """cascade topk_{op}
+rank E, F, M, P
+param KK
+input Q[e,p], K[e,m], V[f,m]
+output AV, T
+QK[m,p]  = Q[e,p] * K[e,m] where m <= p + 9
+T[p]     = {op}(KK, m: QK[m,p]) where m <= p + 9
+GM[p]    = max(m: QK[m,p]) where m <= p + 9
+SN[m,p]  = exp(QK[m,p] - GM[p]) where m <= p + 9 and QK[m,p] {cmp} T[p]
+SD[p]    = sum(m: SN[m,p]) where m <= p + 9 and QK[m,p] {cmp} T[p]
+SNV[f,p] = SN[m,p] * V[f,m] where m <= p + 9 and QK[m,p] {cmp} T[p]
+AV[f,p]  = SNV[f,p] / SD[p]
+"""
+
+
+@pytest.mark.parametrize("op, cmp", [("kth", ">="), ("kth_smallest", "<=")])
+def test_topk_selection_stage_with_ties(op, cmp, tmp_path):
+    # scores of small whole numbers: many ties, which the k-th value counts as the evaluator's sort
+    # does; k = 1, a middle k, and k above the keys a row sees (threshold -inf / +inf: all kept)
+    cascade = parse(TOPK.format(op=op, cmp=cmp), f"<topk {op}>")
+    g = generate(cascade, block_m=16, block_n=16)
+    assert len(g.kernels) == 2 and g.kernels[0].einsums[:3] == ["QK", "T", "GM"]  # selection, then attention
+    module = load_module(g.source, f"topk_{op}", tmp_path)
+    rng = np.random.default_rng(5)
+    q = torch.tensor(rng.integers(-2, 3, (8, 37)), dtype=torch.float32)
+    k = torch.tensor(rng.integers(-2, 3, (8, 45)), dtype=torch.float32)
+    v = torch.tensor(rng.standard_normal((12, 45)), dtype=torch.float32)
+    for kk in (1, 7, 60):
+        ref = cascade.evaluate({"Q": q.double().numpy(), "K": k.double().numpy(), "V": v.double().numpy()}, {"KK": kk})
+        out = module.run(Q=q, K=k, V=v, KK=kk)
+        np.testing.assert_array_equal(out["T"].double().numpy(), ref["T"])  # the threshold exactly
+        assert np.abs(out["AV"].double().numpy() - ref["AV"]).max() <= 1e-5 * np.abs(ref["AV"]).max()
+    with pytest.raises(ValueError, match="KK = 2.5 is the k of a k-th value"):
+        module.run(Q=q, K=k, V=v, KK=2.5)
 
 
 @pytest.mark.skipif(not FUZZ, reason="set CASCADESIM_KERNEL_FUZZ=1 (make fuzz) for the larger set")

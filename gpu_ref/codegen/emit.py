@@ -16,7 +16,7 @@ import sympy
 
 from einsum_cascade.ast import (
     Access, Binary, BoolOp, Call, Compare, Comparison, Node, Not, Number, Reduce, Size, Unary, Var,
-    var_symbol, size_symbol,
+    is_data_dependent, var_symbol, size_symbol,
 )
 from einsum_cascade.ir import Einsum
 from einsum_cascade.printer import format_einsum, format_expr
@@ -94,6 +94,7 @@ class KernelWriter:
         self.state: list[tuple[str, str]] = []  # (name before the tile, name after it)
         self.groups: list[tuple] = []  # conjunctions of conditions of the tile step (see group)
         self.block_axes: set[tuple[str, ...]] = set()  # the axes of every block written
+        self.data_masks = False  # a data-dependent `where` (every tile then runs, none is skipped)
 
     # -- helpers -----------------------------------------------------------------------------
     def group(self, terms) -> None:
@@ -230,6 +231,39 @@ class KernelWriter:
         raise self.refuse("a data-dependent condition (it compares tensor values: a selection stage "
                           "such as top-k is not generated)")
 
+    def term(self, cond) -> Term:
+        """The presence term of a `where` condition: "data" when it compares tensor values (top-k's
+        `QK[m,p] >= T[p]`: an element mask applied in every tile, never a reason to skip one),
+        else "cond" (affine)."""
+        if is_data_dependent(cond):
+            self.data_masks = True
+            return Term("data", cond)
+        return Term("cond", self.cond_sub(cond))
+
+    def data_mask(self, cond) -> Val:
+        """A data-dependent condition as a boolean block, computed where it is first applied."""
+        cache = self.scope.loads
+        if ("data", cond) in cache:
+            return cache[("data", cond)]
+        if isinstance(cond, Compare):
+            a, b = self.value(cond.left), self.value(cond.right)
+            val = self.combine("{0} " + cond.op + " {1}", [a, b], raw=True)
+        elif isinstance(cond, BoolOp):
+            parts = [self.data_mask(a) if is_data_dependent(a) else self.cond_code(self.cond_sub(a))
+                     for a in cond.args]
+            sep = " & " if cond.op == "and" else " | "
+            val = self.combine(sep.join("{%d}" % i for i in range(len(parts))), parts, raw=True)
+        elif isinstance(cond, Not):
+            inner = self.data_mask(cond.arg) if is_data_dependent(cond.arg) else self.cond_code(self.cond_sub(cond.arg))
+            val = Val(f"{atom(inner.code)} == 0", inner.axes)
+        else:
+            raise self.refuse(f"a condition {describe(cond)} of no known form")
+        name = self.fresh("keep_data")
+        self.scope.emit(f"{name} = {val.code}  # {describe(cond)}")
+        out = Val(name, val.axes)
+        cache[("data", cond)] = out
+        return out
+
     def cond_code(self, cond) -> Val:
         if isinstance(cond, Comparison):
             return self.combine("{0} " + cond.op + " {1}", [self.index(cond.left), self.index(cond.right)], raw=True)
@@ -241,11 +275,15 @@ class KernelWriter:
         return Val(f"{atom(inner.code)} == 0", inner.axes)
 
     def cond_axes(self, cond) -> tuple[str, ...]:
+        if is_data_dependent(cond):
+            return self.data_mask(cond).axes
         return self.cond_code(cond).axes
 
     def mask_name(self, term: Term) -> Val:
         """The variable holding a presence condition in the current scope (defined at its top)."""
         cond = term.cond
+        if term.kind == "data":
+            return self.data_mask(cond)
         if isinstance(cond, Comparison) and cond.op == "<" and str(cond.left) in self.c.variables:
             axis = self.plan.axis_of(str(cond.left))
             if axis in self.plan.whole and cond.right == size_symbol(axis):
@@ -270,8 +308,8 @@ class KernelWriter:
         val = self.broadcast(val, axes) if set(axes) - set(val.axes) else val
         name = self.fresh(stem)
         self.scope.emit(f"{name} = {val.code}")
-        always = [m for m, t in zip(masks, terms) if t.kind == "bounds" or not self.scope.tile]
-        tiled = [m for m, t in zip(masks, terms) if not (t.kind == "bounds" or not self.scope.tile)]
+        always = [m for m, t in zip(masks, terms) if t.kind in ("bounds", "data") or not self.scope.tile]
+        tiled = [m for m, t in zip(masks, terms) if not (t.kind in ("bounds", "data") or not self.scope.tile)]
 
         def where(ms):
             cond = " & ".join(expand(m.code, m.axes, axes) for m in ms)
@@ -480,7 +518,7 @@ class KernelWriter:
         if op not in IDENTITY:
             raise self.refuse(f"a {op} reduction (a data-dependent selection such as top-k) is not generated")
         axes = [self.axis_of_reduced(v) for v in rvars]
-        terms = {Term("cond", self.cond_sub(c)) for c in conds}
+        terms = {self.term(c) for c in conds}
         self.group(terms)
         if op == "sum":
             factors = _factors(body)
@@ -578,7 +616,7 @@ class KernelWriter:
         else:
             val = self.value(e.expr)
         if outer:
-            terms = {Term("cond", self.cond_sub(c)) for c in outer}
+            terms = {self.term(c) for c in outer}
             self.group(terms)
             val = Val(val.code, val.axes, val.mask | terms, val.zero)
         return val

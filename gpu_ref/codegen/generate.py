@@ -13,7 +13,7 @@ from einsum_cascade.ir import Cascade
 from einsum_cascade.passes import passes
 from gpu_ref.codegen.chunked import ChunkedWriter, chunked_plan, key_recurrences
 from gpu_ref.codegen.emit import Global
-from gpu_ref.codegen.kernel import PassWriter
+from gpu_ref.codegen.kernel import TOPK_HELPERS, PassWriter
 from gpu_ref.codegen.module import module_source
 from gpu_ref.codegen.plan import Plan, make_plan
 from gpu_ref.codegen.refusal import KernelRefusal
@@ -166,6 +166,7 @@ def _generate(cascade: Cascade, rank: str, block_m: int, block_n: int, dtype: st
     grid = f"(cdiv({plan.row}, {block_m}), batch * query heads)"
     integer_params: set[str] = set()
     block_axes: set[tuple[str, ...]] = set()
+    kth_params: set[str] = set()
     for k in plan.kernels:
         writer = PassWriter(plan, k, globals_, {s: s for s in stored}, tl_dtype, dtype == "fp32")
         name = f"_pass{k.index}"
@@ -174,13 +175,17 @@ def _generate(cascade: Cascade, rank: str, block_m: int, block_n: int, dtype: st
         block_axes |= writer.block_axes
         if writer.uses_prod and "_mul" not in "".join(sources):
             text = "@triton.jit\ndef _mul(a, b):\n    return a * b\n\n\n" + text
+        if writer.kth and "def _topk_merge" not in "".join(sources):
+            text = TOPK_HELPERS + "\n\n" + text
+        kth_params |= writer.kth_params
         sources.append(text)
         infos.append(KernelInfo(name, k.einsums, grid, params))
     if dtype == "bf16":
         sources.insert(0, BF16_HELPER)
     source = module_source(plan, form, note, infos, sources, globals_, stored, block_m, block_n,
                            torch_dtype, kv_heads, cascade.name, sorted(integer_params),
-                           dict(getattr(cascade, "defaults", {}) or {}), _largest(block_axes))
+                           dict(getattr(cascade, "defaults", {}) or {}), _largest(block_axes),
+                           kth_params=sorted(kth_params))
     return GeneratedKernel(cascade.name, note, rank, plan.row, source, infos, block_m, block_n, dtype)
 
 

@@ -138,7 +138,8 @@ def prepare(**arguments):
 
 def module_source(plan, form, note: str, infos, sources, globals_, stored, block_m: int, block_n: int,
                   torch_dtype: str, kv_heads, original_name: str, integer_params: list[str],
-                  defaults: dict | None = None, block_axes: list | None = None, chunked: bool = False) -> str:
+                  defaults: dict | None = None, block_axes: list | None = None, chunked: bool = False,
+                  kth_params: list[str] | None = None) -> str:
     """The whole module as text (deterministic: every table is written in a fixed order); `chunked`:
     one program per (batch, head) walks the chunks (rows p of a chunk are its keys, P <= M)."""
     c = form if hasattr(form, "einsums") else plan.cascade
@@ -189,4 +190,13 @@ def module_source(plan, form, note: str, infos, sources, globals_, stored, block
             "        raise ValueError(f\"run: {ROW} = {bound[ROW]} rows read the state after their own key: \"\n"
             "                         f\"at most {KEY} = {bound[KEY]} (self-attention)\")\n"
             "    grid = (1, batch * heads)  # one program per (batch, head) walks the chunks\n"))
+    if kth_params:  # the k of a running k-th value: a whole number; the width of its buffer
+        tables.append(f"KTH_PARAMS = {tuple(kth_params)!r}  # params that are the k of a k-th value")
+        bind = "\n    def bind(name, t, extra):\n"
+        assert bind in run
+        run = run.replace(bind, (
+            "    for p in KTH_PARAMS:\n"
+            "        if not (isinstance(args[f\"param_{p}\"], int) and args[f\"param_{p}\"] >= 1):\n"
+            "            raise ValueError(f\"run: {p} = {sizes[p]} is the k of a k-th value: a whole number >= 1\")\n"
+            "        args[f\"KPAD_{p}\"] = _pow2(args[f\"param_{p}\"])\n" + bind), 1)
     return "\n".join(lines) + body + "\n\n" + "\n".join(tables) + "\n" + run
