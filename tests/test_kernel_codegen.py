@@ -52,10 +52,10 @@ def load_module(source: str, name: str, tmp_path):
 
 def sizes_for(cascade, rank, block_n, sizes=SIZES):
     out = {k: sizes.get(k, 5) for k in cascade.ranks}  # 5: a rank the table does not name
-    parts = cascade.ranks[rank].parts
-    if parts:  # a cascade that splits the keys itself: whole tiles of the kernel's width
-        out[parts[1]] = block_n
-        out[rank] = 3 * block_n
+    for name, r in cascade.ranks.items():
+        if r.parts:  # split by the cascade: 3 blocks of the tile's width (a walked tile: exactly)
+            out[r.parts[1]] = sizes.get(r.parts[1], block_n)
+            out[name] = sizes.get(r.parts[0], 3) * out[r.parts[1]]
     return out
 
 
@@ -77,6 +77,7 @@ def compare(cascade, tmp_path, rank="M", dtype="fp32", block_m=16, block_n=16, s
     expected = cascade.evaluate({n: t.double().numpy() for n, t in inputs.items()}, {**bound, **params})
     read = {cascade.var_rank[v] for d in cascade.inputs.values() for v in d.indices}
     unread = {r: bound[r] for r in cascade.ranks if r not in read and not cascade.ranks[r].parts}  # e.g. a window
+    unread.update({parts[1]: bound[parts[1]] for parts in getattr(module, "SPLIT", {}).values()})  # run flat
     out = module.run(**inputs, **params, **unread)
     assert sorted(out) == sorted(cascade.outputs)
     for o in cascade.outputs:
@@ -92,14 +93,11 @@ LIBRARY = ec.library_names() + ec.block_names()
 REFUSED = {
     "selective_scan": ("H", "the rank the rows of the programs run over"),  # output over M itself
     "stick_breaking_attention": ("C", "the rank the rows of the programs run over"),  # a state per query
-    "lightning_attention": ("P", "split"),
+    "lightning_attention": ("OX", "reads KV at step p1"),  # its state over key blocks, read per row block
     "landmark_block_attention": ("LS", "number of tiles"),  # a reduction over the tiles m1
     "landmark_attention": ("QL", "number of tiles"),
     "gated_delta_rule": ("S", "reads the state through SK"),  # the delta rule
     "selective_attention": ("FC", "recurrence over rank P"),
-    "neighborhood_attention_2d_tokens": ("P", "split"),
-    "block_sparse_attention": ("BV", "per-tile tensor needed outside its pass"),
-    "chunked_attention": ("BV", "per-tile tensor needed outside its pass"),
 }
 
 
@@ -254,7 +252,7 @@ O[p] = sum(m: QK[m,p] * K[0, m])
     generate(parse(transposed), block_m=16, block_n=16)  # reads at its own points: fine
     cases = {
         "gated_delta_rule": ("S", "triangular solve"),
-        "lightning_attention": ("P", "split"),
+        "lightning_attention": ("OX", "reads KV at step p1"),  # its state over key blocks, read per row block
     }
     for name, (einsum, words) in cases.items():
         with pytest.raises(KernelRefusal) as info:
@@ -362,6 +360,36 @@ AV[f,p]    = Q[e,p] * S[e,f,p+1]
         with pytest.raises(KernelRefusal) as info:
             generate(parse(text, f"<{key}>"), block_m=16, block_n=16)
         assert info.value.einsum == einsum and words in info.value.reason, (key, str(info.value))
+
+
+@pytest.mark.parametrize("name, sizes", [
+    # 2-D tokens: 5 x 7 queries and keys, flat rows p = px * 7 + py and keys m = mx * 7 + my
+    ("neighborhood_attention_2d_tokens", {"E": 8, "F": 12, "PX": 5, "PY": 7, "MX": 5, "MY": 7}),
+    # chunks / key blocks of 7 (not the tile's 16): each row's key range is its own chunk's
+    ("chunked_attention", {"E": 8, "F": 12, "P": 35, "M1": 5, "M0": 7}),
+    ("block_sparse_attention", {"E": 8, "F": 12, "P": 33, "M1": 5, "M0": 7}),
+])
+def test_split_ranks_run_flat(name, sizes, tmp_path):
+    # a split rank that no recurrence walks runs flat: x1 = x // X0, x0 = x - X0 * x1 per row or key
+    cascade = ec.load_library(name)
+    g = generate(cascade, block_m=16, block_n=16)
+    module = load_module(g.source, f"{name}_flat", tmp_path)
+    assert "BK" not in g.kernels[0].einsums  # the re-indexed inputs are read through
+    full = dict(sizes)
+    for r, rank in cascade.ranks.items():
+        if rank.parts:
+            full[r] = sizes[rank.parts[0]] * sizes[rank.parts[1]]
+    rng = np.random.default_rng(6)
+    inputs = {n: torch.tensor(rng.standard_normal(tuple(full[cascade.var_rank[v]] for v in d.indices)),
+                              dtype=torch.float32) for n, d in cascade.inputs.items()}
+    params = {p: {"WR": 1, "NB": 2}[p] for p in cascade.params}
+    ref = cascade.evaluate({n: t.double().numpy() for n, t in inputs.items()}, {**full, **params})["AV"]
+    parts = {inner: sizes[inner] for _outer, inner in module.SPLIT.values()}
+    got = module.run(**inputs, **params, **parts)["AV"].double().numpy()
+    assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
+    inner = next(iter(parts))
+    with pytest.raises(ValueError, match=f"is not .* = .* \\* 6"):
+        module.run(**inputs, **params, **{**parts, inner: 6})
 
 
 TOPK = """cascade topk_{op}

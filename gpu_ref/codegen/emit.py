@@ -83,10 +83,14 @@ class KernelWriter:
         self.uses_prod = False
         m1 = plan.tile_var
         self.subs = {}
+        for v, (axis, role, outer, inner_size) in plan.derived.items():  # x0 = x - X0 * x1
+            if role == "inner":
+                self.subs[var_symbol(v)] = (var_symbol(self.c.ranks[axis].var)
+                                            - size_symbol(inner_size) * var_symbol(outer))
         if m1:
             in_tile = plan.in_tile_var
             tile_size = self.c.ranks[plan.key].parts[1]
-            self.subs = {var_symbol(in_tile): var_symbol(plan.key_var) - size_symbol(tile_size) * var_symbol(m1)}
+            self.subs[var_symbol(in_tile)] = var_symbol(plan.key_var) - size_symbol(tile_size) * var_symbol(m1)
         self.pre = Scope()
         self.step = Scope(tile=True)
         self.post = Scope()
@@ -143,13 +147,16 @@ class KernelWriter:
         if name in self.c.variables:
             if name == plan.tile_var:
                 return Val("m1")
+            if name in plan.derived:  # the outer part of a split rank run flat: x // X0
+                axis, _role, _outer, inner_size = plan.derived[name]
+                return Val(f"({self.offs(axis)} // size_{inner_size})", (axis,))
             axis = plan.axis_of(name)
             if axis == plan.row or axis == plan.key or axis in plan.whole:
                 return Val(self.offs(axis), (axis,))
         key = self.c.ranks[plan.key]
-        if key.parts and name == key.parts[1]:
+        if plan.tile_var and key.parts and name == key.parts[1]:
             return Val("BLOCK_N")
-        if key.parts and name == key.parts[0]:
+        if plan.tile_var and key.parts and name == key.parts[0]:
             raise self.refuse(f"uses the number of tiles {name} outside a final read")
         if name in self.c.ranks or name in self.c.var_rank.values():
             return Val(f"size_{name}")
@@ -395,6 +402,12 @@ class KernelWriter:
     # -- reads -------------------------------------------------------------------------------
     def read(self, access: Access) -> Val:
         name = access.tensor
+        if name in self.plan.views:  # a re-indexed input: read the input itself
+            view = self.plan.views[name]
+            mapping = dict(zip(view.lhs, access.indices))
+            inner = view.expr
+            idx = tuple(sympy.expand(sympy.sympify(ix).xreplace(mapping)) for ix in inner.indices)
+            return self.read(Access(inner.tensor, idx, access.line, access.col))
         if name in self.env:
             return self.read_register(access)
         if name in self.globals:
@@ -430,6 +443,8 @@ class KernelWriter:
     def load(self, access: Access) -> Val:
         g = self.globals[access.tensor]
         idx = [self.sub(ix) for ix in access.indices]
+        if g.lhs_vars and len(idx) != len(g.slot_ranks) and self.plan.derived:  # a split pair stored flat
+            idx = [self.sub(ix) for ix in (self.plan.collapse(access.indices) or access.indices)]
         if g.lhs_vars:  # a stored tensor: its own slots (the step slot of running state dropped)
             reg_slot = self.c.iterative_slot.get(access.tensor)
             if reg_slot is not None:
@@ -517,7 +532,7 @@ class KernelWriter:
         """`op(rvars: body where conds)` over the current block (the current tile for keys)."""
         if op not in IDENTITY:
             raise self.refuse(f"a {op} reduction (a data-dependent selection such as top-k) is not generated")
-        axes = [self.axis_of_reduced(v) for v in rvars]
+        axes = list(dict.fromkeys(self.axis_of_reduced(v) for v in rvars))  # both parts of a split: one axis
         terms = {self.term(c) for c in conds}
         self.group(terms)
         if op == "sum":

@@ -103,6 +103,8 @@ def _stored(plan: Plan) -> set[str]:
     c = plan.cascade
     out = set(c.outputs)
     for e in c.einsums:
+        if e.name in plan.views:
+            continue
         here = plan.kernel_of[e.name]
         for access in e.reads:
             t = access.tensor
@@ -121,6 +123,8 @@ def _globals(plan: Plan, stored: set[str]) -> dict[str, Global]:
         e = c.einsum(name)
         slot = c.iterative_slot.get(name)
         lhs = [ix for d, ix in enumerate(e.lhs) if d != slot]
+        if plan.derived:  # a split pair (or X0 * x1 + x0) of a rank run flat: stored over the flat rank
+            lhs = plan.collapse(lhs) or lhs
         names = [str(ix) for ix in lhs]
         if not all(ix.is_Symbol for ix in lhs) or len(set(names)) != len(names):
             raise KernelRefusal(c.name, name, f"stored for a later pass or as an output, but its left-hand side "

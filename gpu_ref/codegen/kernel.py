@@ -141,8 +141,10 @@ class PassWriter(KernelWriter):
         for d, ix in enumerate(e.lhs):
             if d == self.c.iterative_slot.get(e.name):
                 continue
-            out.append(str(ix))
-        return tuple(out)
+            out.append(ix)
+        if self.plan.derived:  # a split pair (or X0 * x1 + x0) of a rank run flat: the flat variable
+            out = self.plan.collapse(out) or out
+        return tuple(str(ix) for ix in out)
 
     def presence(self, val: Val) -> tuple:
         return tuple(sorted((t.cond for t in val.mask if t.kind in ("cond", "bounds")), key=describe))
@@ -388,6 +390,10 @@ class PassWriter(KernelWriter):
             lo[v], hi[v] = "0", f"(size_{axis} - 1)"
         if plan.tile_var:
             lo[plan.tile_var] = hi[plan.tile_var] = "m1"
+        for v, (axis, role, _outer, inner_size) in sorted(plan.derived.items()):  # x // X0 over the box
+            if role == "outer":
+                flat = kv if axis == key else rv
+                lo[v], hi[v] = f"({flat}_lo // size_{inner_size})", f"({flat}_hi // size_{inner_size})"
         conds = [t for t in self.step.masks if t.kind == "cond"]
         full = [f"({kv}_lo + BLOCK_N <= size_{key})"]
         scalar = lambda x: self.index(sympy.sympify(x)).code  # noqa: E731

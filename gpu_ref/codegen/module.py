@@ -136,6 +136,17 @@ def prepare(**arguments):
 '''
 
 
+_SPLIT_SIZES = """    for rank, (outer, inner) in SPLIT.items():  # a split rank run flat: the sizes of its parts
+        if inner not in sizes and outer not in sizes:
+            raise ValueError(f"run: give {inner} (or {outer}): {rank} = {outer} * {inner}")
+        n_inner = int(sizes[inner]) if inner in sizes else bound[rank] // max(int(sizes[outer]), 1)
+        n_outer = int(sizes[outer]) if outer in sizes else bound[rank] // max(n_inner, 1)
+        if n_inner < 1 or n_outer * n_inner != bound[rank]:
+            raise ValueError(f"run: {rank} = {bound[rank]} is not {outer} * {inner} = {n_outer} * {n_inner}")
+        args[f"size_{outer}"], args[f"size_{inner}"] = n_outer, n_inner
+"""
+
+
 def module_source(plan, form, note: str, infos, sources, globals_, stored, block_m: int, block_n: int,
                   torch_dtype: str, kv_heads, original_name: str, integer_params: list[str],
                   defaults: dict | None = None, block_axes: list | None = None, chunked: bool = False,
@@ -160,7 +171,8 @@ def module_source(plan, form, note: str, infos, sources, globals_, stored, block
               "the arguments once and returns launch(), which runs the kernels again on each call.", '"""',
               "import os", "", "import torch", "import triton", "import triton.language as tl", "", ""]
     body = "\n\n".join(sources)
-    key_parts = tuple(c.ranks[plan.key].parts)
+    key_parts = tuple(c.ranks[plan.key].parts) if plan.tile_var else ()
+    split = {r: tuple(c.ranks[r].parts) for r in c.ranks if plan.split_of(r)} if plan.derived else {}
     query_side = tuple(n for n, g in globals_.items() if g.query_side and n in c.inputs)
     tables = [
         f"INPUTS = {dict((n, globals_[n].slot_ranks) for n in c.inputs)!r}  # input -> the rank of each index",
@@ -190,6 +202,14 @@ def module_source(plan, form, note: str, infos, sources, globals_, stored, block
             "        raise ValueError(f\"run: {ROW} = {bound[ROW]} rows read the state after their own key: \"\n"
             "                         f\"at most {KEY} = {bound[KEY]} (self-attention)\")\n"
             "    grid = (1, batch * heads)  # one program per (batch, head) walks the chunks\n"))
+    if split:  # split ranks run flat: their parts' sizes are arguments
+        tables.append(f"SPLIT = {split!r}  # split ranks run flat -> (outer, inner) parts")
+        tables.append("PARTS = tuple(part for parts in SPLIT.values() for part in parts)")
+        accept = "        elif name in PARAMS or name in RANKS:\n"
+        sizes_done = "    for rank in RANKS:\n        args[f\"size_{rank}\"] = bound[rank]\n"
+        assert accept in run and sizes_done in run
+        run = run.replace(accept, "        elif name in PARAMS or name in RANKS or name in PARTS:\n", 1)
+        run = run.replace(sizes_done, sizes_done + _SPLIT_SIZES, 1)
     if kth_params:  # the k of a running k-th value: a whole number; the width of its buffer
         tables.append(f"KTH_PARAMS = {tuple(kth_params)!r}  # params that are the k of a k-th value")
         bind = "\n    def bind(name, t, extra):\n"
