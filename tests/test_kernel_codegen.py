@@ -53,9 +53,10 @@ def load_module(source: str, name: str, tmp_path):
 def sizes_for(cascade, rank, block_n, sizes=SIZES):
     out = {k: sizes.get(k, 5) for k in cascade.ranks}  # 5: a rank the table does not name
     for name, r in cascade.ranks.items():
-        if r.parts:  # split by the cascade: 3 blocks of the tile's width (a walked tile: exactly)
-            out[r.parts[1]] = sizes.get(r.parts[1], block_n)
-            out[name] = sizes.get(r.parts[0], 3) * out[r.parts[1]]
+        if r.parts:  # split by the cascade: blocks of the tile's width (a walked tile: exactly) covering
+            out[r.parts[1]] = sizes.get(r.parts[1], block_n)  # the size asked for (every row sees a key)
+            outer = sizes.get(r.parts[0], max(1, -(-sizes.get(name, 3 * block_n) // out[r.parts[1]])))
+            out[name] = outer * out[r.parts[1]]
     return out
 
 
