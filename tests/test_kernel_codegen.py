@@ -363,6 +363,32 @@ AV[f,p]    = Q[e,p] * S[e,f,p+1]
         assert info.value.einsum == einsum and words in info.value.reason, (key, str(info.value))
 
 
+def test_data_dependent_refusals_name_the_einsum():
+    cases = {
+        # a k-th value over a head dim, not the keys
+        "kth_over_e": ("T", "only as a running selection", """cascade kth_e
+rank E, M, P
+input Q[e,p], K[e,m]
+output O
+T[p] = kth(2, e: Q[e,p])
+O[p] = sum(m: Q[0,p] * K[0,m]) + T[p]
+"""),
+        # a tensor under a data-dependent condition that a later pass reads (absent != 0 for a max)
+        "stored": ("QK", "under a data-dependent condition", """cascade data_stored
+rank E, M, P
+input Q[e,p], K[e,m]
+output SD
+QK[m,p] = Q[e,p] * K[e,m] where K[0,m] > 0
+MU[p]   = sum(m: QK[m,p]) / M
+SD[p]   = sum(m: softplus(QK[m,p] - MU[p]))
+"""),
+    }
+    for key, (einsum, words, text) in cases.items():
+        with pytest.raises(KernelRefusal) as info:
+            generate(parse(text, f"<{key}>"), block_m=16, block_n=16)
+        assert info.value.einsum == einsum and words in info.value.reason, (key, str(info.value))
+
+
 @pytest.mark.parametrize("name, sizes", [
     # 2-D tokens: 5 x 7 queries and keys, flat rows p = px * 7 + py and keys m = mx * 7 + my
     ("neighborhood_attention_2d_tokens", {"E": 8, "F": 12, "PX": 5, "PY": 7, "MX": 5, "MY": 7}),

@@ -531,7 +531,8 @@ class KernelWriter:
     def reduce(self, op: str, rvars, body: Node, conds=(), k=None, partial: bool = False) -> Val:
         """`op(rvars: body where conds)` over the current block (the current tile for keys)."""
         if op not in IDENTITY:
-            raise self.refuse(f"a {op} reduction (a data-dependent selection such as top-k) is not generated")
+            raise self.refuse(f"a {op} reduction over {', '.join(rvars)}: a k-th value is generated only as a "
+                              f"running selection over the streamed keys {self.plan.key}, per row")
         axes = list(dict.fromkeys(self.axis_of_reduced(v) for v in rvars))  # both parts of a split: one axis
         terms = {self.term(c) for c in conds}
         self.group(terms)

@@ -152,6 +152,9 @@ class PassWriter(KernelWriter):
     def finish(self, e: Einsum, val: Val) -> None:
         """Record a computed tensor and store it if a later kernel or the caller needs it."""
         if e.name in self.stored:
+            if e.name not in self.c.outputs and any(t.kind == "data" for t in val.mask):
+                raise self.refuse("stored for a later pass under a data-dependent condition (its absent points "
+                                  "would read as 0 there)", e.name)
             self.store(e.name, val, self.lhs_vars(e))
             self.globals[e.name].presence = self.presence(val)
 
