@@ -38,7 +38,11 @@ SIZES = {"R": 6, "E": 8, "F": 12, "P": 37, "M": 37, "N": 5, "D": 9, "T": 21, "H"
 PARAMS = {"W": 5, "S": 3, "B": 0.5, "L": 0.3, "LAM": 0.4, "G": 0.9, "KK": 4, "AA": -1.5}
 # inputs whose meaning bounds them: decays and step sizes of the recurrences (a gate in (0, 1),
 # Mamba's positive step with a negative AA); every other input is standard normal
-INPUT_RANGES = {("gated_linear_attention", "A"): (0.5, 1.0), ("mamba2_ssd", "DT"): (0.01, 0.5)}
+# (the delta rule's gate A, its step B and keys small enough that I - B k k^T contracts, as
+# DeltaNet's normalised keys make it)
+INPUT_RANGES = {("gated_linear_attention", "A"): (0.5, 1.0), ("mamba2_ssd", "DT"): (0.01, 0.5),
+                ("gated_delta_rule", "A"): (0.5, 1.0), ("gated_delta_rule", "B"): (0.0, 1.0),
+                ("gated_delta_rule", "K"): (-0.4, 0.4)}
 
 
 def load_module(source: str, name: str, tmp_path):
@@ -97,7 +101,6 @@ REFUSED = {
     "lightning_attention": ("OX", "reads KV at step p1"),  # its state over key blocks, read per row block
     "landmark_block_attention": ("LS", "number of tiles"),  # a reduction over the tiles m1
     "landmark_attention": ("QL", "number of tiles"),
-    "gated_delta_rule": ("S", "reads the state through SK"),  # the delta rule
     "selective_attention": ("FC", "recurrence over rank P"),
 }
 
@@ -252,7 +255,6 @@ O[p] = sum(m: QK[m,p] * K[0, m])
 """
     generate(parse(transposed), block_m=16, block_n=16)  # reads at its own points: fine
     cases = {
-        "gated_delta_rule": ("S", "triangular solve"),
         "lightning_attention": ("OX", "reads KV at step p1"),  # its state over key blocks, read per row block
     }
     for name, (einsum, words) in cases.items():
@@ -263,7 +265,7 @@ O[p] = sum(m: QK[m,p] * K[0, m])
         generate(ec.load_library("attention_3pass"), block_n=24)
 
 
-CHUNKED = ["linear_attention_causal", "gated_linear_attention", "mamba2_ssd", "based_attention"]
+CHUNKED = ["linear_attention_causal", "gated_linear_attention", "mamba2_ssd", "based_attention", "gated_delta_rule"]
 
 
 @pytest.mark.parametrize("name", CHUNKED)
@@ -274,7 +276,8 @@ def test_recurrences_in_the_chunked_form(name, tmp_path):
     g = generate(cascade, block_m=16, block_n=16)
     assert len(g.kernels) == 1 and g.kernels[0].grid == "(1, batch * query heads)"
     assert "recurrences in chunks of 16 keys" in g.form
-    assert ("tl.cumsum" in g.source) == (name in ("gated_linear_attention", "mamba2_ssd"))  # decays
+    assert ("tl.cumsum" in g.source) == (name in ("gated_linear_attention", "mamba2_ssd", "gated_delta_rule"))
+    assert ("for j in range(0, BLOCK_N)" in g.source) == (name == "gated_delta_rule")  # the delta rule's solve
     assert "tl.dot(" in g.source and "for chunk in range(" in g.source
     compare(cascade, tmp_path, name=f"{name}_chunked")
     compare(cascade, tmp_path, sizes=dict(SIZES, P=30), seed=1, name=f"{name}_fewer_rows")
@@ -282,7 +285,7 @@ def test_recurrences_in_the_chunked_form(name, tmp_path):
 
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
-@pytest.mark.parametrize("name", ["linear_attention_causal", "gated_linear_attention"])
+@pytest.mark.parametrize("name", ["linear_attention_causal", "gated_linear_attention", "gated_delta_rule"])
 def test_chunked_half_precision(name, dtype, tmp_path):
     compare(ec.load_library(name), tmp_path, dtype=dtype, name=f"{name}_{dtype}_chunked")
 
@@ -346,6 +349,17 @@ output AV
 S[e,f,0]   = 0
 S[e,f,m+1] = S[e,f,m] + K[e,m] * V[f,m]
 AV[f,p]    = Q[e,p] * S[e,f,p]
+"""),
+        # a value side that reads the state through a non-linear function (not the delta rule)
+        "nonlinear": ("S", "reads the state through SK, U", """cascade nonlinear_delta
+rank E, F, M, P
+input Q[e,p], K[e,m], V[f,m]
+output AV
+S[e,f,0]   = 0
+SK[f,m]    = S[e,f,m] * K[e,m]
+U[f,m]     = V[f,m] - tanh(SK[f,m])
+S[e,f,m+1] = S[e,f,m] + K[e,m] * U[f,m]
+AV[f,p]    = Q[e,p] * S[e,f,p+1]
 """),
         # an update that is not a product of a key side and a value side
         "update": ("S", "over both ranks of the state", """cascade mixed

@@ -60,6 +60,39 @@ def _product(factors: list):
     return out
 
 
+def _symbolic(node, target: str, x: sympy.Symbol):
+    """`node` as a sympy expression in which reads of `target` are `x` and every other read or
+    call is an opaque symbol of its own; None when `target` sits inside a call (not linear)."""
+    from einsum_cascade.ast import Unary
+    if isinstance(node, Access):
+        return x if node.tensor == target else sympy.Symbol(f"_{id(node)}")
+    if isinstance(node, Number):
+        return sympy.Float(node.value)
+    if isinstance(node, Unary):
+        inner = _symbolic(node.operand, target, x)
+        return None if inner is None else -inner
+    if isinstance(node, Binary):
+        a, b = _symbolic(node.left, target, x), _symbolic(node.right, target, x)
+        if a is None or b is None:
+            return None
+        return {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[node.op]
+    if any(isinstance(n, Access) and n.tensor == target for n in walk(node)):
+        return None
+    return sympy.Symbol(f"_{id(node)}")
+
+
+def _replace(node, target: str, by):
+    """`node` with every read of `target` replaced by the node `by`."""
+    from einsum_cascade.ast import Unary
+    if isinstance(node, Access) and node.tensor == target:
+        return by
+    if isinstance(node, Unary):
+        return Unary(node.op, _replace(node.operand, target, by))
+    if isinstance(node, Binary):
+        return Binary(node.op, _replace(node.left, target, by), _replace(node.right, target, by))
+    return node
+
+
 @dataclass
 class Recurrence:
     """One recurrence of the chunked form: its state's ranks (contracted `c`, kept `o`), the
@@ -72,6 +105,7 @@ class Recurrence:
     k_side: list = field(default_factory=list)
     v_side: list = field(default_factory=list)
     readers: list = field(default_factory=list)
+    delta: dict | None = None  # the delta rule's value side (see ChunkedWriter.delta)
 
 
 class ChunkedWriter(PassWriter):
@@ -83,6 +117,7 @@ class ChunkedWriter(PassWriter):
         self.loop = Scope()
         self.rec: dict[str, Recurrence] = {}
         self.reader_of: dict[str, tuple[str, list]] = {}  # reader Einsum -> (recurrence, Q' factors)
+        self.absorbed: set[str] = set()  # per-key Einsums of a delta rule, evaluated by its solve
 
     # -- analysis ----------------------------------------------------------------------------
     def analyse(self) -> list[Einsum]:
@@ -96,7 +131,7 @@ class ChunkedWriter(PassWriter):
             if e.name in recs:
                 self.rec[e.name] = self.recurrence(e, recs, defined)
         for e in order:
-            if e.name in recs:
+            if e.name in recs or e.name in self.absorbed:
                 continue
             reads = [a for a in e.reads if a.tensor in recs]
             if reads:
@@ -147,15 +182,58 @@ class ChunkedWriter(PassWriter):
             raise refuse(f"reads its state at other points than {e.name}[{', '.join(map(str, want))}]")
         decay = [f for f in fs if f is not own]
         _, update_fs, _ = update[0]
+        reading = [f for f in update_fs if self.depends(f, defined) & recs]
+        delta = self.delta(e, reading[0], recs, defined) if len(reading) == 1 else None
+        if delta is not None:
+            update_fs = [f for f in update_fs if f is not reading[0]]
         update_fs = self.inline(update_fs, defined)
         for f in decay + update_fs:
             deps = self.depends(f, defined)
             if deps & recs:
                 raise refuse(f"its {'decay' if f in decay else 'update'} reads the state through "
-                             f"{', '.join(sorted(deps - recs)) or e.name} (not linear in the state with a decay, "
-                             "e.g. the delta rule: its chunked form, a triangular solve inside the chunk, "
-                             "is not generated)")
-        return Recurrence(e, "", tuple(state), decay, update_fs)
+                             f"{', '.join(sorted(deps - recs)) or e.name} (neither a decay times the state plus a "
+                             "term free of it, nor the delta rule's value side linear in the state read by a key: "
+                             "no chunked form is generated)")
+        r = Recurrence(e, "", tuple(state), decay, update_fs)
+        r.delta = delta
+        return r
+
+    def delta(self, e: Einsum, factor, recs: set[str], defined: dict[str, Einsum]) -> dict | None:
+        """The delta rule's value side, or None: the update's factor `U[f,m]` (a per-key Einsum)
+        is linear in `SK[f,m] = S[e,f,m] * K'[e,m]` (the state before key m read by a key side),
+        `U = U0 + C * SK` with U0 and C free of the state. Inside a chunk the updates then solve
+        a triangular system (the WY form): u_j = rhs_j + C_j sum_{i<j} exp(G'_j - G_i) (k'_j . k_i) u_i."""
+        c, kv = self.c, self.plan.key_var
+        w = defined.get(factor.tensor) if isinstance(factor, Access) else None
+        if w is None or w.where or w.implicit_vars or w.iterative_var or list(factor.indices) != list(w.lhs):
+            return None
+        sks = [a for a in walk(w.expr) if isinstance(a, Access) and self.depends(a, defined) & recs]
+        if len({a.tensor for a in sks}) != 1:
+            return None
+        sk = defined.get(sks[0].tensor)
+        if sk is None or sk.where or list(sks[0].indices) != list(sk.lhs) or len(sk.implicit_vars) != 1:
+            return None
+        fs = _factors(sk.expr)
+        own = [f for f in fs if isinstance(f, Access) and f.tensor == e.name]
+        if len(own) != 1 or any(self.depends(f, defined) & recs for f in fs if f is not own[0]):
+            return None
+        slot = c.iterative_slot[e.name]
+        want = list(e.lhs)
+        want[slot] = var_symbol(kv)
+        if [sympy.expand(a - b) for a, b in zip(own[0].indices, want)] != [0] * len(want):
+            return None
+        x = sympy.Symbol("_SK")
+        expr = _symbolic(w.expr, sk.name, x)
+        if expr is None or sympy.diff(expr, x, 2) != 0 or x in sympy.diff(expr, x).free_symbols:
+            return None
+        users = {n for n, d in defined.items() if any(a.tensor in (w.name, sk.name) for a in d.reads)}
+        if users - {e.name, w.name}:
+            return None
+        u0 = _replace(w.expr, sk.name, Number(0.0))
+        coeff = Binary("-", _replace(w.expr, sk.name, Number(1.0)), u0)
+        self.absorbed |= {w.name, sk.name}
+        return {"u0": u0, "coeff": coeff, "key": [f for f in fs if f is not own[0]], "names": (w.name, sk.name),
+                "contracted": next(iter(sk.implicit_vars))}
 
     def inline(self, factors: list, defined: dict[str, Einsum]) -> list:
         """Update factors with reads of per-key products (KV[e,f,m] = K[e,m] * V[f,m]) replaced by
@@ -240,7 +318,14 @@ class ChunkedWriter(PassWriter):
             if r.c in vs and set(r.o) & vs:
                 raise KernelRefusal(c.name, r.e.name, "its update has a factor over both ranks of the state (not a "
                                     "product of a key and a value side)")
-            (r.k_side if r.c in vs else r.v_side).append(f)
+            if r.delta is not None and set(r.o) & vs:
+                raise KernelRefusal(c.name, r.e.name, "a delta rule whose key side has a factor over "
+                                    f"{sorted(set(r.o) & vs)} (the value side is the solved update alone)")
+            (r.k_side if r.c in vs or r.delta is not None else r.v_side).append(f)
+        if r.delta is not None and (r.delta["contracted"] != r.c or any(
+                r.c in value_vars(f, c.variables) for f in r.decay)):
+            raise KernelRefusal(c.name, r.e.name, "a delta rule whose state is read over another rank than its "
+                                "readers', or whose decay varies over it (the solve takes a decay per key)")
 
     # -- code ----------------------------------------------------------------------------------
     def dot(self, a: str, b: str) -> str:
@@ -282,10 +367,50 @@ class ChunkedWriter(PassWriter):
             daxes = self.canon((key, ca)) if info["per_c"] else (key,)
             d = self.block_of(r.decay, daxes, f"d_{name}")
             inside = " & ".join(expand(atom(self.inside(a)), (a,), daxes) for a in daxes)
-            emit(f"g_{name} = tl.cumsum(tl.where({inside}, tl.log({d}), 0.0), 0)  # log decay through key j")
-            emit(f"glast_{name} = tl.sum(tl.where({inside}, tl.log({d}), 0.0), 0)  # through the chunk's last key")
+            emit(f"lg_{name} = tl.where({inside}, tl.log({d}), 0.0)  # log decay at key j")
+            emit(f"g_{name} = tl.cumsum(lg_{name}, 0)  # log decay through key j")
+            emit(f"glast_{name} = tl.sum(lg_{name}, 0)  # through the chunk's last key")
             info["g"], info["glast"] = f"g_{name}", f"glast_{name}"
+        if r.delta is not None:
+            info["v"] = self.write_delta(r, info)
         return info
+
+    def write_delta(self, r: Recurrence, info: dict) -> str:
+        """The delta rule's updates of the chunk's keys: the triangular system solved row by row."""
+        key, ca, oa = self.plan.key, info["ca"], info["oa"]
+        name = local_name(r.e.name)
+        emit = self.scope.emit
+        w_name, sk_name = r.delta["names"]
+        emit(f"# {w_name}, {sk_name}: the updates of the chunk's keys, {sk_name} read from the state at the "
+             "chunk's start and the earlier updates (a triangular solve)")
+        kp = self.block_of(r.delta["key"], self.canon((key, ca)), f"kp_{name}")
+        vaxes = self.canon((key,) + oa)
+        u0 = self.block_of([r.delta["u0"]], vaxes, f"u0_{name}")
+        cf = self.block_of([r.delta["coeff"]], vaxes, f"cf_{name}")
+        state, k, g = f"state_{name}", info["k"], info.get("g")
+        emit(f"j_{name} = tl.arange(0, BLOCK_N)")
+        emit(f"earlier_{name} = j_{name}[:, None] > j_{name}[None, :]  # key i before key j")
+        kk = self.dot(kp, f"tl.trans({k})")
+        read = self.dot(kp, state) if oa else f"tl.sum({kp} * {state}[None, :], 1)"
+        expand_o = "[:, None]" if oa else ""
+        if g is None:
+            emit(f"tri_{name} = tl.where(earlier_{name}, {kk}, 0.0)")
+            emit(f"rhs_{name} = {u0} + {cf} * {atom(read)}")
+        else:
+            emit(f"gx_{name} = {g} - lg_{name}  # log decay before key j")
+            emit(f"tri_{name} = tl.where(earlier_{name}, {kk} * tl.exp(tl.where(earlier_{name}, "
+                 f"gx_{name}[:, None] - {g}[None, :], 0.0)), 0.0)")
+            emit(f"rhs_{name} = {u0} + {cf} * tl.exp(gx_{name}){expand_o} * {atom(read)}")
+        u = f"u_{name}"
+        emit(f"{u} = tl.zeros({self.shape(vaxes)}, tl.float32)")
+        emit(f"for j in range(0, BLOCK_N):  # row j from the rows before it")
+        emit(f"{INDENT}tri_j = tl.sum(tl.where(j_{name}[:, None] == j, tri_{name}, 0.0), 0)")
+        if oa:
+            emit(f"{INDENT}{u} = tl.where(j_{name}[:, None] == j, rhs_{name} + {cf} * tl.sum(tri_j[:, None] * {u}, 0)"
+                 f"[None, :], {u})")
+        else:
+            emit(f"{INDENT}{u} = tl.where(j_{name} == j, rhs_{name} + {cf} * tl.sum(tri_j * {u}, 0), {u})")
+        return u
 
     def write_reader(self, e: Einsum, r: Recurrence, info: dict, q_side: list) -> Val:
         """X[o, p] = Q' . S[p+1] for the rows of the chunk."""
@@ -352,6 +477,8 @@ class ChunkedWriter(PassWriter):
         self.scope = self.loop
         infos: dict[str, dict] = {}
         for e in order:
+            if e.name in self.absorbed:
+                continue
             if e.name in self.rec:
                 infos[e.name] = self.write_recurrence(self.rec[e.name])
                 continue
