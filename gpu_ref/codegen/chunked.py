@@ -1,5 +1,6 @@
 """Recurrences over the keys in the chunked form: matrix products inside a chunk, a scan of
-states across chunks (linear attention, gated linear attention, Mamba-2's SSD).
+states across chunks (linear attention, gated linear attention, Mamba-2's SSD, the gated delta
+rule).
 
 A recurrence `S[e,f,m+1] = D * S[e,f,m] + U` (D, the decay, and U, the update, read neither S nor
 another recurrence; D over the key and the contracted rank e only, U a product of factors over
@@ -15,7 +16,9 @@ so X = (Q' exp(G)) . S0 (a product with the state) + ((Q' . K') exp(G[p] - G[j])
 S0 <- exp(G[last]) S0 + (K' exp(G[last] - G[j]))^T . V'. A decay that varies over e weights
 each (p, j, e) term on its own (a [BLOCK, BLOCK, DIM_E] block) so that no exp(-G) can overflow.
 The decay must be positive (its logarithm is taken: a gate exp(...) or sigmoid(...) is); a decay
-<= 0 gives NaN, never a silent number. Everything else is read off the IR; what does not fit is
+<= 0 gives NaN, never a silent number. The delta rule (a value side linear in the state read by a
+key, `U = U0 + C * SK`, `SK[f,m] = S[e,f,m] * K'[e,m]`) solves a triangular system for the chunk's
+updates first (`ChunkedWriter.delta`). Everything else is read off the IR; what does not fit is
 refused with the Einsum named.
 """
 from __future__ import annotations
