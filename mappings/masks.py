@@ -56,6 +56,10 @@ def key_intervals(cascade, where, key_vars: tuple[str, ...], query_var: str, siz
         diff = sympy.expand(sympy.sympify(c.left - c.right).subs(to_key).subs(subs))
         if m1 is not None:
             diff = sympy.expand(diff)
+        if m1 is not None and diff.coeff(k) == 0 and m1 in diff.free_symbols:
+            # a comparison on the block index m1 = floor(k / M0) alone: an interval of whole blocks
+            lo, hi = _block_bound(diff, c.op, m1, p, pos, int(sizes[inner]), lo, hi, who, c)
+            continue
         extra = {str(s) for s in diff.free_symbols} - {str(k), str(p)}
         if extra:
             raise MappingError(f"{who}: mask '{c.left} {c.op} {c.right}' depends on {sorted(extra)}, not only on "
@@ -87,6 +91,29 @@ def key_intervals(cascade, where, key_vars: tuple[str, ...], query_var: str, siz
         else:
             lo = np.maximum(lo, np.ceil(bound).astype(np.int64))
     return lo, hi
+
+
+def _block_bound(diff, op: str, m1, p, pos: np.ndarray, block: int, lo: np.ndarray, hi: np.ndarray, who: str,
+                 c) -> tuple[np.ndarray, np.ndarray]:
+    """Narrow the key interval [lo, hi] by `diff OP 0`, affine in the block index m1 and the query p:
+    m1 OP' X(p) holds for whole blocks of `block` keys (k = m1 * block + m0, 0 <= m0 < block), so
+    m1 <= X is k <= block * floor(X) + block - 1 and m1 >= X is k >= block * ceil(X)."""
+    a, b = diff.coeff(m1), diff.coeff(p)
+    const = diff - a * m1 - b * p
+    if not (a.is_number and b.is_number and const.is_number) or op in ("==", "!="):
+        raise MappingError(f"{who}: mask '{c.left} {c.op} {c.right}' is not an affine inequality in the key block "
+                           "and query positions; this mapping cannot count it per tile")
+    a, b, const = float(a), float(b), float(const)
+    bound = -(b * pos + const) / a  # m1 OP' bound
+    if a < 0:
+        op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[op]
+    if op == "<=":
+        return lo, np.minimum(hi, block * np.floor(bound).astype(np.int64) + block - 1)
+    if op == "<":
+        return lo, np.minimum(hi, block * np.ceil(bound).astype(np.int64) - 1)
+    if op == ">=":
+        return np.maximum(lo, block * np.ceil(bound).astype(np.int64)), hi
+    return np.maximum(lo, block * (np.floor(bound).astype(np.int64) + 1)), hi
 
 
 def pair_counts(lo: np.ndarray, hi: np.ndarray, group: int, tile: int, n_keys: int) -> np.ndarray:

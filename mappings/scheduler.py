@@ -392,9 +392,10 @@ def _plans(ctx: _Ctx, rows: int) -> tuple[list[Plan], dict]:
         for e in st.computing:
             if not masked[e.name] or not tiled[e.name]:
                 continue
-            d = sum(dense[e.name].values())
-            total = sum(glob[e.name].values())
-            # a partial tile's share: the Einsum's visible work less that of the full tiles
+            # in priced cycles (the unit's table, as the certificate prices the cascade's counts): the
+            # share of a partial tile is the Einsum's visible work less that of the full tiles
+            d = ctx.price(e.name, dense[e.name])[0]
+            total = ctx.price(e.name, glob[e.name])[0]
             if cls.partial:
                 scale[e.name] = max(0.0, (total - cls.full * d) / (cls.partial * d)) if d else 0.0
             info.setdefault("partial_scale", {})[e.name] = scale[e.name]

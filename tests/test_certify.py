@@ -289,3 +289,63 @@ def test_mapper_probes_a_split_rank_shorter_than_the_array():
     256, so M1 = 64 // 256 = 0 and the point crashed; it maps, with the certificate holding."""
     r = simulate(ec.load_library("attention_1pass"), "fusemax-cloud", {"M": 64, "E": 16, "F": 16})
     assert r.latency_s > 0
+
+
+# -- session 4 regressions (issue 19) -----------------------------------------------------------
+def test_steady_latency_is_never_below_a_units_busy_cycles():
+    """attention_1pass at M = P = 16K, E = F = 64, 64 x 12 pairs, FuseMax's 256-key tiles with the
+    whole 16K query rows a block: the 2D array runs per tile QK and SLNV, 16384 x 256 x 64 MACs each
+    on 256 x 256 PEs = 4096 cycles each, LM (max) and SLD (add) 16384 x 256 / 65536 = 64 each, SLN
+    (exp, 7 cycles) 448, RM and RD 16384 / 65536 = 0.25 each: 8768.5 cycles a tile x 64 tiles x 768
+    pairs = 430,989,312 cycles at least. Steady mode extrapolated 430,982,211 cycles against a busy sum of 430,989,312 (a model
+    1.6e-5 low): the run is never shorter than its busiest unit, by construction now."""
+    one_d = ("PRM", "SPD", "SPNV", "RNV", "AV")
+    spec = parse_spec({"name": "t", "fusion": "pass", "tile": 256, "query_group": "whole", "stationarity": "weight",
+                       "binding": {e: "array1d" if e in one_d else "array2d" for e in
+                                   ("QK", "LM", "RM", "SLN", "SLD", "SLNV", "RD", *one_d)},
+                       "register_file": ["QK", "LM", "SLN", "SLD"]})
+    r = simulate(ec.load_library("attention_1pass"), "fusemax-cloud", {"M": 16384, "E": 64, "F": 64},
+                 mapping=spec, batch=64, heads=12)
+    hand = (2 * 4096 + 2 * 64 + 448 + 0.25 + 0.25) * 64 * 768
+    assert r.result.busy_cycles["array2d"] == hand
+    assert r.cycles >= hand
+
+
+def test_partial_tiles_are_charged_the_cascades_priced_work_with_data_masks():
+    """minference_vertical_slash_dynamic at 4K: SN's counts mix the exp and subtract of the causal
+    points with the compares of its data masks, which a unit prices differently (exp 7 cycles, the
+    subtract folded into it, a compare 1). Scaling a partial tile by the share of raw operation counts
+    charged SN 786,592 cycles where the cascade's counts cost 786,672; the share is now taken in priced
+    cycles: the certificate (executed = counts) holds and SN's busy cycles equal the certificate's."""
+    r = simulate(ec.load_library("minference_vertical_slash_dynamic"), "fusemax-cloud",
+                 {"M": 4096, "E": 64, "F": 64}, heads=12, batch=64)  # certified: raises on a violation
+    causal = 4096 * 4097 // 2  # SN's exps at least, 7 cycles each on one of the units' PEs
+    sn = sum(per.get("SN", 0.0) for per in r.result.busy_by_einsum.values())
+    assert sn >= 768 * causal * 7 / max(u.pes for u in load_architecture("fusemax-cloud").units.values())
+
+
+BLOCK_MASKS = {  # mask text -> the same mask on numpy arrays (M0 = 8, NB = 3)
+    "p < m1*M0 + M0 and m1*M0 + m0 <= p": lambda m1, m0, p: (p < m1 * 8 + 8) & (m1 * 8 + m0 <= p),
+    "m1*M0 <= p and p < (m1 + NB)*M0": lambda m1, m0, p: (m1 * 8 <= p) & (p < (m1 + 3) * 8),
+    "m1*M0 + M0 > p + 3 and m1 >= 1": lambda m1, m0, p: (m1 * 8 + 8 > p + 3) & (m1 >= 1),
+}
+
+
+@pytest.mark.parametrize("mask", sorted(BLOCK_MASKS))
+def test_masks_on_a_block_index_count_per_tile_as_brute_force(mask):
+    """Masks on the block index m1 of a split key rank (chunked and block-sparse attention), per
+    (query group, key tile) pair at M = P = 96, M0 = 8, groups of 12 queries, tiles of 16 keys,
+    against numpy brute force over (m1, m0, p)."""
+    import numpy as np
+    from mappings.masks import mask_pair_counts
+    c = ec.parse("cascade t\nrank E, P\nrank M = M1 * M0\nparam NB\ninput Q[e,p], K[e,m]\noutput QK\n"
+                 "BK[e,m1,m0] = K[e, m1*M0 + m0]\n"
+                 f"QK[m1,m0,p] = Q[e,p] * BK[e,m1,m0] where {mask}\n")
+    P = N = 96
+    M0, G, T = 8, 12, 16
+    got = mask_pair_counts(c, c.einsum("QK").where, ("m1", "m0"), "p", {"M0": M0, "M1": N // M0, "NB": 3},
+                           P, N, G, T, "t")
+    p, k = np.meshgrid(np.arange(P), np.arange(N), indexing="ij")
+    visible = BLOCK_MASKS[mask](k // M0, k % M0, p)
+    want = visible.reshape(P // G, G, N // T, T).sum(axis=(1, 3))
+    assert (got == want).all()
