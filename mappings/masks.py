@@ -154,9 +154,48 @@ def mask_pair_counts(cascade, where, key_vars: tuple[str, ...], query_var: str, 
     for r in range(1, len(terms) + 1):
         for chosen in combinations(terms, r):
             lits = tuple(lit for term in chosen for lit in term)
+            if isinstance(query_var, tuple):
+                out += (-1) ** (r + 1) * split_pair_counts(cascade, lits, key_vars, query_var, sizes, n_queries,
+                                                           n_keys, group, tile, who)
+                continue
             lo, hi = key_intervals(cascade, lits, key_vars, query_var, sizes, n_queries, n_keys, who, whole_var)
             out += (-1) ** (r + 1) * pair_counts(lo, hi, group, tile, n_keys)
     return out
+
+
+def split_pair_counts(cascade, where, key_vars: tuple[str, ...], query_vars: tuple[str, str], sizes: dict,
+                      n_queries: int, n_keys: int, group: int, tile: int, who: str) -> np.ndarray:
+    """Visible points of every (query group, key tile) pair of a conjunction over a split query rank
+    q = q1 * Q0 + q0 and a split key rank k = k1 * K0 + k0 (2-D neighbourhoods, blocked linear
+    attention): groups of whole inner query blocks (`group` a multiple of Q0) and tiles of whole
+    inner key blocks (`tile` a multiple of K0). Each comparison is on (k1, q1) or on (k0, q0) alone,
+    so the count of a pair is the outer pairs it sees (intervals of k1 per q1, as `pair_counts`)
+    times the inner points (intervals of k0 per q0, summed over q0)."""
+    if len(key_vars) != 2:
+        raise MappingError(f"{who}: a mask over a split query rank needs a split key rank to count per tile")
+    (k1, k0), (q1, q0) = key_vars, query_vars
+    K0, Q0 = int(sizes[cascade.var_rank[k0]]), int(sizes[cascade.var_rank[q0]])
+    if group % Q0 or tile % K0:
+        raise MappingError(f"{who}: query groups of {group} rows and key tiles of {tile} keys are not whole inner "
+                           f"blocks ({Q0} queries, {K0} keys); this mapping cannot count the mask per tile")
+    outer, inner = [], []
+    for c in where:
+        if not isinstance(c, Comparison):
+            raise MappingError(f"{who}: mask '{format_expr(c)}' is not an affine comparison: the tile "
+                               "counting handles conjunctions of affine comparisons only")
+        used = {str(x) for x in (c.left - c.right).free_symbols} & set(cascade.variables)
+        if used <= {k1, q1}:
+            outer.append(c)
+        elif used <= {k0, q0}:
+            inner.append(c)
+        else:
+            raise MappingError(f"{who}: mask '{c.left} {c.op} {c.right}' mixes the outer and inner parts of the "
+                               f"split ranks ({sorted(used)}); this mapping counts each part's comparisons apart")
+    n1, m1 = n_queries // Q0, n_keys // K0
+    lo, hi = key_intervals(cascade, tuple(outer), (k1,), q1, sizes, n1, m1, who)
+    blocks = pair_counts(lo, hi, group // Q0, tile // K0, m1)
+    lo, hi = key_intervals(cascade, tuple(inner), (k0,), q0, sizes, Q0, K0, who)
+    return blocks * int(np.maximum(hi - lo + 1, 0).sum())
 
 
 def tile_classes(counts_list: list[np.ndarray], group: int, tile: int) -> TileClasses:
