@@ -43,7 +43,7 @@ from einsum_cascade.numeric_cost import numeric_cost
 from archsim.config import Architecture, PEArray
 from archsim.schedule import Schedule, Segment, TileOp, parse_dep
 from mappings.divisors import divisors
-from mappings.masks import mask_pair_counts, tile_classes
+from mappings.masks import held_points, mask_pair_counts, tile_classes
 from mappings.spec import MappingSpec, SpecError
 from mappings.work import MappingError, cost_on_unit, fuse_operators
 
@@ -378,12 +378,13 @@ def _classes(cascade, masks: tuple, key_vars: tuple, qvar: str, sizes_key: tuple
 
 def _classes_of(cascade, masks: tuple, key_vars: tuple, qvar: str, sizes_key: tuple, P: int, N: int, G: int, T: int):
     sizes = dict(sizes_key)
-    counts = []
+    counts, held = [], []
     for mask in masks:
         outer = cascade.var_rank[key_vars[0]]
         whole = next((r.var for r in cascade.ranks.values() if outer in r.parts), None) if len(key_vars) == 2 else None
         counts.append(mask_pair_counts(cascade, mask, key_vars, qvar, sizes, P, N, G, T, cascade.name, whole))
-    return tile_classes(counts, G, T)
+        held.append(held_points(cascade, mask, key_vars, qvar, whole, sizes))
+    return tile_classes(counts, G, T, held)
 
 
 # -- fused (one segment per pass) ---------------------------------------------------------------

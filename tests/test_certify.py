@@ -349,3 +349,81 @@ def test_masks_on_a_block_index_count_per_tile_as_brute_force(mask):
     visible = BLOCK_MASKS[mask](k // M0, k % M0, p)
     want = visible.reshape(P // G, G, N // T, T).sum(axis=(1, 3))
     assert (got == want).all()
+
+
+# -- heads inside a cascade: masks on a head variable, K/V shared by query heads -----------------
+DUO = """cascade duo_attention
+rank E, F, H, M, P
+param R, S, W
+input Q[e,h,p], K[e,h,m], V[f,h,m]
+output AV
+QK[m,h,p]  = Q[e,h,p] * K[e,h,m] where MASK
+GM[h,p]    = max(m: QK[m,h,p]) where MASK
+SN[m,h,p]  = exp(QK[m,h,p] - GM[h,p]) where MASK
+SD[h,p]    = sum(m: SN[m,h,p]) where MASK
+SNV[f,h,p] = SN[m,h,p] * V[f,h,m] where MASK
+AV[f,h,p]  = SNV[f,h,p] / SD[h,p]
+"""
+DUO_MASK = "m <= p and (h < R or m < S or p - W < m)"  # DuoAttention: retrieval heads h < R, streaming others
+
+
+def test_a_mask_on_a_head_variable_counts_per_tile_as_brute_force():
+    """DuoAttention's mask (Xiao et al., 2025: full causal on heads h < R, S sinks and a W-key window
+    on the others) per (query group, key tile) pair, summed over the H heads a block holds, against
+    numpy brute force over (h, m, p): H = 5, R = 2, S = 3, W = 7, P = M = 48, groups 8, tiles 16."""
+    import numpy as np
+    from mappings.masks import held_points, mask_pair_counts
+    c = ec.parse(DUO.replace("MASK", DUO_MASK))
+    H, R, S, W, P, G, T = 5, 2, 3, 7, 48, 8, 16
+    sizes = {"H": H, "R": R, "S": S, "W": W, "E": 4, "F": 4, "M": P, "P": P}
+    where = c.einsum("QK").where
+    got = mask_pair_counts(c, where, ("m",), "p", sizes, P, P, G, T, "t")
+    h, p, m = np.meshgrid(np.arange(H), np.arange(P), np.arange(P), indexing="ij")
+    visible = (m <= p) & ((h < R) | (m < S) | (p - W < m))
+    want = visible.sum(axis=0).reshape(P // G, G, P // T, T).sum(axis=(1, 3))
+    assert (got == want).all()
+    assert held_points(c, where, ("m",), "p", None, sizes) == H
+
+
+@pytest.mark.parametrize("retrieval", ["all", "none"])
+def test_duo_attention_maps_and_its_limits_are_causal_and_streaming_attention(retrieval):
+    """DuoAttention at M = P = 4096, H = 8 heads in the cascade, a fused mapping (256-key tiles,
+    256-row groups: 16 x 16 pairs): with R = H every head is a retrieval head, the mask is `m <= p`
+    and the run equals the causal cascade's (120 full, 16 partial, 120 skipped pairs); with R = 0 every
+    head streams (S = 4 sinks, W = 256): each group sees tile 0, its own and the one before: 1 + 2 +
+    14 x 3 = 45 pairs, the rest skipped, and it runs faster than the causal form."""
+    spec = parse_spec({"name": "t", "fusion": "pass", "tile": 256, "query_group": 256, "spill": {"QK": 1.0},
+                       "binding_rules": [{"einsums": "sum_of_products", "unit": "array2d"},
+                                         {"einsums": "rest", "unit": "array1d"}]})
+    sizes = {"M": 4096, "E": 64, "F": 64, "H": 8, "S": 4, "W": 256, "R": 8 if retrieval == "all" else 0}
+    duo = simulate(ec.parse(DUO.replace("MASK", DUO_MASK)), "fusemax-cloud", sizes, mapping=spec)
+    causal = simulate(ec.parse(DUO.replace("MASK", "m <= p")), "fusemax-cloud", sizes, mapping=spec)
+    if retrieval == "all":
+        assert "120 full, 16 partial, 120 skipped" in " ".join(duo.notes)
+        assert duo.cycles == causal.cycles and duo.dram_bytes == causal.dram_bytes
+    else:
+        assert "0 full, 45 partial, 211 skipped" in " ".join(duo.notes)
+        assert duo.cycles < causal.cycles
+
+
+def test_gqa_decode_with_a_head_rank_moves_a_quarter_of_the_kv_bytes():
+    """gqa_decode (K[e,g,m], V[f,g,m] shared by the H query heads of KV head g) at M = 4096, P = 1,
+    E = F = 128: 32 query heads as H = 4 x G = 8 move K and V once per KV head, 2 x 128 x 8 x 4096 x 2 B
+    = 16 MiB, plus Q and AV (32 x 128 x 2 B each); as H = 1 x G = 32 (multi-head), 64 MiB + the same."""
+    c = ec.load_library("gqa_decode")
+    qo = 2 * 32 * 128 * 2
+    gqa = simulate(c, "fusemax-cloud", {"M": 4096, "P": 1, "E": 128, "F": 128, "H": 4, "G": 8})
+    mha = simulate(c, "fusemax-cloud", {"M": 4096, "P": 1, "E": 128, "F": 128, "H": 1, "G": 32})
+    assert gqa.dram_bytes == 2 * 128 * 8 * 4096 * 2 + qo
+    assert mha.dram_bytes == 2 * 128 * 32 * 4096 * 2 + qo
+
+
+def test_gqa_prefill_with_a_head_rank_is_no_slower_than_mha():
+    """gqa_causal_prefill at 4K, E = F = 64, 12 query heads: 3 KV heads of 4 (H = 4, G = 3) against 12
+    KV heads (H = 1, G = 12): the same work, K and V (2 x 64 x 4096 x 2 B = 1 MiB per KV head) read
+    9 times fewer: latency no higher, DRAM bytes lower by at least the 9 MiB of K/V not read."""
+    c = ec.load_library("gqa_causal_prefill")
+    gqa = simulate(c, "fusemax-cloud", {"M": 4096, "E": 64, "F": 64, "H": 4, "G": 3})
+    mha = simulate(c, "fusemax-cloud", {"M": 4096, "E": 64, "F": 64, "H": 1, "G": 12})
+    assert gqa.latency_s <= mha.latency_s
+    assert gqa.dram_bytes <= mha.dram_bytes - 9 * 2 * 64 * 4096 * 2
