@@ -427,3 +427,48 @@ def test_gqa_prefill_with_a_head_rank_is_no_slower_than_mha():
     mha = simulate(c, "fusemax-cloud", {"M": 4096, "E": 64, "F": 64, "H": 1, "G": 12})
     assert gqa.latency_s <= mha.latency_s
     assert gqa.dram_bytes <= mha.dram_bytes - 9 * 2 * 64 * 4096 * 2
+
+
+# -- split query ranks (P = P1 x P0) ------------------------------------------------------------
+SPLIT = """cascade grid
+rank E
+rank M = MX * MY
+rank P = PX * PY
+param WR
+input Q[e,p], K[e,m]
+output QK
+BQ[e,px,py] = Q[e, px*PY + py]
+BK[e,mx,my] = K[e, mx*MY + my]
+QK[mx,my,px,py] = BQ[e,px,py] * BK[e,mx,my] where MASK
+"""
+GRID_MASK = "mx - px <= WR and px - mx <= WR and my - py <= WR and py - my <= WR"
+
+
+def test_masks_over_split_query_and_key_ranks_count_per_tile_as_brute_force():
+    """A 2-D neighbourhood (radius 2) on a 12 x 8 token grid, queries grouped by 3 grid rows (24
+    tokens), keys tiled by 2 grid rows (16), against numpy brute force over (mx, my, px, py)."""
+    import numpy as np
+    from mappings.masks import mask_pair_counts
+    c = ec.parse(SPLIT.replace("MASK", GRID_MASK))
+    X, Y, WR = 12, 8, 2
+    sizes = {"MX": X, "MY": Y, "PX": X, "PY": Y, "M": X * Y, "P": X * Y, "WR": WR, "E": 4}
+    got = mask_pair_counts(c, c.einsum("QK").where, ("mx", "my"), ("px", "py"), sizes, X * Y, X * Y, 3 * Y, 2 * Y, "t")
+    px, py, mx, my = np.meshgrid(*[np.arange(n) for n in (X, Y, X, Y)], indexing="ij")
+    visible = (abs(mx - px) <= WR) & (abs(my - py) <= WR)
+    want = visible.reshape(X // 3, 3 * Y, X // 2, 2 * Y).sum(axis=(1, 3))
+    assert (got == want).all()
+
+
+def test_a_split_query_rank_maps_in_whole_inner_blocks():
+    """neighborhood_attention_2d_tokens at 4K (a 64 x 64 grid, radius 3) on fusemax-cloud, groups of
+    1024 rows (16 grid rows) and tiles of 64 keys (one grid row): group g sees key rows 16g - 3 ..
+    16g + 18 clipped to the grid: 19 + 22 + 22 + 19 = 82 partial pairs of the 4 x 64, the rest
+    skipped. A group that is not whole grid rows is refused with one line."""
+    spec = {"name": "t", "fusion": "pass", "tile": 64, "query_group": 1024, "spill": {"QK": 1.0},
+            "binding_rules": [{"einsums": "sum_of_products", "unit": "array2d"}, {"einsums": "rest", "unit": "array1d"}]}
+    sizes = {"M": 4096, "P": 4096, "MX": 64, "MY": 64, "PX": 64, "PY": 64, "WR": 3, "E": 64, "F": 64}
+    c = ec.load_library("neighborhood_attention_2d_tokens")
+    r = simulate(c, "fusemax-cloud", sizes, mapping=parse_spec(spec))
+    assert "0 full, 82 partial, 174 skipped" in " ".join(r.notes)
+    with pytest.raises(MappingError, match="whole blocks of PY = 64"):
+        simulate(c, "fusemax-cloud", sizes, mapping=parse_spec({**spec, "query_group": 32}))
