@@ -250,7 +250,10 @@ def simulate(s: Schedule, arch: Architecture, mode: str = "steady") -> tuple[flo
     4 x its upper sample (or the count itself when that is nearer; the others at their lower
     samples); (2) at the full count (the others at their upper samples), against the schedule's resource bound there (each unit's busy
     cycles and the DRAM bytes / bandwidth, linear in the counts, known without simulating); and at
-    the full point against its resource bound. Where the model disagrees by more than
+    the full point against its resource bound; and (3) once the counts pass one at a time, against
+    a simulation with every extrapolated count at 4 x its upper sample at once (the counts'
+    interactions: a bottleneck moving between segments), refining all samples by 4 x where it
+    disagrees. Where the model disagrees by more than
     AFFINE_TOLERANCE, or falls below a bound, the time is not affine along that count (a bottleneck
     that changes with it, a pipeline not yet steady at the samples) and that count is simulated in
     full. A change of regime that stays above the bounds and lies beyond the probe goes unseen.
@@ -287,6 +290,14 @@ def simulate(s: Schedule, arch: Architecture, mode: str = "steady") -> tuple[flo
             if abs(_multilinear(corners, samples, probe) - want) > AFFINE_TOLERANCE * max(want, 1.0) or \
                     _multilinear(corners, samples, far) < _resource_bound(s, far, bpc) * (1 - AFFINE_TOLERANCE):
                 moved[j] = (n, n)
+        if moved == samples and any(lo != hi for lo, hi in samples):
+            # the axes one at a time agree; their interactions are checked where all grow at once
+            # (a bottleneck that moves between segments bends the time only there)
+            diagonal = tuple(min(n, 4 * hi) if lo != hi else lo for n, (lo, hi) in zip(counts, samples))
+            want = run_at(diagonal)
+            if abs(_multilinear(corners, samples, diagonal) - want) > AFFINE_TOLERANCE * max(want, 1.0):
+                moved = [(n, n) if lo == hi or 4 * hi >= n else (hi, 4 * hi)
+                         for n, (lo, hi) in zip(counts, samples)]
         if moved == samples:
             total = _multilinear(corners, samples, tuple(counts))
             bound = _resource_bound(s, tuple(counts), bpc)
