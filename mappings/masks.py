@@ -77,18 +77,23 @@ def key_intervals(cascade, where, key_vars: tuple[str, ...], query_var: str, siz
         a, b, const = float(a), float(b), float(const)
         rest = b * pos + const  # a*k + rest OP 0
         op = c.op
-        if op in ("==", "!="):
-            raise MappingError(f"{who}: mask '{c.left} {c.op} {c.right}': equality masks cannot be counted per tile")
         if a == 0:
-            ok = {"<": rest < 0, "<=": rest <= 0, ">": rest > 0, ">=": rest >= 0}[op]
+            ok = {"<": rest < 0, "<=": rest <= 0, ">": rest > 0, ">=": rest >= 0, "==": rest == 0,
+                  "!=": rest != 0}[op]
             hi = np.where(ok, hi, -1)
             continue
+        if op == "!=":  # two intervals of keys, not one: the DNF of `not (a == b)` is not formed here
+            raise MappingError(f"{who}: mask '{c.left} {c.op} {c.right}': a key-dependent '!=' cannot be "
+                               "counted per tile (write it as 'a < b or a > b')")
         if abs(a) != 1:
             raise MappingError(f"{who}: mask '{c.left} {c.op} {c.right}': key coefficient {a:g} is not +-1")
         bound = -rest / a  # k OP' bound
         if a < 0:
-            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[op]
-        if op == "<":
+            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}[op]
+        if op == "==":  # one key (none where the bound is not a whole number)
+            lo = np.maximum(lo, np.ceil(bound).astype(np.int64))
+            hi = np.minimum(hi, np.floor(bound).astype(np.int64))
+        elif op == "<":
             hi = np.minimum(hi, np.ceil(bound).astype(np.int64) - 1)
         elif op == "<=":
             hi = np.minimum(hi, np.floor(bound).astype(np.int64))

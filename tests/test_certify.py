@@ -189,6 +189,31 @@ def test_partial_tiles_load_whole_tiles():
     assert r.dram_bytes >= 4 * 16 * 64 * 2
 
 
+@pytest.mark.parametrize("mask, visible", [
+    ("m == 0", lambda m, p: m == 0),                      # a sink column (Attention Calibration)
+    ("m == p", lambda m, p: m == p),                      # the diagonal
+    ("p - m == 3 or m == 0", lambda m, p: (p - m == 3) | (m == 0)),
+    ("p == 5", lambda m, p: p == 5),                      # a query-only equality
+    ("p != 5 and m <= p", lambda m, p: (p != 5) & (m <= p))])
+def test_equality_masks_count_per_tile_as_brute_force(mask, visible):
+    import numpy as np
+    from mappings.masks import mask_pair_counts
+    c = ec.parse(f"cascade t\nrank E, M, P\ninput Q[e,p], K[e,m]\noutput QK\nQK[m,p] = Q[e,p] * K[e,m] where {mask}\n")
+    P = N = 48
+    G, T = 8, 16
+    got = mask_pair_counts(c, c.einsum("QK").where, ("m",), "p", {}, P, N, G, T, "t")
+    p, m = np.meshgrid(np.arange(P), np.arange(N), indexing="ij")
+    want = visible(m, p).reshape(P // G, G, N // T, T).sum(axis=(1, 3))
+    assert (got == want).all()
+
+
+def test_a_key_dependent_not_equal_is_refused_with_its_rewrite():
+    from mappings.masks import mask_pair_counts
+    c = ec.parse("cascade t\nrank E, M, P\ninput Q[e,p], K[e,m]\noutput QK\nQK[m,p] = Q[e,p] * K[e,m] where m != p\n")
+    with pytest.raises(MappingError, match=r"'!=' cannot be counted per tile \(write it as 'a < b or a > b'\)"):
+        mask_pair_counts(c, c.einsum("QK").where, ("m",), "p", {}, 16, 16, 4, 4, "t")
+
+
 def test_or_and_not_masks_count_per_tile_as_brute_force():
     """`m < S or p - W < m` and `not (m > p)` per (group, tile) pair, against numpy brute force."""
     import numpy as np
