@@ -284,3 +284,28 @@ def test_area_responds_to_buffer_capacity_array_shape_and_register_file_depth():
     wide = apply_arch(doc, "cloud", {}, {"units.array2d.cols": 128})
     assert point_area_mm2(wide, base) == pytest.approx((sum(um2.values()) - um2["array2d"] / 2) / 1e6, rel=1e-12)
     assert math.isfinite(point_area_mm2(wide, base))
+
+
+# -- kernel profiles against the shape asked for ---------------------------------------------------
+def _gpu_predict(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "studies.cli", "gpu", "predict", "--gpu", "h100-sxm",
+                           "--kernel", "flash2", "--seq-len", "4096", "--batch", "1", "--heads", "8", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("head_dim, fragment", [
+    ("3", "smallest instance is head dim 64; head dim 3 would run padded"),
+    ("48", "head dim 48 would run padded"),
+    ("300", "head dims up to 256, got 300"),
+    ("100000", "head dims up to 256, got 100000")])
+def test_head_dims_without_a_kernel_instance_are_refused(head_dim, fragment):
+    # flash2.yaml lists tiles for head dims 64, 128, 256 (max_head_dim 256): a smaller head dim would
+    # run in the 64 instance with its padded lanes computed, so the FLOPs of head dim 3 are not what runs
+    done = _gpu_predict("--head-dim", head_dim)
+    assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_listed_head_dim_is_predicted():
+    done = _gpu_predict("--head-dim", "64")
+    assert done.returncode == 0 and "launch" in done.stdout
