@@ -34,15 +34,21 @@ BATCHES = [1, 16, 64]
 PI_MODELS = ("llama-3-8b", "mistral-7b")
 PI_KEY_TILE = 64  # keys per tile of the 1-pass cascades under private inference (secure_transformer's default)
 COLUMNS = ["model", "target", "phase", "context", "batch", "latency_s", "per_token_s", "energy_j", "dram_bytes",
-           "attention_share", "bound", "kv_cache_bytes", "weight_bytes", "status", "reason"]
+           "attention_share", "bound", "kv_cache_bytes", "weight_bytes", "weights_dtype", "kv_dtype", "status", "reason"]
 
 
 def op_key(op: Op, target: str, mapping: str = "auto") -> str:
     """Identity of one simulated operation (cascade, sizes, pairs, KV heads, element type, GPU form,
     target, mapping), 24 hex digits."""
     ident = json.dumps([op.cascade, sorted(op.sizes.items()), op.batch, op.heads, op.kv_heads, op.dtype,
-                        op.gpu_form if target in GPUS else None, target, mapping])
+                        op.gpu_form if is_gpu(target) else None, target, mapping])
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
+
+
+def is_gpu(target: str) -> bool:
+    """Whether `target` names a shipped GPU description."""
+    from archsim.gpu.specs import known_gpus
+    return target in GPUS or target in known_gpus()
 
 
 def accelerator_at(name: str, dtype: str):
@@ -56,10 +62,11 @@ def accelerator_at(name: str, dtype: str):
     return arch if arch.word_bytes == width else dataclasses.replace(arch, word_bytes=width, name=f"{arch.name}-{dtype}")
 
 
-def simulate_op(op: Op, target: str, mapping: str = "auto") -> dict:
+def simulate_op(op: Op, target: str, mapping: str = "auto", kernel: str | None = None) -> dict:
     """One operation on `target` at the operation's element type (units: seconds, joules, bytes),
     or its reason for failing. Accelerators: `accelerator_at`; GPUs: `dtype` and the op's GPU form;
-    private inference prices ring elements, which the element type does not change."""
+    private inference prices ring elements, which the element type does not change. `kernel`: a
+    GPU kernel profile in place of the GPU target's default."""
     from archsim.errors import ScheduleError
     from mappings.simulation import simulate
     from mappings.work import MappingError
@@ -68,11 +75,12 @@ def simulate_op(op: Op, target: str, mapping: str = "auto") -> dict:
     kwargs = dict(batch=op.batch, heads=op.heads, kv_heads=op.kv_heads)
     sizes = dict(op.sizes)
     cascade, arch = cascade_source(op.cascade), target
-    if target in GPUS:
+    if is_gpu(target):
         kwargs["dtype"] = op.dtype
         if op.gpu_form is not None:
-            cascade, gpu_sizes, kwargs["kv_heads"], kwargs["kernel"] = op.gpu_form
-            sizes = dict(gpu_sizes)
+            gpu_cascade, gpu_sizes, kwargs["kv_heads"], kwargs["kernel"] = op.gpu_form
+            cascade, sizes = cascade_source(gpu_cascade), dict(gpu_sizes)
+        kwargs["kernel"] = kernel or kwargs.get("kernel")
     elif target in ACCELERATORS:
         arch = accelerator_at(target, op.dtype)
     if target == PI_PROFILE:
@@ -117,7 +125,8 @@ def phase_row(model: str, target: str, phase: str, context: int, batch: int, res
     ops = phase_ops(m, phase, context, batch)
     row = {"model": m.name, "target": target, "phase": phase, "context": context, "batch": batch,
            "kv_cache_bytes": kv_cache_bytes(m, context, batch) if phase == "decode" else 0.0,
-           "weight_bytes": parameter_count(m) * m.weight_bytes}
+           "weight_bytes": parameter_count(m) * m.weight_bytes, "weights_dtype": m.dtypes.weights,
+           "kv_dtype": m.dtypes.kv_cache}
     failed = [(op, results[op_key(op, target)]) for op in ops if results[op_key(op, target)]["status"] != "ok"]
     if failed:
         op, res = failed[0]
@@ -226,8 +235,9 @@ def _fmt_s(x: float) -> str:
     return f"{x * 1e6:.1f} us" if x < 1e-3 else f"{x * 1e3:.2f} ms" if x < 1 else f"{x:.2f} s"
 
 
-def findings(rows: list[dict], fusion_rows: list[dict]) -> list[str]:
-    """Sentences stating numbers computed from the rows."""
+def findings(rows: list[dict], fusion_rows: list[dict], check_rows: list[dict] | None = None) -> list[str]:
+    """Sentences stating numbers computed from the rows (`check_rows`: studies/llm_decode_check.py)."""
+    from studies.llm_decode_check import compared, mape, pct
     ok = [r for r in rows if r["status"] == "ok"]
     lines = []
     dec = [r for r in ok if r["phase"] == "decode" and r["target"] in ACCELERATORS + GPUS]
@@ -256,6 +266,22 @@ def findings(rows: list[dict], fusion_rows: list[dict]) -> list[str]:
                          f"{max(f['speedup'] for f in dec_f):.2f}x, both forms bound by "
                          f"{', '.join(sorted({f['fused_bound'] for f in dec_f} | {f['unfused_bound'] for f in dec_f}))}: "
                          "the unfused mapping also moves its score tensors through DRAM.")
+    for model in sorted({r["model"] for r in ok if r["weights_dtype"] != "bf16" or r["kv_dtype"] != "bf16"}):
+        r = next(r for r in ok if r["model"] == model)
+        lines.append(f"- {model} is priced at its element types on the accelerators and GPUs: weights "
+                     f"{r['weights_dtype']} ({r['weight_bytes'] / 1e9:.0f} GB in all), KV cache {r['kv_dtype']}.")
+    for r in ok:  # the hybrid model's decode: its linear-recurrent layers simulated on every target
+        if (r["phase"], r["context"], r["batch"]) == ("decode", 32768, 16) and r["model"].startswith("Qwen3-Next"):
+            lines.append(f"- {r['model']} decode at 32K context, batch 16, on {r['target']}: "
+                         f"{_fmt_s(r['latency_s'])} per step, attention and state updates "
+                         f"{100 * r['attention_share']:.0f}% of it, bound by {r['bound']}.")
+    used = compared(check_rows or [])
+    if used:
+        models = sorted({r["model"] for r in used})
+        lines.append(f"- Decode attention against {len(used)} published one-token decode measurements "
+                     f"({', '.join(models)}) through the GPU model: MAPE {pct(mape(used))} with the shipped "
+                     f"fit (in-sample), {pct(mape(used, 'held_out_error_pct'))} with each row's kernel refitted "
+                     "without its source.")
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines.append(f"- {len(failed)} of {len(rows)} points could not be simulated; the first reason: "
@@ -291,7 +317,7 @@ def write_outputs(out: Path, rows: list[dict], fusion_rows: list[dict], check_ro
              "figure from the model's published configuration); operations per phase: mappings/llm/phases.py; "
              "every operation simulated through `mappings.simulate`. Prefill: `batch` sequences of `context` "
              "tokens; decode: one step (one new token per sequence) at `context` tokens of KV cache.", "",
-             "## Findings", "", *findings(rows, fusion_rows), "",
+             "## Findings", "", *findings(rows, fusion_rows, check_rows), "",
              "## Decode: time per step (batch x one token)", "",
              "![decode](decode_per_token.png)", "", "![prefill](prefill_time.png)", "",
              "| model | target | context | batch | step | attention share | bound | KV bytes |",
@@ -313,7 +339,7 @@ def write_outputs(out: Path, rows: list[dict], fusion_rows: list[dict], check_ro
     for f in fusion_rows:
         lines.append(f"| {f['model']} | {f['phase']} | {f['context']} | {f['layer']} | {_fmt_s(f['fused_s'])} | "
                      f"{_fmt_s(f['unfused_s'])} | {f['speedup']:.2f}x | {f['fused_bound']} / {f['unfused_bound']} |")
-    lines += report_lines(check_rows)
+    lines += report_lines(check_rows, sorted({r["model"] for r in rows}))
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines += ["", "## Not simulated", "", "| model | target | phase | context | batch | reason |",

@@ -13,7 +13,8 @@ operations of `count x simulate(...)` (operations run one after another).
   products over T = batch tokens; attention with P = 1 query and M = context keys (a sliding
   window sees min(context, window) keys); MLA decodes in its absorbed form (multi-query attention
   over the cached latent: key width kv_lora_rank + qk_rope_head_dim, value width kv_lora_rank,
-  one KV head), with the per-head absorption matrices as products; a gated delta rule layer
+  one KV head whose latent is read once as key and value: mappings/llm/cascades/mla_latent_decode*),
+  with the per-head absorption matrices as products; a gated delta rule layer
   reads, updates (rank 1) and writes its (key x value) state once per value head and reads its
   output from it (mappings/llm/cascades/gated_delta_rule_decode.cascade: the state's key rows are
   the rank M a mapping streams; on a GPU target the library `gated_delta_rule` at one query, which
@@ -45,6 +46,7 @@ LLM_CASCADE = "llm/"  # prefix of the cascades of CASCADES_DIR in an Op's `casca
 # GPU form of a linear-recurrent decode step: the recurrent cascade at one query (P = 1) and the
 # least key extent (M = 2) that the GPU target reads as its decode-step kernel (one token's state
 # update; the certificate's FLOP floor is that of M = 2 tokens, never above the step's)
+GPU_STEP_CASCADE = "gated_delta_rule"
 GPU_STEP_KEYS = 2
 GPU_STEP_KERNEL_2BYTE = "flashinfer-gdn-decode-bf16"  # the state in a 2-byte type (else the fp32-state default)
 
@@ -120,10 +122,12 @@ def _attention_ops(a, d: int, phase: str, context: int, batch: int, count: int, 
         else:  # absorbed: q_nope -> latent per head, MQA over the latent cache, latent -> v per head
             ops.append(_matmul("absorb_k", "projection", t, a.qk_nope_head_dim, a.kv_lora_rank, count, layer,
                                heads=a.heads))
-            ops.append(Op("attention", "attention", "attention_1pass",
-                          {"P": 1, "M": context, "E": a.kv_lora_rank + a.qk_rope_head_dim, "F": a.kv_lora_rank},
+            sizes = {"P": 1, "M": context, "E": a.qk_rope_head_dim, "F": a.kv_lora_rank}
+            ops.append(Op("attention", "attention", LLM_CASCADE + "mla_latent_decode", sizes,
                           batch=batch, heads=a.heads, kv_heads=1, count=count, layer=layer,
-                          notes=("MLA absorbed: one latent KV head shared by every query head",)))
+                          notes=("MLA absorbed: one latent KV head shared by every query head, the latent "
+                                 "read once as key and value",),
+                          gpu_form=(LLM_CASCADE + "mla_latent_decode_2pass", tuple(sorted(sizes.items())), 1, None)))
             ops.append(_matmul("absorb_v", "projection", t, a.kv_lora_rank, a.v_head_dim, count, layer,
                                heads=a.heads))
         ops.append(_matmul("o", "projection", t, a.heads * a.v_head_dim, d, count, layer))
@@ -140,7 +144,7 @@ def _attention_ops(a, d: int, phase: str, context: int, batch: int, count: int, 
             ops.append(Op("attention", "attention", LLM_CASCADE + "gated_delta_rule_decode",
                           {"M": a.key_head_dim, "F": a.value_head_dim},
                           batch=batch, heads=a.value_heads, kv_heads=a.value_heads, count=count, layer=layer,
-                          gpu_form=("gated_delta_rule", gpu_sizes, a.key_heads, None)))
+                          gpu_form=(GPU_STEP_CASCADE, gpu_sizes, a.key_heads, None)))
         ops.append(_matmul("out_proj", "projection", t, v, d, count, layer))
         return ops
     raise MappingError(f"attention kind {type(a).__name__} has no phase model")
@@ -190,7 +194,7 @@ def phase_ops(model: LLMModel, phase: str, context: int, batch: int) -> list[Op]
 def _with_dtype(op: Op, dtypes) -> Op:
     """`op` priced at the model's element type for it (module docstring)."""
     dtype = dtypes.kv_cache if op.role == "attention" else dtypes.weights
-    if op.gpu_form is not None and ELEMENT_BYTES[dtype] == 2:
+    if op.gpu_form is not None and op.gpu_form[0] == GPU_STEP_CASCADE and ELEMENT_BYTES[dtype] == 2:
         cascade, sizes, kv, _ = op.gpu_form
         return replace(op, dtype=dtype, gpu_form=(cascade, sizes, kv, GPU_STEP_KERNEL_2BYTE))
     return replace(op, dtype=dtype)
