@@ -84,12 +84,14 @@ def _held_out(rows: list[tuple[str, str, object]]) -> dict[str, float]:
     return out
 
 
-def decode_check(models: list[str], observations=None) -> list[dict]:
-    """One row per matching published decode row (module docstring); units: seconds, percent."""
+def decode_check(models: list[str], observations=None, held_out: bool = True) -> list[dict]:
+    """One row per matching published decode row (module docstring); units: seconds, percent.
+    `observations`: the rows to match (default: the whole variants data set); `held_out`: also
+    the leave-one-source-out prediction."""
     from studies.llm_study import simulate_op
     found = matching_rows(models, observations)
     rows = [(n, a, o) for n, a, o in found if o.shape.q_len == 1]
-    held = _held_out(rows)
+    held = _held_out(rows) if held_out else {}
     out = [{"model": load_model(n).name, "layer": a, "row": o.row, "source": o.source, "gpu": o.gpu, "kernel": o.kernel,
             "dtype": o.dtype, "batch": o.shape.batch, "heads": o.shape.heads, "kv_heads": o.shape.hkv,
             "context": o.shape.kv_len, "head_dim": o.shape.head_dim, "head_dim_v": o.shape.dv, "published_s": o.time_s,

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from archsim.yamlio import YamlFileError, load_yaml_file
 from mappings.work import MappingError
@@ -154,11 +154,16 @@ class LLMModel(_Doc):
     d_model: Count
     vocab: Count
     tied_embeddings: bool = False
-    dtype: Union[DType, DTypes] = "bf16"
+    dtype: DTypes = DTypes()
     attentions: dict[str, Attention] = Field(min_length=1)
     ffns: dict[str, FFN] = Field(min_length=1)
     layers: list[LayerGroup] = Field(min_length=1)
     pattern_repeat: Count = 1
+
+    @field_validator("dtype", mode="before")
+    @classmethod
+    def _one_type_for_all(cls, v):
+        return {"weights": v, "activations": v, "kv_cache": v} if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _names(self):
@@ -173,9 +178,7 @@ class LLMModel(_Doc):
     @property
     def dtypes(self) -> DTypes:
         """The element types of the weights, activations and KV cache."""
-        if isinstance(self.dtype, DTypes):
-            return self.dtype
-        return DTypes(weights=self.dtype, activations=self.dtype, kv_cache=self.dtype)
+        return self.dtype
 
     @property
     def weight_bytes(self) -> int:
