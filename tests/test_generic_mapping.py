@@ -173,6 +173,7 @@ def test_save_mapping_loads_back(tmp_path, capsys):
               "candidates_evaluated"):
         assert k in first
     assert first["passes"] == 3 and second["candidates_evaluated"] == 1
+    assert first["bound"] == first["bounding_unit"] in first["util"]  # `bound` on every target
 
 
 def test_other_targets_have_null_fields(capsys):
@@ -185,6 +186,7 @@ def test_other_targets_have_null_fields(capsys):
                  "E=64", "F=64", "--json"]) == 0
     pi = json.loads(capsys.readouterr().out)
     assert pi["target"] == "private-inference" and pi["comm_bytes"] > 0 and pi["dram_bytes"] is None
+    assert pi["bound"] in ("compute", "bandwidth", "rounds")
 
 
 # -- properties ----------------------------------------------------------------------------------

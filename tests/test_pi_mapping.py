@@ -140,3 +140,21 @@ def test_missing_operator_names_operator_and_profile():
     c = ec.load_library("softplus_attention")
     with pytest.raises(ProfileError, match=r"operator 'softplus' has no cost in backend profile 'test'"):
         map_cascade(c, {"E": 2, "F": 2, "M": 4, "P": 4}, profile())
+
+
+def test_simulate_chooses_the_tile_of_a_split_rank_and_names_the_bound():
+    # attention_1pass splits M = M1 * M0 with no default for M0: the target prices every size as given,
+    # so it takes the decoder's tile (64 keys, at most M) and says so; the result equals M0=64 given
+    from mappings import simulate
+    from mappings.targets.private_inference.profiles import load_network
+    c = ec.load_library("attention_1pass")
+    auto = simulate(c, "archsim/configs/pi/crypten.yaml", {"M": 512, "E": 64, "F": 64})
+    given = simulate(c, "archsim/configs/pi/crypten.yaml", {"M": 512, "E": 64, "F": 64, "M0": 64})
+    assert auto.sizes["M0"] == 64 and "tile" in auto.sizes_defaulted["M0"]
+    assert (auto.latency_s, auto.comm_bytes, auto.rounds) == (given.latency_s, given.comm_bytes, given.rounds)
+    short = simulate(c, "archsim/configs/pi/crypten.yaml", {"M": 16, "E": 8, "F": 8})
+    assert short.sizes["M0"] == 16
+    lan = load_network("lan")  # latency = compute + bytes / bandwidth + rounds x RTT: the bound is the largest
+    wire, waits = lan.transfer_s(auto.comm_bytes), auto.rounds * lan.rtt_s
+    assert auto.bound == ("bandwidth" if wire >= waits and wire >= auto.latency_s - wire - waits else
+                          "rounds" if waits >= auto.latency_s - wire - waits else "compute")

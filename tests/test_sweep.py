@@ -440,3 +440,16 @@ def test_dry_run_counts_points_and_journal(tmp_path, capsys):
     assert main(["sweep", str(spec), "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "5 already in" in text and "3 to compute" in text
+
+
+def test_cascade_params_take_any_finite_number(tmp_path):
+    # alibi_attention's slope SL is a param: 0.5 and 1/16 are its values (a size must be a positive
+    # integer, a param need not be); a param that is not a number is named with its field
+    spec = {"name": "p", "arch": "fusemax-template", "cascades": ["alibi_attention"],
+            "sizes": {"M": 1024, "P": "same-as-M", "E": 64, "F": 64, "SL": [0.5, 0.0625]}}
+    sweep = load_sweep(spec)
+    assert [p["sizes"]["SL"] for p in sweep.points] == [0.5, 0.0625]
+    with pytest.raises(SweepSpecError, match=r"sizes\.SL.*expected a number \(a param of the cascade\)"):
+        load_sweep({**spec, "sizes": {**spec["sizes"], "SL": "steep"}})
+    with pytest.raises(SweepSpecError, match=r"sizes\.M.*positive integer"):
+        load_sweep({**spec, "sizes": {**spec["sizes"], "M": 0.5}})

@@ -33,11 +33,16 @@ class SimulationResult:
     rounds: int | None = None
     network: str | None = None
     kv_heads: int | None = None  # heads of K and V (MQA / GQA); None: one per query head
-    bound: str | None = None   # GPU: what limits the kernel (compute, exp, memory, serial, launch)
+    bound: str | None = None   # what limits it, on every target: GPU (compute, exp, memory, serial,
+                               # launch); otherwise the bounding unit (array2d, array1d, dram, ...)
     kernel: str | None = None  # GPU: the kernel profile used
     sizes_defaulted: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     result: Result | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.bound is None:
+            self.bound = self.bounding_unit
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable fields (the archsim Result left out)."""

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 from pydantic import field_validator, model_validator
 
 from cascadesim_errors import InputError
-from einsum_cascade.size_text import SizeTextError, parse_size
+from einsum_cascade.size_text import SizeTextError, parse_number, parse_size
 import einsum_cascade as ec
 from archsim.config import CONFIG_DIR, parse_architecture
 from archsim.errors import ArchError
@@ -202,6 +202,16 @@ def _size_value(v: Any, loc: tuple) -> int:
         raise _FieldError(loc, f"expected a positive integer, a size like 4K or 1M, or same-as-RANK, got {v!r}") from None
 
 
+def _param_value(v: Any, loc: tuple) -> int | float:
+    """A cascade param's value: any finite number (as `--size BETA=0.5` takes it)."""
+    try:
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise SizeTextError(repr(v))
+        return v if isinstance(v, (int, float)) else parse_number(v)
+    except SizeTextError:
+        raise _FieldError(loc, f"expected a number (a param of the cascade), got {v!r}") from None
+
+
 def _values(raw: Any, loc: tuple, scalar_ok: bool) -> list:
     """The values of a list, a range mapping, or (if `scalar_ok`) a single value."""
     if isinstance(raw, dict):
@@ -317,8 +327,10 @@ def _mapping(name: str, base: Path) -> tuple[str, Any]:
         raise _FieldError(("mapping",), f"invalid mapping file: {err}") from None
 
 
-def _size_axes(raw_sizes: dict, loc: tuple) -> tuple[dict[str, list[int]], dict[str, str]]:
-    """The values of each rank of a sizes mapping, and its `same-as-X` ties (rank -> X)."""
+def _size_axes(raw_sizes: dict, loc: tuple, params: frozenset[str] = frozenset()
+               ) -> tuple[dict[str, list[int | float]], dict[str, str]]:
+    """The values of each rank (or param, in `params`) of a sizes mapping, and its `same-as-X` ties
+    (rank -> X)."""
     size_values: dict[str, list[int]] = {}
     ties: dict[str, str] = {}
     for rank, raw in raw_sizes.items():
@@ -329,7 +341,8 @@ def _size_axes(raw_sizes: dict, loc: tuple) -> tuple[dict[str, list[int]], dict[
             ties[rank] = tie.group(1)
             continue
         values = _values(raw, loc + (rank,), scalar_ok=True)
-        size_values[rank] = [_size_value(v, loc + (rank,) + ((i,) if isinstance(raw, list) else ()))
+        read = _param_value if rank in params else _size_value
+        size_values[rank] = [read(v, loc + (rank,) + ((i,) if isinstance(raw, list) else ()))
                              for i, v in enumerate(values)]
     return size_values, ties
 
@@ -370,8 +383,8 @@ def _cascade_sizes(spec: SweepSpec, c: ec.Cascade, own: dict, loc: tuple, mappin
                                                       f"{', '.join(c.size_names + c.params)})")
     merged = {k: v for k, v in spec.sizes.items() if k in known and k not in own}
     used.update(k for k in spec.sizes if k in known)
-    shared_values, shared_ties = _size_axes(merged, ("sizes",))
-    own_values, own_ties = _size_axes(own, loc + ("sizes",))
+    shared_values, shared_ties = _size_axes(merged, ("sizes",), frozenset(c.params))
+    own_values, own_ties = _size_axes(own, loc + ("sizes",), frozenset(c.params))
     values, ties = {**shared_values, **own_values}, {**shared_ties, **own_ties}
     for rank, other in ties.items():
         if other not in values:

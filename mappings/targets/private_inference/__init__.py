@@ -7,6 +7,25 @@ from mappings.size_completion import complete_sizes
 from mappings.targets.result import SimulationResult
 
 
+TILE = 64  # keys per tile of a split rank whose parts are not given (as the decoder's `tile` default)
+
+
+def _default_tiles(c: ec.Cascade, sizes: dict[str, float], how: dict[str, str]) -> None:
+    """A split rank (M = M1 * M0) given whole, with neither part: its inner part set to TILE (at most
+    the whole), in place; the protocol prices every size as given, so a tile must be chosen here."""
+    for rank in c.ranks.values():
+        if len(rank.parts) == 2 and rank.name in sizes and not set(rank.parts) & set(sizes):
+            inner = rank.parts[1]
+            sizes[inner] = min(TILE, int(sizes[rank.name]))
+            how[inner] = f"the private-inference tile ({TILE} keys, at most {rank.name})"
+
+
+def _bound(net, comm_bytes: float, rounds: int, compute_s: float) -> str:
+    """The largest of the latency's three terms: 'compute', 'bandwidth' (bytes on the wire) or 'rounds'."""
+    terms = {"compute": compute_s, "bandwidth": net.transfer_s(comm_bytes), "rounds": rounds * net.rtt_s}
+    return max(terms, key=terms.get)
+
+
 class PrivateInferenceTarget:
     """A two-party-computation cost profile (archsim/configs/pi/); cycles, energy and DRAM do not apply."""
     kind = "private-inference"
@@ -20,6 +39,7 @@ class PrivateInferenceTarget:
         from mappings.targets.private_inference.protocol import map_cascade
         from mappings.targets import passes_over_keys
         full, how = complete_sizes(c, sizes)
+        _default_tiles(c, full, how)
         net = load_network(options.network or "lan")
         cost = map_cascade(c, full, load_profile(self.name), plaintext=options.plaintext)
         pairs = options.batch * options.heads
@@ -28,7 +48,7 @@ class PrivateInferenceTarget:
                                 batch=options.batch, heads=options.heads,
                                 latency_s=net.latency_s(comm, cost.rounds, compute), comm_bytes=comm,
                                 rounds=cost.rounds, network=net.name, passes=passes_over_keys(c),
-                                sizes_defaulted=how,
+                                sizes_defaulted=how, bound=_bound(net, comm, cost.rounds, compute),
                                 notes=[f"{pairs} (batch, head) pairs run in parallel rounds"]
                                 + ([] if options.network else ["network: lan (default)"]))
         if options.check:  # every number finite and >= 0
