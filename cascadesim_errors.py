@@ -3,9 +3,12 @@
 Every error that reports bad input (a cascade file, an architecture or mapping description, a
 sweep spec, a command-line value) derives from `InputError`; the command line prints any of them as
 one line, `cascadesim: error: FILE:LINE:COL: FIELD: message`, with exit status 2, never a traceback.
-This module sits at the top level, beside the packages, because `einsum_cascade`'s package import
-pulls in sympy and the command line must build its parser without it (tests/test_cli_lazy.py);
-`einsum_cascade.errors` re-exports it.
+This module sits at the top level, below the packages, because no package is below all the others:
+`archsim` and `einsum_cascade` import nothing of each other (tests/test_layering.py), and both
+raise input errors. In `einsum_cascade` it would make the simulator depend on the language (and
+close a cycle through the fusion certificate's call of `mappings`); importing `einsum_cascade`
+also loads sympy (about 0.5 s), which `archsim` and the command line's parser avoid
+(tests/test_cli_lazy.py). `einsum_cascade.errors` re-exports it.
 """
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, fields
 
 from archsim.config import Architecture
 from archsim.errors import ScheduleError
-from archsim.schedule import Schedule, TileOp, parse_dep
-from archsim.streaming import simulate_streamed
+from archsim.schedule import Schedule, TileOp, resolve_dep
+from archsim.streaming import BufferSpace, simulate_streamed
 
 BLOCK_SAMPLES = (2, 4)
 ITER_SAMPLES = (8, 16)
@@ -51,22 +51,15 @@ def _flatten(s: Schedule) -> list[_Inst]:
             seg_of[op.name] = si
 
     def resolve(block: int, si: int, it: int, ref: str, who: str) -> int | None:
-        prev, name = parse_dep(ref)
-        if name not in seg_of:
-            raise ScheduleError(f"{s.name}: op {who!r} depends on unknown op {name!r}")
-        tsi = seg_of[name]
+        prev, name, tsi = resolve_dep(s.name, seg_of, si, ref, who)
         if prev:
-            if tsi != si:
-                raise ScheduleError(f"{s.name}: {who!r}: 'prev:{name}' must name an op of the same segment")
             if it == 0:
                 return None
             key = (block, tsi, it - 1, name)
         elif tsi == si:
             key = (block, tsi, it, name)
-        elif tsi < si:
+        else:  # an earlier segment: its last iteration
             key = (block, tsi, s.segments[tsi].iterations - 1, name)
-        else:
-            raise ScheduleError(f"{s.name}: op {who!r} depends on {name!r} of a later segment")
         if key not in index:
             raise ScheduleError(f"{s.name}: op {who!r} depends on {name!r}, which is issued after it (lag)")
         return index[key]
@@ -191,9 +184,8 @@ def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]
     done = [env.event() for _ in insts]
     stored = [env.event() for _ in insts]
     loaded = [env.event() for _ in insts]
-    buffer = simpy.Container(env, capacity=max(capacity, 1), init=max(capacity, 1))
+    space = BufferSpace(simpy.Container(env, capacity=max(capacity, 1), init=max(capacity, 1)))
     dram = simpy.PriorityResource(env, capacity=1)  # stores and loads of stored results before prefetches
-    occupancy = {"now": 0.0, "peak": 0.0}
     releases: dict[int, list[float]] = {}
     for i, inst in enumerate(insts):
         if inst.op.buffer_bytes > 0:
@@ -213,9 +205,7 @@ def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]
         for i, inst in enumerate(insts):
             op = inst.op
             if op.buffer_bytes > 0:
-                yield buffer.get(op.buffer_bytes)
-                occupancy["now"] += op.buffer_bytes
-                occupancy["peak"] = max(occupancy["peak"], occupancy["now"])
+                yield from space.take(op.buffer_bytes)
             if op.load_bytes > 0:
                 env.process(load(i))
             else:
@@ -229,8 +219,7 @@ def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]
                 yield env.timeout(op.store_bytes / bpc)
         stored[i].succeed()
         for amount in releases.get(i, ()):
-            occupancy["now"] -= amount
-            yield buffer.put(amount)
+            yield from space.give(amount)
 
     def run_unit(ids):
         for i in ids:
@@ -251,7 +240,7 @@ def simulate_exact_simpy(s: Schedule, arch: Architecture) -> tuple[float, float]
     env.run()
     if not all(e.triggered for e in stored):
         raise ScheduleError(f"{s.name}: the schedule deadlocked (a dependency cycle or buffer exhaustion)")
-    return float(env.now), occupancy["peak"]
+    return float(env.now), space.peak
 
 
 def simulate(s: Schedule, arch: Architecture, mode: str = "steady") -> tuple[float, float]:

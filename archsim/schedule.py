@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
+from archsim.errors import ScheduleError
+
 PREVIOUS = "prev:"  # prefix of a dependency on the previous iteration (module docstring)
 
 
@@ -22,6 +24,21 @@ def parse_dep(ref: str) -> tuple[bool, str]:
     """(on the previous iteration?, op name) of a dependency reference "X" or "prev:X"."""
     previous = ref.startswith(PREVIOUS)
     return previous, ref[len(PREVIOUS):] if previous else ref
+
+
+def resolve_dep(schedule: str, seg_of: Mapping[str, int], si: int, ref: str, who: str) -> tuple[bool, str, int]:
+    """(on the previous iteration?, op name, its segment) of dependency `ref` of op `who` in segment `si`
+    of schedule `schedule`, whose ops are in the segments `seg_of`. ScheduleError for an unknown op, a
+    "prev:" across segments, or an op of a later segment."""
+    prev, name = parse_dep(ref)
+    if name not in seg_of:
+        raise ScheduleError(f"{schedule}: op {who!r} depends on unknown op {name!r}")
+    tsi = seg_of[name]
+    if prev and tsi != si:
+        raise ScheduleError(f"{schedule}: {who!r}: 'prev:{name}' must name an op of the same segment")
+    if not prev and tsi > si:
+        raise ScheduleError(f"{schedule}: op {who!r} depends on {name!r} of a later segment")
+    return prev, name, tsi
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from archsim.errors import ScheduleError
-from archsim.schedule import Schedule, TileOp, parse_dep
+from archsim.schedule import Schedule, TileOp, resolve_dep
 
 URGENT, NORMAL = 0, 1
 LATE = 1 << 62  # ranks of waits registered after time 0 start here
@@ -151,6 +151,25 @@ def _insert_ranked(ev: _Event, rank: int, callback) -> None:
     at = bisect.bisect_right(ranks, rank)
     ranks.insert(at, rank)
     ev.callbacks.insert(at, callback)
+
+
+class BufferSpace:
+    """The buffer bytes in use over a run and their peak, around a container of the free bytes (a
+    simpy.Container or _Container). `take` and `give` are process steps: `yield from space.take(n)`."""
+
+    def __init__(self, free):
+        self.free = free
+        self.now = 0.0
+        self.peak = 0.0
+
+    def take(self, nbytes: float):
+        yield self.free.get(nbytes)
+        self.now += nbytes
+        self.peak = max(self.peak, self.now)
+
+    def give(self, nbytes: float):
+        self.now -= nbytes
+        yield self.free.put(nbytes)
 
 
 class _PriorityChannel:
@@ -285,21 +304,8 @@ class _Stream:
             for op in seg.ops:
                 deps = []
                 for ref in op.deps:
-                    prev, name = parse_dep(ref)
-                    if name not in seg_of:
-                        raise ScheduleError(f"{s.name}: op {op.name!r} depends on unknown op {name!r}")
-                    tsi = seg_of[name]
-                    if prev:
-                        if tsi != si:
-                            raise ScheduleError(f"{s.name}: {op.name!r}: 'prev:{name}' must name an op of the "
-                                                "same segment")
-                        deps.append((tsi, -1, name))
-                    elif tsi == si:
-                        deps.append((tsi, 0, name))
-                    elif tsi < si:
-                        deps.append((tsi, None, name))
-                    else:
-                        raise ScheduleError(f"{s.name}: op {op.name!r} depends on {name!r} of a later segment")
+                    prev, name, tsi = resolve_dep(s.name, seg_of, si, ref, op.name)
+                    deps.append((tsi, -1 if prev else 0 if tsi == si else None, name))
                 hold = None
                 if op.hold_until and op.hold_until != op.name:
                     if op.hold_until not in seg_of:
@@ -425,9 +431,8 @@ def simulate_streamed(s: Schedule, capacity: float, bytes_per_cycle: float) -> t
 def _simulate(s: Schedule, capacity: float, bytes_per_cycle: float) -> tuple[float, float]:
     loop = _Loop()
     bpc = bytes_per_cycle
-    buffer = _Container(loop, max(capacity, 1))
+    space = BufferSpace(_Container(loop, max(capacity, 1)))
     dram = _PriorityChannel(loop)
-    occupancy = {"now": 0.0, "peak": 0.0}
     units = first_units(s)
     for_loader: deque[_Inst] = deque()
     for_unit: dict[str, deque[_Inst]] = {u: deque() for u in units}
@@ -466,9 +471,7 @@ def _simulate(s: Schedule, capacity: float, bytes_per_cycle: float) -> tuple[flo
                 return
             op = inst.op
             if op.buffer_bytes > 0:
-                yield buffer.get(op.buffer_bytes)
-                occupancy["now"] += op.buffer_bytes
-                occupancy["peak"] = max(occupancy["peak"], occupancy["now"])
+                yield from space.take(op.buffer_bytes)
             if op.load_bytes > 0:
                 loop.start(load(inst))
             else:
@@ -485,8 +488,7 @@ def _simulate(s: Schedule, capacity: float, bytes_per_cycle: float) -> tuple[flo
         loop.succeed_quiet(inst.stored) if inst.quiet[1] else loop.succeed(inst.stored)
         stored_count[0] += 1
         for amount in inst.releases:
-            occupancy["now"] -= amount
-            yield buffer.put(amount)
+            yield from space.give(amount)
 
     def execute(inst: _Inst, rank: int | None):
         waits = inst.dep_done + [inst.loaded]
@@ -529,5 +531,5 @@ def _simulate(s: Schedule, capacity: float, bytes_per_cycle: float) -> tuple[flo
     loop.run()
     if not stream.exhausted or stored_count[0] != stream.produced:
         raise ScheduleError(f"{s.name}: the schedule deadlocked (a dependency cycle or buffer exhaustion)")
-    return float(loop.now), occupancy["peak"]
+    return float(loop.now), space.peak
 

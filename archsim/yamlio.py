@@ -30,6 +30,7 @@ import os
 import re
 import stat
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -230,9 +231,16 @@ def read_text_file(path: str | Path, what: str = "file", max_bytes: int = MAX_BY
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def load_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
-    """Read and parse one YAML/JSON file safely (see the module docstring)."""
-    return load_yaml_text(read_text_file(path, what), str(path))
+def load_yaml_file(path: str | Path, what: str = "YAML file",
+                   error: Callable[[str], Exception] | None = None) -> Any:
+    """Read and parse one YAML/JSON file safely (see the module docstring). `error`: the caller's
+    error type, raised with the YamlFileError's message (file, line:column) instead of it."""
+    try:
+        return load_yaml_text(read_text_file(path, what), str(path))
+    except YamlFileError as err:
+        if error is None:
+            raise
+        raise error(str(err)) from None
 
 
 def finite_number(value: Any, where: str, positive: bool = False) -> float:

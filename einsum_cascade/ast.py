@@ -46,17 +46,20 @@ class Number(Node):
 
 
 @dataclass(frozen=True)
-class Size(Node):
-    """A rank size (`E`, `M1`) or a param (`W`) used as a value."""
+class _Named(Node):
+    """A node that is a name (nodes of different classes never compare equal)."""
 
     name: str
 
 
 @dataclass(frozen=True)
-class Var(Node):
-    """A rank variable used as a value (its integer coordinate)."""
+class Size(_Named):
+    """A rank size (`E`, `M1`) or a param (`W`) used as a value."""
 
-    name: str
+
+@dataclass(frozen=True)
+class Var(_Named):
+    """A rank variable used as a value (its integer coordinate)."""
 
 
 @dataclass(frozen=True)

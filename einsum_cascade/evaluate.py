@@ -16,23 +16,8 @@ import networkx as nx
 import numpy as np
 import sympy
 
-from einsum_cascade.ast import (
-    Access,
-    Binary,
-    BoolOp,
-    Call,
-    Compare,
-    Comparison,
-    Not,
-    Node,
-    Number,
-    Reduce,
-    Size,
-    Unary,
-    Var,
-    size_symbol,
-    var_symbol,
-)
+from einsum_cascade.ast import (Access, Binary, BoolOp, Call, Compare, Comparison, Not, Node, Number, Reduce,
+                                Size, Unary, Var, size_symbol, var_symbol)
 from einsum_cascade.errors import CascadeError
 from einsum_cascade.ir import Cascade, Einsum
 

@@ -16,33 +16,10 @@ from pathlib import Path
 import networkx as nx
 import sympy
 
-from einsum_cascade.ast import (
-    COMPARISON_OPS,
-    FUNCTIONS_1,
-    FUNCTIONS_2,
-    FUNCTIONS_3,
-    KTH_REDUCTIONS,
-    MAX_DEPTH,
-    REDUCTIONS,
-    Access,
-    Binary,
-    BoolOp,
-    Call,
-    Compare,
-    Comparison,
-    Node,
-    Not,
-    Number,
-    Reduce,
-    Size,
-    Unary,
-    Var,
-    children,
-    size_symbol,
-    value_vars,
-    var_symbol,
-    walk,
-)
+from einsum_cascade.ast import (COMPARISON_OPS, FUNCTIONS_1, FUNCTIONS_2, FUNCTIONS_3, KTH_REDUCTIONS,
+                                MAX_DEPTH, REDUCTIONS, Access, Binary, BoolOp, Call, Compare, Comparison,
+                                Node, Not, Number, Reduce, Size, Unary, Var, children, size_symbol,
+                                value_vars, var_symbol, walk)
 from einsum_cascade.errors import CascadeError
 from einsum_cascade.ir import Cascade, Einsum, Rank, TensorDecl, TransposedRead
 

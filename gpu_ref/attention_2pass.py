@@ -11,8 +11,9 @@ import torch
 import triton
 import triton.language as tl
 
-from gpu_ref.common import LOG2E, check_qkv, default_scale, kernel_meta, launch_tiles
-from gpu_ref.tile_helpers import key_range, load_key_rows, load_rows, query_block, score_tile, store_rows
+from gpu_ref.common import query_block_launch
+from gpu_ref.tile_helpers import (key_range, load_key_rows, load_rows, online_softmax_start, query_block,
+                                  score_tile, store_rows)
 
 
 @triton.jit
@@ -24,14 +25,10 @@ def _update_row_stats(m_i, l_i, s):
 
 
 @triton.jit
-def _row_stats_kernel(Q, K, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale,
-                      s_b, s_h, s_n, s_d,
-                      CAUSAL: tl.constexpr, HEAD_DIM: tl.constexpr,
-                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
-    pid_m, pid_bh, base, offs_m, offs_n, offs_d = query_block(heads, s_b, s_h, BLOCK_M, BLOCK_N, HEAD_DIM)
-    q = load_rows(Q, base, offs_m, offs_d, seq_len, s_n, s_d)
-    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
-    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+def _row_stats_kernel(Q, K, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale, s_b, s_h, s_n, s_d, CAUSAL: tl.constexpr,
+                      HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr):
+    pid_m, pid_bh, base, offs_m, offs_n, offs_d, q, m_i, l_i = online_softmax_start(
+        Q, heads, seq_len, s_b, s_h, s_n, s_d, BLOCK_M, BLOCK_N, HEAD_DIM)
     lo, hi = key_range(pid_m, seq_len, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):
         s = score_tile(q, K, base, offs_m, start + offs_n, offs_d, seq_len, s_n, s_d, qk_scale,
@@ -79,16 +76,11 @@ def _normalised_av_kernel(Q, K, V, O, ROW_MAX, ROW_SUM, heads, seq_len, qk_scale
 def attention_2pass(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
                     sm_scale: float | None = None, tiles: dict[str, int] | None = None) -> torch.Tensor:
     """softmax(q k^T * sm_scale) v for (batch, heads, seq_len, head_dim) tensors, two passes over the keys."""
-    batch, heads, seq_len, head_dim = check_qkv(q, k, v)
-    t = launch_tiles("attention_2pass", head_dim, tiles, causal_multiple=causal)
-    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-    out = torch.empty_like(q)
-    row_max = torch.empty(batch * heads * seq_len, dtype=torch.float32, device=q.device)
+    run = query_block_launch("attention_2pass", q, k, v, causal, sm_scale, tiles)
+    row_max = torch.empty(run.batch * run.heads * run.seq_len, dtype=torch.float32, device=run.q.device)
     row_sum = torch.empty_like(row_max)
-    grid = (triton.cdiv(seq_len, t["BLOCK_M"]), batch * heads)
-    qk_scale = default_scale(head_dim, sm_scale) * LOG2E
-    strides = (q.stride(0), q.stride(1), q.stride(2), q.stride(3))
-    meta = kernel_meta(t, causal, head_dim, q.dtype)
-    _row_stats_kernel[grid](q, k, row_max, row_sum, heads, seq_len, qk_scale, *strides, **meta)
-    _normalised_av_kernel[grid](q, k, v, out, row_max, row_sum, heads, seq_len, qk_scale, *strides, **meta)
-    return out
+    _row_stats_kernel[run.grid](run.q, run.k, row_max, row_sum, run.heads, run.seq_len, run.qk_scale, *run.strides,
+                                **run.meta)
+    _normalised_av_kernel[run.grid](run.q, run.k, run.v, run.out, row_max, row_sum, run.heads, run.seq_len,
+                                    run.qk_scale, *run.strides, **run.meta)
+    return run.out

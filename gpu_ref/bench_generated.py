@@ -97,8 +97,12 @@ def reference(case: str, q, k, v):
     return torch.softmax(s, -1) @ v.float()
 
 
-MODULES = Path(__file__).parent / "generated"  # the generated modules, committed: the GPU run needs no sympy
-TILES = {"cuda": (128, 64)}  # BLOCK_M, BLOCK_N of the committed modules (the CPU smoke run: 16, 16)
+# The modules are the generator's output, never committed: each run generates them afresh into a
+# temporary folder. Where the generator does not import (it needs the core install: numpy, sympy,
+# networkx, pyyaml, pydantic), `--write-modules` on a machine where it does writes them into this
+# ignored build folder, to be carried to the GPU machine.
+MODULES = Path(__file__).resolve().parents[1] / "build" / "gpu-kernels"
+TILES = {"cuda": (128, 64), "cpu": (16, 16)}  # BLOCK_M, BLOCK_N of the modules per device
 
 
 def case_cascade(case: str):
@@ -108,36 +112,39 @@ def case_cascade(case: str):
     return ec.parse(source, f"<{case}>") if "\n" in source else ec.load_library(source)
 
 
-def module_path(case: str, dtype: str) -> Path:
-    return MODULES / f"{case}_{dtype}.py"
+def module_path(case: str, dtype: str, folder: Path | None = None) -> Path:
+    """The file of the module of `case` for `dtype` in `folder` (default MODULES)."""
+    return (folder or MODULES) / f"{case}_{dtype}.py"
 
 
-def write_modules(dtypes=("bf16", "fp16")) -> list[Path]:
-    """(Re)generate the committed modules of every case (a test checks they are current)."""
+def write_module(case: str, dtype: str, device: str = "cuda", folder: Path | None = None) -> Path:
+    """Generate the module of `case` for `dtype` with `device`'s tiles into `folder`; its path."""
     from gpu_ref.codegen import generate
 
-    MODULES.mkdir(exist_ok=True)
-    written = []
-    for case in CASES:
-        for dtype in dtypes:
-            block_m, block_n = TILES["cuda"]
-            path = module_path(case, dtype)
-            path.write_text(generate(case_cascade(case), block_m=block_m, block_n=block_n, dtype=dtype).source)
-            written.append(path)
-    return written
+    block_m, block_n = TILES[device]
+    path = module_path(case, dtype, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(generate(case_cascade(case), block_m=block_m, block_n=block_n, dtype=dtype).source)
+    return path
+
+
+def write_modules(folder: Path | None = None, dtypes=("bf16", "fp16")) -> list[Path]:
+    """Generate the GPU modules of every case into `folder` (for a GPU machine without the generator)."""
+    return [write_module(case, dtype, "cuda", folder) for case in CASES for dtype in dtypes]
 
 
 def load_generated(case: str, dtype: str, device: str, folder: Path):
-    """The generated module of `case`: the committed one on a GPU, a fresh one with small tiles
-    for the CPU smoke run."""
-    path = module_path(case, dtype)
-    if device != "cuda":
-        from gpu_ref.codegen import generate
-
-        path = folder / f"{case}_{dtype}.py"
-        path.write_text(generate(case_cascade(case), block_m=16, block_n=16, dtype=dtype).source)
-    elif not path.exists():
-        raise FileNotFoundError(f"{path}: run `python -m gpu_ref.bench_generated --write-modules` first")
+    """The module of `case` generated now into `folder` with `device`'s tiles; on a GPU machine where
+    the generator does not import, the one `--write-modules` wrote into MODULES before."""
+    try:
+        path = write_module(case, dtype, device, folder)
+    except ImportError as err:
+        path = module_path(case, dtype)
+        if device != "cuda" or not path.exists():
+            raise FileNotFoundError(f"{path}: the generator does not import here ({err}): run "
+                                    "`python -m gpu_ref.bench_generated --write-modules` where it does and "
+                                    f"bring {path.parent} along") from err
+        print(f"gpu_ref.bench_generated: {path}: written before by --write-modules", file=sys.stderr)
     spec = importlib.util.spec_from_file_location(f"generated_{case}_{dtype}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -288,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sdpa-mask-max", type=int, default=8192, help="longest sequence given to SDPA as a mask")
     p.add_argument("--time-limit-s", type=float, default=None)
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    p.add_argument("--write-modules", action="store_true", help=f"regenerate {MODULES} and exit")
+    p.add_argument("--write-modules", action="store_true",
+                   help=f"write the GPU modules into {MODULES} (for a GPU machine where the generator does "
+                        "not import) and exit")
     args = p.parse_args(argv)
     if args.write_modules:
         for path in write_modules():

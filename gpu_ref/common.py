@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -65,3 +66,32 @@ def kernel_meta(tiles: dict[str, int], causal: bool, head_dim: int, dtype: torch
     """Compile-time arguments and launch settings shared by the query-block attention kernels."""
     return dict(CAUSAL=causal, HEAD_DIM=head_dim, BLOCK_M=tiles["BLOCK_M"], BLOCK_N=tiles["BLOCK_N"],
                 PRECISION=dot_precision(dtype), num_warps=tiles["num_warps"], num_stages=tiles["num_stages"])
+
+
+@dataclass(frozen=True)
+class QueryBlockLaunch:
+    """A launch of query-block attention kernels: contiguous q, k, v, the output, the sizes, the grid
+    (query blocks x (batch, head) pairs), the exp2 score scale, q's strides and the compile-time arguments."""
+    q: torch.Tensor
+    k: torch.Tensor
+    v: torch.Tensor
+    out: torch.Tensor
+    batch: int
+    heads: int
+    seq_len: int
+    grid: tuple[int, int]
+    qk_scale: float
+    strides: tuple[int, int, int, int]
+    meta: dict
+
+
+def query_block_launch(kernel: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
+                       sm_scale: float | None, tiles: dict[str, int] | None) -> QueryBlockLaunch:
+    """The checked inputs and launch settings of `kernel` (a softmax-attention kernel over query blocks)."""
+    batch, heads, seq_len, head_dim = check_qkv(q, k, v)
+    t = launch_tiles(kernel, head_dim, tiles, causal_multiple=causal)
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    return QueryBlockLaunch(q, k, v, torch.empty_like(q), batch, heads, seq_len,
+                            (-(-seq_len // t["BLOCK_M"]), batch * heads), default_scale(head_dim, sm_scale) * LOG2E,
+                            (q.stride(0), q.stride(1), q.stride(2), q.stride(3)),
+                            kernel_meta(t, causal, head_dim, q.dtype))

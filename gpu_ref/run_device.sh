@@ -4,6 +4,9 @@
 # attention: gpu_ref's hand-written kernels and torch SDPA (gpu_ref.bench);
 # generated: the kernels `cascadesim kernel` generates (gpu_ref.bench_generated) against the
 #            hand-written 1-pass kernel, torch SDPA and FlexAttention on the same masks;
+#            the modules are generated there and then (never committed); where the generator's
+#            packages (the core install) are missing on that machine, run
+#            `python -m gpu_ref.bench_generated --write-modules` here first and carry build/gpu-kernels;
 # all: both (about 10 minutes: prefer two calls).
 # Runs from the repository root without installing the project (needs torch, triton and the
 # project's pure-Python packages on PYTHONPATH); writes JSON (GPU name, date, versions,

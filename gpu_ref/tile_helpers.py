@@ -70,6 +70,18 @@ def score_tile(q, K, base, offs_m, cols, offs_d, seq_len, s_n, s_d, qk_scale,
 
 
 @triton.jit
+def online_softmax_start(Q, heads, seq_len, s_b, s_h, s_n, s_d, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                         HEAD_DIM: tl.constexpr):
+    """A query-block program's start (query_block's values), its rows of Q, and the running row max
+    (-inf) and softmax denominator (0) before the first key tile."""
+    pid_m, pid_bh, base, offs_m, offs_n, offs_d = query_block(heads, s_b, s_h, BLOCK_M, BLOCK_N, HEAD_DIM)
+    q = load_rows(Q, base, offs_m, offs_d, seq_len, s_n, s_d)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    return pid_m, pid_bh, base, offs_m, offs_n, offs_d, q, m_i, l_i
+
+
+@triton.jit
 def store_rows(ptr, base, rows, offs_d, seq_len, s_n, s_d, value):
     """Store a [len(rows), len(offs_d)] tile (cast to the output type); rows past seq_len skipped."""
     tl.store(ptr + base + rows[:, None] * s_n + offs_d[None, :] * s_d, value.to(ptr.dtype.element_ty),

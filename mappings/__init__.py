@@ -23,5 +23,13 @@ def get_mapping(name: str) -> Mapping:
     return SpecMapping(load_spec(name))
 
 
+def query_rows_per_group(cascade, spec: MappingSpec, arch, sizes: dict[str, float]) -> int:
+    """Rows of the query rank in one group of mapping `spec` of `cascade` on `arch` at `sizes`: the
+    queries whose running state stays in the buffer while K and V stream once from DRAM (the spec's
+    `query_group`, or with `auto` the largest that fits); 1 where the spec does not tile queries."""
+    from mappings.scheduler import context, query_group_rows
+    return query_group_rows(context(cascade, spec, arch, sizes))
+
+
 __all__ = ["Mapping", "MappingSpec", "SpecMapping", "SpecError", "MappingError", "MAPPINGS", "get_mapping",
-           "load_spec", "parse_spec", "spec_names", "simulate", "SimulationResult"]
+           "load_spec", "parse_spec", "spec_names", "simulate", "SimulationResult", "query_rows_per_group"]

@@ -39,7 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
 from pydantic import model_validator
 
-from archsim.yamlio import YamlFileError, load_yaml_file
+from archsim.yamlio import load_yaml_file
 from mappings.work import MappingError
 
 SPEC_DIR = Path(__file__).parent / "specs"
@@ -209,8 +209,4 @@ def load_spec(name_or_path: str | Path) -> MappingSpec:
             raise SpecError(f"unknown mapping {str(name_or_path)!r} (known: {', '.join(spec_names())}, "
                             "auto, or a YAML file)")
         p = SPEC_DIR / f"{name_or_path}.yaml"
-    try:
-        data = load_yaml_file(p, "mapping spec")
-    except YamlFileError as err:
-        raise SpecError(str(err)) from None
-    return parse_spec(data, str(p))
+    return parse_spec(load_yaml_file(p, "mapping spec", SpecError), str(p))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cascadesim_errors import InputError
 from einsum_cascade.size_text import SizeTextError, parse_size
-from archsim.yamlio import YamlFileError, load_yaml_file
+from archsim.yamlio import load_yaml_file
 
 from archsim.filecache import cached_load
 
@@ -42,10 +42,7 @@ def load_models(path: Path = MODELS_FILE) -> dict[str, dict[str, int]]:
 
 
 def _read_models(path: Path) -> dict[str, dict[str, int]]:
-    try:
-        data = load_yaml_file(path, "models file")
-    except YamlFileError as err:
-        raise WorkloadError(str(err)) from None
+    data = load_yaml_file(path, "models file", WorkloadError)
     if not isinstance(data, dict):
         raise WorkloadError(f"{path}: expected a mapping of model name -> sizes")
     for name, sizes in data.items():

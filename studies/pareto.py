@@ -25,12 +25,9 @@ from studies.progress import progress as tqdm  # noqa: E402  (tqdm on a terminal
 import einsum_cascade as ec  # noqa: E402
 from archsim.config import Architecture, load_architecture  # noqa: E402
 from archsim.energy import area_um2  # noqa: E402
-from archsim.errors import ScheduleError  # noqa: E402
-from mappings.certify import InvariantViolation  # noqa: E402
-from mappings import load_spec, simulate  # noqa: E402
-from mappings.scheduler import context, query_group_rows  # noqa: E402  (the report API of a mapping's tiling)
-from mappings.work import MappingError  # noqa: E402
+from mappings import MappingError, load_spec, query_rows_per_group, simulate  # noqa: E402
 from mappings.workload import make_workload  # noqa: E402
+from studies.outcome import attempt  # noqa: E402
 
 DS = [16, 32, 64, 128, 256, 512]
 TEMPLATE = "fusemax-template"
@@ -65,11 +62,11 @@ def design_point(d: int, model: str = "BERT", seq_len: int = 256 * 1024) -> dict
         if cap > MAX_BUFFER_BYTES:
             raise MappingError(f"pareto: no buffer up to {MAX_BUFFER_BYTES} B keeps d = {d} compute-bound")
         arch = template_arch(d, cap)
-        try:
-            r = simulate(cascade, arch, sizes, mapping=spec, batch=w.B, heads=w.H).result
-        except (MappingError, ScheduleError, InvariantViolation):
+        sim, _ = attempt(simulate, cascade, arch, sizes, mapping=spec, batch=w.B, heads=w.H)
+        if sim is None:
             cap *= 2  # not even one query block and one K/V block fit
             continue
+        r = sim.result
         compute = max(r.busy_cycles.values())
         if r.cycles <= (1 + COMPUTE_BOUND_TOLERANCE) * compute:
             break
@@ -77,7 +74,7 @@ def design_point(d: int, model: str = "BERT", seq_len: int = 256 * 1024) -> dict
         cap *= 2
     area = area_um2(arch)
     total = sum(area.values())
-    p1 = query_group_rows(context(cascade, spec, arch, sizes)) // arch.units["array2d"].cols
+    p1 = query_rows_per_group(cascade, spec, arch, sizes) // arch.units["array2d"].cols
     return {"d": d, "buffer_bytes": cap, "p1": p1,
             "latency_s": r.seconds, "energy_j": r.joules, "cycles": r.cycles, "compute_cycles": compute,
             "dram_bytes": r.dram_bytes, "area_mm2": total / 1e6, "area_2d_fraction": area["array2d"] / total,

@@ -15,15 +15,13 @@ from pathlib import Path
 import numpy as np
 
 import einsum_cascade as ec
-from archsim.errors import ScheduleError
-from mappings.certify import InvariantViolation
 from mappings.targets.private_inference.calibration import PAPER, PAPER_T128, PAPER_T512, paper_config, paper_network
 from mappings.targets.private_inference.profiles import BackendProfile, Network, load_network, load_profile
 from mappings.targets.private_inference.protocol import map_cascade
 from mappings.targets.private_inference.decoder import ModelCost, attention_sizes, model_cost
-from mappings.work import MappingError
-from mappings.workload import WorkloadError, make_workload
+from mappings.workload import make_workload
 from studies.fusemax_vs_flat import attention_point
+from studies.outcome import attempt
 
 BASELINE = "SM+LN+G"
 HEADLINE = "SM+ScFuFFN"
@@ -73,10 +71,9 @@ def accelerator_seconds_per_query(name: str, context: int) -> float | None:
     config = ACCELERATOR_CONFIGS.get(name)
     if config is None:
         return None
-    try:
-        point = attention_point(ACCELERATOR_MODEL, str(context), config)
-    except (MappingError, WorkloadError, ScheduleError, InvariantViolation):  # the mapping does not support this length
-        return None  # (not a tile multiple, or a tile larger than the buffer)
+    point, _ = attempt(attention_point, ACCELERATOR_MODEL, str(context), config)
+    if point is None:  # the mapping does not support this length (not a tile multiple, or a tile
+        return None    # larger than the buffer)
     batch = make_workload(ACCELERATOR_MODEL, context).B
     return point["latency_s"] / (batch * context)
 

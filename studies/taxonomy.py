@@ -51,8 +51,8 @@ def taxonomy_rows() -> list[dict]:
         try:
             numeric = cost.at(_sizes_for(cascade))
             at = {op: v / TAXONOMY_SIZES["P"] for op, v in numeric.total.items()}
-        except ec.CascadeError as err:
-            at = {"unbound": str(err)}
+        except ec.CascadeError as err:  # the message without the file's path (the row names the cascade)
+            at = {"unbound": err.message}
         rows.append({
             "stem": stem,
             "name": cascade.name,
@@ -104,11 +104,10 @@ def fusion_latency_rows(simulate: Callable[[ec.Cascade], float] | None = None,
 
     `simulate(cascade) -> seconds` (default `fusemax_cloud_latency`) is called on the library
     cascade and on its fused form, for the cascades `fuse` reduces over M (the others have no
-    "after"). A cascade the simulator cannot map (MappingError, CascadeError) gets its reason in
-    `reason_before` / `reason_after` and no number.
+    "after"). A cascade the simulator gives no number for (studies.outcome.attempt) gets its reason
+    in `reason_before` / `reason_after` and no number.
     """
-    from mappings.certify import InvariantViolation
-    from mappings.work import MappingError
+    from studies.outcome import attempt
 
     simulate = simulate or fusemax_cloud_latency
     stems = list(stems or ec.library_names())
@@ -125,12 +124,7 @@ def fusion_latency_rows(simulate: Callable[[ec.Cascade], float] | None = None,
             continue
         row = {"stem": stem, "passes_before": result.passes_before, "passes_after": result.passes_after}
         for side, c in (("before", cascade), ("after", result.cascade)):
-            try:
-                row[f"latency_{side}_s"], row[f"reason_{side}"] = simulate(c), None
-            except (MappingError, ec.CascadeError) as err:
-                row[f"latency_{side}_s"], row[f"reason_{side}"] = None, str(err)
-            except InvariantViolation as err:  # a simulator defect the certificate caught: no number
-                row[f"latency_{side}_s"], row[f"reason_{side}"] = None, f"not certified: {err}"
+            row[f"latency_{side}_s"], row[f"reason_{side}"] = attempt(simulate, c)
         both = row["latency_before_s"] is not None and row["latency_after_s"] is not None
         row["speedup"] = row["latency_before_s"] / row["latency_after_s"] if both else None
         rows.append(row)

@@ -103,3 +103,17 @@ def test_hold_until_an_earlier_op_is_an_error():
     cycles, peak = simulate(Schedule("t", 1, (Segment("s", 3, ops),)), ARCH, "exact")
     # the loader reserves in program order as soon as the bytes fit: all three at once
     assert cycles == pytest.approx(40.0) and peak == pytest.approx(3e6)
+
+
+def test_dependency_references_are_resolved_or_refused_by_one_rule():
+    from archsim.errors import ScheduleError
+    from archsim.schedule import resolve_dep
+
+    seg_of = {"a": 0, "b": 1}
+    assert resolve_dep("s", seg_of, 1, "a", "b") == (False, "a", 0)  # an earlier segment
+    assert resolve_dep("s", seg_of, 1, "prev:b", "b") == (True, "b", 1)
+    for ref, si, message in (("c", 0, "s: op 'x' depends on unknown op 'c'"),
+                             ("prev:a", 1, "s: 'x': 'prev:a' must name an op of the same segment"),
+                             ("b", 0, "s: op 'x' depends on 'b' of a later segment")):
+        with pytest.raises(ScheduleError, match=message):
+            resolve_dep("s", seg_of, si, ref, "x")

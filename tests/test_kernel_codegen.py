@@ -285,17 +285,6 @@ if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
 
 
-def test_committed_bench_modules_are_current():
-    """gpu_ref/generated/ (what the GPU benchmark runs, without sympy) is what generate writes now."""
-    from gpu_ref import bench_generated as bg
-    for case in bg.CASES:
-        for dtype in ("bf16", "fp16"):
-            block_m, block_n = bg.TILES["cuda"]
-            text = generate(bg.case_cascade(case), block_m=block_m, block_n=block_n, dtype=dtype).source
-            assert bg.module_path(case, dtype).read_text() == text, \
-                f"{case}: rerun python -m gpu_ref.bench_generated --write-modules"
-
-
 def test_bench_generated_smoke_on_cpu(tmp_path):
     """The GPU benchmark's logic on the CPU at a tiny size: every contender agrees with the reference."""
     import json

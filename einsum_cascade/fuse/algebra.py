@@ -14,22 +14,8 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from einsum_cascade.ast import (
-    Access,
-    Binary,
-    BoolOp,
-    Call,
-    Compare,
-    Node,
-    Not,
-    Number,
-    Reduce,
-    Size,
-    Unary,
-    Var,
-    size_symbol,
-    var_symbol,
-)
+from einsum_cascade.ast import (Access, Binary, BoolOp, Call, Compare, Node, Not, Number, Reduce, Size, Unary,
+                                Var, size_symbol, var_symbol)
 
 _OPAQUE_PREFIX = "F_"
 # comparisons and Boolean operators as values: opaque functions (a rule may move them, never

@@ -326,12 +326,8 @@ class Rewriter:
             prod = sympy.Mul(*fs)
             if vs < every and self.rvar in vs and not (prod.is_Symbol or prod.is_Number):
                 order = (self.rvar,) + tuple(sorted(vs - {self.rvar}))
-                key = (sympy.srepr(prod), order)
-                name = self.factors.get(key)
-                lhs = tuple(var_symbol(v) for v in order)
-                if name is None:
-                    name = self.fresh("W")
-                    self.factors[key] = name
+                name, lhs, new = self._factor_tensor(prod, order, "W")
+                if new:
                     mine = [c for c in where if self._where_vars([c]) & self.variables <= vs]
                     self.emit(name, lhs, to_ast(prod, self.atoms, self.variables), mine,
                               "deferred normalisation", f"the streamed factor {self.show(prod)}, "
@@ -554,12 +550,8 @@ class Rewriter:
             if not vs <= set(out_vars) or factor == value:
                 continue
             order = tuple(v for v in out_vars if v in vs)
-            key = (sympy.srepr(factor), order)
-            name = self.factors.get(key)
-            lhs = tuple(var_symbol(v) for v in order)
-            if name is None:
-                name = self.fresh("CF")
-                self.factors[key] = name
+            name, lhs, new = self._factor_tensor(factor, order, "CF")
+            if new:
                 made = any(isinstance(self.atoms.node.get(a), Access)
                            and self.atoms.node[a].tensor not in self.cascade_tensors
                            for a in factor.free_symbols)
@@ -569,6 +561,17 @@ class Rewriter:
                           correction=made)
             value = value.xreplace({factor: self.atoms.symbol(Access(name, lhs))})
         return value
+
+    def _factor_tensor(self, factor: sympy.Expr, order: tuple, prefix: str) -> tuple[str, tuple, bool]:
+        """The tensor holding `factor` over the variables `order`: (its name, its index symbols, whether
+        it is new, i.e. named now with `prefix` and still to be emitted); one tensor per factor and order."""
+        key = (sympy.srepr(factor), order)
+        name = self.factors.get(key)
+        new = name is None
+        if new:
+            name = self.fresh(prefix)
+            self.factors[key] = name
+        return name, tuple(var_symbol(v) for v in order), new
 
     def _alias(self, e: Einsum, value: sympy.Expr) -> None:
         """A rewritten reduction that is a plain copy of a finished sum is read as that sum."""

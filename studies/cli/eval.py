@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import math
 import sys
 from typing import TYPE_CHECKING
 
 from studies.cli.cascade_arg import load_cascade
+from studies.cli.numbers import nonnegative_float, nonnegative_int, positive_int
 from studies.errors import UsageError
 from studies.cli.sizes_arg import add_size_argument, parse_byte_count, parse_sizes
 
@@ -19,36 +19,6 @@ if TYPE_CHECKING:  # imported when the command runs, not to build the parser
 
 DEFAULT_MAX_MEMORY = 8 * 2**30  # bytes
 DEFAULT_MAX_STEPS = 20_000  # recurrence steps run one by one (seconds: 100 us to 1 ms a step)
-
-
-def _steps(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _tolerance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
 
 
 def checksum(array: np.ndarray) -> str:
@@ -146,13 +116,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a cascade on random inputs")
     parser.add_argument("file", help="a .cascade file or a library cascade name")
     add_size_argument(parser)
-    parser.add_argument("--seed", type=_seed, default=0, help="random seed, an integer >= 0 (default 0)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed, an integer >= 0 (default 0)")
     parser.add_argument("--max-memory", type=parse_byte_count, default=DEFAULT_MAX_MEMORY, metavar="BYTES",
                         help="refuse sizes whose tensors need more (e.g. 512M, 16G; default 8G)")
-    parser.add_argument("--max-steps", type=_steps, default=DEFAULT_MAX_STEPS, metavar="N",
+    parser.add_argument("--max-steps", type=positive_int, default=DEFAULT_MAX_STEPS, metavar="N",
                         help=f"refuse recurrences of more steps (default {DEFAULT_MAX_STEPS})")
     parser.add_argument("--check-against", metavar="FILE2",
                         help="evaluate FILE2 (file or library name) on the same inputs and compare outputs")
-    parser.add_argument("--rtol", type=_tolerance, default=1e-9, help="relative tolerance (of max |FILE2|)")
-    parser.add_argument("--atol", type=_tolerance, default=1e-12, help="absolute tolerance")
+    parser.add_argument("--rtol", type=nonnegative_float, default=1e-9, help="relative tolerance (of max |FILE2|)")
+    parser.add_argument("--atol", type=nonnegative_float, default=1e-12, help="absolute tolerance")
     parser.set_defaults(func=run)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from studies.cli.numbers import positive_int
 from studies.cli.cascade_arg import load_cascade
 from studies.errors import UsageError
 
@@ -44,19 +45,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tile(text: str) -> int:
-    value = _positive(text)
+    value = positive_int(text)
     if value < 16 or value & (value - 1):
         raise argparse.ArgumentTypeError(f"expected a power of two >= 16 (tl.dot's smallest tile), got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
     return value
 
 
@@ -70,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--block-n", type=_tile, default=64, help="keys per tile (a power of two >= 16)")
     parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp16",
                         help="the inputs' and outputs' type; products in it, sums in fp32 (default fp16)")
-    parser.add_argument("--kv-heads", type=_positive,
+    parser.add_argument("--kv-heads", type=positive_int,
                         help="key/value heads the module expects (grouped-query attention: each shared by "
                              "heads / kv-heads query heads; default: as many as the inputs have)")
     parser.set_defaults(func=run)

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from studies.cli.numbers import positive_int
 from studies.checked import json_text, require_finite
 from studies.cli.cascade_arg import load_cascade
 from studies.cli.lazy_parser import LazyParser
@@ -96,16 +97,6 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     pi = subparsers.add_parser("pi", help="private-inference (two-party) cost of a model or a cascade")
     sub = pi.add_subparsers(dest="pi_command", required=True, parser_class=LazyParser)
@@ -123,15 +114,15 @@ def _model_args(model: argparse.ArgumentParser) -> None:
     """Arguments of `pi model` (added when it is parsed: the variants come from the decoder model)."""
     from mappings.targets.private_inference.decoder import VARIANTS
 
-    model.add_argument("--layers", type=_positive, required=True, help="decoder layers L")
-    model.add_argument("--context", type=_positive, required=True, help="prompt tokens T")
+    model.add_argument("--layers", type=positive_int, required=True, help="decoder layers L")
+    model.add_argument("--context", type=positive_int, required=True, help="prompt tokens T")
     model.add_argument("--variant", default="SM+LN+G",
                        help=f"which nonlinearities the decoder keeps (SM softmax, LN LayerNorm, G GELU, R ReLU, "
                             f"ScFFN / ScFuFFN scaled / fused FFN without LayerNorm): one of {', '.join(VARIANTS)}")
-    model.add_argument("--d-model", type=_positive, default=768, help="model width d")
-    model.add_argument("--heads", type=_positive, default=12, help="attention heads H (must divide --d-model)")
-    model.add_argument("--ffn", type=_positive, default=3072, help="FFN hidden width")
-    model.add_argument("--vocab", type=_positive, default=50257, help="vocabulary size of the output layer")
+    model.add_argument("--d-model", type=positive_int, default=768, help="model width d")
+    model.add_argument("--heads", type=positive_int, default=12, help="attention heads H (must divide --d-model)")
+    model.add_argument("--ffn", type=positive_int, default=3072, help="FFN hidden width")
+    model.add_argument("--vocab", type=positive_int, default=50257, help="vocabulary size of the output layer")
     model.add_argument("--attention", default="attention_3pass",
                        help="library attention cascade (attention_temperature: entropy-guided, temperature-scaled)")
     _common(model)

@@ -9,19 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from studies.cli.numbers import positive_int
 from studies.checked import json_text, require_finite
 from studies.errors import UsageError
 from studies.cli.sizes_arg import add_size_argument, parse_sizes
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -78,9 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", default="latency", choices=("latency", "energy", "edp"),
                    help="what the auto mapping minimises")
     add_size_argument(p)
-    p.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
-    p.add_argument("--heads", type=_positive, default=1, help="attention heads (default 1)")
-    p.add_argument("--kv-heads", type=_positive, default=None, help="K/V heads (GQA/MQA; default: --heads)")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
+    p.add_argument("--heads", type=positive_int, default=1, help="attention heads (default 1)")
+    p.add_argument("--kv-heads", type=positive_int, default=None, help="K/V heads (GQA/MQA; default: --heads)")
     p.add_argument("--kernel", default=None, help="GPU: a kernel profile (archsim/configs/gpu-kernels/; default: "
                    "picked from the cascade's structure)")
     p.add_argument("--dtype", default=None, help="GPU: element type bf16 (default), fp16, fp8")

@@ -32,11 +32,10 @@ from einsum_cascade.errors import CascadeError
 from mappings.work import MappingError
 from mappings.workload import WorkloadError
 from studies.checked import nonfinite_fields
+from studies.outcome import INFEASIBLE
 from studies.sweep.area import point_area_mm2
 from studies.sweep.journal import code_fingerprint, journal_key
 from studies.sweep.spec import apply_arch, point_identity
-
-INFEASIBLE = (MappingError, ScheduleError, ArchError, WorkloadError, CascadeError, YamlFileError)
 
 _TEXTS: dict[str, tuple[str, str]] = {}  # sha -> (path, text) of the files of the sweep, per worker
 

@@ -217,13 +217,13 @@ for value in ("-1", "0", "2.5"):
          f"--size M={value}: a size must be a positive integer")
 case("pi-size", ["pi", "cascade", "attention_1pass_causal", "--size", "M=64K", "P=64K", "E=64", "F=64", "M0=64",
                  "--plaintext", "Z"], 2, "plaintext input(s) Z are not inputs")
-for option, bad, message in (("--layers", "0", "argument --layers: must be a positive integer"),
-                             ("--layers", "-3", "argument --layers: must be a positive integer"),
-                             ("--layers", "x", "argument --layers: 'x' is not an integer"),
-                             ("--context", "0", "argument --context: must be a positive integer"),
-                             ("--context", "1.5", "argument --context: '1.5' is not an integer"),
+for option, bad, message in (("--layers", "0", "argument --layers: expected a positive integer, got '0'"),
+                             ("--layers", "-3", "argument --layers: expected a positive integer, got '-3'"),
+                             ("--layers", "x", "argument --layers: expected a positive integer, got 'x'"),
+                             ("--context", "0", "argument --context: expected a positive integer, got '0'"),
+                             ("--context", "1.5", "argument --context: expected a positive integer, got '1.5'"),
                              ("--heads", "5", "--heads: 5 does not divide"),
-                             ("--d-model", "0", "argument --d-model: must be a positive integer"),
+                             ("--d-model", "0", "argument --d-model: expected a positive integer, got '0'"),
                              ("--variant", "SM+XX", "--variant: unknown variant"),
                              ("--attention", "nope", "--attention: unknown library cascade 'nope'"),
                              ("--gelu", "cubic", "argument --gelu: invalid choice")):

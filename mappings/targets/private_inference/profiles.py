@@ -17,7 +17,7 @@ from typing import Any
 
 from cascadesim_errors import InputError
 from archsim.config import CONFIG_DIR as ARCH_CONFIG_DIR
-from archsim.yamlio import YamlFileError, load_yaml_file
+from archsim.yamlio import load_yaml_file
 
 CONFIG_DIR = ARCH_CONFIG_DIR / "pi"  # the shipped profiles and networks (package data of archsim)
 DEFAULT_PROFILE = "spu-cheetah"
@@ -111,10 +111,7 @@ def _mapping(value: Any, where: str) -> dict:
 
 def _load_yaml(path: Path) -> Any:
     """One profile or networks file through the project's safe loader; errors as ProfileError."""
-    try:
-        return load_yaml_file(path, "profile or networks file")
-    except YamlFileError as err:
-        raise ProfileError(str(err)) from None
+    return load_yaml_file(path, "profile or networks file", ProfileError)
 
 
 def parse_profile(data: Any, source: str) -> BackendProfile:
