@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from archsim.gpu.model import launches_time, rates
+from archsim.gpu.model import rates
 from archsim.gpu.profiles import FITTED_FILE, KernelProfile, load_profile, with_parameters
 from archsim.gpu.specs import GPUConfigError, GPUSpec, load_gpu
 from mappings.gpu_observations import Observation, load_all
-from mappings.gpu_predict import efficiency, launches_for
+from mappings.gpu_predict import efficiency, fastest, launch_choices
 
 # Bounds of each parameter in fit units (seconds are fitted in microseconds).
 BOUNDS = {"issue_efficiency": (0.02, 1.0), "exp_overlap": (0.0, 1.0), "prologue_steps": (0.0, 16.0),
@@ -67,9 +67,9 @@ class Predictor:
         if key not in self._launches:
             dtype = profile.compute_dtype or obs.dtype
             self._launches[key] = (rates(gpu, profile.instruction_on(gpu, dtype), dtype, obs.clock_hz),
-                                   launches_for(gpu, profile, obs.shape, obs.dtype, dict(obs.tiles) or None))
-        rate, launches = self._launches[key]
-        total, bound, _ = launches_time(rate, efficiency(profile), launches)
+                                   launch_choices(gpu, profile, obs.shape, obs.dtype, dict(obs.tiles) or None))
+        rate, choices = self._launches[key]
+        total, bound, _, _ = fastest(rate, efficiency(profile), choices)
         return total, bound
 
 

@@ -17,7 +17,9 @@ warps, and the launch's HBM bytes. Families:
   the GPU, partial results combined by a second launch;
 - `chunked-linear`: per head, chunks of C tokens; intra-chunk products in parallel, the state
   (D x Dv per head) carried over chunks by a serial scan, either stored per chunk to HBM and
-  read back (two launches, as flash-linear-attention) or kept on chip (one fused launch);
+  read back (two launches, as flash-linear-attention) or kept on chip (one fused launch; with
+  context parallelism the sequence is cut into segments so that the grid fills the GPU, and a
+  second launch corrects each later segment's output by the state entering it);
 - `recurrent-step`: one decode step of a linear recurrence: the state read, updated on the FP32
   lanes and written.
 
@@ -44,6 +46,7 @@ PARTIAL_BYTES = 4        # split-kv partial outputs and row statistics are fp32
 MAX_PROGRAMS = 50_000_000  # programs of one launch the model lists one by one (memory: ~2 GB of arrays)
 MAX_SPLITS = 128           # flash-decoding splits of one KV head's keys at most
 STATE_TILE = 64            # key-dim rows of the state per program of a chunked state scan
+SEGMENT_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)  # context-parallel segment counts a kernel may pick
 
 # (family, passes) of a kernel profile -> the library cascade whose work its programs do.
 STRUCTURE_CASCADES = {
@@ -422,12 +425,31 @@ def launches_chunked_linear(gpu: GPUSpec, shape: AttentionShape, t: dict[str, in
                               np.full(out_programs, exps_chunk / dv_tiles), np.full(out_programs, alu_chunk / dv_tiles),
                               io + state_io, None, smem_out, warps, resident_programs(gpu, smem_out, warps))
         return [scan, output]
-    programs = bh * dv_tiles
+    # Context parallel: the chunks of a sequence split into SEGMENTS segments (the launch setting an
+    # autotuner picks: gpu_predict tries SEGMENT_CHOICES and keeps the fastest); without it, enough
+    # programs for one wave.
+    segments = 1
+    if w.context_parallel:
+        segments = min(int(t["SEGMENTS"]), chunks) if "SEGMENTS" in t else splits_for(gpu, bh * dv_tiles, chunks)
+    seg_chunks = math.ceil(chunks / segments)
+    programs = bh * dv_tiles * segments
     per_chunk = 2.0 * w.cc_d * c * c * d + (tensor_chunk - 2.0 * w.cc_d * c * c * d + state_chunk) / dv_tiles
     smem = (2 * c * d + c * bv) * e * stages + d * bv * 4
-    return [KernelLaunch("fused_chunks", np.full(programs, chunks * per_chunk),
-                         np.full(programs, chunks * exps_chunk / dv_tiles), np.full(programs, chunks * alu_chunk / dv_tiles),
-                         io, np.full(programs, float(chunks)), smem, warps, resident_programs(gpu, smem, warps))]
+    state_io = float(bh * (segments - 1) * d * dv * w.state_bytes)
+    fused = KernelLaunch("fused_chunks", np.full(programs, seg_chunks * per_chunk),
+                         np.full(programs, seg_chunks * exps_chunk / dv_tiles),
+                         np.full(programs, seg_chunks * alu_chunk / dv_tiles), io + state_io,
+                         np.full(programs, float(seg_chunks)), smem, warps, resident_programs(gpu, smem, warps))
+    if segments == 1:
+        return [fused]
+    # Each later segment's output corrected by the state entering it (q S: a C x D x Dv product per
+    # chunk), the segment states passed on by a short scan: q and out read, out written once more.
+    fix_programs = bh * dv_tiles * (segments - 1)
+    fix_io = float(shape.batch * n * (shape.hkv * d + 2 * shape.heads * dv) * e * (segments - 1) / segments) + state_io
+    fix = KernelLaunch("segment_fixup", np.full(fix_programs, seg_chunks * 2.0 * c * d * dv / dv_tiles),
+                       np.zeros(fix_programs), np.full(fix_programs, seg_chunks * c * bv), fix_io,
+                       np.full(fix_programs, float(segments)), smem, warps, resident_programs(gpu, smem, warps))
+    return [fused, fix]
 
 
 def launches_recurrent_step(gpu: GPUSpec, shape: AttentionShape, t: dict[str, int], profile: KernelProfile,
@@ -456,6 +478,19 @@ BUILDERS = {
     ("chunked-linear", 1): launches_chunked_linear,
     ("recurrent-step", 1): launches_recurrent_step,
 }
+
+
+def launch_settings(profile: KernelProfile, shape: AttentionShape,
+                    tiles: dict[str, int] | None = None) -> list[dict[str, int] | None]:
+    """The launch settings a call may run with: `tiles` (default the profile's) and, for a
+    context-parallel kernel whose `tiles` do not fix SEGMENTS, each of SEGMENT_CHOICES segment
+    counts; an autotuned kernel runs the fastest. A fixed set of choices, each no faster with more
+    batch, heads or tokens, keeps the fastest monotone in all three."""
+    w = profile.chunk_work
+    if profile.family != "chunked-linear" or w is None or not w.context_parallel or (tiles and "SEGMENTS" in tiles):
+        return [tiles]
+    base = dict(tiles) if tiles else profile.tiles_for(shape.head_dim)
+    return [{**base, "SEGMENTS": s} for s in SEGMENT_CHOICES]
 
 
 def _check_head_dim_has_tiles(profile: KernelProfile, head_dim: int) -> None:

@@ -100,6 +100,11 @@ VARIANT_RULES = (
     ("ssm_mamba2", r"^Triton reference mamba", "mamba2-ssd-triton"),
     ("ssm_mamba2", r"SSDCombined", "flashinfer-ssd"),
 )
+# Kernels given grouped-query inputs (1 < kv_heads < heads) as K/V expanded to every query head
+# (5-D BMGHK tensors in xformers' decoding benchmark, whose note says flash.FwOp is "~10x slower
+# there (GQA path)"; MQA rows are not expanded): they read K and V once per query head, so such a
+# row is modelled with kv_heads = heads.
+EXPANDED_KV = ("flash-decoding",)
 # Row's GPU text (or gpu_class) -> GPU description (tritonbench's H100 SKU is not printed: SXM assumed;
 # "Blackwell SM100a (SKU n/s)" is taken as a B200).
 GPU_RULES = ((r"^A100", "a100"), (r"H100 ?PCIe", "h100-pcie"), (r"^H100", "h100-sxm"), (r"^H200", "h200"),
@@ -299,6 +304,8 @@ def _variant_shape(r: dict, profile: str, where: str) -> AttentionShape:
         return shape
     m = r.get("seq_len_kv") or q
     kv = r.get("kv_heads") or h
+    if profile in EXPANDED_KV and 1 < kv < h:
+        kv = h
     mla = "MLA" in (r.get("variant") or "") or "MLA" in r["kernel"]
     window = r.get("window_left")
     density = 1.0

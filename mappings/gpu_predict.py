@@ -18,7 +18,7 @@ from pathlib import Path
 from archsim.gpu.model import Efficiency, KernelLaunch, LaunchTime, launches_time, rates
 from archsim.gpu.profiles import KernelProfile, load_profile
 from archsim.gpu.specs import ELEMENT_BYTES, GPUConfigError, GPUSpec, load_gpu, normalise_dtype
-from mappings.gpu_kernels import AttentionShape, Work, kernel_launches
+from mappings.gpu_kernels import AttentionShape, Work, kernel_launches, launch_settings
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,22 @@ def launches_for(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape, dt
         raise GPUConfigError(f"--kernel {profile.name}: {err}") from None
 
 
+def launch_choices(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape, dtype: str,
+                   tiles: dict[str, int] | None = None, per_point: Work | None = None) -> list[list[KernelLaunch]]:
+    """The launches of one call under each launch setting it may run with (gpu_kernels.launch_settings)."""
+    return [launches_for(gpu, profile, shape, dtype, t, per_point) for t in launch_settings(profile, shape, tiles)]
+
+
+def fastest(rate, eff: Efficiency, choices: list[list[KernelLaunch]]) -> tuple[float, str, list[LaunchTime], list[KernelLaunch]]:
+    """(seconds, bound, launch times, launches) of the fastest of `choices` (the first on a tie)."""
+    best = None
+    for launches in choices:
+        total, bound, times = launches_time(rate, eff, launches)
+        if best is None or total < best[0]:
+            best = (total, bound, times, launches)
+    return best
+
+
 def check_shape(shape: AttentionShape) -> None:
     """GPUConfigError (one line) for a shape field that is not a positive integer or is inconsistent."""
     for name in ("batch", "heads", "seq_len", "head_dim"):
@@ -108,8 +124,8 @@ def predict(gpu: str | Path | GPUSpec, kernel: str | Path | KernelProfile, shape
     check_shape(shape)
     mma_dtype = profile.compute_dtype or dtype
     instruction = profile.instruction_on(spec, mma_dtype)
-    launches = launches_for(spec, profile, shape, dtype, tiles, per_point)
-    total, bound, times = launches_time(rates(spec, instruction, mma_dtype, clock_hz), efficiency(profile), launches)
+    choices = launch_choices(spec, profile, shape, dtype, tiles, per_point)
+    total, bound, times, launches = fastest(rates(spec, instruction, mma_dtype, clock_hz), efficiency(profile), choices)
     model_flops = float(sum(float(l.tensor_flops.sum()) for l in launches))
     flops = attention_flops(shape) if profile.family in ("softmax", "split-kv") else model_flops
     if not (math.isfinite(total) and total > 0):

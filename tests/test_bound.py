@@ -165,25 +165,31 @@ Y[n,t] = X[d,t] * W[d,n]
 """
 
 
+def _gemm_moved(n: int, a) -> float:
+    from mappings.gemm import gemm_schedule
+    return sum((op.load_bytes + op.store_bytes) * r for op, r in gemm_schedule("g", n, n, n, a).instances_per_op())
+
+
 def test_gemm_bound_against_gemm_py():
     """4K x 4K x 4K on fusemax-cloud: S = 2**23 words, V / sqrt(S) - S < 3 * 2**24 words: the bound is the
-    compulsory traffic, which mappings/gemm.py's schedule moves exactly."""
-    from mappings.gemm import gemm_schedule
+    compulsory traffic (3 * 2**24 words). Neither operand (2**24 words) fits, so no loop tree reaches it:
+    the best one (output-stationary, 2048 x 2048 output tiles, K in steps of 256: 4,194,304 + 256 x 4096
+    = 5,242,880 words <= 2**23; 4096 x 2048 tiles need 8,388,608 + 256 x 6144 > 2**23) reads A N / 2048 = 2
+    times and B M / 2048 = 2 times and writes Z once: 5 * 2**24 words, 5/3 of the bound."""
     a = load_architecture("fusemax-cloud")
     b = lower_bound(ec.parse(GEMM_TEXT), {"D": 4096, "N": 4096, "T": 4096}, a.buffer.capacity_bytes)
-    moved = sum((op.load_bytes + op.store_bytes) * r for op, r in gemm_schedule("g", 4096, 4096, 4096, a).instances_per_op())
-    assert b.total_bytes == moved == 2 * 3 * 4096 * 4096
+    assert b.total_bytes == 2 * 3 * 4096 * 4096
+    assert _gemm_moved(4096, a) == 2 * 5 * 4096 * 4096
     big = lower_bound(ec.parse(GEMM_TEXT), {"D": 16384, "N": 16384, "T": 16384}, a.buffer.capacity_bytes)
     assert big.total_bytes == pytest.approx(2 * (2**42 / 2**11.5 - 2**23), rel=1e-12)  # see the test below
 
 
-@pytest.mark.xfail(strict=True, reason="mappings/gemm.py charges each GEMM its compulsory traffic whatever the "
-                   "buffer: below the sqrt(S) reuse bound for large GEMMs; passes once GEMMs are scheduled by tiles")
 def test_gemm_py_traffic_at_least_the_reuse_bound():
     """16K x 16K x 16K on fusemax-cloud: V = 2**42 MACs, S = 2**23 words: at least 2**42 / 2**11.5 - 2**23
-    = 1.51e9 words, 1.88 x the 3 * 2**28 compulsory words that gemm.py's schedule moves."""
-    from mappings.gemm import gemm_schedule
+    = 1.51e9 words, 1.88 x the 3 * 2**28 compulsory words (which gemm.py charged before its loop trees).
+    The loop tree (2048 x 2048 output tiles, as at 4K) reads A and B 8 times each: 17 * 2**28 words."""
     a = load_architecture("fusemax-cloud")
     b = lower_bound(ec.parse(GEMM_TEXT), {"D": 16384, "N": 16384, "T": 16384}, a.buffer.capacity_bytes)
-    moved = sum((op.load_bytes + op.store_bytes) * r for op, r in gemm_schedule("g", 16384, 16384, 16384, a).instances_per_op())
+    moved = _gemm_moved(16384, a)
     assert moved >= b.total_bytes
+    assert moved == 2 * 17 * 2**28

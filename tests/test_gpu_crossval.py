@@ -25,6 +25,21 @@ def test_every_published_row_is_predicted_or_skipped_with_a_reason(rows):
     assert any(o.disputed for o in observations)
 
 
+def test_expanded_gqa_inputs_are_read_per_query_head_and_mqa_rows_are_not(rows):
+    """xformers' decoding table: flash.FwOp's Hkv=2 rows take expanded 5-D K/V (the row's note), its
+    MQA rows do not; triton_splitK reads grouped K/V natively. Counted from the data file itself."""
+    data = json.loads(VARIANTS.read_text())
+    by_row = {o.row: o for o in rows[0]}
+    seen = set()
+    for r in data:
+        if "xformers commit d3656d5d" in r["source"] and r["family"] == "decode":
+            o = by_row[f"variants[{r['id']}]"]
+            expanded = "flash.FwOp" in r["kernel"] and 1 < r["kv_heads"] < r["heads"]
+            assert o.shape.hkv == (r["heads"] if expanded else r["kv_heads"]), r["kernel"]
+            seen.add((o.kernel, expanded))
+    assert {("flash-decoding", True), ("flash-decoding", False), ("triton-splitk", False)} <= seen
+
+
 def test_folds_are_disjoint_by_source_and_cover_every_row(rows):
     observations, _ = rows
     for key in ("source", "gpu"):

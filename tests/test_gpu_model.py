@@ -119,7 +119,7 @@ def test_gqa_reads_k_and_v_once_per_kv_head():
 
 
 CASES = (("a100", "flash2", False), ("b200", "fla-chunk-gdn", True), ("h100-sxm", "flash3", True),
-         ("b200", "mamba2-ssd-triton", True))
+         ("b200", "mamba2-ssd-triton", True), ("h100-sxm", "flashinfer-gdn-prefill-cp", True))
 
 
 @settings(max_examples=25, deadline=None)
@@ -148,3 +148,38 @@ def test_a_non_finite_figure_is_refused_where_it_is_written(tmp_path):
     path.write_text((GPU_DIR / "a100.yaml").read_text().replace("clock_hz: 1.4100e+9", "clock_hz: .inf"))
     with pytest.raises(GPUConfigError, match=rf"{path}:\d+:\d+: non-finite number '.inf'"):
         load_gpu(path)
+
+
+def test_context_parallel_chunking_splits_the_sequence_to_fill_the_gpu_by_hand():
+    """flashinfer-gdn-prefill-cp on H100 SXM (132 SMs): 1 sequence of 4096 tokens, 2 heads, d = dv = 128,
+    chunks of 64 (64 chunks), value tiles of 32 (4 per head): 2 x 4 = 8 programs without splitting, so
+    the sequence is cut into ceil(132 / 8) = 17 segments of ceil(64 / 17) = 4 chunks: 136 programs.
+    Bytes by hand: q, k, v, out 4096 x (2 x 2 x 128 + 2 x 2 x 128) x 2 = 8,388,608, gates 2 x 4096 x 12
+    = 98,304, the 16 segment states entering a later segment 2 x 16 x 128 x 128 x 4 = 2,097,152 (written
+    by the first launch, read by the second); the fix-up launch reads q and out of the 16 later segments
+    and writes out: 4096 x (2 x 128 + 2 x 2 x 128) x 2 x 16 / 17 = 5,921,370.35..."""
+    from archsim.gpu.specs import load_gpu
+    from mappings.gpu_kernels import kernel_launches
+    profile = load_profile("flashinfer-gdn-prefill-cp")
+    fused, fix = kernel_launches(load_gpu("h100-sxm"), profile, AttentionShape(1, 2, 4096, 128, True))
+    assert (fused.programs, float(fused.loop_steps()[0])) == (136, 4.0)
+    assert fused.hbm_bytes == 8_388_608 + 98_304 + 2_097_152
+    assert fix.programs == 8 * 16
+    assert fix.hbm_bytes == pytest.approx(4096 * 768 * 2 * 16 / 17 + 2_097_152, rel=1e-12)
+    serial = profile.model_copy(update={"chunk_work": profile.chunk_work.model_copy(update={"context_parallel": False})})
+    (one,) = kernel_launches(load_gpu("h100-sxm"), serial, AttentionShape(1, 2, 4096, 128, True))
+    assert (one.programs, float(one.loop_steps()[0]), one.hbm_bytes) == (8, 64.0, 8_388_608 + 98_304)
+
+
+def test_a_context_parallel_kernel_runs_its_fastest_segment_count():
+    """The prediction is the fastest of the kernel run at each segment count of SEGMENT_CHOICES
+    (each predicted with that count fixed), and it splits a long single sequence (one head: 4
+    programs on 132 SMs) but not a batch that fills the GPU by itself."""
+    from mappings.gpu_kernels import SEGMENT_CHOICES
+    profile = load_profile("flashinfer-gdn-prefill-cp")
+    tiles = profile.tiles_for(128)
+    for shape, split in ((AttentionShape(1, 1, 65536, 128, True), True), (AttentionShape(64, 16, 1024, 128, True), False)):
+        each = {s: predict("h100-sxm", profile, shape, tiles={**tiles, "SEGMENTS": s}).time_s for s in SEGMENT_CHOICES}
+        best = predict("h100-sxm", profile, shape)
+        assert best.time_s == pytest.approx(min(each.values()), rel=1e-12)
+        assert (min(each, key=each.get) > 1) == split

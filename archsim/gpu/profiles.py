@@ -79,6 +79,7 @@ class ChunkWork(Strict):
     solve: bool = False                        # a C x C triangular inverse per chunk (DeltaNet WY)
     state_bytes: PositiveInt = 4               # bytes per state element
     state_materialised: bool = True            # the state of every chunk stored to HBM and read back
+    context_parallel: bool = False             # fused, the sequence split into segments to fill the GPU
     gate_bytes_per_token: NonNegativeFloat = 0.0  # HBM bytes of gates per token and head
 
 

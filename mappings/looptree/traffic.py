@@ -8,8 +8,9 @@ DRAM (N is T's outermost on-chip copy):
   `M = M1 * M0` spans tile / M0 blocks (M1) or min(M0, tile) keys (M0)); a recurrence's stepping
   index is left out (one step of state is kept);
 - fills(T, N): how often the tile changes: the product of the trip counts of the loops above N, from
-  the outermost down to the innermost loop over a rank of T; loops below that one but above N do not
-  index T, so the tile stays (reuse); spatial loops over ranks T lacks multicast (count 1);
+  the outermost down to the innermost loop over a rank of T that steps (more than one trip); loops
+  below that one but above N do not change T's tile, so it stays (reuse); spatial loops over ranks T
+  lacks multicast (count 1);
 - an input read in N's subtree is read tile x fills words; a tensor produced in N's subtree (an output,
   or an intermediate kept in DRAM) is written tile x fills words, and its partial sums are read back
   tile x (fills - distinct tiles) words (a loop over a reduced rank outside its innermost own loop);
@@ -32,10 +33,15 @@ from mappings.looptree.tree import LoopTree, LoopTreeError, Node, source_of
 
 @dataclass
 class Traffic:
-    """DRAM words read and written per tensor, and their total in bytes."""
+    """DRAM words read and written per tensor, and their total in bytes; `fills` / `drains`: words
+    moved into / back out of each on-chip level from / to the level above it (per tensor, any
+    parent level, DRAM included); `held`: storage-node path -> (level, {tensor: tile words})."""
     word_bytes: int
     reads: dict[str, float] = field(default_factory=dict)
     writes: dict[str, float] = field(default_factory=dict)
+    fills: dict[str, dict[str, float]] = field(default_factory=dict)
+    drains: dict[str, dict[str, float]] = field(default_factory=dict)
+    held: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict)
 
     def add(self, table: dict, t: str, words: float) -> None:
         if words:
@@ -44,6 +50,10 @@ class Traffic:
     @property
     def total_words(self) -> float:
         return sum(self.reads.values()) + sum(self.writes.values())
+
+    def level_words(self, level: str) -> float:
+        """Words moved between `level` and its parent (fills plus drains)."""
+        return sum(self.fills.get(level, {}).values()) + sum(self.drains.get(level, {}).values())
 
     @property
     def total_bytes(self) -> float:
@@ -148,11 +158,17 @@ def _later_readers(tree: LoopTree, c: ec.Cascade, t: str, eligible: set[str]) ->
 
 
 def dram_traffic(tree: LoopTree, c: ec.Cascade, hierarchy, sizes: dict[str, float],
-                 params: dict[str, float] | None = None) -> Traffic:
-    """The DRAM traffic `tree` implies for `c` at `sizes` on `hierarchy` (module docstring).
-    `params` bind the tree's parameters (its defaults otherwise)."""
+                 params: dict[str, float] | None = None, checked: bool = False, partial: bool = False) -> Traffic:
+    """The DRAM traffic `tree` implies for `c` at `sizes` on `hierarchy` (module docstring), with the
+    traffic between every on-chip level and its parent counted the same way (`fills`, `drains`).
+    `params` bind the tree's parameters (its defaults otherwise); `checked`: the tree was already
+    validated against `c` and `hierarchy` (a search evaluating one tree at many tiles).
+    `partial`: a tile need not divide its extent (ceil(extent / tile) trips, the last one short; not
+    on a split rank); the tile of every trip is then counted at its true size: a tensor moves its
+    whole size once per step of the loops above its innermost own loop that do not index it."""
     from mappings.looptree.tree import validate
-    validate(tree, c, hierarchy)
+    if not checked:
+        validate(tree, c, hierarchy)
     values = {**tree.params, **(params or {})}
     unbound = sorted(k for k, v in values.items() if v is None)
     if unbound:
@@ -193,10 +209,12 @@ def dram_traffic(tree: LoopTree, c: ec.Cascade, hierarchy, sizes: dict[str, floa
             f = node.fields
             if node.kind in ("temporal", "spatial"):
                 tile, rank = tile_value(node), f["rank"]
-                if extent[rank] % tile:
+                if extent[rank] % tile and partial and len(c.ranks[rank].parts) != 2:
+                    short[0] = True
+                elif extent[rank] % tile:
                     raise LoopTreeError(f"{tree.source}: {node.path}.tile: {tile} does not divide the {extent[rank]:g} "
                                         f"of {rank} the loops above leave")
-                trips = int(extent[rank] // tile)
+                trips = math.ceil(extent[rank] / tile)
                 if node.kind == "spatial":
                     unit, _, dim = f["over"].partition(".")
                     width = getattr(hierarchy.units[unit], dim) if dim else hierarchy.level(unit).fanout.count
@@ -204,21 +222,31 @@ def dram_traffic(tree: LoopTree, c: ec.Cascade, hierarchy, sizes: dict[str, floa
                         raise LoopTreeError(f"{tree.source}: {node.path}.tile: {trips} parallel steps of {rank} "
                                             f"exceed the {width} of {f['over']}")
                 loops.append(_Loop(node.kind, rank, trips))
-                extent[rank] = tile
+                extent[rank] = min(tile, extent[rank])
             elif node.kind == "storage":
                 reads, made = below[node.path]
+                traffic.held[node.path] = (f["level"], {t: tile_words(t, extent) for t in f["tensors"]})
                 for t in f["tensors"]:
                     outer = held.get(t)
                     held[t] = f["level"]
                     spill_to_dram = hierarchy.level(f["level"]).parent in dram_levels and t in f["spill"]
-                    if outer not in dram_levels and not spill_to_dram:
+                    if outer is None and not spill_to_dram:
                         continue
                     words, mine = tile_words(t, extent), ranks_of(t)
-                    relevant = [i for i, lp in enumerate(loops) if lp.rank in mine]
+                    relevant = [i for i, lp in enumerate(loops) if lp.rank in mine and lp.trips > 1]  # 1 trip: no step
                     last = relevant[-1] if relevant else -1
                     fills = math.prod(lp.trips for i, lp in enumerate(loops[:last + 1])
                                       if lp.kind == "temporal" or lp.rank in mine)
                     distinct = math.prod(loops[i].trips for i in relevant)
+                    if short[0]:  # tiles of true size: the whole tensor per step of the loops that do not index it
+                        words, fills, distinct = tile_words(t, extent0), fills // distinct, 1
+                    if outer is not None:  # this level's traffic with the level above it
+                        into = traffic.fills.setdefault(f["level"], {})
+                        if t in made:
+                            traffic.add(traffic.drains.setdefault(f["level"], {}), t, words * fills)
+                            traffic.add(into, t, words * (fills - distinct))
+                        elif t in reads:
+                            traffic.add(into, t, words * fills)
                     from_dram = outer in dram_levels
                     if from_dram and t in made:
                         traffic.add(traffic.writes, t, words * fills)
@@ -237,11 +265,45 @@ def dram_traffic(tree: LoopTree, c: ec.Cascade, hierarchy, sizes: dict[str, floa
                 visit(b, extent, loops, held)
 
     extent0 = {r: float(sizes[r]) for r in c.ranks}
+    short = [False]  # a loop whose tile does not divide its extent was met (`partial`)
     visit(tree.chain, extent0, [], {})
     for t, w in {**traffic.reads, **traffic.writes}.items():
         if not math.isfinite(w) or w < 0:
             raise LoopTreeError(f"{tree.source}: traffic of {t} is {w!r}")
     return traffic
+
+
+def footprints(tree: LoopTree, traffic: Traffic) -> dict[str, float]:
+    """Words each level holds at once: the tiles of its storage nodes summed along a chain, the
+    largest over the branches of a `sequential` node (one runs at a time), summed over the branches
+    of a `pipelined` node (they run together). No double buffering is assumed."""
+    def chain_words(chain) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for node in chain:
+            if node.path in traffic.held:
+                level, tiles = traffic.held[node.path]
+                out[level] = out.get(level, 0.0) + sum(tiles.values())
+            if node.branches:
+                parts = [chain_words(b) for b in node.branches]
+                for level in {lv for p in parts for lv in p}:
+                    values = [p.get(level, 0.0) for p in parts]
+                    out[level] = out.get(level, 0.0) + (sum(values) if node.kind == "pipelined" else max(values))
+        return out
+
+    return chain_words(tree.chain)
+
+
+def check_capacity(tree: LoopTree, hierarchy, traffic: Traffic) -> dict[str, float]:
+    """The footprint of every on-chip level (words); LoopTreeError naming the first storage node of
+    a level whose tiles exceed its capacity."""
+    words = footprints(tree, traffic)
+    for level, w in words.items():
+        cap = hierarchy.level(level).capacity_bytes
+        if cap is not None and w * hierarchy.word_bytes > cap:
+            first = next(path for path, (lv, _) in traffic.held.items() if lv == level)
+            need = w * hierarchy.word_bytes
+            raise LoopTreeError(f"{tree.source}: {first}: the tiles kept in {level} need {need:.0f} B, more than its {cap} B")
+    return words
 
 
 def _complete_split_sizes(tree: LoopTree, c: ec.Cascade, sizes: dict, values: dict) -> None:
@@ -259,4 +321,4 @@ def _complete_split_sizes(tree: LoopTree, c: ec.Cascade, sizes: dict, values: di
         sizes[r.parts[0]] = sizes[r.name] // tile
 
 
-__all__ = ["Traffic", "dram_traffic"]
+__all__ = ["Traffic", "check_capacity", "dram_traffic", "footprints"]
