@@ -254,6 +254,8 @@ def simulate(s: Schedule, arch: Architecture, mode: str = "steady") -> tuple[flo
     AFFINE_TOLERANCE, or falls below a bound, the time is not affine along that count (a bottleneck
     that changes with it, a pipeline not yet steady at the samples) and that count is simulated in
     full. A change of regime that stays above the bounds and lies beyond the probe goes unseen.
+    The returned time is never below the full point's resource bound (summed as archsim.result sums
+    busy cycles and bytes): a model within AFFINE_TOLERANCE below it returns the bound.
     """
     if mode == "exact":
         return simulate_exact(s, arch)
@@ -287,9 +289,11 @@ def simulate(s: Schedule, arch: Architecture, mode: str = "steady") -> tuple[flo
                 moved[j] = (n, n)
         if moved == samples:
             total = _multilinear(corners, samples, tuple(counts))
-            if total >= _resource_bound(s, tuple(counts), bpc) * (1 - AFFINE_TOLERANCE) or \
-                    all(lo == hi for lo, hi in samples):
-                return total, peak
+            bound = _resource_bound(s, tuple(counts), bpc)
+            if total >= bound * (1 - AFFINE_TOLERANCE) or all(lo == hi for lo, hi in samples):
+                # every run lasts at least its resource bound: a model within tolerance below it is
+                # replaced by it, so latency >= every unit's busy cycles holds by construction
+                return max(total, bound), peak
             j = max((i for i, (lo, hi) in enumerate(samples) if lo != hi), key=lambda i: counts[i])
             moved[j] = (counts[j], counts[j])  # below its bound, no single count to blame: the largest in full
         samples = moved
@@ -306,8 +310,8 @@ def _resource_bound(s: Schedule, point: tuple[int, ...], bytes_per_cycle: float)
     for n, seg in zip(point[1:], s.segments):
         for op in seg.ops:
             if op.unit:
-                busy[op.unit] = busy.get(op.unit, 0.0) + op.cycles * n * point[0]
-            moved += (op.load_bytes + op.store_bytes) * n * point[0]
+                busy[op.unit] = busy.get(op.unit, 0.0) + op.cycles * (point[0] * n)
+            moved += (op.load_bytes + op.store_bytes) * (point[0] * n)
     return max(max(busy.values(), default=0.0), moved / bytes_per_cycle)
 
 

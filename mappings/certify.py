@@ -32,7 +32,8 @@ figures and the point. Units: cycles, bytes, joules.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 import einsum_cascade as ec
@@ -43,6 +44,7 @@ from einsum_cascade.points import numeric_points
 
 from archsim.config import Architecture
 from archsim.energy import energy_breakdown
+from einsum_cascade.memo import per_object
 
 REL = 1e-5  # relative slack of the comparisons (floating-point sums over millions of fractional tiles)
 
@@ -174,14 +176,36 @@ def bounds(c: ec.Cascade, arch: Architecture, binding: Mapping[str, str], sizes:
     computing Einsum on unit `binding[e]`, for `pairs` (batch, head) pairs; `kv_pairs`: inputs read
     by fewer pairs (K/V shared by the query heads of one KV head) -> their number of copies;
     `query_groups`: the blocks of query rows of one pair, each of which may compute again an Einsum
-    with no query index (a key-side function, a recurrence over the keys)."""
-    stall = stall or {}
-    kv_pairs = kv_pairs or {}
-    bound = c.bind_sizes({}, {k: v for k, v in sizes.items() if k in set(c.size_names) | set(c.params)})
+    with no query index (a key-side function, a recurrence over the keys).
+
+    The bounds depend on the schedule through none of their inputs: they are memoised per live
+    cascade and architecture object (both treated as immutable) under an explicit key of every other
+    argument, so that checking the candidates and modes of one point recomputes nothing."""
+    stall, kv_pairs = dict(stall or {}), dict(kv_pairs or {})
+    key = (tuple(sorted(binding.items())), tuple(sorted(sizes.items())), pairs, key_rank, query_rank,
+           tuple(sorted(stall.items())), skip_masked_tiles, fold_shift_into_exp, accounting, configuration,
+           tuple(sorted(kv_pairs.items())), query_groups)
+    memo = per_object(c, dict, "certify-bounds")
+    hit = memo.get((id(arch), key))
+    if hit is None or hit[0]() is not arch:  # an architecture object's id is reused only once it is gone
+        hit = (weakref.ref(arch), _bounds(c, arch, binding, sizes, pairs, key_rank, query_rank, stall,
+                                          skip_masked_tiles, fold_shift_into_exp, accounting, configuration,
+                                          kv_pairs, query_groups))
+        memo[(id(arch), key)] = hit
+    return replace(hit[1], point=point, checked=[], notes=[])
+
+
+def _bounds(c: ec.Cascade, arch: Architecture, binding: Mapping[str, str], sizes: dict, pairs: int,
+            key_rank: str, query_rank: str, stall: Mapping[str, float], skip_masked_tiles: bool,
+            fold_shift_into_exp: bool, accounting: str, configuration: str, kv_pairs: Mapping[str, int],
+            query_groups: int) -> Certificate:
+    """`bounds`, computed."""
+    known = set(c.size_names) | set(c.params)
+    bound = c.bind_sizes({}, {k: v for k, v in sizes.items() if k in known})
     points = numeric_points(c, bound) if any(e.where for e in c.einsums) else None  # only masks need it
     counts = numeric_cost(c, bound)  # the cascade's counts, masks and all, and tensor sizes (memoised)
     per_einsum, elements = counts.per_einsum, counts.tensor_sizes
-    views = _views(c)
+    views = per_object(c, lambda: _views(c), "certify-views")
     key_vars = c.rank_vars(key_rank) if key_rank in c.ranks else set()
     query_vars = c.rank_vars(query_rank) if query_rank in c.ranks else set()
     work: dict[str, float] = {u: 0.0 for u in arch.units}
@@ -226,7 +250,7 @@ def bounds(c: ec.Cascade, arch: Architecture, binding: Mapping[str, str], sizes:
     counted.append(("dram", {"dram.bytes": compulsory}, 1))
     by_comp, _ = energy_breakdown(arch, counted, accounting, configuration)
     latency_bound = max(max(work.values(), default=0.0), compulsory / arch.dram_bytes_per_cycle)
-    return Certificate(point=point, work_cycles=work, einsum_cycles=executed, compulsory_bytes=compulsory,
+    return Certificate(point="", work_cycles=work, einsum_cycles=executed, compulsory_bytes=compulsory,
                        latency_bound_cycles=latency_bound, energy_bound_j=sum(by_comp.values()))
 
 
@@ -309,7 +333,8 @@ def check_gpu(result, c: ec.Cascade, gpu_name: str) -> None:
     if result.dram_bytes is not None and not _le(result.dram_bytes / gpu.hbm_bytes_per_s, result.latency_s):
         raise _fail(pt, "latency >= HBM bytes / bandwidth", f"{result.latency_s:.6g} s < {result.dram_bytes:.6g} B / "
                     f"{gpu.hbm_bytes_per_s:.6g} B/s")
-    sizes = {k: v for k, v in result.sizes.items() if k in set(c.size_names) | set(c.params)}
+    known = set(c.size_names) | set(c.params)
+    sizes = {k: v for k, v in result.sizes.items() if k in known}
     for r in c.ranks.values():  # a split rank's block size left open: one block (the fewest rescaling ops)
         if len(r.parts) == 2 and r.parts[-1] not in sizes and r.name in sizes:
             sizes[r.parts[-1]], sizes[r.parts[0]] = sizes[r.name], 1

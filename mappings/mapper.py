@@ -143,8 +143,9 @@ def _register_file(c: ec.Cascade, arch: Architecture, binding: dict[str, str], r
     return out
 
 
-def _structures(c: ec.Cascade, arch: Architecture, sizes: dict, rank: str) -> list[dict]:
-    """Structural choices (spec fields besides the binding) worth scoring for this cascade."""
+def _structures(c: ec.Cascade, arch: Architecture, sizes: dict, rank: str, qrank: str | None = "P") -> list[dict]:
+    """Structural choices (spec fields besides the binding) worth scoring for this cascade, with the
+    rows of query rank `qrank` grouped (None: no query rank)."""
     st = _structure(c, rank)
     N = int(sizes[rank])
     multi = [u for u in arch.units.values() if u.rows > 1]
@@ -153,16 +154,20 @@ def _structures(c: ec.Cascade, arch: Architecture, sizes: dict, rank: str) -> li
     tiles = [t for t in keys if N % t == 0 and t < N]
     out = []
     split = c.ranks[rank].parts
-    qrank = "P" if "P" in c.ranks else None
+    qrank = qrank if qrank in c.ranks else None
     P = int(sizes.get(qrank, 1)) if qrank else 1
     groups: list = ["auto"]
     if any(e.where for e in st.computing) and qrank:  # masked: smaller groups skip more tiles
         groups += [g for g in (cols, 4 * cols, 16 * cols) if g < P and P % g == 0]
+    # P no longer than the array (a 2-D grid's rows, a short sequence): blocks of fewer rows than the
+    # array's width too, for when all P rows (times the other query ranks) do not fit the buffer
+    blocks = [min(cols, P)] + ([1] if 1 < P <= cols else []) if qrank else [1]
     for tile in tiles or [N]:
         for stat in ("weight", "output"):
             for g in groups:
-                out.append(dict(fusion="pass", tile=tile, pipeline="tiles", stationarity=stat, query_group=g,
-                                query_block=min(cols, P) if qrank else 1))
+                for qb in blocks:
+                    out.append(dict(fusion="pass", tile=tile, pipeline="tiles", stationarity=stat, query_group=g,
+                                    query_block=qb))
     if not split and st.n_passes > 1 or not split and N <= 4 * cols:
         for g in sorted({min(P, x) for x in (cols, 1024, 4096, P)}):
             if P % g:
@@ -203,26 +208,76 @@ def _spill_options(c, arch, sizes, rank) -> list[dict[str, float]]:
     return [{}, {t: 1.0 for t in st.live}]
 
 
+def rank_choices(c: ec.Cascade, rank: str = "M") -> list[tuple[str, str | None]]:
+    """(tiled rank, query rank) pairs the mapper tries: (M, P) for attention; for a cascade without
+    rank `rank` (an FFN, a layer norm), every unsplit rank tiled with the rows of every other unsplit
+    rank that indexes an output grouped, or none grouped."""
+    if rank in c.ranks:
+        return [(rank, "P")]
+    whole = [r for r in c.ranks if not c.ranks[r].parts and not any(r in x.parts for x in c.ranks.values())]
+    out_vars = {v for o in c.outputs for v in _tensor_vars(c, o)}
+    rows = [r for r in whole if c.ranks[r].var in out_vars]
+    return [(t, q) for t in whole for q in [q for q in rows if q != t] + [None]]
+
+
+def _tensor_vars(c: ec.Cascade, t: str) -> set[str]:
+    decl = c.inputs.get(t)
+    if decl is not None:
+        return set(decl.indices)
+    e = c.einsum(t)
+    return {str(s) for x in e.lhs for s in x.free_symbols if str(s) in c.var_rank}
+
+
 def search(c: ec.Cascade, arch: Architecture, sizes: dict, objective: str = "latency", batch: int = 1,
            heads: int = 1, rank: str = "M", kv_heads: int | None = None) -> Found:
     """The best mapping of `c` at `sizes` on `arch` for `objective` (module docstring); `kv_heads`:
-    heads of K and V (MQA, GQA; default `heads`), the query heads of one KV head run together."""
+    heads of K and V (MQA, GQA; default `heads`), the query heads of one KV head run together.
+    Without rank `rank`, each pair of `rank_choices` is searched and the best kept."""
     memo = _cache(c)
     kv_share = (kv_heads or heads) / heads
     key = ("search", repr(arch), tuple(sorted(sizes.items())), objective, batch, heads, rank, kv_share)  # by content
     if key in memo:
         return memo[key]
+    if rank in c.ranks:
+        found = _search(c, arch, sizes, objective, batch, heads, rank, "P", kv_share)
+    else:
+        best, errors = None, []
+        for t, q in rank_choices(c, rank):
+            try:
+                f = _search(c, arch, sizes, objective, batch, heads, t, q, kv_share)
+            except MappingError as err:
+                errors.append(str(err))
+                continue
+            value = _objective(f.result, objective)
+            if best is None or value < best[0] * (1 - 1e-9):
+                best = (value, f)
+        if best is None:
+            raise MappingError(f"auto mapping: no rank of {c.name} can be tiled on {arch.name}"
+                               + (f" (e.g. {errors[0]})" if errors else ""))
+        found = best[1]
+    memo[key] = found
+    return found
+
+
+def _objective(res: Result, objective: str) -> float:
+    return {"latency": res.cycles, "energy": res.joules, "edp": res.cycles * res.joules}[objective]
+
+
+def _search(c: ec.Cascade, arch: Architecture, sizes: dict, objective: str, batch: int, heads: int, rank: str,
+            qrank: str | None, kv_share: float) -> Found:
+    """The best mapping tiling `rank`, the rows of `qrank` grouped (None: none)."""
     bindings = best_bindings(c, arch, sizes, rank, objective=objective)
     scored = []
     n = 0
     errors = []
     for b_i, binding in enumerate(bindings):
         rf = _register_file(c, arch, binding, rank)
-        for fields in _structures(c, arch, sizes, rank):
+        for fields in _structures(c, arch, sizes, rank, qrank):
             for spill in _spill_options(c, arch, sizes, rank) + ([None] if _structure(c, rank).live else []):
                 spill_fields = dict(spill or {})
                 spec = MappingSpec(name="auto", description=f"auto ({objective}) for {c.name} on {arch.name}",
-                                   cascade=c.name, arch=arch.name, rank=rank, binding=binding, register_file=rf,
+                                   cascade=c.name, arch=arch.name, rank=rank, query_rank=qrank or "P",
+                                   binding=binding, register_file=rf,
                                    **fields, spill=spill_fields, source="auto mapping")
                 if spill is None:  # the least spilled fraction that fits
                     spec = _fit_spill(c, spec, arch, sizes, batch * heads)
@@ -254,15 +309,13 @@ def search(c: ec.Cascade, arch: Architecture, sizes: dict, objective: str = "lat
             errors.append(str(err))
             continue
         simulated += 1
-        value = {"latency": res.cycles, "energy": res.joules, "edp": res.cycles * res.joules}[objective]
+        value = _objective(res, objective)
         if best is None or value < best[0] * (1 - 1e-9):
             best = (value, spec, res)
     if best is None:
         raise MappingError(f"auto mapping: no candidate mapping of {c.name} runs on {arch.name}"
                            + (f" (e.g. {errors[-1]})" if errors else ""))
-    found = Found(best[1], best[2], n, simulated)
-    memo[key] = found
-    return found
+    return Found(best[1], best[2], n, simulated)
 
 
 def _fit_spill(c, spec: MappingSpec, arch: Architecture, sizes: dict, outer: int) -> MappingSpec | None:

@@ -43,7 +43,7 @@ from einsum_cascade.numeric_cost import numeric_cost
 from archsim.config import Architecture, PEArray
 from archsim.schedule import Schedule, Segment, TileOp, parse_dep
 from mappings.divisors import divisors
-from mappings.masks import mask_pair_counts, tile_classes
+from mappings.masks import held_points, mask_pair_counts, tile_classes
 from mappings.spec import MappingSpec, SpecError
 from mappings.work import MappingError, cost_on_unit, fuse_operators
 
@@ -253,13 +253,32 @@ class _Ctx:
             raise SpecError(f"{spec.source}: query_rank: {cascade.name} has no rank {spec.query_rank!r} "
                             f"(ranks: {', '.join(cascade.ranks)})")
         self.qr = spec.query_rank if spec.query_rank in cascade.ranks else None
-        if self.qr and cascade.ranks[self.qr].parts:
-            raise SpecError(f"{spec.source}: query_rank: {cascade.name} splits {self.qr} into "
-                            f"{' x '.join(cascade.ranks[self.qr].parts)}; the scheduler groups the rows of an "
-                            "unsplit query rank")
-        self.qvar = next(iter(cascade.rank_vars(self.qr))) if self.qr else None
+        self.q_parts: tuple[str, ...] = tuple(cascade.ranks[self.qr].parts) if self.qr else ()
+        self.q_inner = 1  # rows of a split query rank's inner part: a block groups whole inner blocks
+        if self.q_parts:
+            if len(self.q_parts) != 2:
+                raise SpecError(f"{spec.source}: query_rank: {cascade.name} splits {self.qr} into "
+                                f"{' x '.join(self.q_parts)}; the scheduler groups the rows of a rank split in two")
+            if self.q_parts[1] not in sizes:
+                raise SpecError(f"--size: {cascade.name} splits {self.qr} = {' x '.join(self.q_parts)}: "
+                                f"give {self.q_parts[1]} (e.g. --size {self.q_parts[1]}=256)")
+            self.q_inner = int(sizes[self.q_parts[1]])
+            var_of = {r: v for v, r in cascade.var_rank.items()}
+            self.qvar = (var_of[self.q_parts[0]], var_of[self.q_parts[1]])
+        else:
+            self.qvar = cascade.ranks[self.qr].var if self.qr else None
         self.P = int(sizes[self.qr]) if self.qr else 1
+        if self.q_parts and (self.q_inner <= 0 or self.P % self.q_inner):
+            raise SpecError(f"--size {self.q_parts[1]}={self.q_inner}: does not divide {self.qr} = {self.P}")
         self.sizes = dict(sizes)
+
+    def with_rows(self, s: dict, rows: int) -> dict:
+        """`s` with the query rank at `rows` rows (a split one: rows / inner blocks of the inner size)."""
+        if self.qr:
+            s[self.qr] = rows
+            if self.q_parts:
+                s[self.q_parts[0]], s[self.q_parts[1]] = rows // self.q_inner, self.q_inner
+        return s
 
     # sizes of one tile of one block of `rows` query rows
     def tile_sizes(self, rows: int) -> dict:
@@ -268,9 +287,7 @@ class _Ctx:
         if self.inner_rank:
             s[self.inner_rank] = self.block
             s[self.c.ranks[self.spec.rank].parts[0]] = self.T // self.block
-        if self.qr:
-            s[self.qr] = rows
-        return s
+        return self.with_rows(s, rows)
 
     def global_sizes(self) -> dict:
         s = dict(self.sizes)
@@ -361,12 +378,13 @@ def _classes(cascade, masks: tuple, key_vars: tuple, qvar: str, sizes_key: tuple
 
 def _classes_of(cascade, masks: tuple, key_vars: tuple, qvar: str, sizes_key: tuple, P: int, N: int, G: int, T: int):
     sizes = dict(sizes_key)
-    counts = []
+    counts, held = [], []
     for mask in masks:
         outer = cascade.var_rank[key_vars[0]]
         whole = next((r.var for r in cascade.ranks.values() if outer in r.parts), None) if len(key_vars) == 2 else None
         counts.append(mask_pair_counts(cascade, mask, key_vars, qvar, sizes, P, N, G, T, cascade.name, whole))
-    return tile_classes(counts, G, T)
+        held.append(held_points(cascade, mask, key_vars, qvar, whole, sizes))
+    return tile_classes(counts, G, T, held)
 
 
 # -- fused (one segment per pass) ---------------------------------------------------------------
@@ -392,9 +410,10 @@ def _plans(ctx: _Ctx, rows: int) -> tuple[list[Plan], dict]:
         for e in st.computing:
             if not masked[e.name] or not tiled[e.name]:
                 continue
-            d = sum(dense[e.name].values())
-            total = sum(glob[e.name].values())
-            # a partial tile's share: the Einsum's visible work less that of the full tiles
+            # in priced cycles (the unit's table, as the certificate prices the cascade's counts): the
+            # share of a partial tile is the Einsum's visible work less that of the full tiles
+            d = ctx.price(e.name, dense[e.name])[0]
+            total = ctx.price(e.name, glob[e.name])[0]
             if cls.partial:
                 scale[e.name] = max(0.0, (total - cls.full * d) / (cls.partial * d)) if d else 0.0
             info.setdefault("partial_scale", {})[e.name] = scale[e.name]
@@ -414,9 +433,7 @@ def _plans(ctx: _Ctx, rows: int) -> tuple[list[Plan], dict]:
 def _resident_bytes(ctx: _Ctx, rows: int) -> float:
     """Bytes a block keeps in the buffer: resident inputs/outputs, recurrence state, kept live tensors."""
     c, wb = ctx.c, ctx.wb
-    bsz = dict(ctx.sizes)
-    if ctx.qr:
-        bsz[ctx.qr] = rows
+    bsz = ctx.with_rows(dict(ctx.sizes), rows)
     if ctx.inner_rank:
         bsz[ctx.inner_rank] = ctx.block
         bsz[c.ranks[ctx.spec.rank].parts[0]] = ctx.N // ctx.block
@@ -454,8 +471,11 @@ def query_group_rows(ctx: _Ctx) -> int:
         g = _size_value(spec.query_group, ctx.arch, P, f"{spec.source}: query_group")
         if P % g:
             raise SpecError(f"{spec.source}: query_group: {g} rows does not divide {ctx.qr} = {P}")
+        if g % ctx.q_inner:
+            raise SpecError(f"{spec.source}: query_group: {g} rows are not whole blocks of {ctx.q_parts[1]} = "
+                            f"{ctx.q_inner} rows ({ctx.qr} = {' x '.join(ctx.q_parts)})")
         return g
-    qb = _size_value(spec.query_block, ctx.arch, P, f"{spec.source}: query_block")
+    qb = math.lcm(_size_value(spec.query_block, ctx.arch, P, f"{spec.source}: query_block"), ctx.q_inner)
     if P <= qb:
         return P
     if P % qb:
@@ -463,7 +483,7 @@ def query_group_rows(ctx: _Ctx) -> int:
     nblocks = P // qb
     cap = ctx.arch.buffer.capacity_bytes
     if spec.fusion == "none":
-        rows = 1
+        rows = ctx.q_inner
         while rows * 2 <= max(1, P // spec.min_blocks) and P % (rows * 2) == 0 and \
                 2 * _stage_peak(ctx, rows * 2) <= cap // 2:
             rows *= 2
@@ -566,7 +586,10 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
                 else:
                     reread = max(1, (ctx.T if p.tiled else ctx.N) // unit.cols)
                     load += _words(c, t, bsz) * reread * wb
-                    per_row = _words(c, t, {**bsz, ctx.qr: 1}) if ctx.qr else _words(c, t, bsz)
+                    if ctx.q_parts:
+                        per_row = _words(c, t, bsz) / (rows if _uses(c, t, c.rank_vars(ctx.qr)) else 1)
+                    else:
+                        per_row = _words(c, t, {**bsz, ctx.qr: 1}) if ctx.qr else _words(c, t, bsz)
                     staging += min(rows, unit.cols) * per_row * wb  # one array-wide slice of rows
         spilled_reads = [(t, spec.spill.get(t, 0.0)) for t in p.reads if _crosses(ctx, t, p) and spec.spill.get(t, 0.0) > 0]
         part = tsz if p.tiled else bsz
@@ -720,10 +743,7 @@ def _stages(ctx: _Ctx) -> list[list]:
 
 
 def _chunk_sizes(ctx: _Ctx, rows: int) -> dict:
-    s = ctx.global_sizes()
-    if ctx.qr:
-        s[ctx.qr] = rows
-    return s
+    return ctx.with_rows(ctx.global_sizes(), rows)
 
 
 def _stage_peak(ctx: _Ctx, rows: int) -> float:

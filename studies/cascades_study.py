@@ -39,9 +39,10 @@ MODEL = "BERT"
 # sizes the cascades need besides the sequence and head dimensions (their sources):
 EXTRA_SIZES = {
     "attention_sliding_window": {"W": 512},  # Longformer's window of 512 tokens (Beltagy et al., 2020)
+    "attention_sliding_window_1pass": {"W": 512},  # the same window, the one-pass form
     "based_attention": {"W": 64},  # BASED's sliding-window size of 64 (Arora et al., 2024)
     "agent_attention": {"N": 256},  # 256 agent tokens, the largest of Agent Attention (Han et al., 2024)
-    "lightning_attention": {"G": 1, "P0": 256},  # no decay; blocks of 256 queries
+    "lightning_attention": {"G": 1, "P0": 256, "M0": 256},  # no decay; blocks of 256 queries and keys (M0 = P0)
     "sigmoid_attention": {"B": 0},  # the bias value does not change the work
     # 4 sink tokens and a 1,024-token cache as in StreamingLLM (Xiao et al., 2024)
     "attention_sinks": {"S": 4, "W": 1020},
@@ -71,6 +72,8 @@ EXTRA_SIZES = {
     "mla_decode": {"C": 512, "R": 64, "H": 12, "P": 1},
     # a square grid of sqrt(n) x sqrt(n) tokens, radius 3 (NAT's 7 x 7 neighbourhood, Hassani et al., 2023)
     "neighborhood_attention_2d_tokens": lambda n: {**dict.fromkeys(("MX", "MY", "PX", "PY"), round(n ** 0.5)), "WR": 3},
+    # the same grid over separate key (M x N) and query (P x R) ranks; its radius W = 3 is the cascade's default
+    "neighborhood_attention_2d": lambda n: dict.fromkeys(("M", "N", "P", "R"), round(n ** 0.5)),
 }
 HEAD_RANKS = ("H", "G")  # ranks of a cascade's own heads: the study's heads are divided by their sizes
 COLUMNS = ["cascade", "arch", "seq_len", "status", "passes", "latency_s", "energy_j", "dram_bytes", "bounding_unit",

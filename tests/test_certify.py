@@ -289,3 +289,186 @@ def test_mapper_probes_a_split_rank_shorter_than_the_array():
     256, so M1 = 64 // 256 = 0 and the point crashed; it maps, with the certificate holding."""
     r = simulate(ec.load_library("attention_1pass"), "fusemax-cloud", {"M": 64, "E": 16, "F": 16})
     assert r.latency_s > 0
+
+
+# -- session 4 regressions (issue 19) -----------------------------------------------------------
+def test_steady_latency_is_never_below_a_units_busy_cycles():
+    """attention_1pass at M = P = 16K, E = F = 64, 64 x 12 pairs, FuseMax's 256-key tiles with the
+    whole 16K query rows a block: the 2D array runs per tile QK and SLNV, 16384 x 256 x 64 MACs each
+    on 256 x 256 PEs = 4096 cycles each, LM (max) and SLD (add) 16384 x 256 / 65536 = 64 each, SLN
+    (exp, 7 cycles) 448, RM and RD 16384 / 65536 = 0.25 each: 8768.5 cycles a tile x 64 tiles x 768
+    pairs = 430,989,312 cycles at least. Steady mode extrapolated 430,982,211 cycles against a busy sum of 430,989,312 (a model
+    1.6e-5 low): the run is never shorter than its busiest unit, by construction now."""
+    one_d = ("PRM", "SPD", "SPNV", "RNV", "AV")
+    spec = parse_spec({"name": "t", "fusion": "pass", "tile": 256, "query_group": "whole", "stationarity": "weight",
+                       "binding": {e: "array1d" if e in one_d else "array2d" for e in
+                                   ("QK", "LM", "RM", "SLN", "SLD", "SLNV", "RD", *one_d)},
+                       "register_file": ["QK", "LM", "SLN", "SLD"]})
+    r = simulate(ec.load_library("attention_1pass"), "fusemax-cloud", {"M": 16384, "E": 64, "F": 64},
+                 mapping=spec, batch=64, heads=12)
+    hand = (2 * 4096 + 2 * 64 + 448 + 0.25 + 0.25) * 64 * 768
+    assert r.result.busy_cycles["array2d"] == hand
+    assert r.cycles >= hand
+
+
+def test_partial_tiles_are_charged_the_cascades_priced_work_with_data_masks():
+    """minference_vertical_slash_dynamic at 4K: SN's counts mix the exp and subtract of the causal
+    points with the compares of its data masks, which a unit prices differently (exp 7 cycles, the
+    subtract folded into it, a compare 1). Scaling a partial tile by the share of raw operation counts
+    charged SN 786,592 cycles where the cascade's counts cost 786,672; the share is now taken in priced
+    cycles: the certificate (executed = counts) holds and SN's busy cycles equal the certificate's."""
+    r = simulate(ec.load_library("minference_vertical_slash_dynamic"), "fusemax-cloud",
+                 {"M": 4096, "E": 64, "F": 64}, heads=12, batch=64)  # certified: raises on a violation
+    causal = 4096 * 4097 // 2  # SN's exps at least, 7 cycles each on one of the units' PEs
+    sn = sum(per.get("SN", 0.0) for per in r.result.busy_by_einsum.values())
+    assert sn >= 768 * causal * 7 / max(u.pes for u in load_architecture("fusemax-cloud").units.values())
+
+
+BLOCK_MASKS = {  # mask text -> the same mask on numpy arrays (M0 = 8, NB = 3)
+    "p < m1*M0 + M0 and m1*M0 + m0 <= p": lambda m1, m0, p: (p < m1 * 8 + 8) & (m1 * 8 + m0 <= p),
+    "m1*M0 <= p and p < (m1 + NB)*M0": lambda m1, m0, p: (m1 * 8 <= p) & (p < (m1 + 3) * 8),
+    "m1*M0 + M0 > p + 3 and m1 >= 1": lambda m1, m0, p: (m1 * 8 + 8 > p + 3) & (m1 >= 1),
+}
+
+
+@pytest.mark.parametrize("mask", sorted(BLOCK_MASKS))
+def test_masks_on_a_block_index_count_per_tile_as_brute_force(mask):
+    """Masks on the block index m1 of a split key rank (chunked and block-sparse attention), per
+    (query group, key tile) pair at M = P = 96, M0 = 8, groups of 12 queries, tiles of 16 keys,
+    against numpy brute force over (m1, m0, p)."""
+    import numpy as np
+    from mappings.masks import mask_pair_counts
+    c = ec.parse("cascade t\nrank E, P\nrank M = M1 * M0\nparam NB\ninput Q[e,p], K[e,m]\noutput QK\n"
+                 "BK[e,m1,m0] = K[e, m1*M0 + m0]\n"
+                 f"QK[m1,m0,p] = Q[e,p] * BK[e,m1,m0] where {mask}\n")
+    P = N = 96
+    M0, G, T = 8, 12, 16
+    got = mask_pair_counts(c, c.einsum("QK").where, ("m1", "m0"), "p", {"M0": M0, "M1": N // M0, "NB": 3},
+                           P, N, G, T, "t")
+    p, k = np.meshgrid(np.arange(P), np.arange(N), indexing="ij")
+    visible = BLOCK_MASKS[mask](k // M0, k % M0, p)
+    want = visible.reshape(P // G, G, N // T, T).sum(axis=(1, 3))
+    assert (got == want).all()
+
+
+# -- heads inside a cascade: masks on a head variable, K/V shared by query heads -----------------
+DUO = """cascade duo_attention
+rank E, F, H, M, P
+param R, S, W
+input Q[e,h,p], K[e,h,m], V[f,h,m]
+output AV
+QK[m,h,p]  = Q[e,h,p] * K[e,h,m] where MASK
+GM[h,p]    = max(m: QK[m,h,p]) where MASK
+SN[m,h,p]  = exp(QK[m,h,p] - GM[h,p]) where MASK
+SD[h,p]    = sum(m: SN[m,h,p]) where MASK
+SNV[f,h,p] = SN[m,h,p] * V[f,h,m] where MASK
+AV[f,h,p]  = SNV[f,h,p] / SD[h,p]
+"""
+DUO_MASK = "m <= p and (h < R or m < S or p - W < m)"  # DuoAttention: retrieval heads h < R, streaming others
+
+
+def test_a_mask_on_a_head_variable_counts_per_tile_as_brute_force():
+    """DuoAttention's mask (Xiao et al., 2025: full causal on heads h < R, S sinks and a W-key window
+    on the others) per (query group, key tile) pair, summed over the H heads a block holds, against
+    numpy brute force over (h, m, p): H = 5, R = 2, S = 3, W = 7, P = M = 48, groups 8, tiles 16."""
+    import numpy as np
+    from mappings.masks import held_points, mask_pair_counts
+    c = ec.parse(DUO.replace("MASK", DUO_MASK))
+    H, R, S, W, P, G, T = 5, 2, 3, 7, 48, 8, 16
+    sizes = {"H": H, "R": R, "S": S, "W": W, "E": 4, "F": 4, "M": P, "P": P}
+    where = c.einsum("QK").where
+    got = mask_pair_counts(c, where, ("m",), "p", sizes, P, P, G, T, "t")
+    h, p, m = np.meshgrid(np.arange(H), np.arange(P), np.arange(P), indexing="ij")
+    visible = (m <= p) & ((h < R) | (m < S) | (p - W < m))
+    want = visible.sum(axis=0).reshape(P // G, G, P // T, T).sum(axis=(1, 3))
+    assert (got == want).all()
+    assert held_points(c, where, ("m",), "p", None, sizes) == H
+
+
+@pytest.mark.parametrize("retrieval", ["all", "none"])
+def test_duo_attention_maps_and_its_limits_are_causal_and_streaming_attention(retrieval):
+    """DuoAttention at M = P = 4096, H = 8 heads in the cascade, a fused mapping (256-key tiles,
+    256-row groups: 16 x 16 pairs): with R = H every head is a retrieval head, the mask is `m <= p`
+    and the run equals the causal cascade's (120 full, 16 partial, 120 skipped pairs); with R = 0 every
+    head streams (S = 4 sinks, W = 256): each group sees tile 0, its own and the one before: 1 + 2 +
+    14 x 3 = 45 pairs, the rest skipped, and it runs faster than the causal form."""
+    spec = parse_spec({"name": "t", "fusion": "pass", "tile": 256, "query_group": 256, "spill": {"QK": 1.0},
+                       "binding_rules": [{"einsums": "sum_of_products", "unit": "array2d"},
+                                         {"einsums": "rest", "unit": "array1d"}]})
+    sizes = {"M": 4096, "E": 64, "F": 64, "H": 8, "S": 4, "W": 256, "R": 8 if retrieval == "all" else 0}
+    duo = simulate(ec.parse(DUO.replace("MASK", DUO_MASK)), "fusemax-cloud", sizes, mapping=spec)
+    causal = simulate(ec.parse(DUO.replace("MASK", "m <= p")), "fusemax-cloud", sizes, mapping=spec)
+    if retrieval == "all":
+        assert "120 full, 16 partial, 120 skipped" in " ".join(duo.notes)
+        assert duo.cycles == causal.cycles and duo.dram_bytes == causal.dram_bytes
+    else:
+        assert "0 full, 45 partial, 211 skipped" in " ".join(duo.notes)
+        assert duo.cycles < causal.cycles
+
+
+def test_gqa_decode_with_a_head_rank_moves_a_quarter_of_the_kv_bytes():
+    """gqa_decode (K[e,g,m], V[f,g,m] shared by the H query heads of KV head g) at M = 4096, P = 1,
+    E = F = 128: 32 query heads as H = 4 x G = 8 move K and V once per KV head, 2 x 128 x 8 x 4096 x 2 B
+    = 16 MiB, plus Q and AV (32 x 128 x 2 B each); as H = 1 x G = 32 (multi-head), 64 MiB + the same."""
+    c = ec.load_library("gqa_decode")
+    qo = 2 * 32 * 128 * 2
+    gqa = simulate(c, "fusemax-cloud", {"M": 4096, "P": 1, "E": 128, "F": 128, "H": 4, "G": 8})
+    mha = simulate(c, "fusemax-cloud", {"M": 4096, "P": 1, "E": 128, "F": 128, "H": 1, "G": 32})
+    assert gqa.dram_bytes == 2 * 128 * 8 * 4096 * 2 + qo
+    assert mha.dram_bytes == 2 * 128 * 32 * 4096 * 2 + qo
+
+
+def test_gqa_prefill_with_a_head_rank_is_no_slower_than_mha():
+    """gqa_causal_prefill at 4K, E = F = 64, 12 query heads: 3 KV heads of 4 (H = 4, G = 3) against 12
+    KV heads (H = 1, G = 12): the same work, K and V (2 x 64 x 4096 x 2 B = 1 MiB per KV head) read
+    9 times fewer: latency no higher, DRAM bytes lower by at least the 9 MiB of K/V not read."""
+    c = ec.load_library("gqa_causal_prefill")
+    gqa = simulate(c, "fusemax-cloud", {"M": 4096, "E": 64, "F": 64, "H": 4, "G": 3})
+    mha = simulate(c, "fusemax-cloud", {"M": 4096, "E": 64, "F": 64, "H": 1, "G": 12})
+    assert gqa.latency_s <= mha.latency_s
+    assert gqa.dram_bytes <= mha.dram_bytes - 9 * 2 * 64 * 4096 * 2
+
+
+# -- split query ranks (P = P1 x P0) ------------------------------------------------------------
+SPLIT = """cascade grid
+rank E
+rank M = MX * MY
+rank P = PX * PY
+param WR
+input Q[e,p], K[e,m]
+output QK
+BQ[e,px,py] = Q[e, px*PY + py]
+BK[e,mx,my] = K[e, mx*MY + my]
+QK[mx,my,px,py] = BQ[e,px,py] * BK[e,mx,my] where MASK
+"""
+GRID_MASK = "mx - px <= WR and px - mx <= WR and my - py <= WR and py - my <= WR"
+
+
+def test_masks_over_split_query_and_key_ranks_count_per_tile_as_brute_force():
+    """A 2-D neighbourhood (radius 2) on a 12 x 8 token grid, queries grouped by 3 grid rows (24
+    tokens), keys tiled by 2 grid rows (16), against numpy brute force over (mx, my, px, py)."""
+    import numpy as np
+    from mappings.masks import mask_pair_counts
+    c = ec.parse(SPLIT.replace("MASK", GRID_MASK))
+    X, Y, WR = 12, 8, 2
+    sizes = {"MX": X, "MY": Y, "PX": X, "PY": Y, "M": X * Y, "P": X * Y, "WR": WR, "E": 4}
+    got = mask_pair_counts(c, c.einsum("QK").where, ("mx", "my"), ("px", "py"), sizes, X * Y, X * Y, 3 * Y, 2 * Y, "t")
+    px, py, mx, my = np.meshgrid(*[np.arange(n) for n in (X, Y, X, Y)], indexing="ij")
+    visible = (abs(mx - px) <= WR) & (abs(my - py) <= WR)
+    want = visible.reshape(X // 3, 3 * Y, X // 2, 2 * Y).sum(axis=(1, 3))
+    assert (got == want).all()
+
+
+def test_a_split_query_rank_maps_in_whole_inner_blocks():
+    """neighborhood_attention_2d_tokens at 4K (a 64 x 64 grid, radius 3) on fusemax-cloud, groups of
+    1024 rows (16 grid rows) and tiles of 64 keys (one grid row): group g sees key rows 16g - 3 ..
+    16g + 18 clipped to the grid: 19 + 22 + 22 + 19 = 82 partial pairs of the 4 x 64, the rest
+    skipped. A group that is not whole grid rows is refused with one line."""
+    spec = {"name": "t", "fusion": "pass", "tile": 64, "query_group": 1024, "spill": {"QK": 1.0},
+            "binding_rules": [{"einsums": "sum_of_products", "unit": "array2d"}, {"einsums": "rest", "unit": "array1d"}]}
+    sizes = {"M": 4096, "P": 4096, "MX": 64, "MY": 64, "PX": 64, "PY": 64, "WR": 3, "E": 64, "F": 64}
+    c = ec.load_library("neighborhood_attention_2d_tokens")
+    r = simulate(c, "fusemax-cloud", sizes, mapping=parse_spec(spec))
+    assert "0 full, 82 partial, 174 skipped" in " ".join(r.notes)
+    with pytest.raises(MappingError, match="whole blocks of PY = 64"):
+        simulate(c, "fusemax-cloud", sizes, mapping=parse_spec({**spec, "query_group": 32}))

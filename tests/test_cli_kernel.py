@@ -28,7 +28,7 @@ def test_prints_without_output(capsys):
 def test_refusal_is_one_line_naming_the_einsum(capsys):
     assert main(["kernel", "selective_scan"]) == 3
     out = capsys.readouterr().out
-    assert out.count("\n") == 1 and out.startswith("refused: selective_scan: H: a recurrence one key at a time")
+    assert out.count("\n") == 1 and out.startswith("refused: selective_scan: H: its state is indexed by d")
 
 
 @pytest.mark.parametrize("argv, words", [

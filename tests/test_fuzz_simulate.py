@@ -1,8 +1,9 @@
 """Differential testing of `simulate` (issue 19): random (cascade, architecture, mapping spec) triples.
 
 Cascades: generated attention-like cascades (masks on a random subset of Einsums, `and` / `or` /
-`not` masks with params, several outputs, a recurrence over the keys, a scalar input) and library cascades (split
-ranks, recurrences). Architectures: fusemax-cloud's datasheet with 1 to 3 units of random shapes,
+`not` masks with params, several outputs, a recurrence over the keys, a scalar input), blocked ones
+(a split key rank, the query rank split too or not, masks on the block coordinates) and library
+cascades (split ranks, recurrences). Architectures: fusemax-cloud's datasheet with 1 to 3 units of random shapes,
 operators removed at random, a buffer of 1 KiB to 64 MiB and DRAM bandwidth over 4 decades.
 Specs: fusion pass / none, tiles, query groups, spills, pipelining, stationarity, skip_masked_tiles
 both ways (or the mapper). Properties: every result passes its certificate (mappings/certify.py:
@@ -45,11 +46,49 @@ MASKS = ["m <= p", "p - W < m", "m <= p and (m < S or p - W < m)", "m < S or p -
          "m <= p and not (p - W >= m)"]
 
 
+# masks over a split key rank M = M1 x M0 (blocks of M0 keys) and an unsplit query rank: on the global
+# key position, the block index (chunked, block-sparse attention) or both
+BLOCK_MASKS = ["p < m1*M0 + M0 and m1*M0 + m0 <= p", "m1*M0 <= p and p < (m1 + 2)*M0", "m1*M0 + m0 <= p",
+               "m1*M0 <= p or p - W < m1*M0 + m0", "not (m1*M0 > p)"]
+# masks over split key and query ranks (P = P1 x P0 too): each comparison on the blocks or within them
+SPLIT_MASKS = ["m1 <= p1", "m1 - p1 <= 1 and p1 - m1 <= 1", "m0 <= p0", "m1 <= p1 and m0 <= p0", "m1 < p1 or m0 <= p0"]
+
+
+@st.composite
+def blocked_cascades(draw) -> ec.Cascade:
+    """Attention over key blocks (M = M1 x M0), the queries unsplit or in blocks too (P = P1 x P0),
+    a mask on the block coordinates on a random subset of the Einsums."""
+    split_q = draw(st.booleans())
+    where = " where " + draw(st.sampled_from(SPLIT_MASKS if split_q else BLOCK_MASKS))
+    mask = lambda: where if draw(st.booleans()) else ""  # noqa: E731
+    q, qi = ("p1,p0", "BQ[e,p1,p0]") if split_q else ("p", "Q[e,p]")
+    lines = ["BK[e,m1,m0] = K[e, m1*M0 + m0]", "BV[f,m1,m0] = V[f, m1*M0 + m0]"]
+    if split_q:
+        lines.append("BQ[e,p1,p0] = Q[e, p1*P0 + p0]")
+    lines.append(f"QK[m1,m0,{q}] = {qi} * BK[e,m1,m0]" + mask())
+    if draw(st.booleans()):
+        w = mask()
+        lines += [f"GM[{q}] = max(m1, m0: QK[m1,m0,{q}]){w}", f"SN[m1,m0,{q}] = exp(QK[m1,m0,{q}] - GM[{q}]){w}",
+                  f"SD[{q}] = sum(m1, m0: SN[m1,m0,{q}]){w}", f"SNV[f,{q}] = SN[m1,m0,{q}] * BV[f,m1,m0]{w}",
+                  f"A2[f,{q}] = SNV[f,{q}] / SD[{q}]"]
+    else:
+        lines.append(f"A2[f,{q}] = QK[m1,m0,{q}] * BV[f,m1,m0]" + mask())
+    lines.append("AV[f, p1*P0 + p0] = A2[f,p1,p0]" if split_q else "AV[f,p] = A2[f,p]")
+    text = "\n".join(["cascade fuzz_blocked", "rank E, F" + ("" if split_q else ", P"), "rank M = M1 * M0",
+                      *(["rank P = P1 * P0"] if split_q else []), "param S, W",
+                      "input Q[e,p], K[e,m], V[f,m]", "output AV", *lines]) + "\n"
+    return ec.parse(text)
+
+
 @st.composite
 def cascades(draw) -> ec.Cascade:
-    """A generated attention-like cascade, or a library one."""
-    if draw(st.integers(0, 3)) == 0:
+    """A generated attention-like cascade, a blocked one (split ranks, masks on block coordinates)
+    or a library one."""
+    kind = draw(st.integers(0, 4))
+    if kind == 0:
         return ec.load_library(draw(st.sampled_from(LIBRARY)))
+    if kind == 1:
+        return draw(blocked_cascades())
     mask = lambda: (" where " + draw(st.sampled_from(MASKS))) if draw(st.booleans()) else ""  # noqa: E731
     body = draw(st.sampled_from(["softmax", "relu", "plain"]))
     scalar = draw(st.booleans())  # a scalar (rank-0) input scaling the scores
@@ -120,7 +159,7 @@ def specs(draw, c: ec.Cascade, arch, n: int):
 
 
 def _sizes(c: ec.Cascade, n: int, e: int) -> dict:
-    sizes = {"M": n, "P": n, "E": e, "F": e, "S": 4, "W": 16, "N": 16}
+    sizes = {"M": n, "P": n, "E": e, "F": e, "S": 4, "W": 16, "N": 16, "M0": 16, "P0": 16}
     return {k: v for k, v in sizes.items() if k in c.size_names or k in c.params}
 
 

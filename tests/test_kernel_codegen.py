@@ -35,7 +35,14 @@ TOL = {"fp32": 1e-5, "fp16": 2e-3, "bf16": 2e-2}
 TORCH = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # ragged: 37 rows and keys against 16-wide tiles; head dims 8 and 12 padded to 16
 SIZES = {"R": 6, "E": 8, "F": 12, "P": 37, "M": 37, "N": 5, "D": 9, "T": 21, "H": 10, "V": 7}
-PARAMS = {"W": 5, "S": 3, "B": 0.5, "L": 0.3, "LAM": 0.4, "G": 0.9, "KK": 4}
+PARAMS = {"W": 5, "S": 3, "B": 0.5, "L": 0.3, "LAM": 0.4, "G": 0.9, "KK": 4, "AA": -1.5}
+# inputs whose meaning bounds them: decays and step sizes of the recurrences (a gate in (0, 1),
+# Mamba's positive step with a negative AA); every other input is standard normal
+# (the delta rule's gate A, its step B and keys small enough that I - B k k^T contracts, as
+# DeltaNet's normalised keys make it)
+INPUT_RANGES = {("gated_linear_attention", "A"): (0.5, 1.0), ("mamba2_ssd", "DT"): (0.01, 0.5),
+                ("gated_delta_rule", "A"): (0.5, 1.0), ("gated_delta_rule", "B"): (0.0, 1.0),
+                ("gated_delta_rule", "K"): (-0.4, 0.4)}
 
 
 def load_module(source: str, name: str, tmp_path):
@@ -49,10 +56,11 @@ def load_module(source: str, name: str, tmp_path):
 
 def sizes_for(cascade, rank, block_n, sizes=SIZES):
     out = {k: sizes.get(k, 5) for k in cascade.ranks}  # 5: a rank the table does not name
-    parts = cascade.ranks[rank].parts
-    if parts:  # a cascade that splits the keys itself: whole tiles of the kernel's width
-        out[parts[1]] = block_n
-        out[rank] = 3 * block_n
+    for name, r in cascade.ranks.items():
+        if r.parts:  # split by the cascade: blocks of the tile's width (a walked tile: exactly) covering
+            out[r.parts[1]] = sizes.get(r.parts[1], block_n)  # the size asked for (every row sees a key)
+            outer = sizes.get(r.parts[0], max(1, -(-sizes.get(name, 3 * block_n) // out[r.parts[1]])))
+            out[name] = outer * out[r.parts[1]]
     return out
 
 
@@ -65,10 +73,17 @@ def compare(cascade, tmp_path, rank="M", dtype="fp32", block_m=16, block_n=16, s
     defaults = getattr(cascade, "defaults", {}) or {}
     params = {p: defaults.get(p, PARAMS.get(p, 3)) for p in cascade.params}  # 3: a small whole number
     rng = np.random.default_rng(seed)
-    inputs = {n: torch.tensor(rng.standard_normal(tuple(bound[cascade.var_rank[v]] for v in d.indices)))
-              .to(TORCH[dtype]) for n, d in cascade.inputs.items()}
+    inputs = {}
+    for n, d in cascade.inputs.items():
+        shape = tuple(bound[cascade.var_rank[v]] for v in d.indices)
+        low_high = INPUT_RANGES.get((cascade.name, n))
+        x = rng.uniform(*low_high, shape) if low_high else rng.standard_normal(shape)
+        inputs[n] = torch.tensor(x).to(TORCH[dtype])
     expected = cascade.evaluate({n: t.double().numpy() for n, t in inputs.items()}, {**bound, **params})
-    out = module.run(**inputs, **params)
+    read = {cascade.var_rank[v] for d in cascade.inputs.values() for v in d.indices}
+    unread = {r: bound[r] for r in cascade.ranks if r not in read and not cascade.ranks[r].parts}  # e.g. a window
+    unread.update({parts[1]: bound[parts[1]] for parts in getattr(module, "SPLIT", {}).values()})  # run flat
+    out = module.run(**inputs, **params, **unread)
     assert sorted(out) == sorted(cascade.outputs)
     for o in cascade.outputs:
         got = out[o].double().numpy()
@@ -79,25 +94,14 @@ def compare(cascade, tmp_path, rank="M", dtype="fp32", block_m=16, block_n=16, s
 
 
 LIBRARY = ec.library_names() + ec.block_names()
-RECURRENCE = "recurrence one key at a time"
 # what the generator refuses, and why (docs/kernels.md lists the same)
 REFUSED = {
-    "based_attention": ("S", RECURRENCE),
-    "gated_linear_attention": ("S", RECURRENCE),
-    "linear_attention_causal": ("S", RECURRENCE),
-    "selective_scan": ("H", RECURRENCE),
-    "stick_breaking_attention": ("C", RECURRENCE),
-    "lightning_attention": ("P", "split"),
-    "topk_attention": ("T", "kth"),
+    "selective_scan": ("H", "the rank the rows of the programs run over"),  # output over M itself
+    "stick_breaking_attention": ("C", "the rank the rows of the programs run over"),  # a state per query
+    "lightning_attention": ("OX", "reads KV at step p1"),  # its state over key blocks, read per row block
     "landmark_block_attention": ("LS", "number of tiles"),  # a reduction over the tiles m1
     "landmark_attention": ("QL", "number of tiles"),
-    "gated_delta_rule": ("S", RECURRENCE),
-    "mamba2_ssd": ("H", RECURRENCE),
     "selective_attention": ("FC", "recurrence over rank P"),
-    "minference_vertical_slash_dynamic": ("QK", "data-dependent condition"),
-    "neighborhood_attention_2d_tokens": ("P", "split"),
-    "block_sparse_attention": ("BV", "per-tile tensor needed outside its pass"),
-    "chunked_attention": ("BV", "per-tile tensor needed outside its pass"),
 }
 
 
@@ -251,9 +255,7 @@ O[p] = sum(m: QK[m,p] * K[0, m])
 """
     generate(parse(transposed), block_m=16, block_n=16)  # reads at its own points: fine
     cases = {
-        "topk_attention": ("T", "kth"),
-        "linear_attention_causal": ("S", "recurrence one key at a time"),
-        "lightning_attention": ("P", "split"),
+        "lightning_attention": ("OX", "reads KV at step p1"),  # its state over key blocks, read per row block
     }
     for name, (einsum, words) in cases.items():
         with pytest.raises(KernelRefusal) as info:
@@ -261,6 +263,210 @@ O[p] = sum(m: QK[m,p] * K[0, m])
         assert info.value.einsum == einsum and words in info.value.reason
     with pytest.raises(ValueError, match="power of two"):
         generate(ec.load_library("attention_3pass"), block_n=24)
+
+
+CHUNKED = ["linear_attention_causal", "gated_linear_attention", "mamba2_ssd", "based_attention", "gated_delta_rule"]
+
+
+@pytest.mark.parametrize("name", CHUNKED)
+def test_recurrences_in_the_chunked_form(name, tmp_path):
+    # one program per (batch, head) walks chunks of 16 keys: products inside the chunk, the state
+    # carried across; 37 keys (two whole chunks and a ragged one), fewer rows than keys
+    cascade = ec.load_library(name)
+    g = generate(cascade, block_m=16, block_n=16)
+    assert len(g.kernels) == 1 and g.kernels[0].grid == "(1, batch * query heads)"
+    assert "recurrences in chunks of 16 keys" in g.form
+    assert ("tl.cumsum" in g.source) == (name in ("gated_linear_attention", "mamba2_ssd", "gated_delta_rule"))
+    assert ("for j in range(0, BLOCK_N)" in g.source) == (name == "gated_delta_rule")  # the delta rule's solve
+    assert "tl.dot(" in g.source and "for chunk in range(" in g.source
+    compare(cascade, tmp_path, name=f"{name}_chunked")
+    compare(cascade, tmp_path, sizes=dict(SIZES, P=30), seed=1, name=f"{name}_fewer_rows")
+    compare(cascade, tmp_path, sizes=dict(SIZES, P=12, M=12, E=20), block_n=32, seed=2, name=f"{name}_one_chunk")
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+@pytest.mark.parametrize("name", ["linear_attention_causal", "gated_linear_attention", "gated_delta_rule"])
+def test_chunked_half_precision(name, dtype, tmp_path):
+    compare(ec.load_library(name), tmp_path, dtype=dtype, name=f"{name}_{dtype}_chunked")
+
+
+def test_chunked_recurrence_equals_the_parallel_form(tmp_path):
+    # retention written as a recurrence with a constant decay G against the library's quadratic
+    # (parallel) form, evaluated by numpy: the two forms are derived independently
+    text = """cascade retention_recurrent
+rank E, F, M, P
+param G
+input Q[e,p], K[e,m], V[f,m]
+output AV
+S[e,f,0]   = 0
+S[e,f,m+1] = G * S[e,f,m] + K[e,m] * V[f,m]
+AV[f,p]    = Q[e,p] * S[e,f,p+1]
+"""
+    g = generate(parse(text, "<retention_recurrent>"), block_m=16, block_n=16)
+    module = load_module(g.source, "retention_recurrent", tmp_path)
+    rng = np.random.default_rng(3)
+    q, k, v = (torch.tensor(rng.standard_normal(s), dtype=torch.float32) for s in ((8, 37), (8, 37), (12, 37)))
+    got = module.run(Q=q, K=k, V=v, G=0.8)["AV"].double().numpy()
+    parallel = ec.load_library("retention").evaluate({"Q": q.double().numpy(), "K": k.double().numpy(),
+                                                     "V": v.double().numpy()}, {"G": 0.8})["AV"]
+    assert np.abs(got - parallel).max() <= 1e-5 * np.abs(parallel).max()
+    with pytest.raises(ValueError, match="rows read the state after their own key"):
+        module.run(Q=torch.zeros(8, 40), K=k, V=v, G=0.8)
+
+
+def test_chunked_grouped_query_heads(tmp_path):
+    cascade = ec.load_library("mamba2_ssd")
+    g = generate(cascade, block_m=16, block_n=16, kv_heads=1)
+    module = load_module(g.source, "mamba_gqa", tmp_path)
+    rng = np.random.default_rng(4)
+    q = torch.tensor(rng.standard_normal((1, 2, 8, 21)), dtype=torch.float32)
+    k = torch.tensor(rng.standard_normal((1, 1, 8, 21)), dtype=torch.float32)
+    v = torch.tensor(rng.standard_normal((1, 1, 12, 21)), dtype=torch.float32)
+    dt = torch.tensor(rng.uniform(0.01, 0.5, (1, 1, 21)), dtype=torch.float32)
+    out = module.run(Q=q, K=k, V=v, DT=dt, AA=-1.5)["AV"]
+    for h in range(2):
+        ref = cascade.evaluate({"Q": q[0, h].double().numpy(), "K": k[0, 0].double().numpy(),
+                                "V": v[0, 0].double().numpy(), "DT": dt[0, 0].double().numpy()}, {"AA": -1.5})["AV"]
+        assert np.abs(out[0, h].double().numpy() - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+def test_chunked_refusals_name_the_einsum():
+    cases = {
+        # the reader keeps both ranks of a state whose decay varies over the kept one
+        "decay": ("S", "its decay varies over", """cascade decay_over_f
+rank E, F, M, P
+input Q[e,p], K[e,m], V[f,m], A[f,m]
+output AV
+S[e,f,0]   = 0
+S[e,f,m+1] = A[f,m] * S[e,f,m] + K[e,m] * V[f,m]
+AV[f,p]    = Q[e,p] * S[e,f,p+1]
+"""),
+        # the state read at another step than the row's
+        "step": ("AV", "reads S at step p", """cascade shifted
+rank E, F, M, P
+input Q[e,p], K[e,m], V[f,m]
+output AV
+S[e,f,0]   = 0
+S[e,f,m+1] = S[e,f,m] + K[e,m] * V[f,m]
+AV[f,p]    = Q[e,p] * S[e,f,p]
+"""),
+        # a value side that reads the state through a non-linear function (not the delta rule)
+        "nonlinear": ("S", "reads the state through SK, U", """cascade nonlinear_delta
+rank E, F, M, P
+input Q[e,p], K[e,m], V[f,m]
+output AV
+S[e,f,0]   = 0
+SK[f,m]    = S[e,f,m] * K[e,m]
+U[f,m]     = V[f,m] - tanh(SK[f,m])
+S[e,f,m+1] = S[e,f,m] + K[e,m] * U[f,m]
+AV[f,p]    = Q[e,p] * S[e,f,p+1]
+"""),
+        # an update that is not a product of a key side and a value side
+        "update": ("S", "over both ranks of the state", """cascade mixed
+rank E, F, M, P
+input Q[e,p], K[e,m], V[f,m]
+output AV
+S[e,f,0]   = 0
+S[e,f,m+1] = S[e,f,m] + exp(K[e,m] * V[f,m])
+AV[f,p]    = Q[e,p] * S[e,f,p+1]
+"""),
+    }
+    for key, (einsum, words, text) in cases.items():
+        with pytest.raises(KernelRefusal) as info:
+            generate(parse(text, f"<{key}>"), block_m=16, block_n=16)
+        assert info.value.einsum == einsum and words in info.value.reason, (key, str(info.value))
+
+
+def test_data_dependent_refusals_name_the_einsum():
+    cases = {
+        # a k-th value over a head dim, not the keys
+        "kth_over_e": ("T", "only as a running selection", """cascade kth_e
+rank E, M, P
+input Q[e,p], K[e,m]
+output O
+T[p] = kth(2, e: Q[e,p])
+O[p] = sum(m: Q[0,p] * K[0,m]) + T[p]
+"""),
+        # a tensor under a data-dependent condition that a later pass reads (absent != 0 for a max)
+        "stored": ("QK", "under a data-dependent condition", """cascade data_stored
+rank E, M, P
+input Q[e,p], K[e,m]
+output SD
+QK[m,p] = Q[e,p] * K[e,m] where K[0,m] > 0
+MU[p]   = sum(m: QK[m,p]) / M
+SD[p]   = sum(m: softplus(QK[m,p] - MU[p]))
+"""),
+    }
+    for key, (einsum, words, text) in cases.items():
+        with pytest.raises(KernelRefusal) as info:
+            generate(parse(text, f"<{key}>"), block_m=16, block_n=16)
+        assert info.value.einsum == einsum and words in info.value.reason, (key, str(info.value))
+
+
+@pytest.mark.parametrize("name, sizes", [
+    # 2-D tokens: 5 x 7 queries and keys, flat rows p = px * 7 + py and keys m = mx * 7 + my
+    ("neighborhood_attention_2d_tokens", {"E": 8, "F": 12, "PX": 5, "PY": 7, "MX": 5, "MY": 7}),
+    # chunks / key blocks of 7 (not the tile's 16): each row's key range is its own chunk's
+    ("chunked_attention", {"E": 8, "F": 12, "P": 35, "M1": 5, "M0": 7}),
+    ("block_sparse_attention", {"E": 8, "F": 12, "P": 33, "M1": 5, "M0": 7}),
+])
+def test_split_ranks_run_flat(name, sizes, tmp_path):
+    # a split rank that no recurrence walks runs flat: x1 = x // X0, x0 = x - X0 * x1 per row or key
+    cascade = ec.load_library(name)
+    g = generate(cascade, block_m=16, block_n=16)
+    module = load_module(g.source, f"{name}_flat", tmp_path)
+    assert "BK" not in g.kernels[0].einsums  # the re-indexed inputs are read through
+    full = dict(sizes)
+    for r, rank in cascade.ranks.items():
+        if rank.parts:
+            full[r] = sizes[rank.parts[0]] * sizes[rank.parts[1]]
+    rng = np.random.default_rng(6)
+    inputs = {n: torch.tensor(rng.standard_normal(tuple(full[cascade.var_rank[v]] for v in d.indices)),
+                              dtype=torch.float32) for n, d in cascade.inputs.items()}
+    params = {p: {"WR": 1, "NB": 2}[p] for p in cascade.params}
+    ref = cascade.evaluate({n: t.double().numpy() for n, t in inputs.items()}, {**full, **params})["AV"]
+    parts = {inner: sizes[inner] for _outer, inner in module.SPLIT.values()}
+    got = module.run(**inputs, **params, **parts)["AV"].double().numpy()
+    assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
+    inner = next(iter(parts))
+    with pytest.raises(ValueError, match=f"is not .* = .* \\* 6"):
+        module.run(**inputs, **params, **{**parts, inner: 6})
+
+
+TOPK = """cascade topk_{op}
+rank E, F, M, P
+param KK
+input Q[e,p], K[e,m], V[f,m]
+output AV, T
+QK[m,p]  = Q[e,p] * K[e,m] where m <= p + 9
+T[p]     = {op}(KK, m: QK[m,p]) where m <= p + 9
+GM[p]    = max(m: QK[m,p]) where m <= p + 9
+SN[m,p]  = exp(QK[m,p] - GM[p]) where m <= p + 9 and QK[m,p] {cmp} T[p]
+SD[p]    = sum(m: SN[m,p]) where m <= p + 9 and QK[m,p] {cmp} T[p]
+SNV[f,p] = SN[m,p] * V[f,m] where m <= p + 9 and QK[m,p] {cmp} T[p]
+AV[f,p]  = SNV[f,p] / SD[p]
+"""
+
+
+@pytest.mark.parametrize("op, cmp", [("kth", ">="), ("kth_smallest", "<=")])
+def test_topk_selection_stage_with_ties(op, cmp, tmp_path):
+    # scores of small whole numbers: many ties, which the k-th value counts as the evaluator's sort
+    # does; k = 1, a middle k, and k above the keys a row sees (threshold -inf / +inf: all kept)
+    cascade = parse(TOPK.format(op=op, cmp=cmp), f"<topk {op}>")
+    g = generate(cascade, block_m=16, block_n=16)
+    assert len(g.kernels) == 2 and g.kernels[0].einsums[:3] == ["QK", "T", "GM"]  # selection, then attention
+    module = load_module(g.source, f"topk_{op}", tmp_path)
+    rng = np.random.default_rng(5)
+    q = torch.tensor(rng.integers(-2, 3, (8, 37)), dtype=torch.float32)
+    k = torch.tensor(rng.integers(-2, 3, (8, 45)), dtype=torch.float32)
+    v = torch.tensor(rng.standard_normal((12, 45)), dtype=torch.float32)
+    for kk in (1, 7, 60):
+        ref = cascade.evaluate({"Q": q.double().numpy(), "K": k.double().numpy(), "V": v.double().numpy()}, {"KK": kk})
+        out = module.run(Q=q, K=k, V=v, KK=kk)
+        np.testing.assert_array_equal(out["T"].double().numpy(), ref["T"])  # the threshold exactly
+        assert np.abs(out["AV"].double().numpy() - ref["AV"]).max() <= 1e-5 * np.abs(ref["AV"]).max()
+    with pytest.raises(ValueError, match="KK = 2.5 is the k of a k-th value"):
+        module.run(Q=q, K=k, V=v, KK=2.5)
 
 
 @pytest.mark.skipif(not FUZZ, reason="set CASCADESIM_KERNEL_FUZZ=1 (make fuzz) for the larger set")

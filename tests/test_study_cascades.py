@@ -6,7 +6,19 @@ from studies.cascades_study import run_study
 from studies.cli import main
 
 
-def test_small_study_outputs_and_resume(tmp_path):
+def test_small_study_outputs_and_resume(tmp_path, monkeypatch):
+    """Every library cascade maps now (issue 19): a refusal is simulated for lightning_attention, to
+    check that an unmapped point is reported with its reason."""
+    import studies.cascades_study as study
+    from mappings.work import MappingError
+    real = study.simulate
+
+    def refuse_lightning(c, *args, **kwargs):
+        if c.name == "lightning_attention":
+            raise MappingError("auto mapping: refused for the test")
+        return real(c, *args, **kwargs)
+
+    monkeypatch.setattr(study, "simulate", refuse_lightning)
     names = ["attention_1pass", "attention_2pass", "attention_3pass", "lightning_attention"]
     points = run_study(tmp_path, names, ["fusemax-cloud"], ["4K"], progress=False)
     assert len(points) == 4
@@ -18,7 +30,8 @@ def test_small_study_outputs_and_resume(tmp_path):
     rows = list(csv.DictReader((tmp_path / "results.csv").open()))
     assert len(rows) == 4 and {r["status"] for r in rows} == {"ok", "unmapped"}
     report = (tmp_path / "report.md").read_text()
-    assert "## Cascades no mapping can honour" in report and "- lightning_attention: " in report
+    assert "## Cascades no mapping can honour" in report
+    assert "- lightning_attention: auto mapping: refused for the test" in report
     # every latency in the table comes from the points
     for p in ok.values():
         assert f"{p['latency_s'] * 1e3:.4g}" in report

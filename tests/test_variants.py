@@ -318,15 +318,7 @@ BOUNDS = {
                    (512 + 64) * N + 2 * 128 * 512 * 16 + (128 + 64 + 128) * 16),
 }
 # variants whose simulation waits for a scheduler fix on branch `certify` (issue 19 item 3)
-KNOWN_DEFECTS = {
-    "chunked_attention": "masks over a block index (m1*M0 <= p) are refused: needs the kept block size M0 "
-                         "(issue 19, certify)",
-    "block_sparse_attention": "masks over a block index (m1*M0 <= p) are refused: needs the kept block size M0 "
-                              "(issue 19, certify)",
-    "neighborhood_attention_2d_tokens": "split query ranks (P = PX x PY) are refused (issue 19, certify)",
-    "minference_vertical_slash_dynamic": "the scheduler charges SN 1e-4 below the cascade's count under its "
-                                         "mask; the certificate refuses the result (issue 19, certify)",
-}
+KNOWN_DEFECTS: dict[str, str] = {}  # none since session 4 (issue 19): masks on a block index, split query ranks
 
 
 def _bound_case(stem):

@@ -16,7 +16,7 @@ import sympy
 
 from einsum_cascade.ast import (
     Access, Binary, BoolOp, Call, Compare, Comparison, Node, Not, Number, Reduce, Size, Unary, Var,
-    var_symbol, size_symbol,
+    is_data_dependent, var_symbol, size_symbol,
 )
 from einsum_cascade.ir import Einsum
 from einsum_cascade.printer import format_einsum, format_expr
@@ -83,10 +83,14 @@ class KernelWriter:
         self.uses_prod = False
         m1 = plan.tile_var
         self.subs = {}
+        for v, (axis, role, outer, inner_size) in plan.derived.items():  # x0 = x - X0 * x1
+            if role == "inner":
+                self.subs[var_symbol(v)] = (var_symbol(self.c.ranks[axis].var)
+                                            - size_symbol(inner_size) * var_symbol(outer))
         if m1:
             in_tile = plan.in_tile_var
             tile_size = self.c.ranks[plan.key].parts[1]
-            self.subs = {var_symbol(in_tile): var_symbol(plan.key_var) - size_symbol(tile_size) * var_symbol(m1)}
+            self.subs[var_symbol(in_tile)] = var_symbol(plan.key_var) - size_symbol(tile_size) * var_symbol(m1)
         self.pre = Scope()
         self.step = Scope(tile=True)
         self.post = Scope()
@@ -94,6 +98,7 @@ class KernelWriter:
         self.state: list[tuple[str, str]] = []  # (name before the tile, name after it)
         self.groups: list[tuple] = []  # conjunctions of conditions of the tile step (see group)
         self.block_axes: set[tuple[str, ...]] = set()  # the axes of every block written
+        self.data_masks = False  # a data-dependent `where` (every tile then runs, none is skipped)
 
     # -- helpers -----------------------------------------------------------------------------
     def group(self, terms) -> None:
@@ -142,13 +147,16 @@ class KernelWriter:
         if name in self.c.variables:
             if name == plan.tile_var:
                 return Val("m1")
+            if name in plan.derived:  # the outer part of a split rank run flat: x // X0
+                axis, _role, _outer, inner_size = plan.derived[name]
+                return Val(f"({self.offs(axis)} // size_{inner_size})", (axis,))
             axis = plan.axis_of(name)
             if axis == plan.row or axis == plan.key or axis in plan.whole:
                 return Val(self.offs(axis), (axis,))
         key = self.c.ranks[plan.key]
-        if key.parts and name == key.parts[1]:
+        if plan.tile_var and key.parts and name == key.parts[1]:
             return Val("BLOCK_N")
-        if key.parts and name == key.parts[0]:
+        if plan.tile_var and key.parts and name == key.parts[0]:
             raise self.refuse(f"uses the number of tiles {name} outside a final read")
         if name in self.c.ranks or name in self.c.var_rank.values():
             return Val(f"size_{name}")
@@ -230,6 +238,39 @@ class KernelWriter:
         raise self.refuse("a data-dependent condition (it compares tensor values: a selection stage "
                           "such as top-k is not generated)")
 
+    def term(self, cond) -> Term:
+        """The presence term of a `where` condition: "data" when it compares tensor values (top-k's
+        `QK[m,p] >= T[p]`: an element mask applied in every tile, never a reason to skip one),
+        else "cond" (affine)."""
+        if is_data_dependent(cond):
+            self.data_masks = True
+            return Term("data", cond)
+        return Term("cond", self.cond_sub(cond))
+
+    def data_mask(self, cond) -> Val:
+        """A data-dependent condition as a boolean block, computed where it is first applied."""
+        cache = self.scope.loads
+        if ("data", cond) in cache:
+            return cache[("data", cond)]
+        if isinstance(cond, Compare):
+            a, b = self.value(cond.left), self.value(cond.right)
+            val = self.combine("{0} " + cond.op + " {1}", [a, b], raw=True)
+        elif isinstance(cond, BoolOp):
+            parts = [self.data_mask(a) if is_data_dependent(a) else self.cond_code(self.cond_sub(a))
+                     for a in cond.args]
+            sep = " & " if cond.op == "and" else " | "
+            val = self.combine(sep.join("{%d}" % i for i in range(len(parts))), parts, raw=True)
+        elif isinstance(cond, Not):
+            inner = self.data_mask(cond.arg) if is_data_dependent(cond.arg) else self.cond_code(self.cond_sub(cond.arg))
+            val = Val(f"{atom(inner.code)} == 0", inner.axes)
+        else:
+            raise self.refuse(f"a condition {describe(cond)} of no known form")
+        name = self.fresh("keep_data")
+        self.scope.emit(f"{name} = {val.code}  # {describe(cond)}")
+        out = Val(name, val.axes)
+        cache[("data", cond)] = out
+        return out
+
     def cond_code(self, cond) -> Val:
         if isinstance(cond, Comparison):
             return self.combine("{0} " + cond.op + " {1}", [self.index(cond.left), self.index(cond.right)], raw=True)
@@ -241,11 +282,15 @@ class KernelWriter:
         return Val(f"{atom(inner.code)} == 0", inner.axes)
 
     def cond_axes(self, cond) -> tuple[str, ...]:
+        if is_data_dependent(cond):
+            return self.data_mask(cond).axes
         return self.cond_code(cond).axes
 
     def mask_name(self, term: Term) -> Val:
         """The variable holding a presence condition in the current scope (defined at its top)."""
         cond = term.cond
+        if term.kind == "data":
+            return self.data_mask(cond)
         if isinstance(cond, Comparison) and cond.op == "<" and str(cond.left) in self.c.variables:
             axis = self.plan.axis_of(str(cond.left))
             if axis in self.plan.whole and cond.right == size_symbol(axis):
@@ -270,8 +315,8 @@ class KernelWriter:
         val = self.broadcast(val, axes) if set(axes) - set(val.axes) else val
         name = self.fresh(stem)
         self.scope.emit(f"{name} = {val.code}")
-        always = [m for m, t in zip(masks, terms) if t.kind == "bounds" or not self.scope.tile]
-        tiled = [m for m, t in zip(masks, terms) if not (t.kind == "bounds" or not self.scope.tile)]
+        always = [m for m, t in zip(masks, terms) if t.kind in ("bounds", "data") or not self.scope.tile]
+        tiled = [m for m, t in zip(masks, terms) if not (t.kind in ("bounds", "data") or not self.scope.tile)]
 
         def where(ms):
             cond = " & ".join(expand(m.code, m.axes, axes) for m in ms)
@@ -357,6 +402,12 @@ class KernelWriter:
     # -- reads -------------------------------------------------------------------------------
     def read(self, access: Access) -> Val:
         name = access.tensor
+        if name in self.plan.views:  # a re-indexed input: read the input itself
+            view = self.plan.views[name]
+            mapping = dict(zip(view.lhs, access.indices))
+            inner = view.expr
+            idx = tuple(sympy.expand(sympy.sympify(ix).xreplace(mapping)) for ix in inner.indices)
+            return self.read(Access(inner.tensor, idx, access.line, access.col))
         if name in self.env:
             return self.read_register(access)
         if name in self.globals:
@@ -392,6 +443,8 @@ class KernelWriter:
     def load(self, access: Access) -> Val:
         g = self.globals[access.tensor]
         idx = [self.sub(ix) for ix in access.indices]
+        if g.lhs_vars and len(idx) != len(g.slot_ranks) and self.plan.derived:  # a split pair stored flat
+            idx = [self.sub(ix) for ix in (self.plan.collapse(access.indices) or access.indices)]
         if g.lhs_vars:  # a stored tensor: its own slots (the step slot of running state dropped)
             reg_slot = self.c.iterative_slot.get(access.tensor)
             if reg_slot is not None:
@@ -427,6 +480,13 @@ class KernelWriter:
                 for cond in (Comparison(ix, ">=", sympy.Integer(0)), Comparison(ix, "<", size_symbol(rank))):
                     if not _trivially_true(cond):
                         terms.add(Term("bounds", cond))
+                # zero past the extents of the axes it spans (a padded head dim `w` of `p - w` reads real keys)
+                for v in sorted(str(s) for s in ix.free_symbols if str(s) in self.c.variables):
+                    axis = self.plan.axis_of(v)
+                    if axis in self.plan.whole:
+                        load_masks.append(Val(self.inside(axis), (axis,)))
+                    elif axis == self.plan.key:
+                        terms.add(Term("key", Comparison(var_symbol(v), "<", size_symbol(axis))))
         index_vals = [self.index(ix) for ix in idx]
         axes = self.canon(set().union(*(v.axes for v in index_vals)) if index_vals else set())
         ptr = f"ptr_{g.name} + base_{g.name}" + "".join(
@@ -471,9 +531,10 @@ class KernelWriter:
     def reduce(self, op: str, rvars, body: Node, conds=(), k=None, partial: bool = False) -> Val:
         """`op(rvars: body where conds)` over the current block (the current tile for keys)."""
         if op not in IDENTITY:
-            raise self.refuse(f"a {op} reduction (a data-dependent selection such as top-k) is not generated")
-        axes = [self.axis_of_reduced(v) for v in rvars]
-        terms = {Term("cond", self.cond_sub(c)) for c in conds}
+            raise self.refuse(f"a {op} reduction over {', '.join(rvars)}: a k-th value is generated only as a "
+                              f"running selection over the streamed keys {self.plan.key}, per row")
+        axes = list(dict.fromkeys(self.axis_of_reduced(v) for v in rvars))  # both parts of a split: one axis
+        terms = {self.term(c) for c in conds}
         self.group(terms)
         if op == "sum":
             factors = _factors(body)
@@ -571,7 +632,7 @@ class KernelWriter:
         else:
             val = self.value(e.expr)
         if outer:
-            terms = {Term("cond", self.cond_sub(c)) for c in outer}
+            terms = {self.term(c) for c in outer}
             self.group(terms)
             val = Val(val.code, val.axes, val.mask | terms, val.zero)
         return val

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 from einsum_cascade.ir import Cascade
 from einsum_cascade.passes import passes
+from gpu_ref.codegen.chunked import ChunkedWriter, chunked_plan, key_recurrences
 from gpu_ref.codegen.emit import Global
-from gpu_ref.codegen.kernel import PassWriter
+from gpu_ref.codegen.kernel import TOPK_HELPERS, PassWriter
 from gpu_ref.codegen.module import module_source
 from gpu_ref.codegen.plan import Plan, make_plan
 from gpu_ref.codegen.refusal import KernelRefusal
@@ -102,6 +103,8 @@ def _stored(plan: Plan) -> set[str]:
     c = plan.cascade
     out = set(c.outputs)
     for e in c.einsums:
+        if e.name in plan.views:
+            continue
         here = plan.kernel_of[e.name]
         for access in e.reads:
             t = access.tensor
@@ -120,6 +123,8 @@ def _globals(plan: Plan, stored: set[str]) -> dict[str, Global]:
         e = c.einsum(name)
         slot = c.iterative_slot.get(name)
         lhs = [ix for d, ix in enumerate(e.lhs) if d != slot]
+        if plan.derived:  # a split pair (or X0 * x1 + x0) of a rank run flat: stored over the flat rank
+            lhs = plan.collapse(lhs) or lhs
         names = [str(ix) for ix in lhs]
         if not all(ix.is_Symbol for ix in lhs) or len(set(names)) != len(names):
             raise KernelRefusal(c.name, name, f"stored for a later pass or as an output, but its left-hand side "
@@ -155,6 +160,8 @@ def generate(cascade: Cascade, rank: str = "M", block_m: int = 64, block_n: int 
 def _generate(cascade: Cascade, rank: str, block_m: int, block_n: int, dtype: str,
               kv_heads: int | None) -> GeneratedKernel:
     form, note = fused_form(cascade, rank)
+    if key_recurrences(form, rank):
+        return _generate_chunked(form, note, cascade.name, rank, block_n, dtype, kv_heads)
     plan = make_plan(form, rank)
     stored = _stored(plan)
     globals_ = _globals(plan, stored)
@@ -163,6 +170,7 @@ def _generate(cascade: Cascade, rank: str, block_m: int, block_n: int, dtype: st
     grid = f"(cdiv({plan.row}, {block_m}), batch * query heads)"
     integer_params: set[str] = set()
     block_axes: set[tuple[str, ...]] = set()
+    kth_params: set[str] = set()
     for k in plan.kernels:
         writer = PassWriter(plan, k, globals_, {s: s for s in stored}, tl_dtype, dtype == "fp32")
         name = f"_pass{k.index}"
@@ -171,11 +179,35 @@ def _generate(cascade: Cascade, rank: str, block_m: int, block_n: int, dtype: st
         block_axes |= writer.block_axes
         if writer.uses_prod and "_mul" not in "".join(sources):
             text = "@triton.jit\ndef _mul(a, b):\n    return a * b\n\n\n" + text
+        if writer.kth and "def _topk_merge" not in "".join(sources):
+            text = TOPK_HELPERS + "\n\n" + text
+        kth_params |= writer.kth_params
         sources.append(text)
         infos.append(KernelInfo(name, k.einsums, grid, params))
     if dtype == "bf16":
         sources.insert(0, BF16_HELPER)
     source = module_source(plan, form, note, infos, sources, globals_, stored, block_m, block_n,
                            torch_dtype, kv_heads, cascade.name, sorted(integer_params),
-                           dict(getattr(cascade, "defaults", {}) or {}), _largest(block_axes))
+                           dict(getattr(cascade, "defaults", {}) or {}), _largest(block_axes),
+                           kth_params=sorted(kth_params))
     return GeneratedKernel(cascade.name, note, rank, plan.row, source, infos, block_m, block_n, dtype)
+
+
+def _generate_chunked(form: Cascade, note: str, original: str, rank: str, block_n: int, dtype: str,
+                      kv_heads: int | None) -> GeneratedKernel:
+    """A cascade with recurrences over the keys: one kernel in the chunked form (chunks of
+    block_n keys, their rows the same positions: BLOCK_M = BLOCK_N)."""
+    plan = chunked_plan(form, rank)
+    stored = set(form.outputs)
+    globals_ = _globals(plan, stored)
+    torch_dtype, tl_dtype = DTYPES[dtype]
+    writer = ChunkedWriter(plan, globals_, {s: s for s in stored}, tl_dtype, dtype == "fp32", dtype)
+    text, params = writer.write_chunked("_chunked")
+    info = KernelInfo("_chunked", [e.name for e in form.einsums if not e.is_initial], "(1, batch * query heads)",
+                      params)
+    sources = ([BF16_HELPER] if dtype == "bf16" else []) + [text]
+    note = f"{note}; recurrences in chunks of {block_n} keys"
+    source = module_source(plan, form, note, [info], sources, globals_, stored, block_n, block_n, torch_dtype,
+                           kv_heads, original, [], dict(getattr(form, "defaults", {}) or {}),
+                           _largest(writer.block_axes), chunked=True)
+    return GeneratedKernel(original, note, rank, plan.row, source, [info], block_n, block_n, dtype)

@@ -10,14 +10,49 @@ import keyword
 
 import sympy
 
-from einsum_cascade.ast import Comparison, Reduce, children, value_vars, walk
+from einsum_cascade.ast import Comparison, Number, Reduce, Size, children, value_vars, walk
 from einsum_cascade.ir import Einsum
 from gpu_ref.codegen.emit import KernelWriter, Reg, describe
 from gpu_ref.codegen.ranges import tile_ranges
 from gpu_ref.codegen.skipping import NEVER, skip_is_identity, tile_bounds
 from gpu_ref.codegen.values import COMBINE, IDENTITY, Val, atom, expand
 
-_NOT_ARGS = {"tl", "triton", "MASKED", "_mul", "_bf16"} | set(dir(builtins))
+_NOT_ARGS = {"tl", "triton", "MASKED", "_mul", "_bf16", "_topk_merge", "_topk_kth"} | set(dir(builtins))
+KTH = ("kth", "kth_smallest")
+
+TOPK_HELPERS = '''@triton.jit
+def _topk_merge(best, tile, k, KPAD: tl.constexpr, BLOCK_N: tl.constexpr):
+    """The k largest values of each row of `best` (the k largest so far, in order, -inf padded)
+    and `tile` together, in order: k rounds of taking the larger head and removing it once."""
+    cols = tl.arange(0, KPAD)[None, :]
+    keys = tl.arange(0, BLOCK_N)[None, :]
+    out = tl.full(best.shape, float('-inf'), tl.float32)
+    for i in range(0, k):
+        a = tl.max(best, 1)
+        b = tl.max(tile, 1)
+        from_best = a >= b
+        out = tl.where(cols == i, tl.maximum(a, b)[:, None], out)
+        at_a = tl.min(tl.where(best == a[:, None], cols, KPAD), 1)
+        at_b = tl.min(tl.where(tile == b[:, None], keys, BLOCK_N), 1)
+        best = tl.where(from_best[:, None] & (cols == at_a[:, None]), float('-inf'), best)
+        tile = tl.where((from_best == 0)[:, None] & (keys == at_b[:, None]), float('-inf'), tile)
+    return out
+
+
+@triton.jit
+def _topk_kth(best, k, KPAD: tl.constexpr):
+    """The k-th largest value of each row (-inf when fewer than k were present)."""
+    cols = tl.arange(0, KPAD)[None, :]
+    return tl.max(tl.where(cols == k - 1, best, float('-inf')), 1)
+'''
+
+
+def _pow2(n: int) -> int:
+    """The smallest power of two >= max(n, 16) (the width of a k-best buffer)."""
+    p = 16
+    while p < n:
+        p *= 2
+    return p
 INDENT = "    "
 
 
@@ -58,7 +93,7 @@ def _group(name: str) -> int:
 
 
 def is_constexpr(name: str) -> bool:
-    return name in ("BLOCK_M", "BLOCK_N", "INTERPRET") or name.startswith(("DIM_", "EVEN_"))
+    return name in ("BLOCK_M", "BLOCK_N", "INTERPRET") or name.startswith(("DIM_", "EVEN_", "KPAD_"))
 
 
 def signature(names: list[str]) -> str:
@@ -79,6 +114,8 @@ class PassWriter(KernelWriter):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.integer_params = set()
+        self.kth_params: set[str] = set()  # params that are a k of a running k-th value
+        self.kth = False
 
     def store(self, e_name: str, val: Val, lhs_vars: tuple[str, ...]) -> None:
         """Store a tensor's block (absent points as 0) at its slots `lhs_vars`."""
@@ -104,8 +141,10 @@ class PassWriter(KernelWriter):
         for d, ix in enumerate(e.lhs):
             if d == self.c.iterative_slot.get(e.name):
                 continue
-            out.append(str(ix))
-        return tuple(out)
+            out.append(ix)
+        if self.plan.derived:  # a split pair (or X0 * x1 + x0) of a rank run flat: the flat variable
+            out = self.plan.collapse(out) or out
+        return tuple(str(ix) for ix in out)
 
     def presence(self, val: Val) -> tuple:
         return tuple(sorted((t.cond for t in val.mask if t.kind in ("cond", "bounds")), key=describe))
@@ -113,6 +152,9 @@ class PassWriter(KernelWriter):
     def finish(self, e: Einsum, val: Val) -> None:
         """Record a computed tensor and store it if a later kernel or the caller needs it."""
         if e.name in self.stored:
+            if e.name not in self.c.outputs and any(t.kind == "data" for t in val.mask):
+                raise self.refuse("stored for a later pass under a data-dependent condition (its absent points "
+                                  "would read as 0 there)", e.name)
             self.store(e.name, val, self.lhs_vars(e))
             self.globals[e.name].presence = self.presence(val)
 
@@ -190,6 +232,9 @@ class PassWriter(KernelWriter):
             self.current = e.name
             name = f"acc_{len(self.accs)}"
             step.emit(f"# running {'sum' if node is None else node.op} for {e.name}")
+            if node is not None and node.op in KTH:
+                self.running_kth(name, e, node, state_in, state_out, init)
+                continue
             if node is None:
                 inner = tuple(e.space_where) if any(
                     (c.variables if isinstance(c, Comparison) else set()) & set(e.implicit_vars)
@@ -209,13 +254,50 @@ class PassWriter(KernelWriter):
             reductions.append((op, body, where))
         masked_reads = {g for (g, _idx), v in self.step.loads.items() if any(t.kind == "cond" for t in v.mask)}
         stored_loop = {e.name for e in self.k.loop if e.name in self.stored}
-        self.skip = skip_is_identity(self.c, self.plan.tile_var, self.k.loop, reductions, stored_loop,
-                                     masked_reads)
+        if self.data_masks or self.kth:  # a tile's effect then depends on the data: every tile runs
+            self.skip = (False, "a data-dependent condition or a running k-th value")
+        else:
+            self.skip = skip_is_identity(self.c, self.plan.tile_var, self.k.loop, reductions, stored_loop,
+                                         masked_reads)
         return state_in, state_out, init, loop_names
+
+    def running_kth(self, name: str, e: Einsum, node: Reduce, state_in, state_out, init) -> None:
+        """A running k-th largest (smallest) value over the keys: the k best of each row so far,
+        in order, merged with each tile's (`_topk_merge`: k rounds of taking the best of either,
+        exact, ties counted as the evaluator's sort counts them); the k-th is read after the loop."""
+        axes = self.reduction_axes(e, node)
+        if axes != (self.plan.row,):
+            raise self.refuse(f"a {node.op} over {self.plan.key} whose result is over {list(axes) or 'no rank'} "
+                              f"(the selection stage keeps the best per row of {self.plan.row})")
+        if set(node.vars) != {self.plan.key_var}:
+            raise self.refuse(f"a {node.op} over {list(node.vars)}: the selection stage selects over the keys only")
+        if isinstance(node.k, Number) and float(node.k.value).is_integer() and node.k.value >= 1:
+            k_code, pad = str(int(node.k.value)), str(_pow2(int(node.k.value)))
+        elif isinstance(node.k, Size) and node.k.name in self.c.params:
+            k_code, pad = f"param_{node.k.name}", f"KPAD_{node.k.name}"
+            self.kth_params.add(node.k.name)
+        else:
+            raise self.refuse(f"{node.op}'s k is neither a whole number nor a param")
+        worst = "float('-inf')" if node.op == "kth" else "float('inf')"
+        val = self.value(node.body)
+        terms = set(val.mask) | {self.term(c) for c in node.where} | {self.range_term(self.plan.key)}
+        val = self.broadcast(val, (self.plan.row, self.plan.key))
+        x = self.apply_mask(val, terms, worst, "x")
+        sign = "" if node.op == "kth" else "-"
+        self.step.emit(f"{name}_next = _topk_merge({name}, {sign}{atom(x.code)}, {k_code}, {pad}, BLOCK_N)")
+        self.kth = True
+        final = f"{sign}_topk_kth({name}, {k_code}, {pad})"
+        self.accs[node] = (final, Val(final, axes), node.op)
+        state_in.append(name)
+        state_out.append(name + "_next")
+        init[name] = ("kth", pad)
 
     def init_lines(self, init: dict) -> None:
         self.scope = self.pre
         for name, spec in init.items():
+            if spec[0] == "kth":  # the k best so far: none yet
+                self.pre.emit(f"{name} = tl.full([BLOCK_M, {spec[1]}], float('-inf'), tl.float32)")
+                continue
             if isinstance(spec[0], str):  # a running reduction: its identity
                 op, axes = spec
                 self.pre.emit(f"{name} = {self.full(axes, IDENTITY[op])}")
@@ -311,6 +393,10 @@ class PassWriter(KernelWriter):
             lo[v], hi[v] = "0", f"(size_{axis} - 1)"
         if plan.tile_var:
             lo[plan.tile_var] = hi[plan.tile_var] = "m1"
+        for v, (axis, role, _outer, inner_size) in sorted(plan.derived.items()):  # x // X0 over the box
+            if role == "outer":
+                flat = kv if axis == key else rv
+                lo[v], hi[v] = f"({flat}_lo // size_{inner_size})", f"({flat}_hi // size_{inner_size})"
         conds = [t for t in self.step.masks if t.kind == "cond"]
         full = [f"({kv}_lo + BLOCK_N <= size_{key})"]
         scalar = lambda x: self.index(sympy.sympify(x)).code  # noqa: E731

@@ -39,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     Path(args.output).write_text(result.source)
     kernels = "; ".join(f"{k.name}: {', '.join(k.einsums)}" for k in result.kernels)
+    programs = ("one program per (batch, head) walking the chunks" if result.grid.startswith("(1,")
+                else f"programs per {args.block_m} rows of {result.row} and (batch, head)")
     print(f"wrote {args.output}: {cascade.name} ({result.form}), {len(result.kernels)} kernel(s) over {rank} "
-          f"in tiles of {args.block_n}, programs per {args.block_m} rows of {result.row} and (batch, head): {kernels}")
+          f"in tiles of {args.block_n}, {programs}: {kernels}")
     return 0
 
 
