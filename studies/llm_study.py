@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
 
 from mappings.llm.model import load_model, model_names, parameter_count
-from mappings.llm.phases import PHASES, Op, kv_cache_bytes, phase_ops
+from mappings.llm.phases import PHASES, Op, cascade_source, kv_cache_bytes, phase_ops
 
 ACCELERATORS = ["fusemax-cloud", "flat-cloud"]
 GPUS = ["h100-sxm", "h200"]
@@ -33,17 +34,39 @@ BATCHES = [1, 16, 64]
 PI_MODELS = ("llama-3-8b", "mistral-7b")
 PI_KEY_TILE = 64  # keys per tile of the 1-pass cascades under private inference (secure_transformer's default)
 COLUMNS = ["model", "target", "phase", "context", "batch", "latency_s", "per_token_s", "energy_j", "dram_bytes",
-           "attention_share", "bound", "kv_cache_bytes", "weight_bytes", "status", "reason"]
+           "attention_share", "bound", "kv_cache_bytes", "weight_bytes", "weights_dtype", "kv_dtype", "status", "reason"]
 
 
 def op_key(op: Op, target: str, mapping: str = "auto") -> str:
-    """Identity of one simulated operation (cascade, sizes, pairs, KV heads, target, mapping), 24 hex digits."""
-    ident = json.dumps([op.cascade, sorted(op.sizes.items()), op.batch, op.heads, op.kv_heads, target, mapping])
+    """Identity of one simulated operation (cascade, sizes, pairs, KV heads, element type, GPU form,
+    target, mapping), 24 hex digits."""
+    ident = json.dumps([op.cascade, sorted(op.sizes.items()), op.batch, op.heads, op.kv_heads, op.dtype,
+                        op.gpu_form if is_gpu(target) else None, target, mapping])
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
 
 
-def simulate_op(op: Op, target: str, mapping: str = "auto") -> dict:
-    """One operation on `target` (units: seconds, joules, bytes), or its reason for failing."""
+def is_gpu(target: str) -> bool:
+    """Whether `target` names a shipped GPU description."""
+    from archsim.gpu.specs import known_gpus
+    return target in GPUS or target in known_gpus()
+
+
+def accelerator_at(name: str, dtype: str):
+    """The accelerator `name` with its element (word) width set to `dtype`'s bytes: the same PEs,
+    buffer bytes and DRAM bandwidth, each word of the schedule `dtype`-wide (an override of the
+    architecture data, named `name-dtype`)."""
+    from archsim.config import load_architecture
+    from mappings.llm.model import ELEMENT_BYTES
+    arch = load_architecture(name)
+    width = ELEMENT_BYTES[dtype]
+    return arch if arch.word_bytes == width else dataclasses.replace(arch, word_bytes=width, name=f"{arch.name}-{dtype}")
+
+
+def simulate_op(op: Op, target: str, mapping: str = "auto", kernel: str | None = None) -> dict:
+    """One operation on `target` at the operation's element type (units: seconds, joules, bytes),
+    or its reason for failing. Accelerators: `accelerator_at`; GPUs: `dtype` and the op's GPU form;
+    private inference prices ring elements, which the element type does not change. `kernel`: a
+    GPU kernel profile in place of the GPU target's default."""
     from archsim.errors import ScheduleError
     from mappings.simulation import simulate
     from mappings.work import MappingError
@@ -51,6 +74,15 @@ def simulate_op(op: Op, target: str, mapping: str = "auto") -> dict:
     from mappings.certify import InvariantViolation
     kwargs = dict(batch=op.batch, heads=op.heads, kv_heads=op.kv_heads)
     sizes = dict(op.sizes)
+    cascade, arch = cascade_source(op.cascade), target
+    if is_gpu(target):
+        kwargs["dtype"] = op.dtype
+        if op.gpu_form is not None:
+            gpu_cascade, gpu_sizes, kwargs["kv_heads"], kwargs["kernel"] = op.gpu_form
+            cascade, sizes = cascade_source(gpu_cascade), dict(gpu_sizes)
+        kwargs["kernel"] = kernel or kwargs.get("kernel")
+    elif target in ACCELERATORS:
+        arch = accelerator_at(target, op.dtype)
     if target == PI_PROFILE:
         # two-party computation prices every query head's scores and softmax whether or not heads
         # share K and V (sharing saves only storage), so K/V sharing does not change its cost
@@ -62,7 +94,7 @@ def simulate_op(op: Op, target: str, mapping: str = "auto") -> dict:
             sizes["M1"] = -(-sizes["M"] // sizes["M0"])
             sizes["M"] = sizes["M0"] * sizes["M1"]
     try:
-        r = simulate(op.cascade, target, sizes, mapping=mapping, **kwargs)
+        r = simulate(cascade, arch, sizes, mapping=mapping, **kwargs)
     except (MappingError, ScheduleError, ec.CascadeError) as err:
         return {"status": "failed", "reason": str(err)}
     except InvariantViolation as err:  # a simulator defect caught by the certificate: never a number
@@ -93,7 +125,8 @@ def phase_row(model: str, target: str, phase: str, context: int, batch: int, res
     ops = phase_ops(m, phase, context, batch)
     row = {"model": m.name, "target": target, "phase": phase, "context": context, "batch": batch,
            "kv_cache_bytes": kv_cache_bytes(m, context, batch) if phase == "decode" else 0.0,
-           "weight_bytes": parameter_count(m) * m.dtype_bytes}
+           "weight_bytes": parameter_count(m) * m.weight_bytes, "weights_dtype": m.dtypes.weights,
+           "kv_dtype": m.dtypes.kv_cache}
     failed = [(op, results[op_key(op, target)]) for op in ops if results[op_key(op, target)]["status"] != "ok"]
     if failed:
         op, res = failed[0]
@@ -145,9 +178,7 @@ def fusion_ops(models: list[str], contexts: list[int]) -> list[tuple[Op, Op, tup
             for context in contexts:
                 for op in phase_ops(m, phase, context, FUSION_BATCH):
                     if op.role == "attention" and op.cascade in UNFUSED:
-                        unfused = Op(op.name, op.role, UNFUSED[op.cascade],
-                                     {k: v for k, v in op.sizes.items()}, op.batch, op.heads, op.kv_heads,
-                                     op.count, op.layer)
+                        unfused = dataclasses.replace(op, cascade=UNFUSED[op.cascade], sizes=dict(op.sizes))
                         out.append((op, unfused, (m.name, phase, context)))
     return out
 
@@ -204,8 +235,9 @@ def _fmt_s(x: float) -> str:
     return f"{x * 1e6:.1f} us" if x < 1e-3 else f"{x * 1e3:.2f} ms" if x < 1 else f"{x:.2f} s"
 
 
-def findings(rows: list[dict], fusion_rows: list[dict]) -> list[str]:
-    """Sentences stating numbers computed from the rows."""
+def findings(rows: list[dict], fusion_rows: list[dict], check_rows: list[dict] | None = None) -> list[str]:
+    """Sentences stating numbers computed from the rows (`check_rows`: studies/llm_decode_check.py)."""
+    from studies.llm_decode_check import compared, mape, pct
     ok = [r for r in rows if r["status"] == "ok"]
     lines = []
     dec = [r for r in ok if r["phase"] == "decode" and r["target"] in ACCELERATORS + GPUS]
@@ -234,6 +266,22 @@ def findings(rows: list[dict], fusion_rows: list[dict]) -> list[str]:
                          f"{max(f['speedup'] for f in dec_f):.2f}x, both forms bound by "
                          f"{', '.join(sorted({f['fused_bound'] for f in dec_f} | {f['unfused_bound'] for f in dec_f}))}: "
                          "the unfused mapping also moves its score tensors through DRAM.")
+    for model in sorted({r["model"] for r in ok if r["weights_dtype"] != "bf16" or r["kv_dtype"] != "bf16"}):
+        r = next(r for r in ok if r["model"] == model)
+        lines.append(f"- {model} is priced at its element types on the accelerators and GPUs: weights "
+                     f"{r['weights_dtype']} ({r['weight_bytes'] / 1e9:.0f} GB in all), KV cache {r['kv_dtype']}.")
+    for r in ok:  # the hybrid model's decode: its linear-recurrent layers simulated on every target
+        if (r["phase"], r["context"], r["batch"]) == ("decode", 32768, 16) and r["model"].startswith("Qwen3-Next"):
+            lines.append(f"- {r['model']} decode at 32K context, batch 16, on {r['target']}: "
+                         f"{_fmt_s(r['latency_s'])} per step, attention and state updates "
+                         f"{100 * r['attention_share']:.0f}% of it, bound by {r['bound']}.")
+    used = compared(check_rows or [])
+    if used:
+        models = sorted({r["model"] for r in used})
+        lines.append(f"- Decode attention against {len(used)} published one-token decode measurements "
+                     f"({', '.join(models)}) through the GPU model: MAPE {pct(mape(used))} with the shipped "
+                     f"fit (in-sample), {pct(mape(used, 'held_out_error_pct'))} with each row's kernel refitted "
+                     "without its source.")
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines.append(f"- {len(failed)} of {len(rows)} points could not be simulated; the first reason: "
@@ -241,8 +289,13 @@ def findings(rows: list[dict], fusion_rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_outputs(out: Path, rows: list[dict], fusion_rows: list[dict]) -> None:
-    """results.csv, fusion.csv, results.json, report.md and the figures under `out`."""
+def write_outputs(out: Path, rows: list[dict], fusion_rows: list[dict], check_rows: list[dict] | None = None) -> None:
+    """results.csv, fusion.csv, results.json, report.md and the figures under `out`; `check_rows`:
+    the decode attention checked against published measurements (studies/llm_decode_check.py),
+    also decode_check.csv."""
+    from studies.llm_decode_check import report_lines, write_csv
+    check_rows = check_rows or []
+    write_csv(out / "decode_check.csv", check_rows)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "results.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -256,15 +309,15 @@ def write_outputs(out: Path, rows: list[dict], fusion_rows: list[dict]) -> None:
         w.writeheader()
         for r in fusion_rows:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    (out / "results.json").write_text(json.dumps({"rows": rows, "fusion": fusion_rows}, indent=1, sort_keys=True)
-                                      + "\n")
+    (out / "results.json").write_text(json.dumps({"rows": rows, "fusion": fusion_rows, "decode_check": check_rows},
+                                                 indent=1, sort_keys=True) + "\n")
     _figures(out, rows)
     lines = ["# LLM inference: prefill and decode on the spatial accelerators, GPUs and private inference", "",
              "Generated by `cascadesim study llm` (studies/llm_study.py). Models: mappings/llm/models/ (each "
              "figure from the model's published configuration); operations per phase: mappings/llm/phases.py; "
              "every operation simulated through `mappings.simulate`. Prefill: `batch` sequences of `context` "
              "tokens; decode: one step (one new token per sequence) at `context` tokens of KV cache.", "",
-             "## Findings", "", *findings(rows, fusion_rows), "",
+             "## Findings", "", *findings(rows, fusion_rows, check_rows), "",
              "## Decode: time per step (batch x one token)", "",
              "![decode](decode_per_token.png)", "", "![prefill](prefill_time.png)", "",
              "| model | target | context | batch | step | attention share | bound | KV bytes |",
@@ -286,6 +339,7 @@ def write_outputs(out: Path, rows: list[dict], fusion_rows: list[dict]) -> None:
     for f in fusion_rows:
         lines.append(f"| {f['model']} | {f['phase']} | {f['context']} | {f['layer']} | {_fmt_s(f['fused_s'])} | "
                      f"{_fmt_s(f['unfused_s'])} | {f['speedup']:.2f}x | {f['fused_bound']} / {f['unfused_bound']} |")
+    lines += report_lines(check_rows, sorted({r["model"] for r in rows}))
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines += ["", "## Not simulated", "", "| model | target | phase | context | batch | reason |",
@@ -329,8 +383,9 @@ def _figures(out: Path, rows: list[dict]) -> None:
 
 def write_report(out_root: Path) -> None:
     """The study's default grid into `out_root`/llm (the job of `make report`)."""
+    from studies.llm_decode_check import decode_check
     rows, fusion_rows = run_study(out_root / "llm")
-    write_outputs(out_root / "llm", rows, fusion_rows)
+    write_outputs(out_root / "llm", rows, fusion_rows, decode_check(model_names()))
 
 
 def register_args(parser: argparse.ArgumentParser) -> None:
@@ -341,7 +396,8 @@ def register_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from studies.llm_decode_check import decode_check
     rows, fusion_rows = run_study(args.out, args.models, args.contexts, args.batches)
-    write_outputs(args.out, rows, fusion_rows)
-    print(f"wrote {args.out}/results.csv, fusion.csv, results.json, report.md")
+    write_outputs(args.out, rows, fusion_rows, decode_check(args.models or model_names()))
+    print(f"wrote {args.out}/results.csv, fusion.csv, decode_check.csv, results.json, report.md")
     return 0

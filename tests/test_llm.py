@@ -94,8 +94,9 @@ def test_prefill_layer_multiply_adds_by_hand(tiny):
 def test_mla_decodes_absorbed_as_multi_query_over_the_latent():
     m = load_model("deepseek-v3")
     att = next(op for op in phase_ops(m, "decode", 1024, 1) if op.role == "attention")
-    assert att.sizes == {"P": 1, "M": 1024, "E": 512 + 64, "F": 512} and (att.heads, att.kv_heads) == (128, 1)
-    assert kv_cache_bytes(m, 1024, 1) == 61 * 1024 * 576 * 1  # fp8: one byte an element
+    assert att.cascade == "llm/mla_latent_decode" and att.gpu_form[0] == "llm/mla_latent_decode_2pass"
+    assert att.sizes == {"P": 1, "M": 1024, "E": 64, "F": 512} and (att.heads, att.kv_heads) == (128, 1)
+    assert kv_cache_bytes(m, 1024, 1) == 61 * 1024 * 576 * 2  # the latent cache in bf16 (weights fp8)
 
 
 def test_sliding_window_decode_sees_the_window_only():

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from archsim.yamlio import YamlFileError, load_yaml_file
 from mappings.work import MappingError
@@ -119,6 +119,24 @@ class MoEFFN(_Doc):
 
 
 FFN = Annotated[Union[GatedFFN, MoEFFN], Field(discriminator="kind")]
+DType = Literal["bf16", "fp16", "fp8"]
+ELEMENT_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1}
+
+
+class DTypes(_Doc):
+    """Element types of the weights, the activations (the other operand of each matrix product) and
+    the KV cache (and recurrent state). A target prices one element width per operation, so the
+    weights and the activations must agree (a mixed-width product is not modelled)."""
+    weights: DType = "bf16"
+    activations: DType = "bf16"
+    kv_cache: DType = "bf16"
+
+    @model_validator(mode="after")
+    def _one_width_per_product(self):
+        if ELEMENT_BYTES[self.weights] != ELEMENT_BYTES[self.activations]:
+            raise ValueError(f"activations: {self.activations} differs in width from the weights' {self.weights} "
+                             "(a matrix product of mixed element widths is not modelled)")
+        return self
 
 
 class LayerGroup(_Doc):
@@ -128,18 +146,24 @@ class LayerGroup(_Doc):
 
 
 class LLMModel(_Doc):
-    """One model (units: counts of parameters, elements; bytes only through `dtype_bytes`)."""
+    """One model (units: counts of parameters, elements; bytes only through `dtypes`). `dtype`: one
+    element type for everything, or {weights, activations, kv_cache}."""
     name: str
     source: str = Field(min_length=10)
     params_stated: float = Field(gt=0, allow_inf_nan=False)  # the model card's parameter count
     d_model: Count
     vocab: Count
     tied_embeddings: bool = False
-    dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
+    dtype: DTypes = DTypes()
     attentions: dict[str, Attention] = Field(min_length=1)
     ffns: dict[str, FFN] = Field(min_length=1)
     layers: list[LayerGroup] = Field(min_length=1)
     pattern_repeat: Count = 1
+
+    @field_validator("dtype", mode="before")
+    @classmethod
+    def _one_type_for_all(cls, v):
+        return {"weights": v, "activations": v, "kv_cache": v} if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _names(self):
@@ -152,9 +176,19 @@ class LLMModel(_Doc):
         return self
 
     @property
-    def dtype_bytes(self) -> int:
-        """Bytes per weight and activation element."""
-        return 1 if self.dtype == "fp8" else 2
+    def dtypes(self) -> DTypes:
+        """The element types of the weights, activations and KV cache."""
+        return self.dtype
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes per weight element."""
+        return ELEMENT_BYTES[self.dtypes.weights]
+
+    @property
+    def kv_bytes(self) -> int:
+        """Bytes per KV-cache (and recurrent-state) element."""
+        return ELEMENT_BYTES[self.dtypes.kv_cache]
 
     def layer_list(self) -> list[tuple[str, str]]:
         """(attention name, ffn name) of every layer, in order."""

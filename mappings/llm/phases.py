@@ -13,8 +13,15 @@ operations of `count x simulate(...)` (operations run one after another).
   products over T = batch tokens; attention with P = 1 query and M = context keys (a sliding
   window sees min(context, window) keys); MLA decodes in its absorbed form (multi-query attention
   over the cached latent: key width kv_lora_rank + qk_rope_head_dim, value width kv_lora_rank,
-  one KV head), with the per-head absorption matrices as products; a gated delta rule layer
-  updates its (key x value) state once per value head (blocks/gated_delta_rule_step).
+  one KV head whose latent is read once as key and value: mappings/llm/cascades/mla_latent_decode*),
+  with the per-head absorption matrices as products; a gated delta rule layer
+  reads, updates (rank 1) and writes its (key x value) state once per value head and reads its
+  output from it (mappings/llm/cascades/gated_delta_rule_decode.cascade: the state's key rows are
+  the rank M a mapping streams; on a GPU target the library `gated_delta_rule` at one query, which
+  the GPU model runs as its recurrent decode-step kernel).
+- dtypes: each operation carries the element type it is priced at: matrix products the model's
+  weight type (its activations have the same width, mappings/llm/model.py), attention and
+  recurrent-state operations the KV-cache type.
 - MoE: under uniform routing T tokens touch E (1 - (1 - k/E)^T) distinct experts in expectation
   (k active of E); each touched expert runs ceil(T k / touched) tokens (an assumption: real routers
   are unbalanced). The router and shared experts run every token.
@@ -26,13 +33,27 @@ convolution and gates, the KV-cache append, MLA's prefill key/value up-projectio
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from mappings.llm.model import (DenseAttention, GatedDeltaRule, GatedFFN, LatentAttention, LLMModel, MoEFFN,
+from mappings.llm.model import (ELEMENT_BYTES, DenseAttention, GatedDeltaRule, GatedFFN, LatentAttention, LLMModel, MoEFFN,
                                 SlidingWindowAttention)
 from mappings.work import MappingError
 
 PHASES = ("prefill", "decode")
+CASCADES_DIR = Path(__file__).parent / "cascades"
+LLM_CASCADE = "llm/"  # prefix of the cascades of CASCADES_DIR in an Op's `cascade`
+# GPU form of a linear-recurrent decode step: the recurrent cascade at one query (P = 1) and the
+# least key extent (M = 2) that the GPU target reads as its decode-step kernel (one token's state
+# update; the certificate's FLOP floor is that of M = 2 tokens, never above the step's)
+GPU_STEP_CASCADE = "gated_delta_rule"
+GPU_STEP_KEYS = 2
+GPU_STEP_KERNEL_2BYTE = "flashinfer-gdn-decode-bf16"  # the state in a 2-byte type (else the fp32-state default)
+
+
+def cascade_source(name: str) -> str | Path:
+    """What `simulate` loads for an Op's `cascade`: a library name, or a file of CASCADES_DIR."""
+    return CASCADES_DIR / f"{name[len(LLM_CASCADE):]}.cascade" if name.startswith(LLM_CASCADE) else name
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,9 @@ class Op:
     count: float = 1.0
     layer: str = ""  # the (attention, ffn) kind of the layers that run it
     notes: tuple[str, ...] = field(default_factory=tuple)
+    dtype: str = "bf16"  # the element type it is priced at
+    # on a GPU target, another cascade, its sizes, KV heads and kernel (None: the same as above)
+    gpu_form: tuple[str, tuple[tuple[str, int], ...], int, str | None] | None = None
 
 
 def _matmul(name: str, role: str, tokens: int, k: int, n: int, count: float, layer: str,
@@ -98,10 +122,12 @@ def _attention_ops(a, d: int, phase: str, context: int, batch: int, count: int, 
         else:  # absorbed: q_nope -> latent per head, MQA over the latent cache, latent -> v per head
             ops.append(_matmul("absorb_k", "projection", t, a.qk_nope_head_dim, a.kv_lora_rank, count, layer,
                                heads=a.heads))
-            ops.append(Op("attention", "attention", "attention_1pass",
-                          {"P": 1, "M": context, "E": a.kv_lora_rank + a.qk_rope_head_dim, "F": a.kv_lora_rank},
+            sizes = {"P": 1, "M": context, "E": a.qk_rope_head_dim, "F": a.kv_lora_rank}
+            ops.append(Op("attention", "attention", LLM_CASCADE + "mla_latent_decode", sizes,
                           batch=batch, heads=a.heads, kv_heads=1, count=count, layer=layer,
-                          notes=("MLA absorbed: one latent KV head shared by every query head",)))
+                          notes=("MLA absorbed: one latent KV head shared by every query head, the latent "
+                                 "read once as key and value",),
+                          gpu_form=(LLM_CASCADE + "mla_latent_decode_2pass", tuple(sorted(sizes.items())), 1, None)))
             ops.append(_matmul("absorb_v", "projection", t, a.kv_lora_rank, a.v_head_dim, count, layer,
                                heads=a.heads))
         ops.append(_matmul("o", "projection", t, a.heads * a.v_head_dim, d, count, layer))
@@ -114,9 +140,11 @@ def _attention_ops(a, d: int, phase: str, context: int, batch: int, count: int, 
                           {"M": context, "E": a.key_head_dim, "F": a.value_head_dim},
                           batch=batch, heads=a.value_heads, kv_heads=a.value_heads, count=count, layer=layer))
         else:
-            ops.append(Op("attention", "attention", "blocks/gated_delta_rule_step",
-                          {"K": a.key_head_dim, "V": a.value_head_dim},
-                          batch=batch, heads=a.value_heads, kv_heads=a.value_heads, count=count, layer=layer))
+            gpu_sizes = (("E", a.key_head_dim), ("F", a.value_head_dim), ("M", GPU_STEP_KEYS), ("P", 1))
+            ops.append(Op("attention", "attention", LLM_CASCADE + "gated_delta_rule_decode",
+                          {"M": a.key_head_dim, "F": a.value_head_dim},
+                          batch=batch, heads=a.value_heads, kv_heads=a.value_heads, count=count, layer=layer,
+                          gpu_form=(GPU_STEP_CASCADE, gpu_sizes, a.key_heads, None)))
         ops.append(_matmul("out_proj", "projection", t, v, d, count, layer))
         return ops
     raise MappingError(f"attention kind {type(a).__name__} has no phase model")
@@ -160,12 +188,21 @@ def phase_ops(model: LLMModel, phase: str, context: int, batch: int) -> list[Op]
         ops += _attention_ops(model.attentions[att], d, phase, context, batch, n, layer)
         ops += _ffn_ops(model.ffns[ffn], d, tokens, n, layer)
     ops.append(_matmul("lm_head", "lm_head", batch, d, model.vocab, 1, "head"))
-    return ops
+    return [_with_dtype(op, model.dtypes) for op in ops]
+
+
+def _with_dtype(op: Op, dtypes) -> Op:
+    """`op` priced at the model's element type for it (module docstring)."""
+    dtype = dtypes.kv_cache if op.role == "attention" else dtypes.weights
+    if op.gpu_form is not None and op.gpu_form[0] == GPU_STEP_CASCADE and ELEMENT_BYTES[dtype] == 2:
+        cascade, sizes, kv, _ = op.gpu_form
+        return replace(op, dtype=dtype, gpu_form=(cascade, sizes, kv, GPU_STEP_KERNEL_2BYTE))
+    return replace(op, dtype=dtype)
 
 
 def kv_cache_bytes(model: LLMModel, context: int, batch: int) -> float:
     """Bytes of KV cache (and recurrent state) a decode step reads: per layer kind, per sequence."""
-    b = model.dtype_bytes
+    b = model.kv_bytes
     total = 0.0
     for (att, _), n in model.layer_counts().items():
         a = model.attentions[att]
