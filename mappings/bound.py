@@ -48,7 +48,7 @@ import networkx as nx
 import einsum_cascade as ec
 from einsum_cascade.ast import Access, Binary, Reduce, walk
 from einsum_cascade.points import numeric_points
-from mappings.scheduler import _words
+from mappings.scheduler import tensor_words
 from mappings.work import MappingError
 
 
@@ -114,7 +114,7 @@ def bound_sizes(c: ec.Cascade, sizes: dict[str, float]) -> dict[str, float]:
 def _produced_words(c: ec.Cascade, t: str, sizes: dict, points) -> float:
     """Elements of tensor `t` that exist: all of an input, the visible points of a defined tensor."""
     if t in c.inputs:
-        return _words(c, t, sizes)
+        return tensor_words(c, t, sizes)
     e = c.einsum(t)
     return float(points(frozenset(e.output_vars - {e.iterative_var}), e.space_where))
 
@@ -222,7 +222,7 @@ def _reuses(c: ec.Cascade, sizes: dict, points, S: float) -> list[Reuse]:
                 where += tuple(n.where)
         macs = float(points(frozenset(zv | k), where))
         traffic = macs / math.sqrt(S) - S
-        compulsory = _words(c, x.tensor, sizes) + _words(c, y.tensor, sizes) + _words(c, e.name, sizes)
+        compulsory = tensor_words(c, x.tensor, sizes) + tensor_words(c, y.tensor, sizes) + tensor_words(c, e.name, sizes)
         extra = max(0.0, traffic - compulsory)
         used |= {x.tensor, y.tensor, e.name}
         out.append(Reuse(e.name, (x.tensor, y.tensor, e.name), macs, traffic, extra))
@@ -240,8 +240,8 @@ def lower_bound(c: ec.Cascade, sizes: dict[str, float], buffer_bytes: int, word_
     points = numeric_points(c, bound)
     S = float(buffer_bytes // word_bytes)
     used_inputs = {a.tensor for e in c.einsums for a in e.reads if a.tensor in c.inputs}
-    compulsory = sum(_words(c, t, bound) for t in c.inputs if t in used_inputs) + \
-        sum(_words(c, t, bound) for t in c.outputs)
+    compulsory = sum(tensor_words(c, t, bound) for t in c.inputs if t in used_inputs) + \
+        sum(tensor_words(c, t, bound) for t in c.outputs)
     best: list[Straddle] = []
     passes = {}
     for r in c.ranks:

@@ -158,7 +158,7 @@ def _size_value(v, arch: Architecture, whole: int, where: str) -> int:
     raise SpecError(f"{where}: expected a positive integer, 'whole'/'all' or UNIT.rows / UNIT.cols, got {v!r}")
 
 
-def _words(cascade: ec.Cascade, tensor: str, sizes: dict, drop: set[str] = frozenset()) -> float:
+def tensor_words(cascade: ec.Cascade, tensor: str, sizes: dict, drop: set[str] = frozenset()) -> float:
     """Elements of `tensor` at `sizes`, the dimensions indexed by variables in `drop` left out."""
     decl = cascade.inputs.get(tensor)
     if decl is not None:
@@ -359,7 +359,7 @@ class _Ctx:
             actions["buffer.read_words"] = actions.get("buffer.read_words", 0.0) + \
                 math.prod(float(sizes[self.c.var_rank[v]]) for v in variables)
         if e.name not in rf:
-            actions["buffer.write_words"] = actions.get("buffer.write_words", 0.0) + _words(self.c, e.name, sizes)
+            actions["buffer.write_words"] = actions.get("buffer.write_words", 0.0) + tensor_words(self.c, e.name, sizes)
 
 
 # -- masks -------------------------------------------------------------------------------------
@@ -439,18 +439,18 @@ def _resident_bytes(ctx: _Ctx, rows: int) -> float:
         bsz[c.ranks[ctx.spec.rank].parts[0]] = ctx.N // ctx.block
     total = 0.0
     for t in ctx.spec.buffer_resident:
-        total += _words(c, ctx.source(t), bsz) * wb
+        total += tensor_words(c, ctx.source(t), bsz) * wb
     for t in c.inputs:
         if not ctx.streamed(t) and t not in ctx.spec.buffer_resident and ctx.spec.pipeline != "blocks":
-            total += _words(c, t, bsz) * wb  # non-streamed inputs are held for the block by default
+            total += tensor_words(c, t, bsz) * wb  # non-streamed inputs are held for the block by default
     for e in ctx.st.computing:
         if e.name in ctx.spec.register_file:
             continue
         if e.iterative_var in ctx.rvars:  # recurrence state
-            total += _words(c, e.name, bsz) * wb
+            total += tensor_words(c, e.name, bsz) * wb
         elif ctx.n_tiles > 1 and ctx.st.passes[e.name] is not None and not ctx.streamed(e.name):
-            total += _words(c, e.name, bsz) * wb  # a sum or max over the tiles, accumulated in the buffer
-    kept = [(1 - ctx.spec.spill.get(t, 0.0)) * _words(c, t, bsz) * wb for t in ctx.st.live]
+            total += tensor_words(c, e.name, bsz) * wb  # a sum or max over the tiles, accumulated in the buffer
+    kept = [(1 - ctx.spec.spill.get(t, 0.0)) * tensor_words(c, t, bsz) * wb for t in ctx.st.live]
     return total + max(kept, default=0.0)
 
 
@@ -458,7 +458,7 @@ def _staging_bytes(ctx: _Ctx, rows: int) -> float:
     """Buffer bytes of one tile's streamed operands (all streamed inputs of the tile at once)."""
     tsz = ctx.tile_sizes(rows)
     keys = min(ctx.T, max(u.cols for u in ctx.arch.units.values()))  # one array-wide slice of the tile
-    return sum(_words(ctx.c, t, tsz) * keys / ctx.T * ctx.wb for t in ctx.c.inputs if ctx.streamed(t))
+    return sum(tensor_words(ctx.c, t, tsz) * keys / ctx.T * ctx.wb for t in ctx.c.inputs if ctx.streamed(t))
 
 
 def query_group_rows(ctx: _Ctx) -> int:
@@ -573,34 +573,34 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
                     continue
                 loaded_in_pass.add(key)
                 if ctx.streamed(t):
-                    words = _words(c, t, tsz if p.tiled else bsz) * (ctx.kv_share if ctx.shared_kv(t) else 1.0)
+                    words = tensor_words(c, t, tsz if p.tiled else bsz) * (ctx.kv_share if ctx.shared_kv(t) else 1.0)
                     reread = 1 if (spec.stationarity == "weight" or t in spec.buffer_resident) else \
                         max(1, rows // unit.cols)
                     load += words * reread * wb
-                    staging += _words(c, t, tsz) * slice_keys / ctx.T * wb  # one array-wide slice of keys
+                    staging += tensor_words(c, t, tsz) * slice_keys / ctx.T * wb  # one array-wide slice of keys
                 elif t in resident_inputs:
                     if blocks_mode:
-                        load += _words(c, t, bsz) * wb
+                        load += tensor_words(c, t, bsz) * wb
                     else:
                         deps.append("LOAD")
                 else:
                     reread = max(1, (ctx.T if p.tiled else ctx.N) // unit.cols)
-                    load += _words(c, t, bsz) * reread * wb
+                    load += tensor_words(c, t, bsz) * reread * wb
                     if ctx.q_parts:
-                        per_row = _words(c, t, bsz) / (rows if _uses(c, t, c.rank_vars(ctx.qr)) else 1)
+                        per_row = tensor_words(c, t, bsz) / (rows if _uses(c, t, c.rank_vars(ctx.qr)) else 1)
                     else:
-                        per_row = _words(c, t, {**bsz, ctx.qr: 1}) if ctx.qr else _words(c, t, bsz)
+                        per_row = tensor_words(c, t, {**bsz, ctx.qr: 1}) if ctx.qr else tensor_words(c, t, bsz)
                     staging += min(rows, unit.cols) * per_row * wb  # one array-wide slice of rows
         spilled_reads = [(t, spec.spill.get(t, 0.0)) for t in p.reads if _crosses(ctx, t, p) and spec.spill.get(t, 0.0) > 0]
         part = tsz if p.tiled else bsz
         f_in = max((f for _, f in spilled_reads), default=0.0)
-        reload = sum(f * _words(c, t, part) * wb for t, f in spilled_reads)
+        reload = sum(f * tensor_words(c, t, part) * wb for t, f in spilled_reads)
         if p.name in ctx.st.live and spec.spill.get(p.name, 0.0) > 0:
-            store += spec.spill[p.name] * _words(c, p.name, part) * wb
+            store += spec.spill[p.name] * tensor_words(c, p.name, part) * wb
         if p.name in c.outputs and p.name not in late_stores:
-            store += _words(c, p.name, part) * wb
+            store += tensor_words(c, p.name, part) * wb
         if spilled_reads and f_in >= 1.0:
-            staging += 2 * sum(slice_keys * _words(c, t, part) / (ctx.T if p.tiled else ctx.N) * wb for t, _ in spilled_reads)
+            staging += 2 * sum(slice_keys * tensor_words(c, t, part) / (ctx.T if p.tiled else ctx.N) * wb for t, _ in spilled_reads)
         ops = []
         lag = lags.get(p.name, 0)
         if spilled_reads and 0 < f_in < 1:
@@ -625,7 +625,7 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
         for out, src in late_stores.items():  # outputs complete only at the end of a pass: stored once
             if by[src].pass_ == k:
                 block_ops.append(TileOp(f"STORE.{out}", None, 0.0, out, (src,),
-                                        store_bytes=_words(c, out, bsz) * wb))
+                                        store_bytes=tensor_words(c, out, bsz) * wb))
         if k == 0:
             if block_ops:
                 segments.append(Segment("prologue", 1, tuple(block_ops)))
@@ -643,7 +643,7 @@ def _fused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
         reserved = resident
     else:
         held_inputs = [t for t in resident_inputs if t in c.inputs]
-        q_bytes = sum(_words(c, t, bsz) * wb for t in held_inputs)
+        q_bytes = sum(tensor_words(c, t, bsz) * wb for t in held_inputs)
         last = segments[-1].ops[-1].name
         load_op = TileOp("LOAD", None, 0.0, "", (), load_bytes=q_bytes, buffer_bytes=resident, hold_until=last)
         segments.insert(0, Segment("load", 1, (load_op,)))
@@ -748,7 +748,7 @@ def _chunk_sizes(ctx: _Ctx, rows: int) -> dict:
 
 def _stage_peak(ctx: _Ctx, rows: int) -> float:
     s = _chunk_sizes(ctx, rows)
-    return max(_words(ctx.c, e.name, s) * ctx.wb for e in ctx.st.computing)
+    return max(tensor_words(ctx.c, e.name, s) * ctx.wb for e in ctx.st.computing)
 
 
 def _unfused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
@@ -781,9 +781,9 @@ def _unfused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
                 if t in loaded or (t in stage_of and stage_of[t] == i):
                     continue
                 loaded.add(t)
-                words = _words(c, t, s)
+                words = tensor_words(c, t, s)
                 if t in c.inputs and not (ctx.qr and _uses(c, t, c.rank_vars(ctx.qr))):
-                    words = _words(c, t, s) / chunks  # read once per head, spread over the chunks
+                    words = tensor_words(c, t, s) / chunks  # read once per head, spread over the chunks
                     if ctx.shared_kv(t):
                         words *= ctx.kv_share  # once per KV head
                 else:
@@ -793,15 +793,15 @@ def _unfused(ctx: _Ctx, outer_blocks: int, label: str) -> Schedule:
                 load += words * wb
             store = 0.0
             if e.name in c.outputs or any(k != i for k in consumers.get(e.name, ())):
-                store = _words(c, e.name, s) * wb
+                store = tensor_words(c, e.name, s) * wb
             for o in c.outputs:  # an output written through a view of e (RS[f] = R[f,M])
                 if o != e.name and ctx.source(o) == e.name:
                     per_chunk = ctx.qr is None or not _uses(c, o, c.rank_vars(ctx.qr))
-                    store += _words(c, o, s) * wb / (chunks if per_chunk else 1)
+                    store += tensor_words(c, o, s) * wb / (chunks if per_chunk else 1)
             kw = {}
             if len(stage) > 1:
                 if j == 0:
-                    kw = dict(buffer_bytes=max(_words(c, x.name, s) * wb for x in stage), hold_until=stage[-1].name)
+                    kw = dict(buffer_bytes=max(tensor_words(c, x.name, s) * wb for x in stage), hold_until=stage[-1].name)
             else:
                 kw = dict(buffer_bytes=max(biggest, store))
             ops.append(TileOp(e.name, ctx.binding[e.name], cycles, e.name, tuple(ctx.deps(e, tiled)),

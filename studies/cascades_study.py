@@ -23,14 +23,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from studies.progress import progress as progress_bar  # noqa: E402  (tqdm on a terminal, lines in a log)
 
 import einsum_cascade as ec  # noqa: E402
-from archsim.errors import ScheduleError  # noqa: E402
-from mappings.scheduler import _words  # noqa: E402
-from mappings.certify import InvariantViolation  # noqa: E402
+from mappings.scheduler import tensor_words  # noqa: E402
 from mappings.simulation import simulate  # noqa: E402
-from mappings.work import MappingError  # noqa: E402
 from mappings.workload import make_workload, parse_length  # noqa: E402
 from studies.checked import require_finite  # noqa: E402
 from studies.errors import UsageError  # noqa: E402
+from studies.outcome import attempt  # noqa: E402
 from studies.sweep.journal import Journal, code_fingerprint, exclusive, journal_key  # noqa: E402
 
 ARCHS = ["fusemax-cloud", "flat-cloud"]
@@ -88,6 +86,14 @@ def study_sizes(c: ec.Cascade, n: int) -> dict:
     return {k: v for k, v in sizes.items() if k in c.size_names or k in c.params}
 
 
+def _simulate_point(c: ec.Cascade, arch: str, n: int):
+    """(the auto-mapped result, query heads per cascade instance) at the study's sizes."""
+    w = make_workload(MODEL, n)
+    sizes = study_sizes(c, n)
+    heads = w.H // math.prod(int(sizes[rank]) for rank in HEAD_RANKS if rank in c.ranks)
+    return simulate(c, arch, sizes, mapping="auto", batch=w.B, heads=heads), heads
+
+
 def cascade_point(name: str, arch: str, length: str) -> dict:
     """One (cascade, architecture, length) point: a row of results.csv (units: s, J, bytes; util 0..1)."""
     c = ec.load_library(name)
@@ -95,16 +101,12 @@ def cascade_point(name: str, arch: str, length: str) -> dict:
     w = make_workload(MODEL, n)
     passes = ec.passes(c, "M").passes if "M" in c.ranks else None
     row = {"cascade": name, "arch": arch, "seq_len": length, "passes": passes}
-    try:
-        sizes = study_sizes(c, n)
-        heads = w.H // math.prod(int(sizes[rank]) for rank in HEAD_RANKS if rank in c.ranks)
-        r = simulate(c, arch, sizes, mapping="auto", batch=w.B, heads=heads)
-    except (MappingError, ScheduleError) as err:
-        return {**row, "status": "unmapped", "reason": str(err)}
-    except InvariantViolation as err:  # a simulator defect the certificate caught: no number
-        return {**row, "status": "unmapped", "reason": f"not certified: {err}"}
+    done, reason = attempt(_simulate_point, c, arch, n)
+    if reason is not None:
+        return {**row, "status": "unmapped", "reason": reason}
+    r, heads = done
     known = _with_parts(c, r.sizes)
-    compulsory = w.B * heads * 2 * sum(_words(c, t, known) for t in [*c.inputs, *c.outputs])  # 2-byte words
+    compulsory = w.B * heads * 2 * sum(tensor_words(c, t, known) for t in [*c.inputs, *c.outputs])  # 2-byte words
     return {**row, "status": "ok", "latency_s": r.latency_s, "energy_j": r.energy_j,
             "dram_bytes": r.dram_bytes, "compulsory_bytes": compulsory, "bounding_unit": r.bounding_unit,
             "util_2d": r.util.get("array2d"), "util_1d": r.util.get("array1d"), "candidates": r.candidates_evaluated,

@@ -67,11 +67,8 @@ def simulate_op(op: Op, target: str, mapping: str = "auto", kernel: str | None =
     or its reason for failing. Accelerators: `accelerator_at`; GPUs: `dtype` and the op's GPU form;
     private inference prices ring elements, which the element type does not change. `kernel`: a
     GPU kernel profile in place of the GPU target's default."""
-    from archsim.errors import ScheduleError
     from mappings.simulation import simulate
-    from mappings.work import MappingError
-    import einsum_cascade as ec
-    from mappings.certify import InvariantViolation
+    from studies.outcome import attempt
     kwargs = dict(batch=op.batch, heads=op.heads, kv_heads=op.kv_heads)
     sizes = dict(op.sizes)
     cascade, arch = cascade_source(op.cascade), target
@@ -93,12 +90,9 @@ def simulate_op(op: Op, target: str, mapping: str = "auto", kernel: str | None =
             sizes["M0"] = min(PI_KEY_TILE, sizes["M"])
             sizes["M1"] = -(-sizes["M"] // sizes["M0"])
             sizes["M"] = sizes["M0"] * sizes["M1"]
-    try:
-        r = simulate(cascade, arch, sizes, mapping=mapping, **kwargs)
-    except (MappingError, ScheduleError, ec.CascadeError) as err:
-        return {"status": "failed", "reason": str(err)}
-    except InvariantViolation as err:  # a simulator defect caught by the certificate: never a number
-        return {"status": "failed", "reason": f"not certified: {err}"}
+    r, reason = attempt(simulate, cascade, arch, sizes, mapping=mapping, **kwargs)
+    if reason is not None:  # no mapping, or a simulator defect the certificate caught: never a number
+        return {"status": "failed", "reason": reason}
     return {"status": "ok", "latency_s": r.latency_s, "energy_j": r.energy_j, "dram_bytes": r.dram_bytes,
             "bound": r.bounding_unit}
 

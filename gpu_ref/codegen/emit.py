@@ -22,6 +22,7 @@ from einsum_cascade.ir import Einsum
 from einsum_cascade.printer import format_einsum, format_expr
 from gpu_ref.codegen.plan import KernelPlan, Plan
 from gpu_ref.codegen.refusal import KernelRefusal
+from gpu_ref.codegen.skipping import condition_vars
 from gpu_ref.codegen.values import (
     FUNCTIONS, IDENTITY, REDUCER, ZERO_PRESERVING, Term, Val, atom, expand,
 )
@@ -620,7 +621,7 @@ class KernelWriter:
         implicit = tuple(sorted(e.implicit_vars))
         wvars = set()
         for c in where:
-            wvars |= c.variables if isinstance(c, Comparison) else _cond_vars(c)
+            wvars |= c.variables if isinstance(c, Comparison) else condition_vars(c)
         inner = where if where and wvars & set(implicit) else ()
         outer = where if where and not inner else ()
         if implicit:
@@ -674,16 +675,6 @@ def _factors(node: Node) -> list[Node]:
     if isinstance(node, Binary) and node.op == "*":
         return _factors(node.left) + _factors(node.right)
     return [node]
-
-
-def _cond_vars(cond) -> set[str]:
-    if isinstance(cond, Comparison):
-        return cond.variables
-    if isinstance(cond, BoolOp):
-        return set().union(*(_cond_vars(a) for a in cond.args))
-    if isinstance(cond, Not):
-        return _cond_vars(cond.arg)
-    return set()
 
 
 def _subs_cond(cond, mapping: dict):

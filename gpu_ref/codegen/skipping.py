@@ -87,7 +87,7 @@ class _Symbolic:
     def einsum(self, e: Einsum):
         where = tuple(e.space_where)
         implicit = set(e.implicit_vars)
-        inner = bool(where) and any(_cond_vars(c) & implicit for c in where)
+        inner = bool(where) and any(condition_vars(c) & implicit for c in where)
         if implicit:
             value = self.reduce("sum", e.expr, where if inner else ())
         else:
@@ -126,13 +126,14 @@ def _operands(node) -> tuple:
     return (node.arg,)
 
 
-def _cond_vars(cond) -> set[str]:
+def condition_vars(cond) -> set[str]:
+    """The variables an affine condition (comparisons under and / or / not) reads."""
     if isinstance(cond, Comparison):
         return cond.variables
     if isinstance(cond, BoolOp):
-        return set().union(*(_cond_vars(a) for a in cond.args))
+        return set().union(*(condition_vars(a) for a in cond.args))
     if isinstance(cond, Not):
-        return _cond_vars(cond.arg)
+        return condition_vars(cond.arg)
     return set()
 
 
