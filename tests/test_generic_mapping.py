@@ -320,3 +320,17 @@ def test_mapper_objectives_and_architectures_are_distinct():
     # energy is exact before simulation (action counts), so the energy objective finds the least energy
     assert frugal.energy_j <= quick.energy_j * (1 + 1e-9)
     assert simulate("attention_3pass", "flat-cloud", sz, heads=4, objective="edp").objective == "edp"
+
+
+def test_gpu_target_reads_an_online_softmax_over_other_queries_as_attention():
+    # attention_1pass with its queries on a rank named W (an observation window, as SnapKV's vote):
+    # its running max and sums are recurrences over M1 with no P index, which the GPU target took
+    # for a linear state recurrence (a chunked linear-attention kernel, 12x too fast); a running max
+    # marks an online softmax, priced as attention
+    from mappings.targets.gpu import structure
+    text = ec.library_path("attention_1pass").read_text()
+    body = text[text.index("cascade "):].replace("rank E, F, P", "rank E, F, W").replace(",p]", ",w]")
+    c = ec.parse(body.replace("[e,p]", "[e,w]").replace("[f,p]", "[f,w]"), "<window>")
+    assert "W" in c.ranks and "P" not in c.ranks
+    s = structure(c, {"M": 4096, "M0": 64, "M1": 64, "W": 4096, "E": 64, "F": 64})
+    assert s.family == "attention"

@@ -101,8 +101,19 @@ def _is_tensor_product(e) -> bool:
         and len(_accesses(body)) >= 2
 
 
+def _running_extremum(c: ec.Cascade) -> bool:
+    """Whether a recurrence over M keeps a running max or min (an online softmax's statistic, e.g.
+    `RM[m1+1,w] = max(RM[m1,w], LM[m1,w])` of a `fuse` output): such a cascade is attention whose
+    statistics are carried from tile to tile, not a linear state recurrence."""
+    return any(not e.is_initial and e.iterative_var and _rank_of(c, e.iterative_var) == "M"
+               and any(isinstance(n, cascade_ast.Call) and n.func in ("max", "min") for n in cascade_ast.walk(e.expr))
+               for e in c.einsums)
+
+
 def _linear_recurrence(c: ec.Cascade):
     """The Einsum of a state recurrence over M (no query index), or None."""
+    if _running_extremum(c):
+        return None
     for e in c.einsums:
         if e.is_initial or not e.iterative_var or "M" not in c.ranks:
             continue
