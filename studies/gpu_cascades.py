@@ -12,6 +12,8 @@ from pathlib import Path
 
 import einsum_cascade as ec
 
+ROOT = Path(__file__).resolve().parents[1]
+
 GPUS = ("h100-sxm", "h200")
 ACCELERATOR = "fusemax-cloud"
 SHAPES = (("prefill 4K", 4096, 4096), ("prefill 16K", 16384, 16384), ("prefill 64K", 65536, 65536),
@@ -39,7 +41,8 @@ def _one(c: ec.Cascade, arch: str, sizes: dict, gpu: bool) -> dict:
                      kv_heads=KV_HEADS if gpu else None)
         return checked({"latency_s": r.latency_s, "kernel": r.kernel, "bound": r.bound or r.bounding_unit})
     except Exception as err:  # noqa: BLE001 - a cascade that does not map is reported, not fatal
-        return {"error": str(err).splitlines()[0][:160]}
+        # the message names a library cascade's file relative to the checkout, not where it lives
+        return {"error": str(err).replace(f"{ROOT}/", "").splitlines()[0][:160]}
 
 
 def checked(cell: dict) -> dict:

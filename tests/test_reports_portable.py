@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ABSOLUTE = re.compile(r"(?<![\w.~])/(?:work|tmp|home|Users|root)/")
 
 
-@pytest.mark.parametrize("report", ["taxonomy", "pareto", "private-inference", "fusemax-vs-flat"])
+@pytest.mark.parametrize("report", ["taxonomy", "pareto", "private-inference", "fusemax-vs-flat", "gpu-crossval", "llm", "cascades"])
 def test_a_committed_report_holds_no_absolute_path(report):
     for path in sorted((ROOT / "reports" / report).glob("*")):
         if path.suffix in (".md", ".json", ".csv"):
