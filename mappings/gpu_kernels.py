@@ -493,20 +493,6 @@ def launch_settings(profile: KernelProfile, shape: AttentionShape,
     return [{**base, "SEGMENTS": s} for s in SEGMENT_CHOICES]
 
 
-def _check_head_dim_has_tiles(profile: KernelProfile, head_dim: int) -> None:
-    """A kernel runs a head dim in the smallest instance (tile table entry) at or above it. Below the
-    smallest instance it would run padded, its padded lanes computed, which this model does not
-    price; above the largest there is no instance at all. Either is refused (ValueError)."""
-    dims = sorted(profile.tiles)
-    if head_dim > dims[-1]:
-        raise ValueError(f"kernel {profile.name} has tiles for head dims {', '.join(map(str, dims))} only; "
-                         f"head dim {head_dim} is larger than its largest instance")
-    if head_dim < dims[0]:
-        raise ValueError(f"kernel {profile.name}'s smallest instance is head dim {dims[0]}; head dim {head_dim} "
-                         f"would run padded to it, which the model does not price (give the padded head dim, "
-                         f"{dims[0]})")
-
-
 def kernel_launches(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape,
                     tiles: dict[str, int] | None = None, per_point: Work | None = None) -> list[KernelLaunch]:
     """The launches of the kernel `profile` describes at `shape`, with its tile settings (or `tiles`,
@@ -516,8 +502,6 @@ def kernel_launches(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape,
         raise ValueError(f"kernel {profile.name} is causal only")
     if profile.max_head_dim is not None and shape.head_dim > profile.max_head_dim:
         raise ValueError(f"kernel {profile.name} supports head dims up to {profile.max_head_dim}, got {shape.head_dim}")
-    if not tiles:
-        _check_head_dim_has_tiles(profile, shape.head_dim)
     if shape.causal and not profile.causal_skip:  # masked tiles computed in full
         shape = replace(shape, causal=False)
     t = dict(tiles) if tiles else profile.tiles_for(shape.head_dim)

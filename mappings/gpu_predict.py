@@ -12,6 +12,8 @@ of the key and value head dims), the tensor-core FLOPs the mapped programs compu
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -69,16 +71,25 @@ def launches_for(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape, dt
                  tiles: dict[str, int] | None = None, per_point: Work | None = None) -> list[KernelLaunch]:
     """The kernel launches of one call (work from the cascade or the profile, tiles from the profile)."""
     shape = replace(shape, element_bytes=ELEMENT_BYTES[dtype])
-    try:
+    with _kernel_named(profile):
         return kernel_launches(gpu, profile, shape, tiles, per_point)
-    except ValueError as err:
-        raise GPUConfigError(f"--kernel {profile.name}: {err}") from None
 
 
 def launch_choices(gpu: GPUSpec, profile: KernelProfile, shape: AttentionShape, dtype: str,
                    tiles: dict[str, int] | None = None, per_point: Work | None = None) -> list[list[KernelLaunch]]:
     """The launches of one call under each launch setting it may run with (gpu_kernels.launch_settings)."""
-    return [launches_for(gpu, profile, shape, dtype, t, per_point) for t in launch_settings(profile, shape, tiles)]
+    with _kernel_named(profile):
+        settings = launch_settings(profile, shape, tiles)
+    return [launches_for(gpu, profile, shape, dtype, t, per_point) for t in settings]
+
+
+@contextmanager
+def _kernel_named(profile: KernelProfile) -> Iterator[None]:
+    """A shape the kernel cannot run (ValueError) as a GPUConfigError naming the kernel."""
+    try:
+        yield
+    except ValueError as err:
+        raise GPUConfigError(f"--kernel {profile.name}: {err}") from None
 
 
 def fastest(rate, eff: Efficiency, choices: list[list[KernelLaunch]]) -> tuple[float, str, list[LaunchTime], list[KernelLaunch]]:

@@ -287,9 +287,9 @@ def test_area_responds_to_buffer_capacity_array_shape_and_register_file_depth():
 
 
 # -- kernel profiles against the shape asked for ---------------------------------------------------
-def _gpu_predict(*args: str) -> subprocess.CompletedProcess:
+def _gpu_predict(*args: str, kernel: str = "flash2") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "studies.cli", "gpu", "predict", "--gpu", "h100-sxm",
-                           "--kernel", "flash2", "--seq-len", "4096", "--batch", "1", "--heads", "8", *args],
+                           "--kernel", kernel, "--seq-len", "4096", "--batch", "1", "--heads", "8", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
@@ -303,6 +303,14 @@ def test_head_dims_without_a_kernel_instance_are_refused(head_dim, fragment):
     # run in the 64 instance with its padded lanes computed, so the FLOPs of head dim 3 are not what runs
     done = _gpu_predict("--head-dim", head_dim)
     assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_context_parallel_kernel_checks_its_head_dim_too():
+    # flashinfer-gdn-prefill-cp (tiles for head dim 128 only) picks its segment count over several
+    # launch settings, each built from the instance's tiles: head dim 3 has no instance there either
+    done = _gpu_predict("--head-dim", "3", kernel="flashinfer-gdn-prefill-cp")
+    assert done.returncode == 2 and "smallest instance is head dim 128; head dim 3 would run padded" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 

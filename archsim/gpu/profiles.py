@@ -132,9 +132,18 @@ class KernelProfile(Strict):
         return self
 
     def tiles_for(self, head_dim: int) -> dict[str, int]:
-        """Launch settings at `head_dim`: the nearest listed head dim at or above it (else the largest)."""
+        """Launch settings of the instance that runs `head_dim`: the smallest listed head dim at or
+        above it. ValueError (one line) below the smallest instance (it would run padded, its padded
+        lanes computed, which the model does not price) and above the largest (no instance)."""
         dims = sorted(self.tiles)
-        chosen = next((d for d in dims if head_dim <= d), dims[-1])
+        if head_dim > dims[-1]:
+            raise ValueError(f"kernel {self.name} has tiles for head dims {', '.join(map(str, dims))} only; "
+                             f"head dim {head_dim} is larger than its largest instance")
+        if head_dim < dims[0]:
+            raise ValueError(f"kernel {self.name}'s smallest instance is head dim {dims[0]}; head dim {head_dim} "
+                             f"would run padded to it, which the model does not price (give the padded head dim, "
+                             f"{dims[0]})")
+        chosen = next(d for d in dims if head_dim <= d)
         return {k: v for k, v in self.tiles[chosen].model_dump().items() if v is not None}
 
     def instruction_on(self, gpu: GPUSpec, dtype: str) -> str:
