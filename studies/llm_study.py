@@ -23,6 +23,7 @@ from pathlib import Path
 
 from mappings.llm.model import load_model, model_names, parameter_count
 from mappings.llm.phases import PHASES, Op, cascade_source, kv_cache_bytes, phase_ops
+from mappings.targets.private_inference import KEY_TILE
 
 ACCELERATORS = ["fusemax-cloud", "flat-cloud"]
 GPUS = ["h100-sxm", "h200"]
@@ -32,7 +33,6 @@ BATCHES = [1, 16, 64]
 # private inference prices the dense models at the shortest context and batch 1 only: 2PC of a
 # 7-8B model is already days per token beyond that, and MoE routing is data-dependent.
 PI_MODELS = ("llama-3-8b", "mistral-7b")
-PI_KEY_TILE = 64  # keys per tile of the 1-pass cascades under private inference (secure_transformer's default)
 COLUMNS = ["model", "target", "phase", "context", "batch", "latency_s", "per_token_s", "energy_j", "dram_bytes",
            "attention_share", "bound", "kv_cache_bytes", "weight_bytes", "weights_dtype", "kv_dtype", "status", "reason"]
 
@@ -87,7 +87,7 @@ def simulate_op(op: Op, target: str, mapping: str = "auto", kernel: str | None =
         if op.cascade == "blocks/matmul":
             kwargs["plaintext"] = frozenset({"W"})  # the server's weights
         if op.cascade in UNFUSED:  # a split key rank: keys per tile as mappings/secure_transformer.py
-            sizes["M0"] = min(PI_KEY_TILE, sizes["M"])
+            sizes["M0"] = min(KEY_TILE, sizes["M"])
             sizes["M1"] = -(-sizes["M"] // sizes["M0"])
             sizes["M"] = sizes["M0"] * sizes["M1"]
     r, reason = attempt(simulate, cascade, arch, sizes, mapping=mapping, **kwargs)

@@ -7,17 +7,17 @@ from mappings.size_completion import complete_sizes
 from mappings.targets.result import SimulationResult
 
 
-TILE = 64  # keys per tile of a split rank whose parts are not given (as the decoder's `tile` default)
+KEY_TILE = 64  # keys per tile (M0) where none is given: the decoder's default and simulate's
 
 
 def _default_tiles(c: ec.Cascade, sizes: dict[str, float], how: dict[str, str]) -> None:
-    """A split rank (M = M1 * M0) given whole, with neither part: its inner part set to TILE (at most
+    """A split rank (M = M1 * M0) given whole, with neither part: its inner part set to KEY_TILE (at most
     the whole), in place; the protocol prices every size as given, so a tile must be chosen here."""
     for rank in c.ranks.values():
         if len(rank.parts) == 2 and rank.name in sizes and not set(rank.parts) & set(sizes):
             inner = rank.parts[1]
-            sizes[inner] = min(TILE, int(sizes[rank.name]))
-            how[inner] = f"the private-inference tile ({TILE} keys, at most {rank.name})"
+            sizes[inner] = min(KEY_TILE, int(sizes[rank.name]))
+            how[inner] = f"the private-inference tile ({KEY_TILE} keys, at most {rank.name})"
 
 
 def _bound(net, comm_bytes: float, rounds: int, compute_s: float) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cascadesim_errors import InputError
 import einsum_cascade as ec
+from mappings.targets.private_inference import KEY_TILE
 from mappings.targets.private_inference.profiles import BackendProfile, Network
 from mappings.targets.private_inference.protocol import SecureCost, map_cascade
 
@@ -61,7 +62,7 @@ class DecoderConfig:
     vocab: int = 50257
     attention: str = "attention_3pass"
     gelu_form: str = "tanh"
-    tile: int = 64  # M0 of partitioned attention cascades (keys per tile)
+    tile: int = KEY_TILE  # M0 of partitioned attention cascades (keys per tile)
 
     def validate(self) -> None:
         """Raise DecoderConfigError naming the command-line option of a bad field."""
