@@ -39,7 +39,7 @@ def _one(c: ec.Cascade, arch: str, sizes: dict, gpu: bool) -> dict:
     try:
         r = simulate(c, arch, sizes, mapping="auto", batch=BATCH, heads=HEADS,
                      kv_heads=KV_HEADS if gpu else None)
-        return checked({"latency_s": r.latency_s, "kernel": r.kernel, "bound": r.bound or r.bounding_unit})
+        return checked({"latency_s": r.latency_s, "kernel": r.kernel, "bound": r.bound})
     except Exception as err:  # noqa: BLE001 - a cascade that does not map is reported, not fatal
         # the message names a library cascade's file relative to the checkout, not where it lives
         return {"error": str(err).replace(f"{ROOT}/", "").splitlines()[0][:160]}
